@@ -1,0 +1,109 @@
+"""From a cached :class:`~cam_core.cam.Analysis` to heatmap, threshold, mask and boxes.
+
+This is the pipeline shared by the app and the evaluation: pick the weights (plain or NWC), upsample
+the raw map bicubically to the target size, min-max normalise, threshold by MaS or PaS, and box the
+foreground. No network call happens here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cam_core.boxes import mask_to_boxes
+from cam_core.cam import Analysis, normalize, upsample
+from cam_core.threshold import Rule, check_percentile, check_theta, foreground, threshold
+
+
+@dataclass(frozen=True)
+class LocalizationConfig:
+    """Which modules are on and how the map is thresholded.
+
+    Attributes:
+        nwc: clamp negative class weights (module M2).
+        rule: ``"mas"`` (theta · max) or ``"pas"`` (theta · P_p, module M3).
+        theta: threshold fraction in ``[0, 1]``.
+        percentile: p for PaS in ``(0, 100]`` (ignored by MaS).
+    """
+
+    nwc: bool = False
+    rule: Rule = "mas"
+    theta: float = 0.2
+    percentile: float = 90.0
+
+    def __post_init__(self) -> None:
+        check_theta(self.theta)
+        check_percentile(self.percentile)
+
+    @property
+    def name(self) -> str:
+        """Short config name: ``cam``, ``pas``, ``nwc`` or ``nwc+pas``."""
+        parts = (["nwc"] if self.nwc else []) + (["pas"] if self.rule == "pas" else [])
+        return "+".join(parts) or "cam"
+
+
+CONFIGS: dict[str, LocalizationConfig] = {
+    "cam": LocalizationConfig(nwc=False, rule="mas", theta=0.2),
+    "pas": LocalizationConfig(nwc=False, rule="pas", theta=0.35, percentile=90.0),
+    "nwc": LocalizationConfig(nwc=True, rule="mas", theta=0.2),
+    "nwc+pas": LocalizationConfig(nwc=True, rule="pas", theta=0.35, percentile=90.0),
+}
+"""The four inference-time configurations of the paper's ablation, with the paper code's defaults."""
+
+
+@dataclass(frozen=True)
+class Localization:
+    """The result of :func:`localize`.
+
+    Attributes:
+        heatmap: float32 (H, W) normalised map in ``[0, 1]``.
+        threshold: the foreground threshold on ``heatmap``.
+        mask: bool (H, W) ``heatmap > threshold``.
+        box: int64 (4,) largest-contour box ``(x0, y0, x1, y1)``, inclusive.
+        boxes: int64 (N, 4) one box per contour.
+    """
+
+    heatmap: np.ndarray
+    threshold: float
+    mask: np.ndarray
+    box: np.ndarray
+    boxes: np.ndarray
+
+    @property
+    def foreground_fraction(self) -> float:
+        """Share of pixels in the mask, in ``[0, 1]``."""
+        return float(self.mask.mean())
+
+
+def heatmap(
+    analysis: Analysis, class_index: int, nwc: bool = False, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Normalised CAM of one class at ``size`` (default: the analysed image's ``(H, W)``).
+
+    Returns:
+        float32 (H, W) in ``[0, 1]``: bicubic upsampling of the raw map, then min-max.
+    """
+    raw = analysis.cam(class_index, "nwc" if nwc else "cam")  # (h, w)
+    return normalize(upsample(raw, size or analysis.image_size))
+
+
+def localize(
+    analysis: Analysis,
+    class_index: int,
+    config: LocalizationConfig,
+    size: tuple[int, int] | None = None,
+) -> Localization:
+    """Heatmap, threshold, mask and boxes of one class under one configuration.
+
+    Args:
+        analysis: cached forward pass.
+        class_index: c in ``[0, K)``.
+        config: modules and threshold rule.
+        size: output ``(H, W)``; defaults to the analysed image's size.
+    """
+    cam = heatmap(analysis, class_index, config.nwc, size)
+    value = threshold(cam, config.rule, config.theta, config.percentile)
+    mask = foreground(cam, value)
+    boxes = mask_to_boxes(mask)
+    return Localization(cam, value, mask, mask_to_boxes(mask, largest_only=True)[0], boxes)

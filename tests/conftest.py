@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny hand-built models, the real offline default model, license-clean photos."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: a hub call fails fast instead
+
+import cam_core  # noqa: E402
+
+
+class TinyCNN(nn.Module):
+    """Conv -> ReLU -> Conv -> ReLU -> GAP -> Linear, with timm's forward_features / forward_head API."""
+
+    def __init__(self, channels: int = 6, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, channels, 3, stride=2, padding=1), nn.ReLU()
+        )
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.fc = nn.Linear(channels, classes)
+        self.pretrained_cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                               "interpolation": "bilinear", "crop_pct": 1.0}  # fmt: skip
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.global_pool(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@pytest.fixture
+def tiny_model() -> cam_core.LoadedModel:
+    torch.manual_seed(0)
+    return cam_core.wrap_model(TinyCNN(), "tiny", "random init (not pretrained)")
+
+
+@pytest.fixture(scope="session")
+def default_model() -> cam_core.LoadedModel:
+    """The real offline default: tf_efficientnet_lite0 with the bundled ImageNet weights."""
+    return cam_core.load_model()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """CC0 / public-domain photos shipped by scikit-image (see its data/README.txt)."""
+    data = pytest.importorskip("skimage.data")
+    return {name: cam_core.to_rgb_array(getattr(data, name)()) for name in ("chelsea", "coffee", "rocket")}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
