@@ -1,0 +1,12 @@
+"""Entry point (also the Hugging Face Space's app_file): `python app.py` serves the CAM Explainer."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from app.ui import CSS, build_demo  # noqa: E402
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch(css=CSS, max_file_size="20mb")

@@ -1,0 +1,384 @@
+"""Pure, top-level callbacks of the app: (inputs, session) -> outputs. No layout here.
+
+The forward pass runs only in :func:`on_image` / :func:`on_model` / :func:`explain` (once per image and
+model, then cached). Everything a slider, toggle or class change triggers is array work on the cached
+analysis plus drawing at display size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import gradio as gr
+import numpy as np
+
+import cam_core
+from app import render
+from app.models import model_choices, tap_partner
+from app.state import ANALYSES, Session, get_analysis, get_model, image_hash
+from cam_core.cam import Analysis
+from cam_core.localize import Localization, LocalizationConfig, heatmap, localize
+from cam_core.tap import channel_stats
+
+LOGGER = logging.getLogger("cam_explainer")
+P = ParamSpec("P")
+R = TypeVar("R")
+MAX_UPLOAD_MB = 20
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors into ``gr.Error`` with their message; log anything unexpected and say so plainly."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except cam_core.CamError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        except Exception as exc:
+            LOGGER.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Internal error ({type(exc).__name__}); the server keeps running. Please try again.") from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Slider and toggle values shared by every view."""
+
+    theta_mas: float = 0.2
+    theta_pas: float = 0.35
+    percentile: float = 90.0
+    tap: bool = False
+    nwc: bool = True
+    pas: bool = True
+
+
+# ---------------------------------------------------------------- inputs -> session
+
+
+def _upload_path(payload: Any) -> str:
+    if payload is None:
+        raise gr.Error("Upload a photo first (or pick an example).", print_exception=False)
+    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
+    if not isinstance(path, str):
+        raise gr.Error("The upload did not arrive as a file; try again.", print_exception=False)
+    return path
+
+
+def start_session(payload: Any, model: str) -> Session:
+    """Decode an upload (raw Gradio file payload or path), analyse it once under ``model``, return its session."""
+    path = _upload_path(payload)
+    try:
+        size_mb = os.path.getsize(path) / 2**20
+    except OSError as exc:
+        raise cam_core.InvalidImageError("The uploaded file could not be read; upload it again.") from exc
+    if size_mb > MAX_UPLOAD_MB:
+        raise cam_core.InvalidImageError(f"The file is {size_mb:.1f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+    image = cam_core.load_image(path)
+    session = Session(image_hash(image), path, model)
+    if ANALYSES.get(model, session.image_hash) is None:
+        ANALYSES.put(model, session.image_hash, cam_core.analyze(get_model(model), image))
+    return session
+
+
+def class_choices(analysis: Analysis) -> list[tuple[str, str]]:
+    """Dropdown choices: the top-5 with probabilities first, then every class by index."""
+    top = [(f"★ {name.split(',')[0]} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
+    rest = [(f"{i}: {name}", str(i)) for i, name in enumerate(analysis.class_names)]
+    return top + rest
+
+
+def resolve_class(choice: Any, analysis: Analysis) -> int:
+    """Class index from a dropdown value, an index, a class name, or empty (= top-1)."""
+    if choice is None or (isinstance(choice, str) and not choice.strip()):
+        return analysis.top_k(1)[0][0]
+    text = str(choice).strip()
+    if text.lstrip("-").isdigit():
+        return analysis.check_class(int(text))
+    lowered = text.lower()
+    for i, name in enumerate(analysis.class_names):
+        if lowered in (name.lower(), name.split(",")[0].strip().lower()):
+            return i
+    raise cam_core.ClassIndexError(f"Unknown class {text!r}: give an index 0-{analysis.num_classes - 1} or an ImageNet class name.")
+
+
+@user_errors
+def on_image(payload: Any, model: str) -> tuple[Session, Any, str]:
+    """A new photo: one forward pass; returns the session, the class dropdown and a status line."""
+    session = start_session(payload, model)
+    analysis = get_analysis(session, model)
+    top = analysis.top_k(1)[0]
+    status = f"**{get_model(model).name}** ({get_model(model).weights}): top-1 **{top[1].split(',')[0]}** ({100 * top[2]:.1f} %)."
+    return session, gr.update(choices=class_choices(analysis), value=str(top[0])), status
+
+
+@user_errors
+def on_model(model: str, session: Session | None) -> tuple[Session | None, Any, str, Any]:
+    """A new model for the current photo (one forward pass), plus the TAP toggle's availability."""
+    partner = tap_partner(model)
+    tap_update = gr.update(interactive=partner is not None, value=partner is not None)
+    if session is None:
+        get_model(model)  # load now so that errors show at once
+        return None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update
+    new_session, classes, status = on_image({"path": session.source}, model)
+    return new_session, classes, status, tap_update
+
+
+# ---------------------------------------------------------------- localisation views
+
+
+def _need(session: Session | None) -> Session:
+    if session is None:
+        raise gr.Error("Upload a photo first (or pick an example).", print_exception=False)
+    return session
+
+
+def parse_box(text: str | None, size: tuple[int, int]) -> np.ndarray | None:
+    """``"x0, y0, x1, y1"`` in original pixels -> int64 (4,), or ``None`` for an empty field."""
+    if not text or not text.strip():
+        return None
+    try:
+        values = [int(round(float(v))) for v in text.replace(";", ",").split(",")]
+    except ValueError as exc:
+        raise cam_core.ParameterError(f"Ground-truth box {text!r}: write four numbers `x0, y0, x1, y1`.") from exc
+    if len(values) != 4 or values[2] < values[0] or values[3] < values[1]:
+        raise cam_core.ParameterError(f"Ground-truth box {text!r}: need four numbers with x0 <= x1 and y0 <= y1.")
+    height, width = size
+    if values[0] < 0 or values[1] < 0 or values[2] >= width or values[3] >= height:
+        raise cam_core.ParameterError(f"Ground-truth box {text!r} leaves the {width}x{height} photo.")
+    return np.asarray(values, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Both panels' localisations at display size, plus what the captions and JSON need."""
+
+    plain_analysis: Analysis
+    ours_analysis: Analysis
+    class_index: int
+    controls: Controls
+    plain: Localization
+    ours: Localization
+    percentile_value: float
+    display: tuple[int, int]
+
+    def to_original(self, box: np.ndarray) -> np.ndarray:
+        """A display-pixel box in original-image pixels."""
+        return cam_core.scale_boxes(box, self.display, self.plain_analysis.image_size)[0]
+
+
+def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> Explanation:
+    """Compute both panels from the cache: plain CAM + MaS vs the active modules (TAP / NWC / PaS)."""
+    plain_analysis = get_analysis(session, session.model)
+    partner = tap_partner(session.model)
+    if controls.tap and partner is None:
+        raise cam_core.ParameterError("TAP needs a TAP-trained model; none is available for this model.")
+    ours_analysis = get_analysis(session, partner) if controls.tap and partner else plain_analysis
+    class_index = resolve_class(class_choice, plain_analysis)
+    display = render.display_size(*plain_analysis.image_size)
+    plain = localize(plain_analysis, class_index, LocalizationConfig(False, "mas", controls.theta_mas), display)
+    rule = "pas" if controls.pas else "mas"
+    theta = controls.theta_pas if controls.pas else controls.theta_mas
+    ours_config = LocalizationConfig(controls.nwc, rule, theta, controls.percentile)
+    ours = localize(ours_analysis, class_index, ours_config, display)
+    percentile_value = float(np.percentile(ours.heatmap, controls.percentile))
+    return Explanation(plain_analysis, ours_analysis, class_index, controls, plain, ours, percentile_value, display)
+
+
+def ours_name(controls: Controls) -> str:
+    """``TAP+NWC+PaS``-style name of the active modules (``CAM`` when none)."""
+    parts = [n for n, on in (("TAP", controls.tap), ("NWC", controls.nwc), ("PaS", controls.pas)) if on]
+    return "+".join(parts) or "CAM"
+
+
+def _panel(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
+    analysis, loc = (ex.plain_analysis, ex.plain) if which == "plain" else (ex.ours_analysis, ex.ours)
+    base = render.resize(analysis.image, ex.display)
+    picture = render.overlay(base, loc.heatmap)
+    if gt is not None:
+        render.draw_box(picture, cam_core.scale_boxes(gt, analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")
+    colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
+    label = "CAM, MaS" if which == "plain" else ours_name(ex.controls)
+    return render.draw_box(picture, loc.box, colour, label)
+
+
+def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
+    """The JSON payload: predictions, both boxes in original pixels, thresholds, modules."""
+    a, c = ex.plain_analysis, ex.class_index
+    plain_box, ours_box = ex.to_original(ex.plain.box), ex.to_original(ex.ours.box)
+    result: dict[str, Any] = {
+        "model": a.model_name,
+        "image_size": {"height": a.image_size[0], "width": a.image_size[1]},
+        "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
+        "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
+        "plain": {"modules": [], "rule": "mas", "theta": ex.controls.theta_mas, "threshold": round(ex.plain.threshold, 6),
+                  "box": plain_box.tolist(), "foreground_fraction": round(ex.plain.foreground_fraction, 6)},
+        "ours": {"modules": ours_name(ex.controls).split("+") if ours_name(ex.controls) != "CAM" else [],
+                 "model": ex.ours_analysis.model_name, "rule": "pas" if ex.controls.pas else "mas",
+                 "theta": ex.controls.theta_pas if ex.controls.pas else ex.controls.theta_mas,
+                 "percentile": ex.controls.percentile, "percentile_value": round(ex.percentile_value, 6),
+                 "threshold": round(ex.ours.threshold, 6), "box": ours_box.tolist(),
+                 "foreground_fraction": round(ex.ours.foreground_fraction, 6)},
+        "box_convention": "x0, y0, x1, y1 in original-image pixels, inclusive corners",
+    }  # fmt: skip
+    if gt is not None:
+        result["ground_truth"] = {
+            "box": gt.tolist(),
+            "iou_plain": round(float(cam_core.box_iou(plain_box, gt)[0, 0]), 6),
+            "iou_ours": round(float(cam_core.box_iou(ours_box, gt)[0, 0]), 6),
+        }
+    return result
+
+
+def _caption(ex: Explanation, payload: dict[str, Any]) -> str:
+    c = ex.controls
+    plain, ours = payload["plain"], payload["ours"]
+    negative = ex.ours_analysis.cam(ex.class_index, "negative")
+    neg_map = np.clip(render.resize(cam_core.upsample(negative, ex.display), ex.display), 0, None)
+    x0, y0, x1, y1 = ex.ours.box
+    share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
+    tap_note = "on (TAP-trained head)" if c.tap else "off: TAP changes training, and this model was trained with GAP"
+    rule = (f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} = {ex.ours.threshold:.3f}"
+            if c.pas else f"MaS: threshold θ·max = {ex.ours.threshold:.3f}")  # fmt: skip
+    lines = [
+        f"**Plain CAM (blue box)**: MaS threshold θ·max = {c.theta_mas:.2f} keeps "
+        f"{100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
+        f"**{ours_name(c)} (green box)**: NWC {'on' if c.nwc else 'off'}, TAP {tap_note}; {rule} keeps "
+        f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
+        f"Box IoU plain vs {ours_name(c)}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
+        f"Share of the negative map M- inside the green box: {100 * share:.0f} %.",
+    ]
+    if "ground_truth" in payload:
+        gt = payload["ground_truth"]
+        lines.append(f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {ours_name(c)} {gt['iou_ours']:.2f}.")
+    return "\n\n".join(lines)
+
+
+def _histogram(ex: Explanation) -> np.ndarray:
+    base = render.histogram_base(ex.ours.heatmap, f"{'NWC' if ex.controls.nwc else 'plain'} CAM of the green panel")
+    return render.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
+
+
+@user_errors
+def render_localization(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None,
+) -> tuple[str, str, tuple[str, str], str, str, str, dict[str, Any]]:  # fmt: skip
+    """Everything that depends on the thresholds: both panels, swipe, histogram, masks, caption, JSON."""
+    session = _need(session)
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    ex = explain_arrays(session, class_choice, controls)
+    gt = parse_box(gt_text, ex.plain_analysis.image_size)
+    plain_path = render.save_png(_panel(ex, "plain", gt))
+    ours_path = render.save_png(_panel(ex, "ours", gt))
+    base = render.resize(ex.plain_analysis.image, ex.display)
+    masks = render.side_by_side(
+        render.mask_picture(base, ex.plain.mask, render.PLAIN_COLOUR), render.mask_picture(base, ex.ours.mask, render.OURS_COLOUR)
+    )
+    payload = explanation_json(ex, gt)
+    return (plain_path, ours_path, (plain_path, ours_path), render.save_png(_histogram(ex)),
+            render.save_png(masks), _caption(ex, payload), payload)  # fmt: skip
+
+
+# ---------------------------------------------------------------- M+ / M- and P1 views
+
+
+@user_errors
+def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str, str, str, str]:
+    """Positive-only and negative-only weight maps on one shared colour scale (or per map)."""
+    session = _need(session)
+    analysis = get_analysis(session, session.model)
+    c = resolve_class(class_choice, analysis)
+    display = render.display_size(*analysis.image_size)
+    positive = np.clip(cam_core.upsample(analysis.cam(c, "positive"), display), 0, None)
+    negative = np.clip(cam_core.upsample(analysis.cam(c, "negative"), display), 0, None)
+    pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=(scale == "shared"))
+    weights = analysis.class_weights[c]
+    caption = (
+        f"Class **{analysis.class_names[c].split(',')[0]}**: **{int((weights < 0).sum())}** of {weights.size} weights "
+        f"are negative. Peak of M+ = {positive.max():.2f}, peak of M- = {negative.max():.2f}; mean M+ = "
+        f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
+        + ("" if scale == "shared" else " **Per-map scale: the two colours are not comparable.**")
+    )
+    return render.save_png(pos_rgb), render.save_png(neg_rgb), render.save_png(bar), caption
+
+
+@user_errors
+def render_p1(session: Session | None, class_choice: Any, tau: float, channel: Any) -> tuple[str, str, Any, str]:
+    """Why TAP: per-channel active area vs weight, GAP vs TAP values, and one channel's map."""
+    session = _need(session)
+    analysis = get_analysis(session, session.model)
+    c = resolve_class(class_choice, analysis)
+    stats = channel_stats(analysis.feature_maps, analysis.class_weights[c], float(tau))
+    ranked = np.argsort(-np.abs(stats.cam_peak_contribution))[:20]
+    choices = [(f"channel {k}: weight {stats.weight[k]:+.3f}, area {100 * stats.active_fraction[k]:.0f} %", str(k)) for k in ranked]
+    valid = {str(k) for k in ranked}
+    k = int(channel) if channel is not None and str(channel) in valid else int(ranked[0])
+    plot = render.p1_scatter(stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau))
+    display = render.display_size(*analysis.image_size)
+    channel_map = cam_core.normalize(cam_core.upsample(analysis.feature_maps[k], display))
+    picture = render.overlay(render.resize(analysis.image, display), channel_map)
+    caption = (
+        f"Channel **{k}**: weight {stats.weight[k]:+.4f}; active on {100 * stats.active_fraction[k]:.1f} % of the "
+        f"{analysis.feature_maps.shape[1]}×{analysis.feature_maps.shape[2]} grid (τ = {float(tau):.2f}); GAP {stats.gap[k]:.3f} "
+        f"vs TAP {stats.tap[k]:.3f} (×{stats.tap[k] / max(stats.gap[k], 1e-9):.1f}); contributes "
+        f"{stats.cam_peak_contribution[k]:+.3f} of the CAM peak {stats.cam_peak_contribution.sum():.3f}. "
+        "Under GAP, a channel active on a small area has a small pooled value, so training gives it a large weight "
+        "to matter for the logit; at the CAM peak that large weight times its high peak dominates. TAP pools only "
+        "active pixels, so such channels no longer need large weights (it changes training; this view shows the "
+        "statistics of the current model)."
+    )
+    return render.save_png(plot), render.save_png(picture), gr.update(choices=choices, value=str(k)), caption
+
+
+# ---------------------------------------------------------------- presets, API, export
+
+
+def apply_preset(name: str) -> tuple[Any, Any, Any, Any]:
+    """Slider values of a named preset (no change for "custom")."""
+    preset = cam_core.PRESETS.get(name)
+    if preset is None:
+        return gr.update(), gr.update(), gr.update(), gr.update()
+    return preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap
+
+
+@user_errors
+def explain(
+    image: Any, model: str = cam_core.DEFAULT_MODEL, class_name: str = "", theta_mas: float = 0.2,
+    theta_pas: float = 0.35, percentile: float = 90.0, tap: bool = False, nwc: bool = True, pas: bool = True,
+) -> tuple[dict[str, Any], str, str]:  # fmt: skip
+    """Public API: explain one photo. Returns (JSON, plain overlay PNG, improved overlay PNG).
+
+    Repeated images reuse their cached forward pass. Boxes are in original-image pixels, inclusive.
+    """
+    model = model or cam_core.DEFAULT_MODEL
+    known = [value for _, value in model_choices()]
+    if model not in known:
+        raise cam_core.UnknownModelError(f"Unknown model {model!r}; choose one of {known}.")
+    session = start_session(image, model)
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    ex = explain_arrays(session, class_name, controls)
+    return explanation_json(ex, None), render.save_png(_panel(ex, "plain", None)), render.save_png(_panel(ex, "ours", None))
+
+
+def export_zip(payload: dict[str, Any] | None, plain: str | None, ours: str | None, masks: str | None) -> str:
+    """Bundle the JSON and the current PNGs into one zip for download."""
+    if not payload:
+        raise gr.Error("Nothing to export yet: upload a photo first.", print_exception=False)
+    path = render.new_path(".zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("explanation.json", json.dumps(payload, indent=2))
+        for name, file in (("plain_cam.png", plain), ("improved_cam.png", ours), ("masks.png", masks)):
+            if file:
+                archive.write(file, name)
+    return path

@@ -1,0 +1,153 @@
+"""Layout and wiring of the Gradio app: :func:`build_demo` returns the ``gr.Blocks``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+import cam_core
+from app import callbacks as cb
+from app.models import model_choices
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
+CSS = """
+.caption {font-size: 0.95rem}
+footer {display: none !important}
+"""
+
+INTRO = """
+# CAM Explainer: why CAM finds only part of an object, and three fixes
+Upload a photo (or pick an example), then move the sliders. **Left:** plain Class Activation Mapping
+with the usual *max as standard* box (blue). **Right:** the fixes of Bae et al., ECCV 2020
+(*Rethinking CAM for WSOL*): **NWC** drops negative class weights, **PaS** thresholds at a percentile
+instead of the peak, **TAP** re-trains the pooling (only with a TAP-trained model). Green box.
+"""
+
+HOW_IT_WORKS = r"""
+**Plain CAM** (Zhou et al. 2016). Final feature maps $F_k$ $(C \times h \times w)$, classifier weights $W$,
+bias $b$: $M_c(i,j) = \sum_k W_{c,k} F_k(i,j)$. With global average pooling (GAP) and one linear layer,
+$\mathrm{mean}_{ij} M_c + b_c$ **is** the logit of class $c$; every model here is checked for this
+identity when it loads, and heads that break it (MobileNetV3, ConvNeXt, VGG, max pooling) are refused.
+
+**Box.** The map is upsampled (bicubic) to the photo, min-max normalised to $[0, 1]$, thresholded, and the
+largest contour is boxed (wsolevaluation's conventions).
+
+**MaS** (max as standard, the usual rule): foreground $= M > \theta \cdot \max M$ ($\theta = 0.2$). One peak
+value sets the threshold, so a very peaky map gives a small box.
+
+**PaS** (percentile as standard): foreground $= M > \theta \cdot P_p(M)$, the $p$-th percentile of all pixels
+(paper code $p = 90,\ \theta = 0.35$; LID challenge $p = 98$). The histogram tab shows both thresholds.
+
+**NWC** (negative weight clamping): $M_c = \sum_k \max(W_{c,k}, 0) F_k$. Channels with negative weights often
+fire *on* the object too and subtract from it; compare $M^+$ and $M^-$ on one colour scale in their tab.
+Classification still uses the unclamped weights.
+
+**TAP** (thresholded average pooling), a training-time change: per channel keep pixels with
+$F_k > \tau \max F_k$ and average only those. Under GAP, a channel active on a small area has a small pooled
+value, so training gives it a large weight, and at the CAM peak it dominates. TAP needs a model **trained**
+with it; the "Why TAP" tab shows the per-channel statistics behind this argument for the current model.
+
+**Honesty notes.** CAM is exact only for GAP + linear heads. On an off-the-shelf ImageNet model NWC and PaS
+change little (measured on 497 ImageNet photos: GT-known Loc 60.4 → 62.0); the paper's large gains come
+with TAP-trained, WSOL-fine-tuned backbones. A heatmap shows what the classifier's evidence correlates
+with, not a causal proof.
+"""
+
+
+def _controls() -> dict[str, gr.components.Component]:
+    with gr.Row(equal_height=True):
+        preset = gr.Radio([*cam_core.PRESETS, "custom"], value="paper code", label="Preset", scale=2)
+        tap = gr.Checkbox(False, label="TAP", interactive=False, info="needs a TAP-trained model", scale=1)
+        nwc = gr.Checkbox(True, label="NWC", info="clamp negative weights", scale=1)
+        pas = gr.Checkbox(True, label="PaS", info="percentile threshold", scale=1)
+    with gr.Row():
+        theta_mas = gr.Slider(0.0, 1.0, 0.2, step=0.01, label="θ for MaS: threshold = θ · max")
+        theta_pas = gr.Slider(0.0, 1.0, 0.35, step=0.01, label="θ for PaS: threshold = θ · P_p")
+    with gr.Row():
+        percentile = gr.Slider(50.0, 100.0, 90.0, step=1.0, label="percentile p for PaS")
+        tau = gr.Slider(0.0, 0.5, 0.1, step=0.01, label="τ for TAP (statistics in 'Why TAP')")
+    return {"preset": preset, "theta_mas": theta_mas, "theta_pas": theta_pas, "percentile": percentile,
+            "tau": tau, "tap": tap, "nwc": nwc, "pas": pas}  # fmt: skip
+
+
+def build_demo() -> gr.Blocks:
+    """Build the whole app (no server is started)."""
+    with gr.Blocks(title="CAM Explainer") as demo:
+        gr.Markdown(INTRO)
+        session = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                image_in = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240)
+                gr.Examples([[str(EXAMPLES / name)] for name in EXAMPLE_FILES], inputs=[image_in],
+                            label="Examples: part-only CAM, large object, small object, several objects, no fitting class")  # fmt: skip
+                model_dd = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
+                class_dd = gr.Dropdown([], value="", label="Class (top-5 first, then all 1000: type to search)",
+                                       filterable=True, allow_custom_value=True)
+                status = gr.Markdown("Upload a photo or pick an example.")
+                gt_box = gr.Textbox(label="Ground-truth box (optional; Enter to apply)", placeholder="x0, y0, x1, y1 in photo pixels")
+            with gr.Column(scale=3):
+                with gr.Tabs():
+                    with gr.Tab("Plain vs improved"):
+                        with gr.Row():
+                            plain_img = gr.Image(label="Plain CAM, MaS box (blue)", format="png", interactive=False)
+                            ours_img = gr.Image(label="Improved: active modules, green box", format="png", interactive=False)
+                        caption = gr.Markdown(elem_classes="caption")
+                        with gr.Row():
+                            hist_img = gr.Image(label="Histogram of the green panel's map, with thresholds", format="png", interactive=False)
+                            masks_img = gr.Image(label="Foreground masks: plain MaS | improved", format="png", interactive=False)
+                    with gr.Tab("Swipe"):
+                        swipe = gr.ImageSlider(label="Swipe: plain CAM | improved", format="png", interactive=False)
+                    with gr.Tab("M+ / M−"):
+                        scale = gr.Radio(["shared", "per map"], value="shared", label="Colour scale")
+                        with gr.Row():
+                            pos_img = gr.Image(label="M+ = Σ max(W, 0) · F (what NWC keeps)", format="png", interactive=False)
+                            neg_img = gr.Image(label="M− = Σ max(−W, 0) · F (what NWC drops)", format="png", interactive=False)
+                        colourbar = gr.Image(label="Colour scale", format="png", interactive=False, height=110)
+                        weights_caption = gr.Markdown(elem_classes="caption")
+                    with gr.Tab("Why TAP (P1)"):
+                        channel_dd = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
+                        p1_plot = gr.Image(label="Per-channel statistics", format="png", interactive=False)
+                        with gr.Row():
+                            channel_img = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
+                            p1_caption = gr.Markdown(elem_classes="caption")
+                    with gr.Tab("JSON & export"):
+                        result_json = gr.JSON(label="Explanation (boxes in original-image pixels)")
+                        download = gr.DownloadButton("Download JSON + PNGs (.zip)")
+                ctl = _controls()
+                with gr.Accordion("How it works", open=False):
+                    gr.Markdown(HOW_IT_WORKS, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+        explain_btn = gr.Button(visible=False)
+
+        # ------------------------------------------------------------ wiring
+        loc_inputs = [session, class_dd, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
+                      ctl["tap"], ctl["nwc"], ctl["pas"], gt_box]  # fmt: skip
+        loc_outputs = [plain_img, ours_img, swipe, hist_img, masks_img, caption, result_json]
+        quiet = {"show_progress": "hidden", "api_visibility": "private", "trigger_mode": "always_last"}
+
+        def render_all(event: gr.events.Dependency) -> None:
+            event.success(cb.render_localization, loc_inputs, loc_outputs, **quiet).success(
+                cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
+            ).success(cb.render_p1, [session, class_dd, ctl["tau"], channel_dd], [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
+
+        render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_dd, status], preprocess=False,
+                                   api_visibility="private"))  # fmt: skip
+        render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_dd, status, ctl["tap"]],
+                                   api_visibility="private"))  # fmt: skip
+        render_all(class_dd.input(lambda: None, None, None, api_visibility="private", show_progress="hidden"))
+        for name in ("theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"):
+            ctl[name].change(cb.render_localization, loc_inputs, loc_outputs, **quiet)
+        gt_box.submit(cb.render_localization, loc_inputs, loc_outputs, **quiet)
+        ctl["preset"].change(cb.apply_preset, [ctl["preset"]], [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]],
+                             api_visibility="private")  # fmt: skip
+        scale.change(cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet)
+        p1_inputs = [session, class_dd, ctl["tau"], channel_dd]
+        ctl["tau"].change(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
+        channel_dd.input(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
+        download.click(cb.export_zip, [result_json, plain_img, ours_img, masks_img], [download], api_visibility="private")
+        explain_btn.click(cb.explain, [image_in, model_dd, class_dd, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
+                                       ctl["tap"], ctl["nwc"], ctl["pas"]],
+                          [result_json, plain_img, ours_img], api_name="explain", preprocess=False)  # fmt: skip
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo
