@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app.ui import CSS, build_demo  # noqa: E402
+from app.ui import CSS, build_demo
 
 demo = build_demo()
 

@@ -24,7 +24,7 @@ from app import render
 from app.models import model_choices, tap_partner
 from app.state import ANALYSES, Session, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
-from cam_core.localize import Localization, LocalizationConfig, heatmap, localize
+from cam_core.localize import Localization, LocalizationConfig, localize
 from cam_core.tap import channel_stats
 
 LOGGER = logging.getLogger("cam_explainer")
@@ -46,7 +46,9 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise gr.Error(str(exc), print_exception=False) from exc
         except Exception as exc:
             LOGGER.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Internal error ({type(exc).__name__}); the server keeps running. Please try again.") from exc
+            raise gr.Error(
+                f"Internal error ({type(exc).__name__}); the server keeps running. Please try again."
+            ) from exc
 
     return wrapper
 
@@ -109,7 +111,9 @@ def resolve_class(choice: Any, analysis: Analysis) -> int:
     for i, name in enumerate(analysis.class_names):
         if lowered in (name.lower(), name.split(",")[0].strip().lower()):
             return i
-    raise cam_core.ClassIndexError(f"Unknown class {text!r}: give an index 0-{analysis.num_classes - 1} or an ImageNet class name.")
+    raise cam_core.ClassIndexError(
+        f"Unknown class {text!r}: give an index 0-{analysis.num_classes - 1} or an ImageNet class name."
+    )
 
 
 @user_errors
@@ -118,7 +122,8 @@ def on_image(payload: Any, model: str) -> tuple[Session, Any, str]:
     session = start_session(payload, model)
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
-    status = f"**{get_model(model).name}** ({get_model(model).weights}): top-1 **{top[1].split(',')[0]}** ({100 * top[2]:.1f} %)."
+    loaded = get_model(model)
+    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{top[1].split(',')[0]}** ({100 * top[2]:.1f} %)."
     return session, gr.update(choices=class_choices(analysis), value=str(top[0])), status
 
 
@@ -148,7 +153,7 @@ def parse_box(text: str | None, size: tuple[int, int]) -> np.ndarray | None:
     if not text or not text.strip():
         return None
     try:
-        values = [int(round(float(v))) for v in text.replace(";", ",").split(",")]
+        values = [round(float(v)) for v in text.replace(";", ",").split(",")]
     except ValueError as exc:
         raise cam_core.ParameterError(f"Ground-truth box {text!r}: write four numbers `x0, y0, x1, y1`.") from exc
     if len(values) != 4 or values[2] < values[0] or values[3] < values[1]:
@@ -221,7 +226,8 @@ def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
         "image_size": {"height": a.image_size[0], "width": a.image_size[1]},
         "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
         "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
-        "plain": {"modules": [], "rule": "mas", "theta": ex.controls.theta_mas, "threshold": round(ex.plain.threshold, 6),
+        "plain": {"modules": [], "rule": "mas", "theta": ex.controls.theta_mas,
+                  "threshold": round(ex.plain.threshold, 6),
                   "box": plain_box.tolist(), "foreground_fraction": round(ex.plain.foreground_fraction, 6)},
         "ours": {"modules": ours_name(ex.controls).split("+") if ours_name(ex.controls) != "CAM" else [],
                  "model": ex.ours_analysis.model_name, "rule": "pas" if ex.controls.pas else "mas",
@@ -248,7 +254,8 @@ def _caption(ex: Explanation, payload: dict[str, Any]) -> str:
     x0, y0, x1, y1 = ex.ours.box
     share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
     tap_note = "on (TAP-trained head)" if c.tap else "off: TAP changes training, and this model was trained with GAP"
-    rule = (f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} = {ex.ours.threshold:.3f}"
+    rule = (f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} "
+            f"= {ex.ours.threshold:.3f}"
             if c.pas else f"MaS: threshold θ·max = {ex.ours.threshold:.3f}")  # fmt: skip
     lines = [
         f"**Plain CAM (blue box)**: MaS threshold θ·max = {c.theta_mas:.2f} keeps "
@@ -265,7 +272,7 @@ def _caption(ex: Explanation, payload: dict[str, Any]) -> str:
 
 
 def _histogram(ex: Explanation) -> np.ndarray:
-    base = render.histogram_base(ex.ours.heatmap, f"{'NWC' if ex.controls.nwc else 'plain'} CAM of the green panel")
+    base = render.histogram_base(ex.ours.heatmap)
     return render.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
 
 
@@ -283,7 +290,8 @@ def render_localization(
     ours_path = render.save_png(_panel(ex, "ours", gt))
     base = render.resize(ex.plain_analysis.image, ex.display)
     masks = render.side_by_side(
-        render.mask_picture(base, ex.plain.mask, render.PLAIN_COLOUR), render.mask_picture(base, ex.ours.mask, render.OURS_COLOUR)
+        render.mask_picture(base, ex.plain.mask, render.PLAIN_COLOUR),
+        render.mask_picture(base, ex.ours.mask, render.OURS_COLOUR),
     )
     payload = explanation_json(ex, gt)
     return (plain_path, ours_path, (plain_path, ours_path), render.save_png(_histogram(ex)),
@@ -321,16 +329,22 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
     c = resolve_class(class_choice, analysis)
     stats = channel_stats(analysis.feature_maps, analysis.class_weights[c], float(tau))
     ranked = np.argsort(-np.abs(stats.cam_peak_contribution))[:20]
-    choices = [(f"channel {k}: weight {stats.weight[k]:+.3f}, area {100 * stats.active_fraction[k]:.0f} %", str(k)) for k in ranked]
+    choices = [
+        (f"channel {k}: weight {stats.weight[k]:+.3f}, area {100 * stats.active_fraction[k]:.0f} %", str(k))
+        for k in ranked
+    ]
     valid = {str(k) for k in ranked}
     k = int(channel) if channel is not None and str(channel) in valid else int(ranked[0])
-    plot = render.p1_scatter(stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau))
+    plot = render.p1_scatter(
+        stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau)
+    )
     display = render.display_size(*analysis.image_size)
     channel_map = cam_core.normalize(cam_core.upsample(analysis.feature_maps[k], display))
     picture = render.overlay(render.resize(analysis.image, display), channel_map)
     caption = (
         f"Channel **{k}**: weight {stats.weight[k]:+.4f}; active on {100 * stats.active_fraction[k]:.1f} % of the "
-        f"{analysis.feature_maps.shape[1]}×{analysis.feature_maps.shape[2]} grid (τ = {float(tau):.2f}); GAP {stats.gap[k]:.3f} "
+        f"{analysis.feature_maps.shape[1]}×{analysis.feature_maps.shape[2]} grid (τ = {float(tau):.2f}); "
+        f"GAP {stats.gap[k]:.3f} "
         f"vs TAP {stats.tap[k]:.3f} (×{stats.tap[k] / max(stats.gap[k], 1e-9):.1f}); contributes "
         f"{stats.cam_peak_contribution[k]:+.3f} of the CAM peak {stats.cam_peak_contribution.sum():.3f}. "
         "Under GAP, a channel active on a small area has a small pooled value, so training gives it a large weight "
@@ -368,7 +382,11 @@ def explain(
     session = start_session(image, model)
     controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
     ex = explain_arrays(session, class_name, controls)
-    return explanation_json(ex, None), render.save_png(_panel(ex, "plain", None)), render.save_png(_panel(ex, "ours", None))
+    return (
+        explanation_json(ex, None),
+        render.save_png(_panel(ex, "plain", None)),
+        render.save_png(_panel(ex, "ours", None)),
+    )
 
 
 def export_zip(payload: dict[str, Any] | None, plain: str | None, ours: str | None, masks: str | None) -> str:

@@ -16,9 +16,9 @@ import cv2
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colormaps
 
 DISPLAY_SIDE = 512
 """Long side, in pixels, of every picture the app sends to the browser."""
@@ -123,7 +123,9 @@ def signed_pair(positive: np.ndarray, negative: np.ndarray, shared: bool) -> tup
     figure, axis = plt.subplots(figsize=(6.0, 0.75), dpi=100)
     axis.imshow(np.linspace(0, 1, 256)[None, :], aspect="auto", cmap="magma", extent=(0, top or 1.0, 0, 1))
     axis.set_yticks([])
-    axis.set_xlabel("activation (same units for M+ and M-)" if shared else "fraction of each map's own max (NOT comparable)")
+    axis.set_xlabel(
+        "activation (same units for M+ and M-)" if shared else "fraction of each map's own max (NOT comparable)"
+    )
     figure.tight_layout()
     return pos, neg, _figure_to_array(figure)
 
@@ -139,15 +141,18 @@ class HistogramBase:
     bottom_px: int
 
 
-def histogram_base(values: np.ndarray, title: str) -> HistogramBase:
+def histogram_base(values: np.ndarray) -> HistogramBase:
     """Plot the histogram of a normalised map (float (H, W) in [0, 1]) once; thresholds are drawn later."""
     figure, axis = plt.subplots(figsize=(6.4, 2.8), dpi=100)
     axis.hist(values.ravel(), bins=64, range=(0.0, 1.0), color="#8fa3bf", log=True)
     axis.set_xlim(0.0, 1.0)
     axis.set_xlabel("normalised CAM value")
     axis.set_ylabel("pixels (log)")
-    axis.set_title(title, fontsize=10)
-    for colour, style, name in (((0.2, 0.2, 0.2), "-", "MaS θ·max"), ((0.55, 0, 0.8), "--", "P_p"), ((0, 0.6, 0), "-", "PaS θ·P_p")):
+    for colour, style, name in (
+        ((0.2, 0.2, 0.2), "-", "MaS θ·max"),
+        ((0.55, 0, 0.8), "--", "P_p"),
+        ((0, 0.6, 0), "-", "PaS θ·P_p"),
+    ):
         axis.plot([], [], color=colour, ls=style, lw=2, label=name)
     axis.legend(loc="upper right", fontsize=8)
     figure.tight_layout()

@@ -112,6 +112,12 @@ def get_model(name: str) -> cam_core.LoadedModel:
         return _MODELS[name]
 
 
+def register_model(name: str, loaded: cam_core.LoadedModel) -> None:
+    """Put an already loaded model into the cache under ``name`` (benchmarks: random-init hub models offline)."""
+    with _MODEL_LOCK:
+        _MODELS[name] = loaded
+
+
 def _load(name: str) -> cam_core.LoadedModel:
     checkpoint = CHECKPOINT_DIR / f"{name}.safetensors"
     if checkpoint.is_file():

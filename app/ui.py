@@ -72,46 +72,87 @@ def _controls() -> dict[str, gr.components.Component]:
             "tau": tau, "tap": tap, "nwc": nwc, "pas": pas}  # fmt: skip
 
 
-def build_demo() -> gr.Blocks:
-    """Build the whole app (no server is started)."""
+def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
+    """Build the whole app (no server is started).
+
+    Args:
+        expose_ui_events: make the UI-only events callable by gradio_client (hidden from the API page)
+            and add a ``/noop`` event. For benchmarks and tests only; the app keeps them private.
+    """
+    ui_visibility = "undocumented" if expose_ui_events else "private"
     with gr.Blocks(title="CAM Explainer") as demo:
         gr.Markdown(INTRO)
         session = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                image_in = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240)
-                gr.Examples([[str(EXAMPLES / name)] for name in EXAMPLE_FILES], inputs=[image_in],
-                            label="Examples: part-only CAM, large object, small object, several objects, no fitting class")  # fmt: skip
+                image_in = gr.Image(
+                    label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240
+                )
+                gr.Examples(
+                    [[str(EXAMPLES / name)] for name in EXAMPLE_FILES],
+                    inputs=[image_in],
+                    label="Examples: part-only CAM, large, small, several objects, no class fits",
+                )
                 model_dd = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
-                class_dd = gr.Dropdown([], value="", label="Class (top-5 first, then all 1000: type to search)",
-                                       filterable=True, allow_custom_value=True)
-                status = gr.Markdown("Upload a photo or pick an example.")
-                gt_box = gr.Textbox(label="Ground-truth box (optional; Enter to apply)", placeholder="x0, y0, x1, y1 in photo pixels")
+                class_dd = gr.Dropdown(
+                    [],
+                    value="",
+                    label="Class (top-5 first, then all 1000: type to search)",
+                    filterable=True,
+                    allow_custom_value=True,
+                )
+                status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
+                gt_box = gr.Textbox(
+                    label="Ground-truth box (optional; Enter to apply)", placeholder="x0, y0, x1, y1 in photo pixels"
+                )
             with gr.Column(scale=3):
                 with gr.Tabs():
                     with gr.Tab("Plain vs improved"):
                         with gr.Row():
-                            plain_img = gr.Image(label="Plain CAM, MaS box (blue)", format="png", interactive=False)
-                            ours_img = gr.Image(label="Improved: active modules, green box", format="png", interactive=False)
-                        caption = gr.Markdown(elem_classes="caption")
+                            plain_img = gr.Image(
+                                label="Plain CAM, MaS box (blue)",
+                                format="png",
+                                interactive=False,
+                                elem_id="plain-panel",
+                            )
+                            ours_img = gr.Image(
+                                label="Improved: active modules, green box",
+                                format="png",
+                                interactive=False,
+                                elem_id="ours-panel",
+                            )
+                        caption = gr.Markdown(elem_classes="caption", elem_id="caption")
                         with gr.Row():
-                            hist_img = gr.Image(label="Histogram of the green panel's map, with thresholds", format="png", interactive=False)
-                            masks_img = gr.Image(label="Foreground masks: plain MaS | improved", format="png", interactive=False)
+                            hist_img = gr.Image(
+                                label="Histogram of the green panel's map (log scale) with both thresholds",
+                                format="png",
+                                interactive=False,
+                                elem_id="histogram",
+                            )
+                            masks_img = gr.Image(
+                                label="Foreground masks: plain MaS | improved", format="png", interactive=False
+                            )
                     with gr.Tab("Swipe"):
                         swipe = gr.ImageSlider(label="Swipe: plain CAM | improved", format="png", interactive=False)
                     with gr.Tab("M+ / M−"):
                         scale = gr.Radio(["shared", "per map"], value="shared", label="Colour scale")
                         with gr.Row():
-                            pos_img = gr.Image(label="M+ = Σ max(W, 0) · F (what NWC keeps)", format="png", interactive=False)
-                            neg_img = gr.Image(label="M− = Σ max(−W, 0) · F (what NWC drops)", format="png", interactive=False)
+                            pos_img = gr.Image(
+                                label="M+ = Σ max(W, 0) · F (what NWC keeps)", format="png", interactive=False
+                            )
+                            neg_img = gr.Image(
+                                label="M− = Σ max(−W, 0) · F (what NWC drops)", format="png", interactive=False
+                            )
                         colourbar = gr.Image(label="Colour scale", format="png", interactive=False, height=110)
-                        weights_caption = gr.Markdown(elem_classes="caption")
+                        weights_caption = gr.Markdown(elem_classes="caption", elem_id="caption")
                     with gr.Tab("Why TAP (P1)"):
                         channel_dd = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
                         p1_plot = gr.Image(label="Per-channel statistics", format="png", interactive=False)
                         with gr.Row():
-                            channel_img = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
-                            p1_caption = gr.Markdown(elem_classes="caption")
+                            channel_img = gr.Image(
+                                label="Selected channel's feature map", format="png", interactive=False
+                            )
+                            p1_caption = gr.Markdown(elem_classes="caption", elem_id="caption")
                     with gr.Tab("JSON & export"):
                         result_json = gr.JSON(label="Explanation (boxes in original-image pixels)")
                         download = gr.DownloadButton("Download JSON + PNGs (.zip)")
@@ -124,30 +165,44 @@ def build_demo() -> gr.Blocks:
         loc_inputs = [session, class_dd, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
                       ctl["tap"], ctl["nwc"], ctl["pas"], gt_box]  # fmt: skip
         loc_outputs = [plain_img, ours_img, swipe, hist_img, masks_img, caption, result_json]
-        quiet = {"show_progress": "hidden", "api_visibility": "private", "trigger_mode": "always_last"}
+        quiet = {"show_progress": "hidden", "api_visibility": ui_visibility, "trigger_mode": "always_last"}
 
         def render_all(event: gr.events.Dependency) -> None:
             event.success(cb.render_localization, loc_inputs, loc_outputs, **quiet).success(
                 cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
-            ).success(cb.render_p1, [session, class_dd, ctl["tau"], channel_dd], [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
+            ).success(
+                cb.render_p1,
+                [session, class_dd, ctl["tau"], channel_dd],
+                [p1_plot, channel_img, channel_dd, p1_caption],
+                **quiet,
+            )
 
         render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_dd, status], preprocess=False,
-                                   api_visibility="private"))  # fmt: skip
+                                   api_visibility=ui_visibility, api_name="on_image"))  # fmt: skip
         render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_dd, status, ctl["tap"]],
                                    api_visibility="private"))  # fmt: skip
         render_all(class_dd.input(lambda: None, None, None, api_visibility="private", show_progress="hidden"))
         for name in ("theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"):
-            ctl[name].change(cb.render_localization, loc_inputs, loc_outputs, **quiet)
+            ctl[name].change(cb.render_localization, loc_inputs, loc_outputs, api_name=f"update_{name}", **quiet)
+        for name in ("theta_mas", "theta_pas", "percentile", "tau"):  # a hand-moved slider leaves the preset
+            ctl[name].input(lambda: "custom", None, ctl["preset"], api_visibility="private", show_progress="hidden")
         gt_box.submit(cb.render_localization, loc_inputs, loc_outputs, **quiet)
-        ctl["preset"].change(cb.apply_preset, [ctl["preset"]], [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]],
+        sliders = [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]]
+        ctl["preset"].change(cb.apply_preset, [ctl["preset"]], sliders,
                              api_visibility="private")  # fmt: skip
-        scale.change(cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet)
+        scale.change(
+            cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
+        )
         p1_inputs = [session, class_dd, ctl["tau"], channel_dd]
         ctl["tau"].change(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         channel_dd.input(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
-        download.click(cb.export_zip, [result_json, plain_img, ours_img, masks_img], [download], api_visibility="private")
-        explain_btn.click(cb.explain, [image_in, model_dd, class_dd, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
+        download.click(
+            cb.export_zip, [result_json, plain_img, ours_img, masks_img], [download], api_visibility="private"
+        )
+        explain_btn.click(cb.explain, [image_in, model_dd, class_dd, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],
                           [result_json, plain_img, ours_img], api_name="explain", preprocess=False)  # fmt: skip
+        if expose_ui_events:
+            gr.Button(visible=False).click(lambda: None, None, None, api_name="noop", api_visibility=ui_visibility)
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo

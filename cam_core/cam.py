@@ -157,7 +157,9 @@ def analyze_batch(
     weights.setflags(write=False)
     bias_tensor = classifier.bias
     bias = bias_tensor.detach().cpu().numpy() if bias_tensor is not None else np.zeros(weights.shape[0], np.float32)
-    batch = torch.stack([preprocess(image, loaded.data_config, interpolation) for image in images])  # (B, 3, H_in, W_in)
+    batch = torch.stack(
+        [preprocess(image, loaded.data_config, interpolation) for image in images]
+    )  # (B, 3, H_in, W_in)
     device = next(model.parameters()).device
     with eval_mode(model), torch.inference_mode():
         features = model.forward_features(batch.to(device))  # (B, C, h, w)

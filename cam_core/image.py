@@ -49,7 +49,9 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
                 f"The image is too large to decode safely ({exc}); upload a smaller photo."
             ) from exc
         except UnidentifiedImageError as exc:
-            raise InvalidImageError("The file is not an image format this app can read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from exc
+            raise InvalidImageError(
+                "The file is not an image format this app can read (PNG, JPEG, WebP, GIF, BMP, TIFF)."
+            ) from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise InvalidImageError(f"The image file is damaged or truncated and cannot be decoded ({exc}).") from exc
     return to_rgb_array(image, max_pixels=max_pixels)
@@ -94,9 +96,7 @@ def to_rgb_array(image: Image.Image | np.ndarray, max_pixels: int = DEFAULT_MAX_
         raise InvalidImageError(f"`image` must be a PIL image or a numpy array, got {type(image).__name__}")
     width, height = pil.size
     if min(width, height) < MIN_SIDE:
-        raise InvalidImageError(
-            f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels."
-        )
+        raise InvalidImageError(f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels.")
     if width * height > max_pixels:
         scale = (max_pixels / (width * height)) ** 0.5
         size = (max(MIN_SIDE, int(width * scale)), max(MIN_SIDE, int(height * scale)))

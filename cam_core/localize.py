@@ -76,9 +76,7 @@ class Localization:
         return float(self.mask.mean())
 
 
-def heatmap(
-    analysis: Analysis, class_index: int, nwc: bool = False, size: tuple[int, int] | None = None
-) -> np.ndarray:
+def heatmap(analysis: Analysis, class_index: int, nwc: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
     """Normalised CAM of one class at ``size`` (default: the analysed image's ``(H, W)``).
 
     Returns:

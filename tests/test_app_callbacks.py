@@ -1,0 +1,152 @@
+"""The app's callbacks as pure functions, on the real default model and the bundled example photos."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+import cam_core
+from app import callbacks as cb
+from app.state import ANALYSES, AnalysisCache, image_hash
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+CAT = str(EXAMPLES / "cat.jpg")
+
+
+@pytest.fixture(scope="module")
+def cat_session() -> cb.Session:
+    session, _, status = cb.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
+    assert "Egyptian cat" in status
+    return session
+
+
+def test_on_image_fills_class_dropdown(cat_session: cb.Session) -> None:
+    _, update, _ = cb.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
+    choices = update["choices"]
+    assert update["value"] == "285" and choices[0][1] == "285" and choices[0][0].startswith("★ Egyptian cat")
+    assert len(choices) == 5 + 1000
+
+
+def test_slider_update_moves_boxes_without_forward(cat_session: cb.Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_forward(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a slider update must not run the network")
+
+    monkeypatch.setattr(cam_core, "analyze", no_forward)
+    low = cb.render_localization(cat_session, "285", 0.1, 0.35, 90, False, True, True, "")
+    high = cb.render_localization(cat_session, "285", 0.6, 0.35, 90, False, True, True, "")
+    box_low, box_high = np.array(low[6]["plain"]["box"]), np.array(high[6]["plain"]["box"])
+    area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)  # noqa: E731
+    assert area(box_high) < area(box_low)
+    assert low[6]["plain"]["foreground_fraction"] > high[6]["plain"]["foreground_fraction"]
+    assert low[6]["ours"]["box"] == high[6]["ours"]["box"]  # PaS panel ignores theta_mas
+    for path in (*low[:2], low[3], low[4]):
+        assert Image.open(path).size[0] <= 1100
+
+
+def test_json_matches_library(cat_session: cb.Session) -> None:
+    payload = cb.render_localization(cat_session, "", 0.2, 0.35, 90, False, True, True, "")[6]
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    assert analysis is not None
+    assert payload["class"]["index"] == analysis.top_k(1)[0][0]
+    assert payload["ours"]["modules"] == ["NWC", "PaS"]
+    h, w = analysis.image_size
+    x0, y0, x1, y1 = payload["ours"]["box"]
+    assert 0 <= x0 <= x1 <= w - 1 and 0 <= y0 <= y1 <= h - 1
+    # the JSON's PaS threshold is theta times the percentile it reports
+    assert payload["ours"]["threshold"] == pytest.approx(0.35 * payload["ours"]["percentile_value"], abs=1e-5)
+    # same maths as the library at the app's display size, boxes scaled to original pixels
+    loc = cam_core.localize(analysis, 285, cam_core.CONFIGS["nwc+pas"], size=(341, 512))
+    expected = cam_core.scale_boxes(loc.box, (341, 512), (h, w))[0]
+    np.testing.assert_array_equal(payload["ours"]["box"], expected)
+
+
+def test_ground_truth_iou(cat_session: cb.Session) -> None:
+    out = cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 450, 299")
+    gt = out[6]["ground_truth"]
+    plain = np.array(out[6]["plain"]["box"])
+    assert gt["iou_plain"] == pytest.approx(cam_core.box_iou(plain, [0, 0, 450, 299])[0, 0], abs=1e-6)
+    assert "Ground truth" in out[5]
+    with pytest.raises(gr.Error, match="x0, y0, x1, y1"):
+        cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "1, 2, three, 4")
+    with pytest.raises(gr.Error, match="leaves"):
+        cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 9999, 10")
+
+
+def test_class_resolution(cat_session: cb.Session) -> None:
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    assert cb.resolve_class("", analysis) == 285
+    assert cb.resolve_class("tabby", analysis) == 281
+    assert cb.resolve_class("7", analysis) == 7
+    with pytest.raises(cam_core.ClassIndexError):
+        cb.resolve_class("1000", analysis)
+    with pytest.raises(gr.Error, match="Unknown class"):
+        cb.render_localization(cat_session, "flying teapot", 0.2, 0.35, 90, False, True, True, "")
+
+
+def test_tap_without_tap_model_is_refused(cat_session: cb.Session) -> None:
+    with pytest.raises(gr.Error, match="TAP-trained"):
+        cb.render_localization(cat_session, "285", 0.2, 0.35, 90, True, True, True, "")
+
+
+def test_weights_view_counts_negative_weights(cat_session: cb.Session) -> None:
+    pos, neg, _, caption = cb.render_weights(cat_session, "285", "shared")
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    assert f"**{int((analysis.class_weights[285] < 0).sum())}** of 1280" in caption
+    assert "not comparable" in cb.render_weights(cat_session, "285", "per map")[3]
+    assert Image.open(pos).size == Image.open(neg).size
+
+
+def test_p1_view(cat_session: cb.Session) -> None:
+    _, _, update, caption = cb.render_p1(cat_session, "285", 0.1, None)
+    top = update["value"]
+    assert top == update["choices"][0][1] and f"Channel **{top}**" in caption
+    _, _, update2, _ = cb.render_p1(cat_session, "285", 0.1, update["choices"][3][1])
+    assert update2["value"] == update["choices"][3][1]
+
+
+def test_no_session_gives_clear_message() -> None:
+    with pytest.raises(gr.Error, match="Upload a photo"):
+        cb.render_localization(None, "", 0.2, 0.35, 90, False, True, True, "")
+
+
+def test_bad_upload_messages(tmp_path: Path) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(gr.Error, match="not an image format"):
+        cb.on_image({"path": str(text)}, cam_core.DEFAULT_MODEL)
+    with pytest.raises(gr.Error, match="Upload a photo"):
+        cb.on_image(None, cam_core.DEFAULT_MODEL)
+
+
+def test_presets_and_export(cat_session: cb.Session) -> None:
+    assert cb.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05)
+    out = cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
+    path = cb.export_zip(out[6], out[0], out[1], out[4])
+    with zipfile.ZipFile(path) as archive:
+        assert set(archive.namelist()) == {"explanation.json", "plain_cam.png", "improved_cam.png", "masks.png"}
+        assert json.loads(archive.read("explanation.json"))["class"]["index"] == 285
+
+
+def test_explain_api_function() -> None:
+    payload, plain, ours = cb.explain({"path": CAT}, cam_core.DEFAULT_MODEL, "", 0.2, 0.35, 90, False, True, True)
+    assert payload["class"]["name"] == "Egyptian cat" and Path(plain).is_file() and Path(ours).is_file()
+    with pytest.raises(gr.Error, match="Unknown model"):
+        cb.explain({"path": CAT}, "alexnet9000")
+
+
+def test_analysis_cache_is_bounded() -> None:
+    cache = AnalysisCache(max_bytes=3 * 300_000)
+    rng = np.random.default_rng(0)
+    template = ANALYSES.get(cam_core.DEFAULT_MODEL, image_hash(cam_core.load_image(CAT)))
+    assert template is not None
+    for i in range(20):
+        image = rng.integers(0, 256, size=(200, 200, 3), dtype=np.uint8)  # 120 kB + 250 kB features
+        cache.put("m", str(i), cam_core.cam.Analysis(**{**template.__dict__, "image": image}))
+        assert cache.nbytes <= cache.max_bytes
+    assert len(cache) == 2 and cache.get("m", "19") is not None and cache.get("m", "0") is None

@@ -1,0 +1,61 @@
+"""End to end through a real server: gradio_client against `demo.launch(prevent_thread_lock=True)`."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "assets" / "examples" / "cat.jpg"
+
+
+def load_app_module():
+    """Import the root ``app.py`` (shadowed by the ``app`` package for plain imports)."""
+    spec = importlib.util.spec_from_file_location("app_main", ROOT / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    demo = load_app_module().demo  # importing app.py builds the demo but must not launch it
+    assert not getattr(demo, "is_running", False)
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+def test_only_explain_is_public(client: Client) -> None:
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/explain"}
+    assert not api["unnamed_endpoints"]
+    names = [p["parameter_name"] for p in api["named_endpoints"]["/explain"]["parameters"]]
+    assert names == ["image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"]
+
+
+def test_explain_end_to_end(client: Client) -> None:
+    payload, plain, ours = client.predict(handle_file(str(CAT)), api_name="/explain")
+    assert payload["class"]["name"] == "Egyptian cat"
+    assert payload["image_size"] == {"height": 300, "width": 451}
+    assert Path(plain).is_file() and Path(ours).is_file()
+    tight = client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.7, api_name="/explain")[0]
+    assert tight["plain"]["foreground_fraction"] < payload["plain"]["foreground_fraction"]
+    assert tight["ours"]["box"] == payload["ours"]["box"]
+
+
+def test_bad_input_gets_the_message_not_a_stack_trace(client: Client, tmp_path: Path) -> None:
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"hello, I am text")
+    with pytest.raises(Exception, match="not an image format"):
+        client.predict(handle_file(str(fake)), api_name="/explain")
+    with pytest.raises(Exception, match="percentile"):
+        client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 0.0, api_name="/explain")
+    assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285  # still serving

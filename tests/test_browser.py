@@ -1,0 +1,75 @@
+"""The app in Debian's Chromium (Playwright): upload a photo, move a slider, see boxes and histogram change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_app_server import ROOT, load_app_module
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]  # fmt: skip
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    demo = load_app_module().demo
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def page(app_url: str):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1150})
+        page.set_default_timeout(30_000)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def _src(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} img").first.get_attribute("src") or ""
+
+
+def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None:
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.wait_for_function(
+        "document.querySelector('#caption') && document.querySelector('#caption').innerText.includes('keeps')"
+    )
+    page.wait_for_function("document.querySelector('#histogram img') !== null")
+    assert "Egyptian cat" in page.locator("#status").inner_text()
+    caption = page.locator("#caption").inner_text()
+    plain, histogram = _src(page, "plain-panel"), _src(page, "histogram")
+
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill("0.6")
+    number.press("Enter")
+    page.wait_for_function(
+        "([old]) => { const t = document.querySelector('#caption').innerText; return t !== old && t.includes('0.60') }",
+        arg=[caption],
+    )
+    page.wait_for_function("([old]) => document.querySelector('#histogram img').src !== old", arg=[histogram])
+    new_caption = page.locator("#caption").inner_text()
+    assert _src(page, "plain-panel") != plain
+    plain_line = lambda text: next(line for line in text.splitlines() if line.startswith("Plain CAM"))  # noqa: E731
+    assert plain_line(new_caption) != plain_line(caption)  # the blue box and its foreground share moved
+    shot = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_after_slider.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
