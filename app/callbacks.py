@@ -20,9 +20,9 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import render
+from app import html_views, render
 from app.models import model_choices, tap_partner
-from app.state import ANALYSES, Session, get_analysis, get_model, image_hash
+from app.state import ANALYSES, Session, SmallLRU, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
 from cam_core.tap import channel_stats
@@ -272,30 +272,112 @@ def _caption(ex: Explanation, payload: dict[str, Any]) -> str:
 
 
 def _histogram(ex: Explanation) -> np.ndarray:
+    """Histogram with burnt-in threshold lines (exports and the swipe view)."""
     base = render.histogram_base(ex.ours.heatmap)
     return render.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
 
 
-@user_errors
-def render_localization(
-    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
-    tap: bool, nwc: bool, pas: bool, gt_text: str | None,
-) -> tuple[str, str, tuple[str, str], str, str, str, dict[str, Any]]:  # fmt: skip
-    """Everything that depends on the thresholds: both panels, swipe, histogram, masks, caption, JSON."""
-    session = _need(session)
-    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+@dataclass(frozen=True)
+class Statics:
+    """Pictures that do not depend on the thresholds, written once per (photo, models, class, NWC)."""
+
+    plain_url: str
+    ours_url: str
+    photo_url: str
+    histogram_url: str
+    histogram: render.HistogramBase
+
+    def delete(self) -> None:
+        """Remove the files (called when evicted from the cache)."""
+        for url in (self.plain_url, self.ours_url, self.photo_url, self.histogram_url):
+            html_views.delete_static(url)
+
+
+STATICS: SmallLRU = SmallLRU(48, on_evict=lambda statics: statics.delete())
+
+
+def _statics(session: Session, ex: Explanation) -> Statics:
+    key = (
+        session.image_hash,
+        ex.plain_analysis.model_name,
+        ex.ours_analysis.model_name,
+        ex.class_index,
+        ex.controls.nwc,
+    )
+
+    def make() -> Statics:
+        photo = render.resize(ex.plain_analysis.image, ex.display)
+        histogram = render.histogram_base(ex.ours.heatmap)
+        return Statics(
+            html_views.static_url(render.overlay(photo, ex.plain.heatmap)),
+            html_views.static_url(render.overlay(photo, ex.ours.heatmap)),
+            html_views.static_url(photo),
+            html_views.static_url(histogram.picture, "png"),
+            histogram,
+        )
+
+    return STATICS.get_or_make(key, make)
+
+
+@dataclass(frozen=True)
+class LocalizationViews:
+    """The threshold-dependent pictures (RGB uint8) and texts of one update."""
+
+    plain: np.ndarray
+    ours: np.ndarray
+    histogram: np.ndarray
+    masks: np.ndarray
+    caption: str
+    payload: dict[str, Any]
+
+
+def localization_views(
+    session: Session, class_choice: Any, controls: Controls, gt_text: str | None
+) -> LocalizationViews:
+    """Compute and draw everything that depends on the thresholds, from the cached analysis."""
     ex = explain_arrays(session, class_choice, controls)
     gt = parse_box(gt_text, ex.plain_analysis.image_size)
-    plain_path = render.save_png(_panel(ex, "plain", gt))
-    ours_path = render.save_png(_panel(ex, "ours", gt))
     base = render.resize(ex.plain_analysis.image, ex.display)
     masks = render.side_by_side(
         render.mask_picture(base, ex.plain.mask, render.PLAIN_COLOUR),
         render.mask_picture(base, ex.ours.mask, render.OURS_COLOUR),
     )
     payload = explanation_json(ex, gt)
-    return (plain_path, ours_path, (plain_path, ours_path), render.save_png(_histogram(ex)),
-            render.save_png(masks), _caption(ex, payload), payload)  # fmt: skip
+    return LocalizationViews(_panel(ex, "plain", gt), _panel(ex, "ours", gt), _histogram(ex), masks,
+                             _caption(ex, payload), payload)  # fmt: skip
+
+
+@user_errors
+def render_localization(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None,
+) -> tuple[str, str, str, str, str, dict[str, Any]]:  # fmt: skip
+    """Slider / toggle update: both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
+    session = _need(session)
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    ex = explain_arrays(session, class_choice, controls)
+    gt = parse_box(gt_text, ex.plain_analysis.image_size)
+    statics = _statics(session, ex)
+    gt_boxes = (
+        []
+        if gt is None
+        else [(cam_core.scale_boxes(gt, ex.plain_analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")]
+    )
+    name = ours_name(controls)
+    payload = explanation_json(ex, gt)
+    lines = [(controls.theta_mas, (50, 50, 50), False), (ex.percentile_value, (140, 0, 204), True),
+             (ex.ours.threshold, (0, 153, 0), False)]  # fmt: skip
+    return (
+        html_views.panel_html("Plain CAM, MaS box (blue)", statics.plain_url, ex.display,
+                              [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, "CAM, MaS")]),
+        html_views.panel_html(f"{name}, green box", statics.ours_url, ex.display,
+                              [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)]),
+        html_views.histogram_html(statics.histogram_url, statics.histogram, lines),
+        html_views.masks_html(statics.photo_url, ex.display, [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"),
+                                                              (ex.ours.mask, render.OURS_COLOUR, name)]),
+        _caption(ex, payload),
+        payload,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- M+ / M- and P1 views
@@ -318,7 +400,7 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
         f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
         + ("" if scale == "shared" else " **Per-map scale: the two colours are not comparable.**")
     )
-    return render.save_png(pos_rgb), render.save_png(neg_rgb), render.save_png(bar), caption
+    return render.save_jpeg(pos_rgb), render.save_jpeg(neg_rgb), render.save_png(bar), caption
 
 
 @user_errors
@@ -352,10 +434,23 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
         "active pixels, so such channels no longer need large weights (it changes training; this view shows the "
         "statistics of the current model)."
     )
-    return render.save_png(plot), render.save_png(picture), gr.update(choices=choices, value=str(k)), caption
+    return render.save_png(plot), render.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
 
 
 # ---------------------------------------------------------------- presets, API, export
+
+
+@user_errors
+def swipe_pair(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None,
+) -> tuple[str, str] | None:  # fmt: skip
+    """The swipe view's two pictures, drawn when its tab is opened."""
+    if session is None:
+        return None
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    views = localization_views(session, class_choice, controls, gt_text)
+    return render.save_jpeg(views.plain), render.save_jpeg(views.ours)
 
 
 def apply_preset(name: str) -> tuple[Any, Any, Any, Any]:
@@ -389,14 +484,18 @@ def explain(
     )
 
 
-def export_zip(payload: dict[str, Any] | None, plain: str | None, ours: str | None, masks: str | None) -> str:
-    """Bundle the JSON and the current PNGs into one zip for download."""
-    if not payload:
-        raise gr.Error("Nothing to export yet: upload a photo first.", print_exception=False)
+@user_errors
+def export_zip(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None,
+) -> str:  # fmt: skip
+    """Bundle the JSON and the current pictures (PNG) into one zip for download."""
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    views = localization_views(_need(session), class_choice, controls, gt_text)
     path = render.new_path(".zip")
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("explanation.json", json.dumps(payload, indent=2))
-        for name, file in (("plain_cam.png", plain), ("improved_cam.png", ours), ("masks.png", masks)):
-            if file:
-                archive.write(file, name)
+        archive.writestr("explanation.json", json.dumps(views.payload, indent=2))
+        for name, picture in (("plain_cam", views.plain), ("improved_cam", views.ours), ("histogram", views.histogram),
+                              ("masks", views.masks)):  # fmt: skip
+            archive.write(render.save_png(picture), f"{name}.png")
     return path

@@ -1,8 +1,8 @@
 """Pictures for the app: colour maps, overlays, boxes, masks, histograms, P1 scatter plots.
 
-Everything here takes and returns RGB uint8 ``(H, W, 3)`` arrays (or writes them as PNG files for
-Gradio). It never runs the network. Plots use matplotlib's Agg backend; everything that changes with
-a slider is drawn with OpenCV on a cached plot so that slider updates stay cheap.
+Everything here takes and returns RGB uint8 ``(H, W, 3)`` arrays (or writes them as files into
+:data:`RENDER_DIR` for Gradio to serve). It never runs the network. Plots use matplotlib's Agg backend;
+what changes with a slider is drawn by :mod:`app.html_views` over cached pictures.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ OURS_COLOUR = (0, 255, 0)
 GT_COLOUR = (255, 215, 0)
 _JET = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)  # (256, 3)
 _DIVERGING = (colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
-_RENDER_DIR = tempfile.mkdtemp(prefix="cam-explainer-")
+RENDER_DIR = tempfile.mkdtemp(prefix="cam-explainer-")
+"""Private folder of every picture file the app writes (served to the browser by Gradio)."""
 
 
 def display_size(height: int, width: int, side: int = DISPLAY_SIDE) -> tuple[int, int]:
@@ -72,10 +73,8 @@ def draw_box(image: np.ndarray, box: np.ndarray, colour: tuple[int, int, int], l
 
 def mask_picture(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     """Darken the background of ``image`` and tint the foreground of a bool (H, W) mask."""
-    out = (image.astype(np.float32) * 0.25).astype(np.uint8)
-    tint = (image.astype(np.float32) * 0.6 + np.array(colour, np.float32) * 0.4).astype(np.uint8)
-    out[mask] = tint[mask]
-    return out
+    tint = cv2.addWeighted(image, 0.6, np.full_like(image, colour), 0.4, 0.0)
+    return np.where(mask[:, :, None], tint, image // 4)
 
 
 def side_by_side(*images: np.ndarray, gap: int = 6) -> np.ndarray:
@@ -91,13 +90,20 @@ def side_by_side(*images: np.ndarray, gap: int = 6) -> np.ndarray:
 
 def new_path(suffix: str) -> str:
     """A fresh file path with ``suffix`` in the app's private render folder."""
-    return os.path.join(_RENDER_DIR, f"{uuid.uuid4().hex}{suffix}")
+    return os.path.join(RENDER_DIR, f"{uuid.uuid4().hex}{suffix}")
 
 
 def save_png(image: np.ndarray) -> str:
-    """Write RGB uint8 (H, W, 3) as a fast-compressed PNG in the app's render folder; return its path."""
+    """Write RGB uint8 (H, W, 3) as a fast-compressed PNG (for plots) in the render folder; return its path."""
     path = new_path(".png")
     cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return path
+
+
+def save_jpeg(image: np.ndarray) -> str:
+    """Write RGB uint8 (H, W, 3) as JPEG (quality 92; for photo-like pictures, ~20x faster than PNG)."""
+    path = new_path(".jpg")
+    cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     return path
 
 

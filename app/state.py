@@ -14,14 +14,17 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 import cam_core
 from cam_core.cam import Analysis
 
+T = TypeVar("T")
 CACHE_BYTES = int(float(os.environ.get("CAM_CACHE_MB", "768")) * 2**20)
 """Memory budget of the analysis cache (env ``CAM_CACHE_MB``, default 768 MiB)."""
 
@@ -90,6 +93,33 @@ class AnalysisCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class SmallLRU:
+    """Thread-safe LRU of at most ``size`` derived pictures (e.g. histogram plots), keyed by tuples."""
+
+    def __init__(self, size: int = 64, on_evict: Callable[[Any], None] | None = None) -> None:
+        self.size = size
+        self.on_evict = on_evict
+        self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: tuple[object, ...], make: Callable[[], T]) -> T:
+        """Return the cached value for ``key``, computing and storing it with ``make()`` on a miss."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]  # type: ignore[return-value]
+        value = make()
+        evicted = []
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.size:
+                evicted.append(self._entries.popitem(last=False)[1])
+        for old in evicted:
+            if self.on_evict is not None:
+                self.on_evict(old)
+        return value
 
 
 ANALYSES = AnalysisCache()

@@ -9,12 +9,12 @@ import gradio as gr
 import cam_core
 from app import callbacks as cb
 from app.models import model_choices
+from app.render import RENDER_DIR
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
 CSS = """
 .caption {font-size: 0.95rem}
-footer {display: none !important}
 """
 
 INTRO = """
@@ -80,6 +80,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             and add a ``/noop`` event. For benchmarks and tests only; the app keeps them private.
     """
     ui_visibility = "undocumented" if expose_ui_events else "private"
+    gr.set_static_paths([RENDER_DIR])  # the app's own pictures, served without a copy into Gradio's cache
     with gr.Blocks(title="CAM Explainer") as demo:
         gr.Markdown(INTRO)
         session = gr.State(None)
@@ -109,30 +110,13 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab("Plain vs improved"):
                         with gr.Row():
-                            plain_img = gr.Image(
-                                label="Plain CAM, MaS box (blue)",
-                                format="png",
-                                interactive=False,
-                                elem_id="plain-panel",
-                            )
-                            ours_img = gr.Image(
-                                label="Improved: active modules, green box",
-                                format="png",
-                                interactive=False,
-                                elem_id="ours-panel",
-                            )
+                            plain_img = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel")
+                            ours_img = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel")
                         caption = gr.Markdown(elem_classes="caption", elem_id="caption")
                         with gr.Row():
-                            hist_img = gr.Image(
-                                label="Histogram of the green panel's map (log scale) with both thresholds",
-                                format="png",
-                                interactive=False,
-                                elem_id="histogram",
-                            )
-                            masks_img = gr.Image(
-                                label="Foreground masks: plain MaS | improved", format="png", interactive=False
-                            )
-                    with gr.Tab("Swipe"):
+                            hist_img = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
+                            masks_img = gr.HTML(elem_id="masks", elem_classes="cam-panel")
+                    with gr.Tab("Swipe") as swipe_tab:
                         swipe = gr.ImageSlider(label="Swipe: plain CAM | improved", format="png", interactive=False)
                     with gr.Tab("M+ / M−"):
                         scale = gr.Radio(["shared", "per map"], value="shared", label="Colour scale")
@@ -160,11 +144,13 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                 with gr.Accordion("How it works", open=False):
                     gr.Markdown(HOW_IT_WORKS, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
         explain_btn = gr.Button(visible=False)
+        api_plain = gr.Image(format="png", visible=False, label="plain CAM overlay (API output)")
+        api_ours = gr.Image(format="png", visible=False, label="improved CAM overlay (API output)")
 
         # ------------------------------------------------------------ wiring
         loc_inputs = [session, class_dd, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
                       ctl["tap"], ctl["nwc"], ctl["pas"], gt_box]  # fmt: skip
-        loc_outputs = [plain_img, ours_img, swipe, hist_img, masks_img, caption, result_json]
+        loc_outputs = [plain_img, ours_img, hist_img, masks_img, caption, result_json]
         quiet = {"show_progress": "hidden", "api_visibility": ui_visibility, "trigger_mode": "always_last"}
 
         def render_all(event: gr.events.Dependency) -> None:
@@ -185,8 +171,9 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         for name in ("theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"):
             ctl[name].change(cb.render_localization, loc_inputs, loc_outputs, api_name=f"update_{name}", **quiet)
         for name in ("theta_mas", "theta_pas", "percentile", "tau"):  # a hand-moved slider leaves the preset
-            ctl[name].input(lambda: "custom", None, ctl["preset"], api_visibility="private", show_progress="hidden")
+            ctl[name].input(None, None, ctl["preset"], js="() => 'custom'")  # browser-only, no round trip
         gt_box.submit(cb.render_localization, loc_inputs, loc_outputs, **quiet)
+        swipe_tab.select(cb.swipe_pair, loc_inputs, [swipe], api_visibility="private")
         sliders = [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]]
         ctl["preset"].change(cb.apply_preset, [ctl["preset"]], sliders,
                              api_visibility="private")  # fmt: skip
@@ -196,12 +183,10 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         p1_inputs = [session, class_dd, ctl["tau"], channel_dd]
         ctl["tau"].change(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         channel_dd.input(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
-        download.click(
-            cb.export_zip, [result_json, plain_img, ours_img, masks_img], [download], api_visibility="private"
-        )
+        download.click(cb.export_zip, loc_inputs, [download], api_visibility="private")
         explain_btn.click(cb.explain, [image_in, model_dd, class_dd, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],
-                          [result_json, plain_img, ours_img], api_name="explain", preprocess=False)  # fmt: skip
+                          [result_json, api_plain, api_ours], api_name="explain", preprocess=False)  # fmt: skip
         if expose_ui_events:
             gr.Button(visible=False).click(lambda: None, None, None, api_name="noop", api_visibility=ui_visibility)
     demo.queue(default_concurrency_limit=4, max_size=64)

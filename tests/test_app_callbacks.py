@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -13,10 +14,23 @@ from PIL import Image
 
 import cam_core
 from app import callbacks as cb
+from app import render
 from app.state import ANALYSES, AnalysisCache, image_hash
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 CAT = str(EXAMPLES / "cat.jpg")
+
+
+def panel_picture(html: str) -> Image.Image:
+    """The (static, served) picture behind a panel's SVG overlay."""
+    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
+    assert match, html[:200]
+    return Image.open(match.group(1))
+
+
+def svg_boxes(html: str) -> list[list[int]]:
+    """The boxes drawn over a panel, in display pixels."""
+    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +54,20 @@ def test_slider_update_moves_boxes_without_forward(cat_session: cb.Session, monk
     monkeypatch.setattr(cam_core, "analyze", no_forward)
     low = cb.render_localization(cat_session, "285", 0.1, 0.35, 90, False, True, True, "")
     high = cb.render_localization(cat_session, "285", 0.6, 0.35, 90, False, True, True, "")
-    box_low, box_high = np.array(low[6]["plain"]["box"]), np.array(high[6]["plain"]["box"])
+    box_low, box_high = np.array(low[5]["plain"]["box"]), np.array(high[5]["plain"]["box"])
     area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)  # noqa: E731
     assert area(box_high) < area(box_low)
-    assert low[6]["plain"]["foreground_fraction"] > high[6]["plain"]["foreground_fraction"]
-    assert low[6]["ours"]["box"] == high[6]["ours"]["box"]  # PaS panel ignores theta_mas
-    for path in (*low[:2], low[3], low[4]):
-        assert Image.open(path).size[0] <= 1100
+    assert low[5]["plain"]["foreground_fraction"] > high[5]["plain"]["foreground_fraction"]
+    assert low[5]["ours"]["box"] == high[5]["ours"]["box"]  # PaS panel ignores theta_mas
+    assert svg_boxes(low[0]) != svg_boxes(high[0]) and svg_boxes(low[1]) == svg_boxes(high[1])
+    assert panel_picture(low[0]).size == (451, 300)  # the heatmap picture is reused, only the SVG changes
+    assert re.findall(r'src="(gradio_api[^"]+)"', low[0]) == re.findall(r'src="(gradio_api[^"]+)"', high[0])
+    assert low[2] != high[2] and "data-value" in low[2]  # histogram lines moved
+    assert low[3].count("data:image/png;base64") == 2
 
 
 def test_json_matches_library(cat_session: cb.Session) -> None:
-    payload = cb.render_localization(cat_session, "", 0.2, 0.35, 90, False, True, True, "")[6]
+    payload = cb.render_localization(cat_session, "", 0.2, 0.35, 90, False, True, True, "")[5]
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
     assert analysis is not None
     assert payload["class"]["index"] == analysis.top_k(1)[0][0]
@@ -61,17 +78,18 @@ def test_json_matches_library(cat_session: cb.Session) -> None:
     # the JSON's PaS threshold is theta times the percentile it reports
     assert payload["ours"]["threshold"] == pytest.approx(0.35 * payload["ours"]["percentile_value"], abs=1e-5)
     # same maths as the library at the app's display size, boxes scaled to original pixels
-    loc = cam_core.localize(analysis, 285, cam_core.CONFIGS["nwc+pas"], size=(341, 512))
-    expected = cam_core.scale_boxes(loc.box, (341, 512), (h, w))[0]
+    display = render.display_size(h, w)
+    loc = cam_core.localize(analysis, 285, cam_core.CONFIGS["nwc+pas"], size=display)
+    expected = cam_core.scale_boxes(loc.box, display, (h, w))[0]
     np.testing.assert_array_equal(payload["ours"]["box"], expected)
 
 
 def test_ground_truth_iou(cat_session: cb.Session) -> None:
     out = cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 450, 299")
-    gt = out[6]["ground_truth"]
-    plain = np.array(out[6]["plain"]["box"])
+    gt = out[5]["ground_truth"]
+    plain = np.array(out[5]["plain"]["box"])
     assert gt["iou_plain"] == pytest.approx(cam_core.box_iou(plain, [0, 0, 450, 299])[0, 0], abs=1e-6)
-    assert "Ground truth" in out[5]
+    assert "Ground truth" in out[4]
     with pytest.raises(gr.Error, match="x0, y0, x1, y1"):
         cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "1, 2, three, 4")
     with pytest.raises(gr.Error, match="leaves"):
@@ -110,6 +128,12 @@ def test_p1_view(cat_session: cb.Session) -> None:
     assert update2["value"] == update["choices"][3][1]
 
 
+def test_swipe_pair(cat_session: cb.Session) -> None:
+    left, right = cb.swipe_pair(cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
+    assert Image.open(left).size == Image.open(right).size == (451, 300)  # never upscaled
+    assert cb.swipe_pair(None, "", 0.2, 0.35, 90, False, True, True, "") is None
+
+
 def test_no_session_gives_clear_message() -> None:
     with pytest.raises(gr.Error, match="Upload a photo"):
         cb.render_localization(None, "", 0.2, 0.35, 90, False, True, True, "")
@@ -126,10 +150,10 @@ def test_bad_upload_messages(tmp_path: Path) -> None:
 
 def test_presets_and_export(cat_session: cb.Session) -> None:
     assert cb.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05)
-    out = cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
-    path = cb.export_zip(out[6], out[0], out[1], out[4])
+    path = cb.export_zip(cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
     with zipfile.ZipFile(path) as archive:
-        assert set(archive.namelist()) == {"explanation.json", "plain_cam.png", "improved_cam.png", "masks.png"}
+        names = {"explanation.json", "plain_cam.png", "improved_cam.png", "histogram.png", "masks.png"}
+        assert set(archive.namelist()) == names
         assert json.loads(archive.read("explanation.json"))["class"]["index"] == 285
 
 

@@ -44,8 +44,8 @@ def page(app_url: str):
         browser.close()
 
 
-def _src(page, elem_id: str) -> str:
-    return page.locator(f"#{elem_id} img").first.get_attribute("src") or ""
+def _attr(page, selector: str, name: str) -> str:
+    return page.locator(selector).first.get_attribute(name) or ""
 
 
 def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None:
@@ -53,10 +53,11 @@ def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None
     page.wait_for_function(
         "document.querySelector('#caption') && document.querySelector('#caption').innerText.includes('keeps')"
     )
-    page.wait_for_function("document.querySelector('#histogram img') !== null")
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     assert "Egyptian cat" in page.locator("#status").inner_text()
     caption = page.locator("#caption").inner_text()
-    plain, histogram = _src(page, "plain-panel"), _src(page, "histogram")
+    box, line = _attr(page, "#plain-panel rect.box", "data-box"), _attr(page, "#histogram line.threshold", "data-value")
+    picture = _attr(page, "#plain-panel img", "src")
 
     number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
     number.fill("0.6")
@@ -65,9 +66,11 @@ def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None
         "([old]) => { const t = document.querySelector('#caption').innerText; return t !== old && t.includes('0.60') }",
         arg=[caption],
     )
-    page.wait_for_function("([old]) => document.querySelector('#histogram img').src !== old", arg=[histogram])
     new_caption = page.locator("#caption").inner_text()
-    assert _src(page, "plain-panel") != plain
+    assert _attr(page, "#plain-panel rect.box", "data-box") != box  # the blue box moved on screen
+    assert _attr(page, "#histogram line.threshold", "data-value") == "0.6000" != line  # the MaS line moved
+    assert _attr(page, "#plain-panel img", "src") == picture  # the heatmap picture itself was not re-sent
+    assert page.locator("#plain-panel img").first.evaluate("img => img.complete && img.naturalWidth > 0")
     plain_line = lambda text: next(line for line in text.splitlines() if line.startswith("Plain CAM"))  # noqa: E731
     assert plain_line(new_caption) != plain_line(caption)  # the blue box and its foreground share moved
     shot = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_after_slider.png"

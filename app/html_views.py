@@ -1,0 +1,115 @@
+"""Threshold-dependent views drawn in the browser: static pictures plus SVG boxes, lines and small masks.
+
+A slider move changes only boxes, threshold lines and binary masks. The heatmap overlays and the
+histogram plot stay the same, so they are written once per (photo, class, variant) as files served by
+Gradio, and each update sends a few hundred bytes of SVG plus two small mask PNGs inline. The browser
+keeps the big pictures cached: an update costs one Gradio round trip, not a round of image downloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import os
+
+import cv2
+import numpy as np
+
+from app import render
+
+Colour = tuple[int, int, int]
+# inline styles: the views must look right however the Blocks is launched (no dependence on launch(css=...))
+_FIGURE = 'style="margin:0"'
+_CAPTION = 'style="font-size:0.85rem;opacity:0.75;margin-bottom:4px"'
+_STACK = 'style="position:relative;line-height:0"'
+_BASE = 'style="width:100%;height:auto;display:block;border-radius:4px"'
+_OVER = 'style="position:absolute;left:0;top:0;width:100%;height:100%"'
+
+
+def static_url(image: np.ndarray, kind: str = "jpeg") -> str:
+    """Write RGB uint8 (H, W, 3) into the render folder; return the relative URL Gradio serves it at."""
+    path = render.save_jpeg(image) if kind == "jpeg" else render.save_png(image)
+    return f"gradio_api/file={path}"
+
+
+def delete_static(url: str) -> None:
+    """Remove a file made by :func:`static_url` (cache eviction)."""
+    path = url.removeprefix("gradio_api/file=")
+    if os.path.dirname(path) == render.RENDER_DIR:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _css(colour: Colour) -> str:
+    return f"rgb({colour[0]},{colour[1]},{colour[2]})"
+
+
+def box_svg(box: np.ndarray, colour: Colour, label: str, stroke: float) -> str:
+    """An inclusive ``(x0, y0, x1, y1)`` box with a label at its bottom-left, as SVG in picture pixels."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    font = max(12.0, 4.5 * stroke)
+    text_y = max(font + 2, y1 - stroke - 4)
+    return (
+        f'<rect x="{x0}" y="{y0}" width="{x1 - x0 + 1}" height="{y1 - y0 + 1}" fill="none" stroke="black" '
+        f'stroke-width="{stroke + 2}"/><rect class="box" data-box="{int(x0)},{int(y0)},{int(x1)},{int(y1)}" '
+        f'x="{x0}" y="{y0}" width="{x1 - x0 + 1}" height="{y1 - y0 + 1}" fill="none" stroke="{_css(colour)}" '
+        f'stroke-width="{stroke}"/><text x="{x0 + stroke + 3}" y="{text_y}" font-size="{font}" font-weight="bold" '
+        f'fill="{_css(colour)}" stroke="black" stroke-width="3" paint-order="stroke">{html.escape(label)}</text>'
+    )
+
+
+def figure(title: str, url: str, size: tuple[int, int], svg: str, alt: str, extra: str = "") -> str:
+    """A titled picture with an SVG overlay in its own pixel coordinates (``size`` is ``(H, W)``)."""
+    height, width = size
+    return (
+        f'<figure class="cam-figure" {_FIGURE}><figcaption {_CAPTION}>{html.escape(title)}</figcaption>'
+        f'<div class="cam-stack" {_STACK}><img src="{url}" alt="{html.escape(alt)}" width="{width}" '
+        f'height="{height}" {_BASE}/>{extra}<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f"{_OVER}>{svg}</svg></div></figure>"
+    )
+
+
+def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np.ndarray, Colour, str]]) -> str:
+    """Heatmap overlay (static file) with its boxes drawn as SVG."""
+    stroke = max(3.0, max(size) / 150)
+    svg = "".join(box_svg(box, colour, label, stroke) for box, colour, label in boxes)
+    return figure(title, url, size, svg, f"{title}: heatmap with boxes")
+
+
+def histogram_html(url: str, base: render.HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
+    """Histogram plot (static file) with threshold lines at the given normalised values, as SVG."""
+    height, width = base.picture.shape[:2]
+    svg = ""
+    for value, colour, dashed in lines:
+        x = base.x0_px + float(np.clip(value, 0.0, 1.0)) * (base.x1_px - base.x0_px)
+        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        svg += (f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
+                f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>')  # fmt: skip
+    return figure("Histogram of the green panel's map (log scale) with both thresholds", url, (height, width), svg,
+                  "histogram of normalised CAM values with MaS and PaS thresholds")  # fmt: skip
+
+
+def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
+    """A bool (H, W) mask as a small RGBA PNG data URL: background darkened, foreground lightly tinted."""
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[~mask] = (0, 0, 0, 190)
+    rgba[mask] = (*colour, 70)
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError("could not encode a mask")
+    return "data:image/png;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
+
+
+def masks_html(photo_url: str, size: tuple[int, int], masks: list[tuple[np.ndarray, Colour, str]]) -> str:
+    """The photo once per mask, with the mask laid over it (inline PNG: a few kB each)."""
+    height, width = size
+    cells = "".join(
+        f'<div class="cam-mask" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" alt="photo" '
+        f'width="{width}" height="{height}" {_BASE}/><img class="mask" src="{mask_overlay_url(mask, colour)}" '
+        f'alt="{html.escape(title)}" {_OVER}/></div><span style="font-size:0.8rem">{html.escape(title)}: '
+        f"{100 * mask.mean():.1f} % of pixels</span></div>"
+        for mask, colour, title in masks
+    )
+    title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
+    return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

@@ -1,0 +1,106 @@
+"""App latency through gradio_client on loopback: a no-op event, a slider update, a fresh analysis.
+
+Run: ``python -m bench.bench_app [--repeats 30]``. Starts the app in this process with the UI events
+exposed to the client (``build_demo(expose_ui_events=True)``), then for the default model and for
+resnet50 (random init: timing only, no download) times, p50 / p95 in ms:
+
+* ``noop``: an event that does nothing (Gradio's own round trip),
+* ``slider``: a threshold-slider update (all threshold-dependent views re-rendered from the cache),
+* ``analysis``: a new photo (decode + one forward pass + class list).
+
+and prints the slider / no-op ratio per model, measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import cam_core  # noqa: E402
+from app.state import register_model  # noqa: E402
+from app.ui import build_demo  # noqa: E402
+
+CAT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg"
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """(p50, p95) in milliseconds of samples in seconds."""
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1e3, p95 * 1e3
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def fresh_photos(count: int, folder: Path) -> list[str]:
+    """Distinct photos (the cat with one changed pixel each), so every analysis misses the cache."""
+    base = np.asarray(Image.open(CAT).convert("RGB"))
+    paths = []
+    for i in range(count):
+        image = base.copy()
+        image[0, 0] = (i % 256, i // 256 % 256, 7)
+        path = folder / f"photo_{i}.png"
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def bench_model(client: Client, model: str, repeats: int, folder: Path) -> dict[str, tuple[float, float]]:
+    """Time the three events for one model; returns {event: (p50, p95)}."""
+    photos = iter(fresh_photos(repeats + 1, folder))
+    analysis = timed(lambda: client.predict(handle_file(next(photos)), model, api_name="/on_image"), repeats)
+    thetas = iter(np.linspace(0.05, 0.95, repeats + 1))
+    slider_args = ("", 0.35, 90.0, False, True, True, "")  # class (top-1), theta_pas, p, TAP, NWC, PaS, GT box
+    slider = timed(
+        lambda: client.predict(slider_args[0], float(next(thetas)), *slider_args[1:], api_name="/update_theta_mas"),
+        repeats,
+    )
+    noop = timed(lambda: client.predict(api_name="/noop"), repeats)
+    return {"noop": percentiles(noop), "slider": percentiles(slider), "analysis": percentiles(analysis)}
+
+
+def main() -> None:
+    """Run the benchmark and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    register_model("resnet50", cam_core.load_model("resnet50", pretrained=False))
+    demo = build_demo(expose_ui_events=True)
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        # download_files=False: time the server round trip; the browser fetches pictures itself, in parallel
+        client = Client(demo.local_url, verbose=False, download_files=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            results = {m: bench_model(client, m, args.repeats, Path(tmp)) for m in ("tf_efficientnet_lite0", "resnet50")}
+    finally:
+        demo.close()
+    print(f"{'model':<24}{'event':<10}{'p50 ms':>9}{'p95 ms':>9}")
+    for model, events in results.items():
+        for event, (p50, p95) in events.items():
+            print(f"{model:<24}{event:<10}{p50:9.1f}{p95:9.1f}")
+        ratio = events["slider"][0] / events["noop"][0]
+        print(f"{model:<24}slider / no-op p50 ratio: {ratio:.2f} (goal <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
