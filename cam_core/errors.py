@@ -42,3 +42,11 @@ class CheckpointError(CamError, ValueError):
 
 class ParameterError(CamError, ValueError):
     """A numeric parameter (threshold, percentile, tau, ...) is outside its valid range."""
+
+
+class CrfUnavailableError(CamError, RuntimeError):
+    """The optional dense-CRF backend (``pydensecrf2``, imported as ``pydensecrf``) is not installed."""
+
+
+class DatasetError(CamError, ValueError):
+    """An evaluation data set is malformed: a box CSV or wsolevaluation metadata file, with its line number."""
