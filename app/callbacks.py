@@ -23,6 +23,7 @@ import cam_core
 from app import html_views, render
 from app.models import model_choices, tap_partner
 from app.state import ANALYSES, Session, SmallLRU, get_analysis, get_model, image_hash
+from cam_core import crf
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
 from cam_core.tap import channel_stats
@@ -435,6 +436,40 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
         "statistics of the current model)."
     )
     return render.save_png(plot), render.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
+
+
+# ---------------------------------------------------------------- dense CRF
+
+
+@user_errors
+def render_crf(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None, gaussian_sxy: float, gaussian_compat: float,
+    bilateral_sxy: float, bilateral_srgb: float, bilateral_compat: float, iterations: float,
+) -> tuple[str, str]:  # fmt: skip
+    """Both rules' masks before and after dense-CRF refinement, with the refined masks' boxes."""
+    if not crf.crf_available():
+        raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
+    session = _need(session)
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    ex = explain_arrays(session, class_choice, controls)
+    gt = parse_box(gt_text, ex.plain_analysis.image_size)
+    params = crf.CrfParams(float(gaussian_sxy), float(gaussian_compat), float(bilateral_sxy), float(bilateral_srgb),
+                           float(bilateral_compat), int(iterations))  # fmt: skip
+    photo = render.resize(ex.plain_analysis.image, ex.display)
+    name = ours_name(controls)
+    rows, lines = [], []
+    for label, loc, colour in (("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR), (name, ex.ours, render.OURS_COLOUR)):
+        refined = crf.refine_mask(photo, loc.heatmap, loc.threshold, params)
+        rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
+        before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
+        line = f"**{label}**: box {before.tolist()} → CRF box {after.tolist()}"
+        if gt is not None:
+            iou = lambda box: float(cam_core.box_iou(box, gt)[0, 0])  # noqa: E731
+            line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
+        lines.append(line + ".")
+    statics = _statics(session, ex)
+    return html_views.masks_html(statics.photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)
 
 
 # ---------------------------------------------------------------- presets, API, export

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from app import render
+from cam_core.boxes import largest_box
 
 Colour = tuple[int, int, int]
 # inline styles: the views must look right however the Blocks is launched (no dependence on launch(css=...))
@@ -101,15 +102,20 @@ def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
 
 
-def masks_html(photo_url: str, size: tuple[int, int], masks: list[tuple[np.ndarray, Colour, str]]) -> str:
-    """The photo once per mask, with the mask laid over it (inline PNG: a few kB each)."""
+def masks_html(
+    photo_url: str, size: tuple[int, int], masks: list[tuple[np.ndarray, Colour, str]], boxes: bool = False
+) -> str:
+    """The photo once per mask, with the mask laid over it (inline PNG: a few kB each), optionally boxed."""
     height, width = size
+    stroke = max(3.0, max(size) / 150)
     cells = "".join(
         f'<div class="cam-mask" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" alt="photo" '
         f'width="{width}" height="{height}" {_BASE}/><img class="mask" src="{mask_overlay_url(mask, colour)}" '
-        f'alt="{html.escape(title)}" {_OVER}/></div><span style="font-size:0.8rem">{html.escape(title)}: '
-        f"{100 * mask.mean():.1f} % of pixels</span></div>"
+        f'alt="{html.escape(title)}" {_OVER}/>'
+        + (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>'
+           f"{box_svg(largest_box(mask), colour, '', stroke)}</svg>" if boxes else "")
+        + f'</div><span style="font-size:0.8rem">{html.escape(title)}: {100 * mask.mean():.1f} % of pixels</span></div>'
         for mask, colour, title in masks
-    )
+    )  # fmt: skip
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
     return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

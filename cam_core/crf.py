@@ -167,7 +167,7 @@ def _marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: 
     crf.addPairwiseBilateral(
         sxy=params.bilateral_sxy,
         srgb=params.bilateral_srgb,
-        rgbim=np.ascontiguousarray(image, dtype=np.uint8),
+        rgbim=np.require(image, dtype=np.uint8, requirements=["C", "W"]),  # pydensecrf rejects read-only buffers
         compat=params.bilateral_compat,
     )
     q = np.asarray(crf.inference(params.iterations), dtype=np.float32)  # (2, h*w)

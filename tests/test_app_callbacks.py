@@ -174,3 +174,19 @@ def test_analysis_cache_is_bounded() -> None:
         cache.put("m", str(i), cam_core.cam.Analysis(**{**template.__dict__, "image": image}))
         assert cache.nbytes <= cache.max_bytes
     assert len(cache) == 2 and cache.get("m", "19") is not None and cache.get("m", "0") is None
+
+
+def test_crf_view(cat_session: cb.Session) -> None:
+    pytest.importorskip("pydensecrf.densecrf")
+    html, caption = cb.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 450, 299",
+                                  3, 3, 80, 13, 10, 5)  # fmt: skip
+    assert html.count("data:image/png;base64") == 4 and html.count('class="box"') == 4
+    assert "CRF box" in caption and "IoU with GT" in caption
+    with pytest.raises(gr.Error, match="iterations"):
+        cb.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 0)
+
+
+def test_crf_unavailable_message(cat_session: cb.Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cb.crf, "crf_available", lambda: False)
+    with pytest.raises(gr.Error, match="pydensecrf2"):
+        cb.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 5)

@@ -223,3 +223,13 @@ def test_crf_available_reports_a_failed_import(monkeypatch: pytest.MonkeyPatch) 
         crf_available.cache_clear()
     monkeypatch.undo()
     assert isinstance(crf_available(), bool)
+
+
+def test_read_only_image_is_accepted() -> None:
+    pytest.importorskip("pydensecrf.densecrf")
+    image = np.full((32, 40, 3), 128, np.uint8)
+    image.setflags(write=False)  # e.g. np.asarray of a PIL image
+    heatmap = np.zeros((32, 40), np.float32)
+    heatmap[8:24, 10:30] = 1.0
+    mask = crf.refine_mask(image, heatmap, 0.5)
+    assert mask.shape == (32, 40) and mask[16, 20] and not mask[0, 0]
