@@ -1,0 +1,154 @@
+"""Public-hosting robustness: awkward uploads through the UI callbacks and the API, file-route safety,
+bounded memory, and concurrent sessions that never see each other's results."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import cam_core
+from app import callbacks as cb
+from app import state
+from app.render import RENDER_DIR
+from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
+from tests.test_app_server import ROOT, load_app_module
+
+FIXED = {"truncated.jpg", "notes.png"}  # a representative pair through the API (the rest via callbacks)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, Client]]:
+    demo = load_app_module().demo
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield demo.local_url, Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.mark.parametrize("name", sorted(WORKS))
+def test_awkward_uploads_work_in_the_app(name: str, tmp_path: Path) -> None:
+    session, classes, status = cb.on_image({"path": str(WORKS[name](tmp_path / name))}, cam_core.DEFAULT_MODEL)
+    out = cb.render_localization(session, "", 0.2, 0.35, 90, False, True, True, "")
+    h, w = out[5]["image_size"]["height"], out[5]["image_size"]["width"]
+    for key in ("plain", "ours"):
+        x0, y0, x1, y1 = out[5][key]["box"]
+        assert 0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_bad_uploads_get_a_clear_message(name: str, tmp_path: Path) -> None:
+    make, message = REFUSED[name]
+    with pytest.raises(gr.Error, match=message):
+        cb.on_image({"path": str(make(tmp_path / name))}, cam_core.DEFAULT_MODEL)
+
+
+def test_exif_rotated_boxes_are_on_the_upright_photo(tmp_path: Path) -> None:
+    upright = cb.explain({"path": str(CAT)})[0]
+    rotated = cb.explain({"path": str(exif_rotated(tmp_path / "r.jpg"))})[0]
+    assert rotated["image_size"] == upright["image_size"] == {"height": 300, "width": 451}
+    assert cam_core.box_iou(rotated["ours"]["box"], upright["ours"]["box"])[0, 0] > 0.8
+
+
+def test_upload_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cb, "MAX_UPLOAD_MB", 0.01)
+    with pytest.raises(gr.Error, match="limit is"):
+        cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+
+
+@pytest.mark.parametrize("name", sorted(FIXED))
+def test_api_gives_the_message_and_keeps_serving(name: str, server: tuple[str, Client], tmp_path: Path) -> None:
+    _, client = server
+    make, message = REFUSED[name]
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(str(make(tmp_path / name))), api_name="/explain")
+    assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/etc/passwd", "../../../../etc/passwd", str(ROOT / "app.py"), str(ROOT / "pyproject.toml"),
+     f"{RENDER_DIR}/../../etc/passwd", f"{RENDER_DIR}/%2e%2e/%2e%2e/etc/passwd"],
+)  # fmt: skip
+def test_file_routes_refuse_path_traversal(target: str, server: tuple[str, Client]) -> None:
+    url, _ = server
+    for route in ("gradio_api/file=", "file="):
+        assert _status(f"{url}{route}{target}") in (400, 403, 404)
+
+
+def test_own_pictures_are_served(server: tuple[str, Client]) -> None:
+    url, _ = server
+    session, _, _ = cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    html = cb.render_localization(session, "", 0.2, 0.35, 90, False, True, True, "")[0]
+    picture = re.search(r'src="(gradio_api/file=[^"]+)"', html).group(1)
+    assert _status(url + picture) == 200
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_many_distinct_uploads_keep_memory_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "ANALYSES", state.AnalysisCache(max_bytes=16 * 2**20))
+    monkeypatch.setattr(cb, "ANALYSES", state.ANALYSES)
+    base = np.asarray(Image.open(CAT).convert("RGB").resize((320, 240)))
+    path = tmp_path / "u.png"
+
+    def upload(i: int) -> None:
+        image = base.copy()
+        image[0, 0] = (i % 256, i // 256, 3)
+        Image.fromarray(image).save(path)
+        cb.on_image({"path": str(path)}, cam_core.DEFAULT_MODEL)
+
+    for i in range(60):
+        upload(i)
+    before = _rss_mb()
+    for i in range(60, 500):
+        upload(i)
+    growth = _rss_mb() - before
+    assert state.ANALYSES.nbytes <= 16 * 2**20 and len(state.ANALYSES) < 100
+    assert growth < 60, f"RSS grew {growth:.0f} MB over 440 distinct uploads"
+
+
+def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], tmp_path: Path) -> None:
+    url, _ = server
+    photos = []
+    for i in range(16):  # each session its own photo, told apart by its size
+        path = tmp_path / f"s{i}.png"
+        Image.open(CAT).convert("RGB").resize((300 + 7 * i, 200 + 3 * i)).save(path)
+        photos.append(path)
+
+    def run(i: int) -> list[dict]:
+        client = Client(url, verbose=False, download_files=False)
+        results = []
+        for theta in (0.2, 0.5, 0.3):
+            results.append(client.predict(handle_file(str(photos[i])), "tf_efficientnet_lite0", "", theta,
+                                          api_name="/explain")[0])  # fmt: skip
+        return results
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(run, range(16)))
+    for i, results in enumerate(outcomes):
+        for result in results:
+            assert result["image_size"] == {"height": 200 + 3 * i, "width": 300 + 7 * i}
