@@ -1,0 +1,399 @@
+"""WSOL evaluation of a CAM model over a labelled image set: a library function and a CLI.
+
+Protocol ``stretch`` (default, method.md's): image stretched to the model input (bilinear), the model's
+mean/std, CAM of the ground-truth class upsampled to the input size, GT boxes scaled by the same factors.
+Protocol ``official`` (timm's validation transform): shorter side resized to ``input / crop_pct`` with
+the model's resampling, then a centre crop; boxes transformed alike and clipped into the crop, boxes
+wholly outside dropped (an image left without a box is skipped and listed).
+
+One forward pass per image (batched); every configuration is array work on the cached analysis. The
+``+crf`` configs refine the mask at the config's own fixed threshold (a CRF per sweep threshold would be
+100 CRF runs per image): their MaxBoxAcc v1/v2 are accuracies *at that threshold* (``"sweep": false``).
+
+Usage: ``python -m cam_core.evaluate --images DIR (--boxes boxes.csv | --metadata DIR) [--out r.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from cam_core.boxes import mask_to_boxes, scale_boxes
+from cam_core.cam import Analysis, analyze_batch
+from cam_core.errors import CamError, DatasetError, InvalidImageError
+from cam_core.image import load_image
+from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
+from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
+from cam_core.models import DEFAULT_MODEL, DataConfig, LoadedModel, load_model
+from cam_core.threshold import foreground, pas_normalize, threshold
+
+Protocol = Literal["stretch", "official"]
+Progress = Callable[[int, int], None]
+CSV_HEADER = ("filename", "class_index", "x0", "y0", "x1", "y1")
+_NO_DOWNSCALE = 10**9  # boxes refer to the file's own pixels: never downscale on load
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image: ``path``, GT class ``class_index`` in ``[0, K)``, ``boxes`` float64 (M, 4)
+    inclusive ``(x0, y0, x1, y1)`` in the file's pixels, M >= 1."""
+
+    path: Path
+    class_index: int
+    boxes: np.ndarray
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    """One evaluated configuration: the localisation rule, optionally followed by dense-CRF refinement."""
+
+    localization: LocalizationConfig
+    crf: bool = False
+
+
+@dataclass
+class EvaluationResult:
+    """Outcome of :func:`evaluate`; accuracies in percent ``[0, 100]``.
+
+    Attributes:
+        model, weights: the :class:`LoadedModel`'s name and weight description.
+        protocol: ``"stretch"`` or ``"official"``.
+        n_images: images evaluated (skipped ones excluded).
+        top1: top-1 classification accuracy over those images.
+        skipped: ``{"file", "reason"}`` per image that could not be evaluated.
+        configs: metrics per configuration name.
+    """
+
+    model: str
+    weights: str
+    protocol: str
+    n_images: int
+    top1: float
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    configs: dict[str, LocalizationMetrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the attributes, ``top1`` rounded, ``configs`` via ``LocalizationMetrics.to_dict``."""
+        head = {k: getattr(self, k) for k in ("model", "weights", "protocol", "n_images")}
+        configs = {name: m.to_dict() for name, m in self.configs.items()}
+        return head | {"top1": round(self.top1, 4), "skipped": self.skipped, "configs": configs}
+
+
+def default_configs(pooling: str = "gap", crf: bool = False) -> dict[str, ConfigSpec]:
+    """The four configurations of the ablation, named ``cam, pas, nwc, nwc+pas`` (``tap, tap+pas,
+    tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``."""
+    specs = {name: ConfigSpec(cfg) for name, cfg in CONFIGS.items()}
+    if crf:
+        specs |= {"cam+crf": ConfigSpec(CONFIGS["cam"], True), "nwc+pas+crf": ConfigSpec(CONFIGS["nwc+pas"], True)}
+    if pooling != "tap":
+        return specs
+    return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()}
+
+
+def _parse_row(fields: Sequence[str], where: str, columns: Sequence[str]) -> tuple[str, int | None, list[float]]:
+    """``filename[, class_index], x0, y0, x1, y1`` -> checked values (class ``None`` when not a column)."""
+    if len(fields) != len(columns):
+        raise DatasetError(f"{where}: expected {len(columns)} fields ({', '.join(columns)}), got {len(fields)}")
+    name, values = fields[0].strip(), list(fields[1:])
+    if not name:
+        raise DatasetError(f"{where}: empty filename")
+    label = None
+    if "class_index" in columns:
+        text = values.pop(0).strip()
+        if not text.isdigit():
+            raise DatasetError(f"{where}: `class_index` must be a non-negative integer, got {text!r}")
+        label = int(text)
+    try:
+        box = [float(v) for v in values]
+    except ValueError:
+        raise DatasetError(f"{where}: x0, y0, x1, y1 must be numbers, got {values}") from None
+    if not all(math.isfinite(v) for v in box):
+        raise DatasetError(f"{where}: x0, y0, x1, y1 must be finite, got {values}")
+    if box[2] < box[0] or box[3] < box[1]:
+        raise DatasetError(f"{where}: flipped box (x1 < x0 or y1 < y0): {box}")
+    return name, label, box
+
+
+def _rows(path: Path) -> list[tuple[int, list[str]]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [(n, row) for n, row in enumerate(csv.reader(handle), start=1) if any(f.strip() for f in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"Cannot read {path}: {exc}") from exc
+
+
+def read_boxes_csv(path: str | Path, images: str | Path) -> list[Sample]:
+    """Read ``filename,class_index,x0,y0,x1,y1`` (header required, one row per box, inclusive corners).
+
+    Returns one :class:`Sample` per distinct filename (relative to ``images``), in order of first
+    appearance. Raises :class:`DatasetError` naming the line: unreadable file, wrong header, malformed
+    row, flipped box, or one file given two classes.
+    """
+    path = Path(path)
+    rows = _rows(path)
+    if not rows or tuple(f.strip() for f in rows[0][1]) != CSV_HEADER:
+        raise DatasetError(f"{path}, line {rows[0][0] if rows else 1}: header must be {','.join(CSV_HEADER)}")
+    labels: dict[str, tuple[int, int]] = {}
+    boxes: dict[str, list[list[float]]] = {}
+    for number, row in rows[1:]:
+        where = f"{path}, line {number}"
+        name, label, box = _parse_row(row, where, CSV_HEADER)
+        assert label is not None
+        first = labels.setdefault(name, (label, number))
+        if first[0] != label:
+            raise DatasetError(f"{where}: class {label} of {name!r} conflicts with class {first[0]} on line {first[1]}")
+        boxes.setdefault(name, []).append(box)
+    return [Sample(Path(images) / n, labels[n][0], np.array(b, dtype=np.float64)) for n, b in boxes.items()]
+
+
+def read_wsol_metadata(metadata: str | Path, images: str | Path) -> list[Sample]:
+    """Read clovaai/wsolevaluation metadata: ``image_ids.txt`` (one relative path a line),
+    ``class_labels.txt`` (``path,label``) and ``localization.txt`` (``path,x0,y0,x1,y1``, one line per box).
+
+    Raises:
+        DatasetError: a missing file, malformed line (named), or an image id without label or box.
+    """
+    root = Path(metadata)
+    ids = [(n, row[0].strip()) for n, row in _rows(root / "image_ids.txt")]
+    labels: dict[str, int] = {}
+    for number, row in _rows(root / "class_labels.txt"):
+        where = f"{root / 'class_labels.txt'}, line {number}"
+        if len(row) != 2 or not row[1].strip().isdigit():
+            raise DatasetError(f"{where}: expected `path,label` with an integer label, got {','.join(row)!r}")
+        labels[row[0].strip()] = int(row[1])
+    boxes: dict[str, list[list[float]]] = {}
+    for number, row in _rows(root / "localization.txt"):
+        name, _, box = _parse_row(row, f"{root / 'localization.txt'}, line {number}", ("path", "x0", "y0", "x1", "y1"))
+        boxes.setdefault(name, []).append(box)
+    samples = []
+    for number, image_id in ids:
+        if image_id not in labels or image_id not in boxes:
+            missing = "class_labels.txt" if image_id not in labels else "localization.txt"
+            raise DatasetError(f"{root / 'image_ids.txt'}, line {number}: {image_id!r} has no entry in {missing}")
+        samples.append(Sample(Path(images) / image_id, labels[image_id], np.array(boxes[image_id], np.float64)))
+    return samples
+
+
+def prepare(
+    image: np.ndarray, boxes: np.ndarray, config: DataConfig, protocol: Protocol = "stretch"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the protocol's geometry to an image and its boxes.
+
+    Args:
+        image: uint8 (H, W, 3) RGB.
+        boxes: float (M, 4) inclusive boxes in image pixels.
+        config: the model's preprocessing (input size, resampling, crop_pct).
+        protocol: ``"stretch"`` (bilinear stretch) or ``"official"`` (resize shorter side, centre crop).
+
+    Returns:
+        ``(view, view_boxes)``: uint8 (H_in, W_in, 3) network-sized image, int64 (M', 4) inclusive boxes
+        in view pixels (``official`` drops boxes entirely outside the crop, so M' may be 0).
+    """
+    height, width = image.shape[:2]
+    h_in, w_in = config.input_size
+    if protocol == "stretch":
+        stretched = Image.fromarray(image).resize((w_in, h_in), Image.Resampling.BILINEAR)
+        return np.array(stretched), scale_boxes(boxes, (height, width), (h_in, w_in))
+    if protocol != "official":
+        raise ValueError(f"`protocol` must be 'stretch' or 'official', got {protocol!r}")
+    short = math.floor(min(h_in, w_in) / config.crop_pct)
+    new_w, new_h = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+    resample = Image.Resampling[config.interpolation.upper()]
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample))
+    top, left = round((new_h - h_in) / 2.0), round((new_w - w_in) / 2.0)
+    view = resized[top : top + h_in, left : left + w_in].copy()  # writable, C-contiguous
+    scale, shift = np.array([new_w / width, new_h / height] * 2), np.array([left, top] * 2)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4) * scale - shift  # (M, 4) in crop pixels, unclipped
+    inside = (b[:, 2] >= 0) & (b[:, 3] >= 0) & (b[:, 0] <= w_in - 1) & (b[:, 1] <= h_in - 1)
+    return view, scale_boxes(b[inside], (h_in, w_in), (h_in, w_in))
+
+
+def _crf_refiner() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+    """``cam_core.crf.refine_mask``, imported lazily; raises ImportError with a clear message."""
+    try:
+        from cam_core.crf import crf_available, refine_mask
+    except ImportError as exc:
+        raise ImportError("CRF configurations need cam_core/crf.py, which is not in this installation.") from exc
+    if crf_available():
+        return refine_mask
+    raise ImportError("CRF configurations need `pydensecrf2`: pip install 'cam-explainer[crf]'.")
+
+
+def _score(
+    analysis: Analysis, label: int, gt: np.ndarray, specs: Mapping[str, ConfigSpec], evaluators: Mapping[str, Evaluator]
+) -> None:
+    """Accumulate one analysed image into every configuration's evaluator."""
+    correct = int(np.argmax(analysis.logits)) == label
+    maps: dict[bool, np.ndarray] = {}
+    for name, spec in specs.items():
+        cfg = spec.localization
+        if cfg.nwc not in maps:  # one upsampled heatmap per weight choice, shared by MaS / PaS / CRF
+            maps[cfg.nwc] = heatmap(analysis, label, cfg.nwc, size=analysis.image_size)
+        cam = maps[cfg.nwc]
+        value = threshold(cam, cfg.rule, cfg.theta, cfg.percentile)
+        if spec.crf:
+            mask = _crf_refiner()(analysis.image, cam, value)
+            boxes = mask_to_boxes(mask)
+            largest = mask_to_boxes(mask, largest_only=True)[0]
+            evaluators[name].accumulate(None, gt, largest, correct, fixed_boxes=boxes)
+            continue
+        largest = mask_to_boxes(foreground(cam, value), largest_only=True)[0]
+        sweep_map = cam if cfg.rule == "mas" else pas_normalize(cam, cfg.percentile)
+        evaluators[name].accumulate(sweep_map, gt, largest, correct)
+
+
+def _load_batch(
+    loaded: LoadedModel, samples: Sequence[Sample], protocol: Protocol, skipped: list[dict[str, str]]
+) -> list[tuple[Sample, np.ndarray, np.ndarray]]:
+    """``(sample, view, view_boxes)`` of each usable sample; the others are appended to ``skipped``."""
+    batch = []
+    for sample in samples:
+        reason = ""
+        if not 0 <= sample.class_index < loaded.num_classes:
+            reason = f"class index {sample.class_index} out of range for a {loaded.num_classes}-class model"
+        else:
+            try:
+                image = load_image(sample.path, max_pixels=_NO_DOWNSCALE)
+            except InvalidImageError as exc:
+                reason = str(exc)
+            else:
+                view, boxes = prepare(image, sample.boxes, loaded.data_config, protocol)
+                if len(boxes):
+                    batch.append((sample, view, boxes))
+                else:
+                    reason = "no ground-truth box inside the centre crop"
+        if reason:
+            skipped.append({"file": str(sample.path), "reason": reason})
+    return batch
+
+
+def evaluate(
+    loaded: LoadedModel,
+    samples: Sequence[Sample],
+    configs: Mapping[str, ConfigSpec] | None = None,
+    *,
+    protocol: Protocol = "stretch",
+    batch_size: int = 32,
+    step: float = 0.01,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Evaluate WSOL metrics of ``loaded`` over ``samples``, one forward pass per image.
+
+    Args:
+        loaded: the model.
+        samples: labelled images (see :func:`read_boxes_csv`, :func:`read_wsol_metadata`).
+        configs: name -> :class:`ConfigSpec`; defaults to :func:`default_configs` for the model's pooling.
+        protocol: geometry (see the module docstring).
+        batch_size: images per forward pass, >= 1.
+        step: theta grid step of the MaxBoxAcc sweep.
+        progress: called as ``progress(done, total)`` after each batch (done counts skipped images).
+
+    Returns:
+        The metrics; unreadable images, out-of-range classes, boxes outside the crop go to ``skipped``.
+
+    Raises:
+        DatasetError: no image could be evaluated. ImportError: CRF configs without the CRF backend.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    specs = dict(configs) if configs is not None else default_configs(loaded.pooling)
+    if any(s.crf for s in specs.values()):
+        _crf_refiner()  # fail before the first forward pass
+    evaluators = {name: Evaluator(step=step, sweep=not s.crf) for name, s in specs.items()}
+    skipped: list[dict[str, str]] = []
+    correct = 0
+    for start in range(0, len(samples), batch_size):
+        batch = _load_batch(loaded, samples[start : start + batch_size], protocol, skipped)
+        if batch:  # views are already network-sized: analyze_batch's resize is the identity
+            analyses = analyze_batch(loaded, [view for _, view, _ in batch])
+            for (sample, _, gt), analysis in zip(batch, analyses, strict=True):
+                correct += int(np.argmax(analysis.logits)) == sample.class_index
+                _score(analysis, sample.class_index, gt, specs, evaluators)
+        if progress is not None:
+            progress(min(start + batch_size, len(samples)), len(samples))
+    n_images = len(samples) - len(skipped)
+    if n_images == 0:
+        raise DatasetError(f"No image could be evaluated ({len(skipped)} skipped).")
+    metrics = {name: ev.compute() for name, ev in evaluators.items()}
+    top1 = 100.0 * correct / n_images
+    return EvaluationResult(loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics)
+
+
+def format_table(result: EvaluationResult) -> str:
+    """Plain-text table of a result: a header line, then :func:`cam_core.metrics.format_rows`."""
+    head = (
+        f"{result.model} ({result.weights}), protocol {result.protocol}: {result.n_images} images, "
+        f"top-1 {result.top1:.1f} %, {len(result.skipped)} skipped"
+    )
+    return "\n".join([head, *format_rows(result.configs)])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cam_core.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", required=True, type=Path, help="image folder (root of the metadata paths)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--boxes", type=Path, help="CSV filename,class_index,x0,y0,x1,y1 (inclusive, one row a box)")
+    source.add_argument("--metadata", type=Path, help="wsolevaluation metadata folder (image_ids.txt, ...)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"registry or timm name (default {DEFAULT_MODEL})")
+    parser.add_argument("--checkpoint", type=Path, help="fine-tuned checkpoint; overrides --model")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--step", type=float, default=0.01, help="theta step of the MaxBoxAcc sweep")
+    parser.add_argument("--protocol", choices=("stretch", "official"), default="stretch")
+    parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return parser
+
+
+def _load_model(args: argparse.Namespace) -> LoadedModel:
+    if args.checkpoint is None:
+        return load_model(args.model)
+    try:
+        from cam_core.checkpoint import load_checkpoint
+    except ImportError as exc:
+        raise ImportError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
+    return load_checkpoint(args.checkpoint)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (0 ok, 2 bad data / model / options)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise DatasetError(f"`--limit` must be >= 1, got {args.limit}")
+        read = read_boxes_csv if args.boxes is not None else read_wsol_metadata
+        samples = read(args.boxes or args.metadata, args.images)[: args.limit]
+        loaded = _load_model(args)
+        specs = default_configs(loaded.pooling, crf=args.crf)
+        from tqdm import tqdm
+
+        with tqdm(total=len(samples), unit="img", disable=args.no_progress, file=sys.stderr) as bar:
+            result = evaluate(
+                loaded, samples, specs, protocol=args.protocol, batch_size=args.batch_size, step=args.step,
+                progress=lambda done, _total: bar.update(done - bar.n),
+            )  # fmt: skip
+    except (CamError, ImportError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for item in result.skipped:
+        print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+    print(format_table(result))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

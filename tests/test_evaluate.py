@@ -1,0 +1,200 @@
+"""The evaluation library and CLI end to end on a tiny generated data set (offline, default model)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cam_core
+from cam_core.errors import DatasetError
+from cam_core.evaluate import (
+    ConfigSpec,
+    Sample,
+    default_configs,
+    evaluate,
+    main,
+    prepare,
+    read_boxes_csv,
+    read_wsol_metadata,
+)
+from cam_core.localize import CONFIGS
+from cam_core.models import DataConfig
+
+HEADER = "filename,class_index,x0,y0,x1,y1\n"
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """Three 96x64 photos-to-be (a bright square on noise), one listed but missing, and boxes.csv."""
+    rng = np.random.default_rng(0)
+    rows = [HEADER]
+    for i, (x0, y0) in enumerate(((10, 8), (40, 20), (60, 30))):
+        pixels = rng.integers(0, 80, (64, 96, 3), dtype=np.uint8)
+        pixels[y0 : y0 + 24, x0 : x0 + 30] = (230, 180, 40)
+        Image.fromarray(pixels).save(tmp_path / f"img{i}.png")
+        rows.append(f"img{i}.png,{i},{x0},{y0},{x0 + 29},{y0 + 23}\n")
+    rows.append("img1.png,1,0,0,5.5,5.5\n")  # a second box of the same image
+    rows.append("missing.png,2,0,0,10,10\n")
+    (tmp_path / "boxes.csv").write_text("".join(rows))
+    return tmp_path
+
+
+def test_read_boxes_csv_groups_rows(dataset: Path) -> None:
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)
+    assert [s.path.name for s in samples] == ["img0.png", "img1.png", "img2.png", "missing.png"]
+    assert samples[1].class_index == 1 and samples[1].boxes.shape == (2, 4)
+    np.testing.assert_array_equal(samples[1].boxes[1], [0, 0, 5.5, 5.5])
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "match"),
+    [
+        ("file,cls,x0,y0,x1,y1\na.png,0,0,0,1,1\n", 1, "header"),
+        (HEADER + "a.png,0,0,0,1,1\na.png,0,0,0,1\n", 3, "expected 6 fields"),
+        (HEADER + "a.png,0,zero,0,1,1\n", 2, "numbers"),
+        (HEADER + "a.png,-1,0,0,1,1\n", 2, "class_index"),
+        (HEADER + "a.png,0,5,0,1,1\n", 2, "flipped"),
+        (HEADER + "a.png,0,0,0,nan,1\n", 2, "finite"),
+        (HEADER + "\na.png,0,0,0,1,1\nb.png,1,0,0,1,1\na.png,3,0,0,1,1\n", 5, "conflicts with class 0 on line 3"),
+    ],
+)
+def test_malformed_csv_names_the_line(tmp_path: Path, text: str, line: int, match: str) -> None:
+    path = tmp_path / "boxes.csv"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=rf"line {line}: .*{match}"):
+        read_boxes_csv(path, tmp_path)
+
+
+def test_read_wsol_metadata(tmp_path: Path) -> None:
+    (tmp_path / "image_ids.txt").write_text("val/a.JPEG\nval/b.JPEG\n")
+    (tmp_path / "class_labels.txt").write_text("val/a.JPEG,3\nval/b.JPEG,7\n")
+    (tmp_path / "localization.txt").write_text("val/a.JPEG,1,2,30,40\nval/b.JPEG,0,0,5,5\nval/a.JPEG,5,5,9,9\n")
+    samples = read_wsol_metadata(tmp_path, "/data")
+    assert [(str(s.path), s.class_index, len(s.boxes)) for s in samples] == [
+        ("/data/val/a.JPEG", 3, 2),
+        ("/data/val/b.JPEG", 7, 1),
+    ]
+    (tmp_path / "class_labels.txt").write_text("val/a.JPEG,3\n")
+    with pytest.raises(DatasetError, match=r"image_ids.txt, line 2: 'val/b.JPEG' has no entry in class_labels"):
+        read_wsol_metadata(tmp_path, "/data")
+
+
+def test_prepare_geometry() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)  # H = 100, W = 200
+    config = DataConfig((224, 224), (0.5,) * 3, (0.5,) * 3, "bilinear", 0.875)
+    view, boxes = prepare(image, np.array([[0, 0, 99.0, 49.0]]), config, "stretch")
+    assert view.shape == (224, 224, 3)
+    np.testing.assert_array_equal(boxes, [[0, 0, round(99 * 1.12), round(49 * 2.24)]])
+    # official: shorter side 100 -> floor(224 / 0.875) = 256, so 512 x 256; crop offsets left 144, top 16.
+    view, boxes = prepare(
+        image, np.array([[0, 0, 199.0, 99.0], [0, 0, 40.0, 40.0], [100, 50, 110, 60]]), config, "official"
+    )
+    assert view.shape == (224, 224, 3)
+    np.testing.assert_array_equal(
+        boxes, [[0, 0, 223, 223], [256 - 144, 128 - 16, round(110 * 2.56) - 144, round(60 * 2.56) - 16]]
+    )
+
+
+def test_default_configs_names() -> None:
+    assert list(default_configs()) == ["cam", "pas", "nwc", "nwc+pas"]
+    assert list(default_configs("tap", crf=True)) == [
+        "tap",
+        "tap+pas",
+        "tap+nwc",
+        "tap+nwc+pas",
+        "tap+crf",
+        "tap+nwc+pas+crf",
+    ]
+    assert default_configs("tap")["tap+nwc"].localization == CONFIGS["nwc"]
+
+
+def test_evaluate_library_with_progress_and_skips(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)
+    samples.append(Sample(dataset / "img0.png", 99, np.array([[0.0, 0.0, 5.0, 5.0]])))  # tiny model has 4 classes
+    calls: list[tuple[int, int]] = []
+    result = evaluate(tiny_model, samples, {"pas": ConfigSpec(CONFIGS["pas"])}, batch_size=2,
+                      progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+    assert result.n_images == 3 and list(result.configs) == ["pas"]
+    reasons = {Path(s["file"]).name: s["reason"] for s in result.skipped}
+    assert set(reasons) == {"missing.png", "img0.png"} and "out of range" in reasons["img0.png"]
+    metrics = result.configs["pas"]
+    assert 0.0 <= metrics.maxboxacc_v2 <= 100.0 and metrics.n_images == 3
+    with pytest.raises(DatasetError, match="No image"):
+        evaluate(tiny_model, samples[3:4])
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main([*args, "--no-progress"])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_end_to_end(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "results.json"
+    args = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--out", str(out_file)]
+    status, out, err = run_cli([*args, "--batch-size", "2"], capsys)
+    assert status == 0, err
+    assert "missing.png" in err and "GT-known" in out and "nwc+pas" in out
+    result = json.loads(out_file.read_text())
+    assert result["model"] == "tf_efficientnet_lite0" and result["protocol"] == "stretch"
+    assert result["n_images"] == 3 and 0.0 <= result["top1"] <= 100.0
+    assert [Path(s["file"]).name for s in result["skipped"]] == ["missing.png"]
+    assert list(result["configs"]) == ["cam", "pas", "nwc", "nwc+pas"]
+    for metrics in result["configs"].values():
+        for key in ("gt_known_loc", "top1_loc", "maxboxacc_v1", "maxboxacc_v2"):
+            assert 0.0 <= metrics[key] <= 100.0
+        assert set(metrics["maxboxacc_v2_by_iou"]) == {"30", "50", "70"}
+        assert (
+            len(metrics["curves"]["thresholds"]) == len(metrics["curves"]["v1"]) == len(metrics["curves"]["70"]) == 100
+        )
+        assert metrics["maxboxacc_v1"] == max(metrics["curves"]["v1"])
+
+
+def test_cli_official_limit_and_errors(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv")]
+    status, out, _ = run_cli([*base, "--protocol", "official", "--limit", "2"], capsys)
+    assert status == 0 and "2 images" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "img0.png,0,0,0,1,1\nimg1.png,1,0,0,1\n")
+    status, _, err = run_cli(["--images", str(dataset), "--boxes", str(bad)], capsys)
+    assert status == 2 and "line 3" in err
+    status, _, err = run_cli([*base, "--model", "no_such_model_xyz"], capsys)
+    assert status == 2 and "no_such_model_xyz" in err
+
+
+def test_cli_checkpoint_without_module(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)  # import fails as if the file were absent
+    args = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--checkpoint", "x.safetensors"]
+    status, _, err = run_cli(args, capsys)
+    assert status == 2 and "checkpoint.py" in err
+
+
+def test_cli_crf(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    crf = pytest.importorskip("cam_core.crf")
+    if not crf.crf_available():
+        pytest.skip("pydensecrf2 is not installed")
+    out_file = tmp_path / "crf.json"
+    args = [
+        "--images",
+        str(dataset),
+        "--boxes",
+        str(dataset / "boxes.csv"),
+        "--crf",
+        "--limit",
+        "2",
+        "--out",
+        str(out_file),
+    ]
+    status, out, err = run_cli(args, capsys)
+    assert status == 0, err
+    configs = json.loads(out_file.read_text())["configs"]
+    assert configs["cam+crf"]["sweep"] is False and configs["nwc+pas+crf"]["curves"] == {"thresholds": []}
+    assert "no sweep" in out
