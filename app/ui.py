@@ -8,6 +8,7 @@ import gradio as gr
 
 import cam_core
 from app import callbacks as cb
+from app import evaluation as ev
 from app.models import model_choices
 from app.render import RENDER_DIR
 from cam_core import crf
@@ -160,6 +161,27 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                         crf_btn = gr.Button("Refine both masks with dense CRF", interactive=available)
                         crf_view = gr.HTML(elem_id="crf-masks")
                         crf_caption = gr.Markdown(elem_classes="caption")
+                    with gr.Tab("Evaluate"):
+                        gr.Markdown(
+                            "The paper's ablation on real boxes, with the field's metrics (GT-known Loc, Top-1 Loc, "
+                            "MaxBoxAcc, MaxBoxAccV2), same code as `python -m cam_core.evaluate`. Upload up to "
+                            f"{ev.MAX_IMAGES} photos ({ev.MAX_TOTAL_MB} MB) and a CSV "
+                            "`filename,class_index,x0,y0,x1,y1`"
+                            " (one row per box, pixels of each file), or run the three bundled examples."
+                        )  # fmt: skip
+                        with gr.Row():
+                            eval_images = gr.File(label="Photos", file_count="multiple", file_types=["image"])
+                            eval_csv = gr.File(label="Boxes CSV", file_types=[".csv"])
+                        with gr.Row():
+                            eval_btn = gr.Button("Evaluate the uploaded set", variant="primary")
+                            eval_examples_btn = gr.Button("Evaluate the bundled examples")
+                        eval_table = gr.Markdown(elem_id="eval-table")
+                        eval_curves = gr.Image(label="BoxAcc (IoU ≥ 0.5) against θ", format="png", interactive=False)
+                        eval_gallery = gr.Gallery(
+                            label="Where NWC+PaS wins and loses against plain CAM (blue: plain, green: NWC+PaS, "
+                            "gold: ground truth)", columns=4,
+                        )  # fmt: skip
+                        eval_json = gr.JSON(label="Evaluation JSON (same schema as the CLI)")
                     with gr.Tab("JSON & export"):
                         result_json = gr.JSON(label="Explanation (boxes in original-image pixels)")
                         download = gr.DownloadButton("Download JSON + PNGs (.zip)")
@@ -208,6 +230,10 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         channel_dd.input(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         download.click(cb.export_zip, loc_inputs, [download], api_visibility="private")
         crf_inputs = [*loc_inputs, crf_gsxy, crf_gcompat, crf_bsxy, crf_bsrgb, crf_bcompat, crf_iters]
+        eval_outputs = [eval_table, eval_curves, eval_gallery, eval_json]
+        eval_btn.click(ev.run_evaluation, [eval_images, eval_csv, gr.State(False), model_dd], eval_outputs,
+                       api_visibility="private")  # fmt: skip
+        eval_examples_btn.click(ev.run_examples, [model_dd], eval_outputs, api_visibility="private")
         crf_btn.click(cb.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private")
         explain_btn.click(cb.explain, [image_in, model_dd, class_dd, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],

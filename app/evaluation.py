@@ -1,0 +1,151 @@
+"""The app's Evaluate tab: the library's WSOL evaluation on a small uploaded set or the bundled examples.
+
+Same code as ``python -m cam_core.evaluate`` (one forward per image, method.md's protocol); a per-image
+hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a second forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import matplotlib.pyplot as plt
+import numpy as np
+
+import cam_core
+from app import render
+from app.callbacks import user_errors
+from app.state import get_model
+from cam_core.cam import Analysis
+from cam_core.datasets import Sample, read_boxes_csv
+from cam_core.evaluate import EvaluationResult, evaluate
+from cam_core.localize import CONFIGS, localize
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+MAX_IMAGES = 64
+MAX_TOTAL_MB = 50
+GALLERY_SIZE = 6
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """Plain CAM (MaS) vs NWC+PaS on one evaluated image, in network-input pixels."""
+
+    name: str
+    view: np.ndarray
+    gt: np.ndarray
+    plain_box: np.ndarray
+    ours_box: np.ndarray
+    plain_iou: float
+    ours_iou: float
+
+
+def _path(item: Any) -> str:
+    return item if isinstance(item, str) else getattr(item, "name", None) or item["path"]
+
+
+def uploaded_samples(images: list[Any] | None, boxes_csv: Any | None, folder: Path) -> list[Sample]:
+    """Link uploads into ``folder`` under their own names and read the boxes CSV against them."""
+    if not images or boxes_csv is None:
+        raise gr.Error("Upload the photos *and* a boxes CSV (filename,class_index,x0,y0,x1,y1), or use the examples.")
+    paths = [_path(item) for item in images]
+    if len(paths) > MAX_IMAGES:
+        raise gr.Error(f"{len(paths)} photos: the in-app limit is {MAX_IMAGES}; use the CLI for more.")
+    total = sum(os.path.getsize(p) for p in paths) / 2**20
+    if total > MAX_TOTAL_MB:
+        raise gr.Error(f"{total:.0f} MB of photos: the in-app limit is {MAX_TOTAL_MB} MB; use the CLI for more.")
+    for path in paths:
+        os.symlink(path, folder / os.path.basename(path))
+    return read_boxes_csv(_path(boxes_csv), folder)
+
+
+def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome:
+    c = sample.class_index
+    plain = localize(analysis, c, CONFIGS["cam"], analysis.input_size).box
+    ours = localize(analysis, c, CONFIGS["nwc+pas"], analysis.input_size).box
+    best = lambda box: float(cam_core.box_iou(box, gt).max())  # noqa: E731
+    return ImageOutcome(sample.path.name, analysis.image, gt, plain, ours, best(plain), best(ours))
+
+
+def curves_plot(result: EvaluationResult) -> np.ndarray:
+    """BoxAcc(delta = 0.5, all contours) against theta for every swept configuration."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    for name, metrics in result.configs.items():
+        if metrics.sweep and metrics.thresholds:
+            axis.plot(
+                metrics.thresholds, metrics.curves["50"], label=f"{name} (max {metrics.maxboxacc_v2_by_iou['50']:.1f})"
+            )
+    axis.set_xlabel("θ (MaS: of the max; PaS: of the percentile-rescaled map)")
+    axis.set_ylabel("BoxAcc at IoU ≥ 0.5 (%)")
+    axis.set_ylim(0, 100)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.canvas.draw()
+    picture = np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
+    plt.close(figure)
+    return picture
+
+
+def table_markdown(result: EvaluationResult) -> str:
+    """The ablation table as Markdown, percentages."""
+    lines = [f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
+             f"top-1 {result.top1:.1f} %" + (f"; **skipped {len(result.skipped)}**: " + "; ".join(
+                 f"{s['file']} ({s['reason']})" for s in result.skipped) if result.skipped else ""),
+             "", "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, m in result.configs.items():
+        by = m.maxboxacc_v2_by_iou
+        top1 = "–" if m.top1_loc is None else f"{m.top1_loc:.1f}"
+        lines.append(f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
+                     f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
+    """Where NWC+PaS wins most and loses most against plain CAM (boxes: blue plain, green ours, gold GT)."""
+    ranked = sorted(outcomes, key=lambda o: o.ours_iou - o.plain_iou, reverse=True)
+    picked = ranked[:GALLERY_SIZE] + [o for o in ranked[-GALLERY_SIZE:][::-1] if o not in ranked[:GALLERY_SIZE]]
+    items = []
+    for o in picked:
+        picture = o.view.copy()
+        for box in o.gt:
+            render.draw_box(picture, box, render.GT_COLOUR)
+        render.draw_box(picture, o.plain_box, render.PLAIN_COLOUR)
+        render.draw_box(picture, o.ours_box, render.OURS_COLOUR)
+        delta = o.ours_iou - o.plain_iou
+        verdict = "win" if delta > 0 else "loss" if delta < 0 else "tie"
+        items.append(
+            (render.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
+        )
+    return items
+
+
+@user_errors
+def run_evaluation(
+    images: list[Any] | None, boxes_csv: Any | None, use_examples: bool, model: str, progress: gr.Progress = gr.Progress()
+) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:  # fmt: skip
+    """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON."""
+    loaded = get_model(model)
+    outcomes: list[ImageOutcome] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = (
+            read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES)
+            if use_examples
+            else uploaded_samples(images, boxes_csv, Path(tmp))
+        )
+        result = evaluate(
+            loaded, samples, batch_size=8,
+            progress=lambda done, total: progress(done / total, desc=f"{done}/{total} photos"),
+            on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
+        )  # fmt: skip
+    return table_markdown(result), render.save_png(curves_plot(result)), gallery(outcomes), result.to_dict()
+
+
+def run_examples(
+    model: str, progress: gr.Progress = gr.Progress()
+) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
+    """The bundled examples with their hand-drawn boxes."""
+    return run_evaluation(None, None, True, model, progress)

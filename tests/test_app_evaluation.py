@@ -1,0 +1,43 @@
+"""The Evaluate tab's callback: the library evaluation on the bundled examples and on an uploaded set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+import cam_core
+from app import evaluation as ev
+
+
+def test_bundled_examples() -> None:
+    table, curves, gallery, payload = ev.run_examples(cam_core.DEFAULT_MODEL, progress=lambda *a, **k: None)
+    assert payload["n_images"] == 3 and set(payload["configs"]) == {"cam", "pas", "nwc", "nwc+pas"}
+    assert "| nwc+pas |" in table and Image.open(curves).size[0] > 300
+    assert len(gallery) == 3 and all(caption.split()[0] in ("win", "loss", "tie") for _, caption in gallery)
+    cat = payload["configs"]["cam"]
+    assert 0 <= cat["gt_known_loc"] <= 100 and len(cat["curves"]["50"]) == 100
+
+
+def test_uploaded_set_with_a_missing_photo(tmp_path: Path) -> None:
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes((ev.EXAMPLES / "cat.jpg").read_bytes())
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("filename,class_index,x0,y0,x1,y1\ncat.jpg,285,20,0,450,299\nghost.jpg,1,0,0,5,5\n")
+    table, _, _, payload = ev.run_evaluation([str(photo)], str(csv), False, cam_core.DEFAULT_MODEL,
+                                             progress=lambda *a, **k: None)  # fmt: skip
+    assert payload["n_images"] == 1 and payload["skipped"][0]["file"].endswith("ghost.jpg")
+    assert "skipped 1" in table
+
+
+def test_bad_csv_and_missing_inputs(tmp_path: Path) -> None:
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes((ev.EXAMPLES / "cat.jpg").read_bytes())
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("filename,class_index,x0,y0,x1,y1\ncat.jpg,285,20,0,oops,299\n")
+    with pytest.raises(gr.Error, match="line 2"):
+        ev.run_evaluation([str(photo)], str(csv), False, cam_core.DEFAULT_MODEL, progress=lambda *a, **k: None)
+    with pytest.raises(gr.Error, match="boxes CSV"):
+        ev.run_evaluation(None, None, False, cam_core.DEFAULT_MODEL, progress=lambda *a, **k: None)
