@@ -95,7 +95,8 @@ def table_markdown(result: EvaluationResult) -> str:
     lines = [f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
              f"top-1 {result.top1:.1f} %" + (f"; **skipped {len(result.skipped)}**: " + "; ".join(
                  f"{s['file']} ({s['reason']})" for s in result.skipped) if result.skipped else ""),
-             "", "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |", "|---|---|---|---|---|"]  # fmt: skip
+             "", "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for name, m in result.configs.items():
         by = m.maxboxacc_v2_by_iou
         top1 = "–" if m.top1_loc is None else f"{m.top1_loc:.1f}"
@@ -125,7 +126,8 @@ def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
 
 @user_errors
 def run_evaluation(
-    images: list[Any] | None, boxes_csv: Any | None, use_examples: bool, model: str, progress: gr.Progress = gr.Progress()
+    images: list[Any] | None, boxes_csv: Any | None, use_examples: bool, model: str,
+    progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:  # fmt: skip
     """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON."""
     loaded = get_model(model)

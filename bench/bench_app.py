@@ -23,13 +23,13 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import numpy as np  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from gradio_client import Client, handle_file
+from PIL import Image
 
-import cam_core  # noqa: E402
-from app.state import register_model  # noqa: E402
-from app.ui import build_demo  # noqa: E402
+import cam_core
+from app.state import register_model
+from app.ui import build_demo
 
 CAT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg"
 
@@ -91,7 +91,8 @@ def main() -> None:
         # download_files=False: time the server round trip; the browser fetches pictures itself, in parallel
         client = Client(demo.local_url, verbose=False, download_files=False)
         with tempfile.TemporaryDirectory() as tmp:
-            results = {m: bench_model(client, m, args.repeats, Path(tmp)) for m in ("tf_efficientnet_lite0", "resnet50")}
+            models = ("tf_efficientnet_lite0", "resnet50")
+            results = {m: bench_model(client, m, args.repeats, Path(tmp)) for m in models}
     finally:
         demo.close()
     print(f"{'model':<24}{'event':<10}{'p50 ms':>9}{'p95 ms':>9}")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import numpy as np  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
+import numpy as np
+from playwright.sync_api import sync_playwright
 
-from app.ui import build_demo  # noqa: E402
-from bench.bench_app import percentiles  # noqa: E402
+from app.ui import build_demo
+from bench.bench_app import percentiles
 
 CAT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

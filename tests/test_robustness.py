@@ -39,7 +39,7 @@ def server() -> Iterator[tuple[str, Client]]:
 
 @pytest.mark.parametrize("name", sorted(WORKS))
 def test_awkward_uploads_work_in_the_app(name: str, tmp_path: Path) -> None:
-    session, _classes, status = cb.on_image({"path": str(WORKS[name](tmp_path / name))}, cam_core.DEFAULT_MODEL)
+    session, _classes, _status = cb.on_image({"path": str(WORKS[name](tmp_path / name))}, cam_core.DEFAULT_MODEL)
     out = cb.render_localization(session, "", 0.2, 0.35, 90, False, True, True, "")
     h, w = out[5]["image_size"]["height"], out[5]["image_size"]["width"]
     for key in ("plain", "ours"):
