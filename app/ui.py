@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 import cam_core
+from app import analysis_views as av
 from app import callbacks as cb
 from app import evaluation as ev
 from app.models import model_choices
@@ -200,9 +201,9 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
 
         def render_all(event: gr.events.Dependency) -> None:
             event.success(cb.render_localization, loc_inputs, loc_outputs, **quiet).success(
-                cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
+                av.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
             ).success(
-                cb.render_p1,
+                av.render_p1,
                 [session, class_dd, ctl["tau"], channel_dd],
                 [p1_plot, channel_img, channel_dd, p1_caption],
                 **quiet,
@@ -223,18 +224,18 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         ctl["preset"].change(cb.apply_preset, [ctl["preset"]], sliders,
                              api_visibility="private")  # fmt: skip
         scale.change(
-            cb.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
+            av.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
         )
         p1_inputs = [session, class_dd, ctl["tau"], channel_dd]
-        ctl["tau"].change(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
-        channel_dd.input(cb.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
+        ctl["tau"].change(av.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
+        channel_dd.input(av.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         download.click(cb.export_zip, loc_inputs, [download], api_visibility="private")
         crf_inputs = [*loc_inputs, crf_gsxy, crf_gcompat, crf_bsxy, crf_bsrgb, crf_bcompat, crf_iters]
         eval_outputs = [eval_table, eval_curves, eval_gallery, eval_json]
         eval_btn.click(ev.run_evaluation, [eval_images, eval_csv, gr.State(False), model_dd], eval_outputs,
                        api_visibility="private")  # fmt: skip
         eval_examples_btn.click(ev.run_examples, [model_dd], eval_outputs, api_visibility="private")
-        crf_btn.click(cb.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private")
+        crf_btn.click(av.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private")
         explain_btn.click(cb.explain, [image_in, model_dd, class_dd, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],
                           [result_json, api_plain, api_ours], api_name="explain", preprocess=False)  # fmt: skip

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import cam_core
+from app import analysis_views as av
 from app import callbacks as cb
 from app import render
 from app.state import ANALYSES, AnalysisCache, image_hash
@@ -107,24 +108,36 @@ def test_class_resolution(cat_session: cb.Session) -> None:
         cb.render_localization(cat_session, "flying teapot", 0.2, 0.35, 90, False, True, True, "")
 
 
-def test_tap_without_tap_model_is_refused(cat_session: cb.Session) -> None:
+def test_tap_without_tap_model_is_refused(cat_session: cb.Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cb, "tap_partner", lambda model: None)
     with pytest.raises(gr.Error, match="TAP-trained"):
         cb.render_localization(cat_session, "285", 0.2, 0.35, 90, True, True, True, "")
 
 
+def test_tap_panel_uses_the_tap_checkpoint(cat_session: cb.Session) -> None:
+    partner = cb.tap_partner(cam_core.DEFAULT_MODEL)
+    if partner is None:
+        pytest.skip("no TAP checkpoint in assets/checkpoints")
+    payload = cb.render_localization(cat_session, "285", 0.2, 0.35, 90, True, True, True, "")[5]
+    assert payload["ours"]["modules"] == ["TAP", "NWC", "PaS"]
+    assert payload["ours"]["model"] == cb.get_model(partner).name
+    assert payload["plain"]["box"] != [] and "TAP on" in cb.render_localization(
+        cat_session, "285", 0.2, 0.35, 90, True, True, True, "")[4]  # fmt: skip
+
+
 def test_weights_view_counts_negative_weights(cat_session: cb.Session) -> None:
-    pos, neg, _, caption = cb.render_weights(cat_session, "285", "shared")
+    pos, neg, _, caption = av.render_weights(cat_session, "285", "shared")
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
     assert f"**{int((analysis.class_weights[285] < 0).sum())}** of 1280" in caption
-    assert "not comparable" in cb.render_weights(cat_session, "285", "per map")[3]
+    assert "not comparable" in av.render_weights(cat_session, "285", "per map")[3]
     assert Image.open(pos).size == Image.open(neg).size
 
 
 def test_p1_view(cat_session: cb.Session) -> None:
-    _, _, update, caption = cb.render_p1(cat_session, "285", 0.1, None)
+    _, _, update, caption = av.render_p1(cat_session, "285", 0.1, None)
     top = update["value"]
     assert top == update["choices"][0][1] and f"Channel **{top}**" in caption
-    _, _, update2, _ = cb.render_p1(cat_session, "285", 0.1, update["choices"][3][1])
+    _, _, update2, _ = av.render_p1(cat_session, "285", 0.1, update["choices"][3][1])
     assert update2["value"] == update["choices"][3][1]
 
 
@@ -178,15 +191,15 @@ def test_analysis_cache_is_bounded() -> None:
 
 def test_crf_view(cat_session: cb.Session) -> None:
     pytest.importorskip("pydensecrf.densecrf")
-    html, caption = cb.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 450, 299",
+    html, caption = av.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 450, 299",
                                   3, 3, 80, 13, 10, 5)  # fmt: skip
     assert html.count("data:image/png;base64") == 4 and html.count('class="box"') == 4
     assert "CRF box" in caption and "IoU with GT" in caption
     with pytest.raises(gr.Error, match="iterations"):
-        cb.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 0)
+        av.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 0)
 
 
 def test_crf_unavailable_message(cat_session: cb.Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cb.crf, "crf_available", lambda: False)
+    monkeypatch.setattr(av.crf, "crf_available", lambda: False)
     with pytest.raises(gr.Error, match="pydensecrf2"):
-        cb.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 5)
+        av.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 5)

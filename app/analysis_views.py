@@ -1,0 +1,116 @@
+"""Callbacks of the analysis tabs beyond the main panels: M+ / M-, Why TAP (P1), and dense-CRF masks.
+
+Pure, top-level functions over the cached analysis, like :mod:`app.callbacks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+import cam_core
+from app import html_views, render
+from app.callbacks import (
+    Controls,
+    Session,
+    _need,
+    _statics,
+    explain_arrays,
+    ours_name,
+    parse_box,
+    resolve_class,
+    user_errors,
+)
+from app.state import get_analysis
+from cam_core import crf
+from cam_core.tap import channel_stats
+
+
+@user_errors
+def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str, str, str, str]:
+    """Positive-only and negative-only weight maps on one shared colour scale (or per map)."""
+    session = _need(session)
+    analysis = get_analysis(session, session.model)
+    c = resolve_class(class_choice, analysis)
+    display = render.display_size(*analysis.image_size)
+    positive = np.clip(cam_core.upsample(analysis.cam(c, "positive"), display), 0, None)
+    negative = np.clip(cam_core.upsample(analysis.cam(c, "negative"), display), 0, None)
+    pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=(scale == "shared"))
+    weights = analysis.class_weights[c]
+    caption = (
+        f"Class **{analysis.class_names[c].split(',')[0]}**: **{int((weights < 0).sum())}** of {weights.size} weights "
+        f"are negative. Peak of M+ = {positive.max():.2f}, peak of M- = {negative.max():.2f}; mean M+ = "
+        f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
+        + ("" if scale == "shared" else " **Per-map scale: the two colours are not comparable.**")
+    )
+    return render.save_jpeg(pos_rgb), render.save_jpeg(neg_rgb), render.save_png(bar), caption
+
+
+@user_errors
+def render_p1(session: Session | None, class_choice: Any, tau: float, channel: Any) -> tuple[str, str, Any, str]:
+    """Why TAP: per-channel active area vs weight, GAP vs TAP values, and one channel's map."""
+    session = _need(session)
+    analysis = get_analysis(session, session.model)
+    c = resolve_class(class_choice, analysis)
+    stats = channel_stats(analysis.feature_maps, analysis.class_weights[c], float(tau))
+    ranked = np.argsort(-np.abs(stats.cam_peak_contribution))[:20]
+    choices = [
+        (f"channel {k}: weight {stats.weight[k]:+.3f}, area {100 * stats.active_fraction[k]:.0f} %", str(k))
+        for k in ranked
+    ]
+    valid = {str(k) for k in ranked}
+    k = int(channel) if channel is not None and str(channel) in valid else int(ranked[0])
+    plot = render.p1_scatter(
+        stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau)
+    )
+    display = render.display_size(*analysis.image_size)
+    channel_map = cam_core.normalize(cam_core.upsample(analysis.feature_maps[k], display))
+    picture = render.overlay(render.resize(analysis.image, display), channel_map)
+    caption = (
+        f"Channel **{k}**: weight {stats.weight[k]:+.4f}; active on {100 * stats.active_fraction[k]:.1f} % of the "
+        f"{analysis.feature_maps.shape[1]}×{analysis.feature_maps.shape[2]} grid (τ = {float(tau):.2f}); "
+        f"GAP {stats.gap[k]:.3f} "
+        f"vs TAP {stats.tap[k]:.3f} (×{stats.tap[k] / max(stats.gap[k], 1e-9):.1f}); contributes "
+        f"{stats.cam_peak_contribution[k]:+.3f} of the CAM peak {stats.cam_peak_contribution.sum():.3f}. "
+        "Under GAP, a channel active on a small area has a small pooled value, so training gives it a large weight "
+        "to matter for the logit; at the CAM peak that large weight times its high peak dominates. TAP pools only "
+        "active pixels, so such channels no longer need large weights (it changes training; this view shows the "
+        "statistics of the current model)."
+    )
+    return render.save_png(plot), render.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
+
+
+# ---------------------------------------------------------------- dense CRF
+
+
+@user_errors
+def render_crf(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None, gaussian_sxy: float, gaussian_compat: float,
+    bilateral_sxy: float, bilateral_srgb: float, bilateral_compat: float, iterations: float,
+) -> tuple[str, str]:  # fmt: skip
+    """Both rules' masks before and after dense-CRF refinement, with the refined masks' boxes."""
+    if not crf.crf_available():
+        raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
+    session = _need(session)
+    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    ex = explain_arrays(session, class_choice, controls)
+    gt = parse_box(gt_text, ex.plain_analysis.image_size)
+    params = crf.CrfParams(float(gaussian_sxy), float(gaussian_compat), float(bilateral_sxy), float(bilateral_srgb),
+                           float(bilateral_compat), int(iterations))  # fmt: skip
+    photo = render.resize(ex.plain_analysis.image, ex.display)
+    name = ours_name(controls)
+    rows, lines = [], []
+    for label, loc, colour in (("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR), (name, ex.ours, render.OURS_COLOUR)):
+        refined = crf.refine_mask(photo, loc.heatmap, loc.threshold, params)
+        rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
+        before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
+        line = f"**{label}**: box {before.tolist()} → CRF box {after.tolist()}"
+        if gt is not None:
+            iou = lambda box: float(cam_core.box_iou(box, gt)[0, 0])  # noqa: E731
+            line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
+        lines.append(line + ".")
+    statics = _statics(session, ex)
+    return html_views.masks_html(statics.photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)
