@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -161,9 +161,10 @@ def analyze_batch(
         [preprocess(image, loaded.data_config, interpolation) for image in images]
     )  # (B, 3, H_in, W_in)
     device = next(model.parameters()).device
+    net: Any = model  # timm API (forward_features / forward_head) is not in nn.Module's type
     with eval_mode(model), torch.inference_mode():
-        features = model.forward_features(batch.to(device))  # (B, C, h, w)
-        logits = model.forward_head(features)  # (B, K)
+        features = net.forward_features(batch.to(device))  # (B, C, h, w)
+        logits = net.forward_head(features)  # (B, K)
     features_np = features.float().cpu().numpy()
     logits_np = logits.float().cpu().numpy()
     if not (np.isfinite(features_np).all() and np.isfinite(logits_np).all()):

@@ -22,7 +22,7 @@ import importlib.util
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import timm
 import torch
@@ -168,7 +168,7 @@ def _rename_lite0_keys(source: Mapping[str, torch.Tensor], model: nn.Module) -> 
         "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
         "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
     }  # fmt: skip
-    stages: nn.Sequential = model.blocks  # type: ignore[assignment]
+    stages: Any = model.blocks  # nn.Sequential of stages (timm EfficientNet)
     flat = [f"blocks.{s}.{i}" for s, stage in enumerate(stages) for i in range(len(stage))]
     expanded = {key.split(".")[1] for key in source if "._expand_conv." in key}
     renamed: dict[str, torch.Tensor] = {}
@@ -235,7 +235,7 @@ def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "
     Raises:
         NotCamExactError: the head is not a single linear layer over globally pooled features.
     """
-    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    classifier = getattr(model, "get_classifier", lambda: None)()
     if not isinstance(classifier, nn.Linear):
         raise NotCamExactError(
             f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear: CAM is not exact."
@@ -244,15 +244,16 @@ def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "
     pool = getattr(parent, attr)
     generator = torch.Generator().manual_seed(0)
     probe = torch.randn(2, 3, *input_size, generator=generator)
+    net: Any = model  # timm API (forward_features / forward_head) is not in nn.Module's type
     with eval_mode(model), torch.inference_mode():
-        features = model.forward_features(probe)  # (2, C, h, w)
+        features = net.forward_features(probe)  # (2, C, h, w)
         if features.ndim != 4 or features.shape[1] != classifier.in_features:
             raise NotCamExactError(
                 f"{name}: forward_features gives shape {tuple(features.shape)} but the classifier expects "
                 f"{classifier.in_features} channels: there are layers between pooling and the classifier "
                 "(e.g. MobileNetV3's conv_head), so CAM is not exact."
             )
-        logits = model.forward_head(features)  # (2, K)
+        logits = net.forward_head(features)  # (2, K)
         pooled = pool(features) if isinstance(pool, ThresholdedAvgPool2d) else features.mean(dim=(2, 3))  # (2, C)
         expected = pooled @ classifier.weight.T + (classifier.bias if classifier.bias is not None else 0.0)
         error = float((logits - expected).abs().max() / logits.abs().max().clamp(min=1.0))
