@@ -9,12 +9,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from cam_core.boxes import box_iou, largest_box, mask_to_boxes, scale_boxes
 from cam_core.cam import Analysis, analyze, analyze_batch, normalize, preprocess, upsample
+from cam_core.checkpoint import load_checkpoint, read_card, save_checkpoint
 from cam_core.crf import CrfParams, crf_available, refine_mask, refine_probability
 from cam_core.errors import (
     CamError,
     CheckpointError,
     ClassIndexError,
     CrfUnavailableError,
+    DatasetError,
     InvalidImageError,
     NonFiniteMapError,
     NotCamExactError,
@@ -45,6 +47,7 @@ __all__ = [
     "ClassIndexError",
     "CrfParams",
     "CrfUnavailableError",
+    "DatasetError",
     "InvalidImageError",
     "LoadedModel",
     "Localization",
@@ -65,6 +68,7 @@ __all__ = [
     "crf_available",
     "heatmap",
     "largest_box",
+    "load_checkpoint",
     "load_image",
     "load_model",
     "localize",
@@ -74,8 +78,10 @@ __all__ = [
     "pas_normalize",
     "pas_threshold",
     "preprocess",
+    "read_card",
     "refine_mask",
     "refine_probability",
+    "save_checkpoint",
     "scale_boxes",
     "tap_pool",
     "to_rgb_array",

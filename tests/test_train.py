@@ -1,0 +1,140 @@
+"""``python -m cam_core.train``: tiny CPU fine-tunes on generated photos, data readers, loss and recipe checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+from PIL import Image
+from safetensors.torch import load_file
+
+from cam_core import finetune
+from cam_core.checkpoint import build_base, load_checkpoint, read_card
+from cam_core.errors import DatasetError, ParameterError
+from cam_core.finetune import Recipe, loss_fn, trainable_prefixes
+from cam_core.tap import ThresholdedAvgPool2d
+from cam_core.train import main, read_exclude, read_image_folder, read_wsol_labels
+
+ARCH = "test_efficientnet"
+FAST = ["--model", ARCH, "--no-pretrained", "--epochs", "2", "--views", "2", "--batch-size", "4", "--threads", "2"]
+
+
+def _photos(folder: Path, names: list[str], seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / name)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "train"
+    _photos(root / "n01440764", ["a0.png", "a1.png"], seed=0)  # WordNet id -> class 0
+    _photos(root / "7", ["b0.png", "b1.png"], seed=1)  # ImageNet index
+    return root
+
+
+def _check_round_trip(out: Path, pooling: str) -> None:
+    card = read_card(out)
+    assert card["pooling"] == pooling and card["trained"] == ["conv_head", "bn2", "classifier"]
+    assert card["data"]["photos"] == 4 and card["data"]["classes"] == 2 and len(card["recipe"]["log"]["loss"]) == 2
+    assert out.with_suffix(".json").is_file()
+    loaded = load_checkpoint(out)
+    is_tap = isinstance(loaded.model.global_pool, ThresholdedAvgPool2d)
+    assert loaded.pooling == pooling and is_tap == (pooling == "tap")
+    base = dict(build_base(ARCH, pretrained=False)[0].model.named_parameters())
+    tensors = load_file(str(out))
+    changed = [k for k, v in tensors.items() if not torch.equal(v, base[k].half())]
+    assert "classifier.weight" in changed and any(k.startswith("conv_head") for k in changed)
+    params = dict(loaded.model.named_parameters())
+    assert all(torch.equal(params[k].half(), v) for k, v in tensors.items())  # fp16 bit-exact on reload
+
+
+def test_gap_and_tap_head_finetunes_share_a_cache(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache.safetensors"
+    head = ["--images", str(image_folder), *FAST, "--cache", str(cache)]
+    assert main([*head, "--pooling", "gap", "--out", str(tmp_path / "gap.safetensors")]) == 0 and cache.is_file()
+
+    def no_rebuild(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been reused")
+
+    monkeypatch.setattr(finetune, "build_cache", no_rebuild)
+    assert main([*head, "--pooling", "tap", "--out", str(tmp_path / "tap.safetensors")]) == 0
+    for pooling in ("gap", "tap"):
+        _check_round_trip(tmp_path / f"{pooling}.safetensors", pooling)
+
+
+def test_unlabelled_distillation_only_and_exclude(tmp_path: Path) -> None:
+    _photos(tmp_path / "flat", ["u0.png", "u1.png", "drop.png"])
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("drop.png\n")
+    out = tmp_path / "u.safetensors"
+    argv = ["--images", str(tmp_path / "flat"), *FAST, "--ce", "0", "--exclude", str(exclude), "--out", str(out)]
+    assert main([*argv, "--views", "1", "--epochs", "1"]) == 0
+    data = read_card(out)["data"]
+    assert data["photos"] == 2 and data["labelled"] == 0 and data["excluded"] == ["drop.png"]
+
+
+def test_online_finetune_of_a_new_classifier(image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "k8.safetensors"
+    base = ["--images", str(image_folder), *FAST, "--unfreeze", "blocks.1", "--num-classes", "8", "--out", str(out)]
+    assert main(base) == 2  # distillation needs the base's classes
+    assert main([*base, "--distill", "0", "--ce", "1", "--epochs", "1"]) == 0
+    card = read_card(out)
+    assert card["trained"] == ["blocks.1", "conv_head", "bn2", "classifier"] and card["num_classes"] == 8
+    loaded = load_checkpoint(out)
+    assert loaded.num_classes == 8 and loaded.pooling == "tap"
+
+
+def test_bad_arguments_exit_2(image_folder: Path, tmp_path: Path) -> None:
+    assert main(["--images", str(image_folder), *FAST, "--out", str(tmp_path / "x.pth")]) == 2
+    assert main(["--images", str(tmp_path / "absent"), *FAST, "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert main(["--images", str(image_folder), *FAST, "--tau", "1.5", "--out", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_readers(image_folder: Path, tmp_path: Path) -> None:
+    samples = read_image_folder(image_folder)
+    assert sorted({c for _, c in samples}) == [0, 7] and len(samples) == 4
+    _photos(tmp_path / "bad" / "not_a_class", ["x.png"])
+    with pytest.raises(DatasetError, match="not_a_class"):
+        read_image_folder(tmp_path / "bad")
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "image_ids.txt").write_text("val/a.png\nval/b.png\n")
+    (meta / "class_labels.txt").write_text("val/a.png,3\nval/b.png,5\n")
+    assert read_wsol_labels(meta, tmp_path) == [(tmp_path / "val/a.png", 3), (tmp_path / "val/b.png", 5)]
+    (meta / "class_labels.txt").write_text("val/a.png,3\n")
+    with pytest.raises(DatasetError, match=r"val/b\.png"):
+        read_wsol_labels(meta, tmp_path)
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("filename,class_index,x0,y0,x1,y1\nA.JPEG,1,0,0,5,5\nA.JPEG,1,1,1,4,4\nB.JPEG,2,0,0,3,3\n")
+    assert read_exclude(csv) == {"A.JPEG", "B.JPEG"}
+
+
+def test_loss_matches_hand_written() -> None:
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(4, 6, generator=generator), torch.randn(4, 6, generator=generator)
+    labels = torch.tensor([1, -1, 5, 0])
+    recipe = Recipe(distill=4.0, ce=0.5, temperature=2.0)
+    p, q = F.softmax(student / 2, dim=1), F.softmax(teacher / 2, dim=1)
+    kl = (q * (q.log() - p.log())).sum(1).mean()
+    ce = -sum(F.log_softmax(student[i], 0)[labels[i]] for i in (0, 2, 3)) / 4
+    torch.testing.assert_close(loss_fn(student, teacher, labels, recipe), 4.0 * 4 * kl + 0.5 * ce)
+
+
+def test_trainable_prefixes_and_recipe_checks() -> None:
+    model = build_base(ARCH, pretrained=False)[0].model
+    assert trainable_prefixes(model, "head") == ["conv_head", "bn2", "classifier"]
+    assert trainable_prefixes(model, "tail")[0] == f"blocks.{len(model.blocks) - 1}"
+    assert trainable_prefixes(model, "all") == [""]
+    with pytest.raises(ParameterError, match="unfreeze"):
+        trainable_prefixes(model, "blocks.99")
+    with pytest.raises(ParameterError, match="tau"):
+        Recipe(tau=1.0)
+    with pytest.raises(ParameterError, match="nothing to train"):
+        Recipe(distill=0, ce=0)
