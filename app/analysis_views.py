@@ -23,7 +23,8 @@ from app.callbacks import (
     resolve_class,
     user_errors,
 )
-from app.state import get_analysis
+from app.models import tap_partner
+from app.state import get_analysis, get_model
 from cam_core import crf
 from cam_core.tap import channel_stats
 
@@ -78,8 +79,25 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
         "to matter for the logit; at the CAM peak that large weight times its high peak dominates. TAP pools only "
         "active pixels, so such channels no longer need large weights (it changes training; this view shows the "
         "statistics of the current model)."
-    )
+    ) + _tap_comparison(session, c, k, stats.active_fraction, stats.weight)
     return render.save_png(plot), render.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
+
+
+def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: np.ndarray) -> str:
+    """What TAP training did to the weights, when a TAP-trained partner of this model is shipped."""
+    partner = tap_partner(session.model)
+    if partner is None or partner == session.model:
+        return ""
+    tap_analysis = get_analysis(session, partner)  # one extra forward pass, then cached
+    tap_weight = tap_analysis.class_weights[c]
+    small = np.zeros(area.shape, bool)
+    small[np.argsort(area, kind="stable")[: max(1, area.size // 4)]] = True  # smallest-area quarter of channels
+    ratio = lambda w: float(np.abs(w[small]).mean() / max(np.abs(w[~small]).mean(), 1e-12))  # noqa: E731
+    return (
+        f"\n\n**TAP-trained partner** ({get_model(partner).name}): this channel's weight is "
+        f"{tap_weight[k]:+.4f} there (here {weight[k]:+.4f}). Mean |weight| of the smallest-area quarter of "
+        f"channels relative to the rest: {ratio(weight):.2f} here vs {ratio(tap_weight):.2f} after TAP training."
+    )
 
 
 # ---------------------------------------------------------------- dense CRF

@@ -27,9 +27,31 @@ def checkpoint_cards() -> dict[str, dict[str, Any]]:
     return cards
 
 
+def _metric(card: dict[str, Any], key: str) -> float | None:
+    """GT-known Loc (plain CAM config, MaS) or top-1 from a card's measured evaluation, or ``None``."""
+    evaluation = card.get("evaluation") or {}
+    if key == "top1":
+        return evaluation.get("top1")
+    configs = evaluation.get("configs") or {}
+    plain = configs.get("tap") or configs.get("cam") or {}
+    return plain.get("gt_known_loc")
+
+
 def _card_label(name: str, card: dict[str, Any]) -> str:
-    label = card.get("label") or name
-    return f"Experiment: {label}"
+    """Menu label with the measured numbers; TAP models are compared with their GAP control."""
+    kind = "TAP" if card.get("pooling") == "tap" else "GAP control"
+    photos = (card.get("data") or {}).get("photos")
+    label = f"Experiment: {kind}, head-only fine-tune" + (f" on {photos} photos" if photos else "")
+    gt, top1 = _metric(card, "gt_known"), _metric(card, "top1")
+    control = next((c for c in checkpoint_cards().values()
+                    if c.get("pooling") == "gap" and _base_name(c) == _base_name(card)), None)  # fmt: skip
+    if kind == "TAP" and control is not None and None not in (gt, top1, _metric(control, "gt_known")):
+        d_gt = gt - _metric(control, "gt_known")  # type: ignore[operator]
+        d_top1 = top1 - _metric(control, "top1")  # type: ignore[operator]
+        return f"{label}: GT-known {d_gt:+.1f} / top-1 {d_top1:+.1f} vs its GAP control"
+    if gt is not None and top1 is not None:
+        return f"{label}: GT-known {gt:.1f}, top-1 {top1:.1f}"
+    return f"{label} ({name})"
 
 
 def model_choices() -> list[tuple[str, str]]:
