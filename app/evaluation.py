@@ -117,7 +117,7 @@ def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
         render.draw_box(picture, o.plain_box, render.PLAIN_COLOUR)
         render.draw_box(picture, o.ours_box, render.OURS_COLOUR)
         delta = o.ours_iou - o.plain_iou
-        verdict = "win" if delta > 0 else "loss" if delta < 0 else "tie"
+        verdict = "win" if delta >= 0.005 else "loss" if delta <= -0.005 else "tie"  # shown to 2 decimals
         items.append(
             (render.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
         )
