@@ -71,6 +71,7 @@ def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome
     return ImageOutcome(sample.path.name, analysis.image, gt, plain, ours, best(plain), best(ours))
 
 
+@render.plotting
 def curves_plot(result: EvaluationResult) -> np.ndarray:
     """BoxAcc(delta = 0.5, all contours) against theta for every swept configuration."""
     figure, axis = plt.subplots(figsize=(6.4, 3.2), dpi=100)

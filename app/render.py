@@ -7,10 +7,14 @@ what changes with a slider is drawn by :mod:`app.html_views` over cached picture
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import cv2
 import matplotlib
@@ -27,6 +31,9 @@ OURS_COLOUR = (0, 255, 0)
 GT_COLOUR = (255, 215, 0)
 _JET = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)  # (256, 3)
 _DIVERGING = (colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+P = ParamSpec("P")
+R = TypeVar("R")
+_MATPLOTLIB = threading.Lock()  # matplotlib (pyplot state, mathtext parser) is not thread-safe
 RENDER_DIR = tempfile.mkdtemp(prefix="cam-explainer-")
 """Private folder of every picture file the app writes (served to the browser by Gradio)."""
 
@@ -107,6 +114,17 @@ def save_jpeg(image: np.ndarray) -> str:
     return path
 
 
+def plotting(fn: Callable[P, R]) -> Callable[P, R]:
+    """Serialise a function that draws with matplotlib: the app serves several events at once."""
+
+    @functools.wraps(fn)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _MATPLOTLIB:
+            return fn(*args, **kwargs)
+
+    return locked
+
+
 def _figure_to_array(figure: plt.Figure) -> np.ndarray:
     figure.canvas.draw()
     array = np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
@@ -114,6 +132,7 @@ def _figure_to_array(figure: plt.Figure) -> np.ndarray:
     return array
 
 
+@plotting
 def signed_pair(positive: np.ndarray, negative: np.ndarray, shared: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Colour M+ and M- (float (H, W), >= 0) on one shared scale, or each on its own.
 
@@ -147,6 +166,7 @@ class HistogramBase:
     bottom_px: int
 
 
+@plotting
 def histogram_base(values: np.ndarray) -> HistogramBase:
     """Plot the histogram of a normalised map (float (H, W) in [0, 1]) once; thresholds are drawn later."""
     figure, axis = plt.subplots(figsize=(6.4, 2.8), dpi=100)
@@ -182,6 +202,7 @@ def histogram_with_thresholds(base: HistogramBase, mas: float, percentile_value:
     return picture
 
 
+@plotting
 def p1_scatter(
     active_fraction: np.ndarray, weight: np.ndarray, contribution: np.ndarray, gap: np.ndarray, tap: np.ndarray,
     selected: int, tau: float,

@@ -156,3 +156,16 @@ def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], tmp_path: Pa
     for i, results in enumerate(outcomes):
         for result in results:
             assert result["image_size"] == {"height": 200 + 3 * i, "width": 300 + 7 * i}
+
+
+def test_concurrent_slider_updates_render_safely() -> None:
+    """Several events at once draw plots in parallel (matplotlib is not thread-safe: the app serialises it)."""
+    session, _, _ = cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+
+    def update(i: int) -> dict:
+        # distinct classes: each needs a fresh histogram plot, so the plotting really runs concurrently
+        return cb.render_localization(session, str(280 + i), 0.2 + 0.05 * (i % 3), 0.35, 90, False, True, True, "")[5]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(update, range(16)))
+    assert [r["class"]["index"] for r in results] == [280 + i for i in range(16)]
