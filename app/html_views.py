@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import io
 import os
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from app import render
 from cam_core.boxes import largest_box
@@ -92,14 +93,13 @@ def histogram_html(url: str, base: render.HistogramBase, lines: list[tuple[float
 
 
 def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
-    """A bool (H, W) mask as a small RGBA PNG data URL: background darkened, foreground lightly tinted."""
-    rgba = np.zeros((*mask.shape, 4), np.uint8)
-    rgba[~mask] = (0, 0, 0, 190)
-    rgba[mask] = (*colour, 70)
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("could not encode a mask")
-    return "data:image/png;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
+    """A bool (H, W) mask as a tiny 2-colour palette PNG data URL: background darkened, foreground tinted."""
+    height, width = mask.shape
+    picture = Image.frombytes("P", (width, height), np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+    picture.putpalette([0, 0, 0, *colour])
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1, transparency=bytes([190, 70]))  # alpha per palette entry
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def masks_html(
