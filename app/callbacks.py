@@ -130,7 +130,8 @@ def on_image(payload: Any, model: str) -> tuple[Session, Any, str]:
 def on_model(model: str, session: Session | None) -> tuple[Session | None, Any, str, Any]:
     """A new model for the current photo (one forward pass), plus the TAP toggle's availability."""
     partner = tap_partner(model)
-    tap_update = gr.update(interactive=partner is not None, value=partner is not None)
+    # TAP stays as the user set it where a TAP-trained partner exists; it is switched off where none does
+    tap_update = gr.update(interactive=True) if partner is not None else gr.update(interactive=False, value=False)
     if session is None:
         get_model(model)  # load now so that errors show at once
         return None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update

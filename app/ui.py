@@ -10,7 +10,7 @@ import cam_core
 from app import analysis_views as av
 from app import callbacks as cb
 from app import evaluation as ev
-from app.models import model_choices
+from app.models import model_choices, tap_partner
 from app.render import RENDER_DIR
 from cam_core import crf
 
@@ -62,7 +62,9 @@ with, not a causal proof.
 def _controls() -> dict[str, gr.components.Component]:
     with gr.Row(equal_height=True):
         preset = gr.Radio([*cam_core.PRESETS, "custom"], value="paper code", label="Preset", scale=2)
-        tap = gr.Checkbox(False, label="TAP", interactive=False, info="needs a TAP-trained model", scale=1)
+        has_tap = tap_partner(cam_core.DEFAULT_MODEL) is not None
+        tap_info = "uses the shipped TAP-trained head" if has_tap else "needs a TAP-trained model"
+        tap = gr.Checkbox(False, label="TAP", interactive=has_tap, scale=1, info=tap_info)
         nwc = gr.Checkbox(True, label="NWC", info="clamp negative weights", scale=1)
         pas = gr.Checkbox(True, label="PaS", info="percentile threshold", scale=1)
     with gr.Row():
