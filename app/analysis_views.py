@@ -113,7 +113,7 @@ def render_crf(
     if not crf.crf_available():
         raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
     session = _need(session)
-    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     ex = explain_arrays(session, class_choice, controls)
     gt = parse_box(gt_text, ex.plain_analysis.image_size)
     params = crf.CrfParams(float(gaussian_sxy), float(gaussian_compat), float(bilateral_sxy), float(bilateral_srgb),

@@ -63,6 +63,11 @@ class Controls:
     nwc: bool = True
     pas: bool = True
 
+    @classmethod
+    def of(cls, theta_mas: Any, theta_pas: Any, percentile: Any, tap: Any, nwc: Any, pas: Any) -> Controls:
+        """From raw component values (events run with ``preprocess=False`` pass them unconverted)."""
+        return cls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+
 
 # ---------------------------------------------------------------- inputs -> session
 
@@ -354,7 +359,7 @@ def render_localization(
 ) -> tuple[str, str, str, str, str, dict[str, Any]]:  # fmt: skip
     """Slider / toggle update: both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
     session = _need(session)
-    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     ex = explain_arrays(session, class_choice, controls)
     gt = parse_box(gt_text, ex.plain_analysis.image_size)
     statics = _statics(session, ex)
@@ -391,7 +396,7 @@ def swipe_pair(
     """The swipe view's two pictures, drawn when its tab is opened."""
     if session is None:
         return None
-    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     views = localization_views(session, class_choice, controls, gt_text)
     return render.save_jpeg(views.plain), render.save_jpeg(views.ours)
 
@@ -418,7 +423,7 @@ def explain(
     if model not in known:
         raise cam_core.UnknownModelError(f"Unknown model {model!r}; choose one of {known}.")
     session = start_session(image, model)
-    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     ex = explain_arrays(session, class_name, controls)
     return (
         explanation_json(ex, None),
@@ -433,7 +438,7 @@ def export_zip(
     tap: bool, nwc: bool, pas: bool, gt_text: str | None,
 ) -> str:  # fmt: skip
     """Bundle the JSON and the current pictures (PNG) into one zip for download."""
-    controls = Controls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     views = localization_views(_need(session), class_choice, controls, gt_text)
     path = render.new_path(".zip")
     with zipfile.ZipFile(path, "w") as archive:
