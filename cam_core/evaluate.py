@@ -123,6 +123,25 @@ def prepare(
     return view, scale_boxes(b[inside], (h_in, w_in), (h_in, w_in))
 
 
+def prepare_mask(mask: np.ndarray, config: DataConfig, protocol: Protocol = "stretch") -> np.ndarray:
+    """Apply :func:`prepare`'s geometry to a ground-truth mask (nearest neighbour): bool (H_in, W_in)."""
+    image = np.repeat(np.asarray(mask, dtype=np.uint8)[:, :, None] * 255, 3, axis=2)
+    nearest = DataConfig(config.input_size, config.mean, config.std, "nearest", config.crop_pct)
+    if protocol == "stretch":
+        height, width = config.input_size
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.NEAREST))[:, :, 0] > 127
+    return prepare(image, np.zeros((0, 4)), nearest, protocol)[0][:, :, 0] > 127
+
+
+def _load_mask(masks: Path, sample: Sample, size: tuple[int, int]) -> np.ndarray:
+    """``masks/<image stem>.png`` as bool (H, W), nonzero = foreground; raises InvalidImageError."""
+    path = masks / f"{sample.path.stem}.png"
+    mask = load_image(path, max_pixels=_NO_DOWNSCALE)[:, :, 0] > 0
+    if mask.shape != size:
+        raise InvalidImageError(f"mask {path.name} is {mask.shape[1]}x{mask.shape[0]}, the photo {size[1]}x{size[0]}")
+    return mask
+
+
 def _crf_refiner() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
     """``cam_core.crf.refine_mask``, imported lazily; raises ImportError with a clear message."""
     try:
@@ -135,7 +154,12 @@ def _crf_refiner() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
 
 
 def _score(
-    analysis: Analysis, label: int, gt: np.ndarray, specs: Mapping[str, ConfigSpec], evaluators: Mapping[str, Evaluator]
+    analysis: Analysis,
+    label: int,
+    gt: np.ndarray,
+    specs: Mapping[str, ConfigSpec],
+    evaluators: Mapping[str, Evaluator],
+    gt_mask: np.ndarray | None = None,
 ) -> None:
     """Accumulate one analysed image into every configuration's evaluator."""
     correct = int(np.argmax(analysis.logits)) == label
@@ -150,17 +174,22 @@ def _score(
             mask = _crf_refiner()(analysis.image, cam, value)
             boxes = mask_to_boxes(mask)
             largest = mask_to_boxes(mask, largest_only=True)[0]
-            evaluators[name].accumulate(None, gt, largest, correct, fixed_boxes=boxes)
+            evaluators[name].accumulate(None, gt, largest, correct, gt_mask, boxes, pred_mask=mask)
             continue
-        largest = mask_to_boxes(foreground(cam, value), largest_only=True)[0]
+        mask = foreground(cam, value)
+        largest = mask_to_boxes(mask, largest_only=True)[0]
         sweep_map = cam if cfg.rule == "mas" else pas_normalize(cam, cfg.percentile)
-        evaluators[name].accumulate(sweep_map, gt, largest, correct)
+        evaluators[name].accumulate(sweep_map, gt, largest, correct, gt_mask, pred_mask=mask)
 
 
 def _load_batch(
-    loaded: LoadedModel, samples: Sequence[Sample], protocol: Protocol, skipped: list[dict[str, str]]
-) -> list[tuple[Sample, np.ndarray, np.ndarray]]:
-    """``(sample, view, view_boxes)`` of each usable sample; the others are appended to ``skipped``."""
+    loaded: LoadedModel,
+    samples: Sequence[Sample],
+    protocol: Protocol,
+    skipped: list[dict[str, str]],
+    masks: Path | None = None,
+) -> list[tuple[Sample, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(sample, view, view_boxes, view_mask)`` of each usable sample; the others go to ``skipped``."""
     batch = []
     for sample in samples:
         reason = ""
@@ -169,12 +198,14 @@ def _load_batch(
         else:
             try:
                 image = load_image(sample.path, max_pixels=_NO_DOWNSCALE)
+                mask = None if masks is None else _load_mask(masks, sample, image.shape[:2])
             except InvalidImageError as exc:
                 reason = str(exc)
             else:
                 view, boxes = prepare(image, sample.boxes, loaded.data_config, protocol)
+                view_mask = None if mask is None else prepare_mask(mask, loaded.data_config, protocol)
                 if len(boxes):
-                    batch.append((sample, view, boxes))
+                    batch.append((sample, view, boxes, view_mask))
                 else:
                     reason = "no ground-truth box inside the centre crop"
         if reason:
@@ -192,6 +223,7 @@ def evaluate(
     step: float = 0.01,
     progress: Progress | None = None,
     on_image: Callable[[Sample, Analysis, np.ndarray], None] | None = None,
+    masks: str | Path | None = None,
 ) -> EvaluationResult:
     """Evaluate WSOL metrics of ``loaded`` over ``samples``, one forward pass per image.
 
@@ -205,6 +237,8 @@ def evaluate(
         progress: called as ``progress(done, total)`` after each batch (done counts skipped images).
         on_image: called as ``on_image(sample, analysis, gt_boxes)`` for each evaluated image (gt_boxes:
             int64 (M, 4) in input pixels), e.g. to collect per-image results without a second forward.
+        masks: folder of ground-truth masks ``<image stem>.png`` (nonzero = object): adds PxAP and the mean
+            mask IoU of every configuration's own mask; an image without its mask is skipped.
 
     Returns:
         The metrics; unreadable images, out-of-range classes, boxes outside the crop go to ``skipped``.
@@ -221,12 +255,13 @@ def evaluate(
     skipped: list[dict[str, str]] = []
     correct = 0
     for start in range(0, len(samples), batch_size):
-        batch = _load_batch(loaded, samples[start : start + batch_size], protocol, skipped)
+        mask_dir = None if masks is None else Path(masks)
+        batch = _load_batch(loaded, samples[start : start + batch_size], protocol, skipped, mask_dir)
         if batch:  # views are already network-sized: analyze_batch's resize is the identity
-            analyses = analyze_batch(loaded, [view for _, view, _ in batch])
-            for (sample, _, gt), analysis in zip(batch, analyses, strict=True):
+            analyses = analyze_batch(loaded, [view for _, view, _, _ in batch])
+            for (sample, _, gt, gt_mask), analysis in zip(batch, analyses, strict=True):
                 correct += int(np.argmax(analysis.logits)) == sample.class_index
-                _score(analysis, sample.class_index, gt, specs, evaluators)
+                _score(analysis, sample.class_index, gt, specs, evaluators, gt_mask)
                 if on_image is not None:
                     on_image(sample, analysis, gt)
         if progress is not None:
@@ -245,7 +280,9 @@ def format_table(result: EvaluationResult) -> str:
         f"{result.model} ({result.weights}), protocol {result.protocol}: {result.n_images} images, "
         f"top-1 {result.top1:.1f} %, {len(result.skipped)} skipped"
     )
-    return "\n".join([head, *format_rows(result.configs)])
+    masks = [f"{n}: mask IoU {m.mask_iou:.1f}" + ("" if m.pxap is None else f", PxAP {m.pxap:.1f}")
+             for n, m in result.configs.items() if m.mask_iou is not None]  # fmt: skip
+    return "\n".join([head, *format_rows(result.configs), *masks])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -261,6 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--step", type=float, default=0.01, help="theta step of the MaxBoxAcc sweep")
     parser.add_argument("--protocol", choices=("stretch", "official"), default="stretch")
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
+    parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png: adds PxAP and mask IoU")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return parser
@@ -291,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tqdm(total=len(samples), unit="img", disable=args.no_progress, file=sys.stderr) as bar:
             result = evaluate(
                 loaded, samples, specs, protocol=args.protocol, batch_size=args.batch_size, step=args.step,
-                progress=lambda done, _total: bar.update(done - bar.n),
+                progress=lambda done, _total: bar.update(done - bar.n), masks=args.masks,
             )  # fmt: skip
     except (CamError, ImportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -173,6 +173,7 @@ class LocalizationMetrics:
         thresholds: the theta grid (empty without sweep).
         curves: per-theta accuracy lists, keys ``"v1"`` and the delta keys (empty without sweep).
         pxap: pixel average precision, or ``None`` when no GT mask was given.
+        mask_iou: mean IoU of the configuration's own mask with the GT mask, or ``None`` without GT masks.
         sweep: whether the accuracies are maxima over the theta sweep.
     """
 
@@ -187,6 +188,7 @@ class LocalizationMetrics:
     curves: dict[str, list[float]] = field(default_factory=dict)
     pxap: float | None = None
     sweep: bool = True
+    mask_iou: float | None = None
 
     def to_dict(self, digits: int = 4) -> dict[str, Any]:
         """JSON-ready dict; ``curves`` gains the ``"thresholds"`` list; numbers rounded to ``digits``."""
@@ -203,6 +205,7 @@ class LocalizationMetrics:
             "best_theta": self.best_theta,
             "curves": {"thresholds": self.thresholds} | {k: [r(v) for v in c] for k, c in self.curves.items()},
             "pxap": r(self.pxap),
+            "mask_iou": r(self.mask_iou),
             "sweep": self.sweep,
             "n_images": self.n_images,
         }
@@ -254,6 +257,7 @@ class Evaluator:
         self._edges = edges  # PxAP histogram edges, as wsolevaluation's MaskEvaluator
         self._pos_hist = np.zeros(max(edges.size - 1, 0), dtype=np.float64)
         self._neg_hist = np.zeros(max(edges.size - 1, 0), dtype=np.float64)
+        self._mask_ious: list[float] = []
 
     def accumulate(
         self,
@@ -263,6 +267,7 @@ class Evaluator:
         top1_correct: bool | None = None,
         gt_mask: np.ndarray | None = None,
         fixed_boxes: np.ndarray | None = None,
+        pred_mask: np.ndarray | None = None,
     ) -> None:
         """Add one image.
 
@@ -273,6 +278,8 @@ class Evaluator:
             top1_correct: whether the top-1 class is the GT class (``None``: Top-1 Loc not reported).
             gt_mask: bool (H, W) foreground mask for PxAP (sweep mode only), or ``None``.
             fixed_boxes: (N, 4) all contour boxes at the fixed threshold; required when ``sweep`` is off.
+            pred_mask: bool (H, W) the configuration's own foreground mask; with ``gt_mask`` it adds to the
+                mean mask IoU (any mode).
 
         Raises:
             ParameterError: missing or malformed inputs for the evaluator's mode.
@@ -290,6 +297,8 @@ class Evaluator:
                 raise ParameterError("`fixed_boxes` is required when `sweep` is False")
             largest = np.array([box_iou(np.asarray(fixed_box).reshape(1, 4), gt).max()])
             best = np.array([box_iou(fixed_boxes, gt).max()])
+        if gt_mask is not None and pred_mask is not None:
+            self._mask_ious.append(mask_iou(pred_mask, gt_mask))
         self._v1_hits += largest >= self.v1_iou
         self._v2_hits += best[None, :] >= self.iou_thresholds[:, None]
         self._n += 1
@@ -345,7 +354,21 @@ class Evaluator:
             curves=curves,
             pxap=self._pxap() if self.sweep else None,
             sweep=self.sweep,
+            mask_iou=100.0 * float(np.mean(self._mask_ious)) if self._mask_ious else None,
         )
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two bool (H, W) masks in ``[0, 1]`` (1.0 when both are empty).
+
+    Raises:
+        ParameterError: the shapes differ.
+    """
+    a, b = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
+    if a.shape != b.shape:
+        raise ParameterError(f"mask shapes differ: {a.shape} vs {b.shape}")
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def format_rows(configs: Mapping[str, LocalizationMetrics]) -> list[str]:

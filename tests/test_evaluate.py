@@ -198,3 +198,34 @@ def test_cli_crf(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     configs = json.loads(out_file.read_text())["configs"]
     assert configs["cam+crf"]["sweep"] is False and configs["nwc+pas+crf"]["curves"] == {"thresholds": []}
     assert "no sweep" in out
+
+
+def test_cli_with_ground_truth_masks(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i, (x0, y0) in enumerate(((10, 8), (40, 20))):  # img2 has no mask: it is skipped, and says why
+        mask = np.zeros((64, 96), np.uint8)
+        mask[y0 : y0 + 24, x0 : x0 + 30] = 255
+        Image.fromarray(mask).save(masks / f"img{i}.png")
+    out = tmp_path / "r.json"
+    code = main(["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--masks", str(masks),
+                 "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["n_images"] == 2
+    assert {s["file"].rsplit("/", 1)[-1] for s in result["skipped"]} == {"img2.png", "missing.png"}
+    for metrics in result["configs"].values():
+        assert 0.0 <= metrics["mask_iou"] <= 100.0 and 0.0 <= metrics["pxap"] <= 100.0
+    assert "mask IoU" in capsys.readouterr().out
+
+
+def test_prepare_mask_follows_the_image_geometry() -> None:
+    from cam_core.evaluate import prepare_mask
+
+    config = DataConfig((32, 32), (0.5,) * 3, (0.5,) * 3, "bicubic", 0.875)
+    mask = np.zeros((64, 128), bool)
+    mask[:, :64] = True  # left half
+    stretched = prepare_mask(mask, config, "stretch")
+    assert stretched.shape == (32, 32) and stretched[:, :16].all() and not stretched[:, 16:].any()
+    cropped = prepare_mask(mask, config, "official")  # shorter side 36, centre crop 32 of a 72-wide image
+    assert cropped.shape == (32, 32) and cropped[:, 0].all() and not cropped[:, -1].any()

@@ -174,3 +174,28 @@ def test_format_rows() -> None:
     rows = format_rows({"cam": ev.compute()})
     assert rows[0].startswith("config") and rows[1].split()[:4] == ["cam", "100.0", "100.0", "100.0"]
     assert ev.compute().to_dict()["curves"]["thresholds"][1] == 0.01
+
+
+def test_mask_iou_hand_computed() -> None:
+    from cam_core.metrics import mask_iou
+
+    a = np.zeros((4, 4), bool)
+    a[:2, :2] = True  # 4 pixels
+    b = np.zeros((4, 4), bool)
+    b[1:3, 1:3] = True  # 4 pixels, overlap 1 -> 1 / 7
+    assert mask_iou(a, b) == pytest.approx(1 / 7)
+    assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
+
+
+def test_evaluator_reports_mean_mask_iou() -> None:
+    from cam_core.metrics import Evaluator
+
+    evaluator = Evaluator(sweep=False)
+    gt = np.zeros((8, 8), bool)
+    gt[2:6, 2:6] = True
+    half = gt.copy()
+    half[2:6, 4:6] = False  # IoU 0.5
+    for pred in (gt, half):
+        evaluator.accumulate(None, np.array([[2, 2, 5, 5]]), np.array([2, 2, 5, 5]), True, gt,
+                             np.array([[2, 2, 5, 5]]), pred_mask=pred)  # fmt: skip
+    assert evaluator.compute().mask_iou == pytest.approx(75.0)
