@@ -255,7 +255,7 @@ def _caption(ex: Explanation, payload: dict[str, Any]) -> str:
     c = ex.controls
     plain, ours = payload["plain"], payload["ours"]
     negative = ex.ours_analysis.cam(ex.class_index, "negative")
-    neg_map = np.clip(render.resize(cam_core.upsample(negative, ex.display), ex.display), 0, None)
+    neg_map = np.clip(cam_core.upsample(negative, ex.display), 0, None)  # bicubic overshoot below 0 clipped
     x0, y0, x1, y1 = ex.ours.box
     share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
     tap_note = "on (TAP-trained head)" if c.tap else "off: TAP changes training, and this model was trained with GAP"
