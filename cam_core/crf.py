@@ -174,6 +174,14 @@ def _marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: 
     return q[1].reshape(height, width)
 
 
+def _grid_marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None) -> np.ndarray:
+    """Validate, shrink to the size cap, and run the CRF: float32 (h, w) marginal on the CRF grid."""
+    checked = _check_params(params)
+    t = _check_inputs(image, heatmap, threshold)
+    small_image, small_map = _crf_grid(image, heatmap, checked.max_side)
+    return _marginal(small_image, small_map, t, checked)
+
+
 def refine_probability(
     image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None = None
 ) -> np.ndarray:
@@ -195,10 +203,7 @@ def refine_probability(
         ParameterError: ``threshold`` outside ``[0, 1]``, or ``params`` not a :class:`CrfParams`.
         CrfUnavailableError: ``pydensecrf2`` is not installed.
     """
-    params = _check_params(params)
-    t = _check_inputs(image, heatmap, threshold)
-    small_image, small_map = _crf_grid(image, heatmap, params.max_side)
-    q = _marginal(small_image, small_map, t, params)
+    q = _grid_marginal(image, heatmap, threshold, params)
     if q.shape != heatmap.shape:
         q = cv2.resize(q, (heatmap.shape[1], heatmap.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(q, 0.0, 1.0).astype(np.float32)
@@ -223,10 +228,7 @@ def refine_mask(
         ParameterError: ``threshold`` outside ``[0, 1]``, or ``params`` not a :class:`CrfParams`.
         CrfUnavailableError: ``pydensecrf2`` is not installed.
     """
-    params = _check_params(params)
-    t = _check_inputs(image, heatmap, threshold)
-    small_image, small_map = _crf_grid(image, heatmap, params.max_side)
-    mask = _marginal(small_image, small_map, t, params) > 0.5  # argmax of two normalised marginals
+    mask = _grid_marginal(image, heatmap, threshold, params) > 0.5  # argmax of two normalised marginals
     if mask.shape != heatmap.shape:
         size = (heatmap.shape[1], heatmap.shape[0])  # cv2 wants (W, H)
         mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -274,6 +275,15 @@ def _cosine(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.l
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps)))
 
 
+def _step(optimizer: torch.optim.Optimizer, scheduler: Any, loss: torch.Tensor) -> float:
+    """One optimisation step (zero, backward, step, schedule); returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
+
+
 def train_on_cache(
     loaded: LoadedModel, cache: FeatureCache, prefixes: Sequence[str], recipe: Recipe, device: str = "cpu"
 ) -> list[float]:
@@ -298,11 +308,7 @@ def train_on_cache(
                 logits = model.forward_head(stage(z))  # type: ignore[operator]  # (B, K)
                 teacher = cache.teacher[idx, view[idx]].float().to(device)
                 loss = loss_fn(logits, teacher, cache.labels[idx].to(device), recipe)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total += float(loss.detach()) * len(idx)
+                total += _step(optimizer, scheduler, loss) * len(idx)
                 bar.update()
             history.append(total / count)
             bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]:.4f}")
@@ -340,11 +346,7 @@ def train_online(
                 with torch.no_grad():
                     teacher = teacher_model(x)
                 loss = loss_fn(model(x), teacher, target[idx].to(device), recipe)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total += float(loss.detach()) * len(idx)
+                total += _step(optimizer, scheduler, loss) * len(idx)
                 bar.update()
             history.append(total / len(images))
     model.requires_grad_(False)
