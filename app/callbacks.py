@@ -52,6 +52,23 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..., tuple[Any, ...]]:
+    """For unqueued (``queue=False``) events: their errors reach no toast in Gradio 6, so say them inline.
+
+    The wrapped callback returns one more output, a notice: ``""`` on success; on a ``gr.Error`` (see
+    :func:`user_errors`) the message, with every other output left as it was (``gr.skip()``).
+    """
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        try:
+            return (*fn(*args, **kwargs), "")
+        except gr.Error as exc:
+            return (*[gr.skip()] * outputs, f"⚠️ {exc.message}")
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Controls:
     """Slider and toggle values shared by every view."""
@@ -97,11 +114,18 @@ def start_session(payload: Any, model: str) -> Session:
     return session
 
 
-def class_choices(analysis: Analysis) -> list[tuple[str, str]]:
-    """Dropdown choices: the top-5 with probabilities first, then every class by index."""
-    top = [(f"★ {name.split(',')[0]} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
-    rest = [(f"{i}: {name}", str(i)) for i, name in enumerate(analysis.class_names)]
-    return top + rest
+def class_choices(analysis: Analysis, extra: int | None = None) -> list[tuple[str, str]]:
+    """Class picker choices: the top-5 with probabilities, plus ``extra`` (a class picked by search) if not in them."""
+    top = [(f"{name.split(',')[0]} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
+    if extra is not None and str(extra) not in {value for _, value in top}:
+        name, p = analysis.class_names[extra].split(",")[0], float(analysis.probabilities[extra])
+        top.append((f"{extra}: {name} ({100 * p:.2f} %)", str(extra)))
+    return top
+
+
+def search_choices() -> list[tuple[str, str]]:
+    """The search box's choices: every ImageNet class by index. Fixed, so they never travel with an update."""
+    return [(f"{i}: {name}", str(i)) for i, name in enumerate(cam_core.imagenet_classes())]
 
 
 def resolve_class(choice: Any, analysis: Analysis) -> int:
@@ -122,13 +146,22 @@ def resolve_class(choice: Any, analysis: Analysis) -> int:
 
 @user_errors
 def on_image(payload: Any, model: str) -> tuple[Session, Any, str]:
-    """A new photo: one forward pass; returns the session, the class dropdown and a status line."""
+    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line."""
     session = start_session(payload, model)
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
     loaded = get_model(model)
     status = f"**{loaded.name}** ({loaded.weights}): top-1 **{top[1].split(',')[0]}** ({100 * top[2]:.1f} %)."
     return session, gr.update(choices=class_choices(analysis), value=str(top[0])), status
+
+
+@user_errors
+def pick_class(choice: Any, session: Session | None) -> Any:
+    """A class found with the search box: select it in the class picker (added after the top-5 if needed)."""
+    session = _need(session)
+    analysis = get_analysis(session, session.model)
+    index = resolve_class(choice, analysis)
+    return gr.update(choices=class_choices(analysis, extra=index), value=str(index))
 
 
 @user_errors
@@ -167,6 +200,36 @@ def parse_box(text: str | None, size: tuple[int, int]) -> np.ndarray | None:
     if values[0] < 0 or values[1] < 0 or values[2] >= width or values[3] >= height:
         raise cam_core.ParameterError(f"Ground-truth box {text!r} leaves the {width}x{height} photo.")
     return np.asarray(values, dtype=np.int64)
+
+
+def box_from_fractions(fractions: Any, size: tuple[int, int]) -> np.ndarray:
+    """A box dragged on the displayed photo -> int64 (4,) inclusive box in original pixels.
+
+    Args:
+        fractions: ``(fx0, fy0, fx1, fy1)``, the drag's corners as fractions of the picture's width and
+            height (0 = left / top edge, 1 = right / bottom edge); slightly outside [0, 1] is clipped.
+        size: ``(H, W)`` of the photo.
+
+    Raises:
+        ParameterError: not four finite numbers, or an empty drag (``fx1 <= fx0`` or ``fy1 <= fy0``).
+    """
+    try:
+        values = np.asarray(fractions, dtype=np.float64).reshape(4)
+    except (TypeError, ValueError) as exc:
+        raise cam_core.ParameterError(f"A drawn box needs four fractions x0, y0, x1, y1; got {fractions!r}.") from exc
+    if not np.isfinite(values).all() or values[2] <= values[0] or values[3] <= values[1]:
+        raise cam_core.ParameterError(f"A drawn box needs x0 < x1 and y0 < y1; got {values.tolist()}.")
+    height, width = size
+    fx0, fy0, fx1, fy1 = np.clip(values, 0.0, 1.0)
+    # the drag covers [fx0 W, fx1 W) continuously: the pixels it touches, at least one
+    x0, y0 = min(int(np.floor(fx0 * width)), width - 1), min(int(np.floor(fy0 * height)), height - 1)
+    x1, y1 = max(x0, int(np.ceil(fx1 * width)) - 1), max(y0, int(np.ceil(fy1 * height)) - 1)
+    return np.asarray([x0, y0, x1, y1], dtype=np.int64)
+
+
+def format_box(box: np.ndarray) -> str:
+    """``"x0, y0, x1, y1"``: the ground-truth field's format (see :func:`parse_box`)."""
+    return ", ".join(str(int(v)) for v in box)
 
 
 @dataclass(frozen=True)
@@ -407,6 +470,18 @@ def apply_preset(name: str) -> tuple[Any, Any, Any, Any]:
     if preset is None:
         return gr.update(), gr.update(), gr.update(), gr.update()
     return preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap
+
+
+@user_errors
+def draw_gt(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, event: gr.SelectData,
+) -> tuple[Any, ...]:  # fmt: skip
+    """A box dragged on either panel (``event.index`` = corner fractions): fill the ground-truth field, re-render."""
+    session = _need(session)
+    size = get_analysis(session, session.model).image_size
+    text = format_box(box_from_fractions(event.index, size))
+    return (text, *render_localization(session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas, text))
 
 
 @user_errors

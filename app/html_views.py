@@ -27,6 +27,7 @@ _CAPTION = 'style="font-size:0.85rem;opacity:0.75;margin-bottom:4px"'
 _STACK = 'style="position:relative;line-height:0"'
 _BASE = 'style="width:100%;height:auto;display:block;border-radius:4px"'
 _OVER = 'style="position:absolute;left:0;top:0;width:100%;height:100%"'
+_DRAWABLE = 'style="position:relative;line-height:0;cursor:crosshair;touch-action:none;user-select:none"'
 
 
 def static_url(image: np.ndarray, kind: str = "jpeg") -> str:
@@ -61,22 +62,29 @@ def box_svg(box: np.ndarray, colour: Colour, label: str, stroke: float) -> str:
     )
 
 
-def figure(title: str, url: str, size: tuple[int, int], svg: str, alt: str, extra: str = "") -> str:
-    """A titled picture with an SVG overlay in its own pixel coordinates (``size`` is ``(H, W)``)."""
+def figure(
+    title: str, url: str, size: tuple[int, int], svg: str, alt: str, extra: str = "", drawable: bool = False
+) -> str:
+    """A titled picture with an SVG overlay in its own pixel coordinates (``size`` is ``(H, W)``).
+
+    ``drawable``: a crosshair cursor and no touch scrolling over the picture, for drawing a box on it
+    (``app/draw_box.js``).
+    """
     height, width = size
+    stack = _DRAWABLE if drawable else _STACK
     return (
         f'<figure class="cam-figure" {_FIGURE}><figcaption {_CAPTION}>{html.escape(title)}</figcaption>'
-        f'<div class="cam-stack" {_STACK}><img src="{url}" alt="{html.escape(alt)}" width="{width}" '
-        f'height="{height}" {_BASE}/>{extra}<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-        f"{_OVER}>{svg}</svg></div></figure>"
+        f'<div class="cam-stack" {stack}><img src="{url}" alt="{html.escape(alt)}" width="{width}" '
+        f'height="{height}" draggable="false" {_BASE}/>{extra}<svg viewBox="0 0 {width} {height}" '
+        f'preserveAspectRatio="none" {_OVER}>{svg}</svg></div></figure>'
     )
 
 
 def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np.ndarray, Colour, str]]) -> str:
-    """Heatmap overlay (static file) with its boxes drawn as SVG."""
+    """Heatmap overlay (static file) with its boxes drawn as SVG; a ground-truth box can be dragged on it."""
     stroke = max(3.0, max(size) / 150)
     svg = "".join(box_svg(box, colour, label, stroke) for box, colour, label in boxes)
-    return figure(title, url, size, svg, f"{title}: heatmap with boxes")
+    return figure(title, url, size, svg, f"{title}: heatmap with boxes", drawable=True)
 
 
 def histogram_html(url: str, base: render.HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:

@@ -16,6 +16,7 @@ from cam_core import crf
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
+DRAW_BOX_JS = (Path(__file__).with_name("draw_box.js")).read_text(encoding="utf-8")  # drag a ground-truth box
 CSS = """
 .caption {font-size: 0.95rem}
 """
@@ -82,7 +83,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
 
     Args:
         expose_ui_events: make the UI-only events callable by gradio_client (hidden from the API page)
-            and add a ``/noop`` event. For benchmarks and tests only; the app keeps them private.
+            and add ``/noop`` events (queued and unqueued). For benchmarks and tests only; the app keeps them private.
     """
     ui_visibility = "undocumented" if expose_ui_events else "private"
     gr.set_static_paths([RENDER_DIR])  # the app's own pictures, served without a copy into Gradio's cache
@@ -100,23 +101,29 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                     label="Examples: part-only CAM, large, small, several objects, no class fits",
                 )
                 model_dd = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
-                class_dd = gr.Dropdown(
-                    [],
-                    value="",
-                    label="Class (top-5 first, then all 1000: type to search)",
+                class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
+                # all 1000 classes: fixed choices, never an event output (Gradio copies every output's props
+                # on each status update, so a 1000-choice output would slow every slider move several-fold)
+                class_search = gr.Dropdown(
+                    cb.search_choices(),
+                    value=None,
+                    label="Any other ImageNet class (type to search)",
                     filterable=True,
-                    allow_custom_value=True,
+                    elem_id="class-search",
                 )
                 status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
                 gt_box = gr.Textbox(
-                    label="Ground-truth box (optional; Enter to apply)", placeholder="x0, y0, x1, y1 in photo pixels"
+                    label="Ground-truth box (optional): drag on a photo, or type and press Enter",
+                    placeholder="x0, y0, x1, y1 in photo pixels",
+                    elem_id="gt-box",
                 )
+                gt_clear = gr.Button("Clear the ground-truth box", size="sm", variant="secondary")
             with gr.Column(scale=3):
                 with gr.Tabs():
                     with gr.Tab("Plain vs improved"):
                         with gr.Row():
-                            plain_img = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel")
-                            ours_img = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel")
+                            plain_img = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
+                            ours_img = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
                         caption = gr.Markdown(elem_classes="caption", elem_id="caption")
                         with gr.Row():
                             hist_img = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
@@ -188,47 +195,66 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                     with gr.Tab("JSON & export"):
                         result_json = gr.JSON(label="Explanation (boxes in original-image pixels)")
                         download = gr.DownloadButton("Download JSON + PNGs (.zip)")
+                notice = gr.Markdown(elem_id="notice")  # errors of the instant (unqueued) events
                 ctl = _controls()
                 with gr.Accordion("How it works", open=False):
                     gr.Markdown(HOW_IT_WORKS, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
         explain_btn = gr.Button(visible=False)
+        api_class = gr.Textbox("", visible=False, label="class: index or name; empty = top-1 (API input)")
         api_plain = gr.Image(format="png", visible=False, label="plain CAM overlay (API output)")
         api_ours = gr.Image(format="png", visible=False, label="improved CAM overlay (API output)")
 
         # ------------------------------------------------------------ wiring
-        loc_inputs = [session, class_dd, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
+        loc_inputs = [session, class_pick, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
                       ctl["tap"], ctl["nwc"], ctl["pas"], gt_box]  # fmt: skip
         loc_outputs = [plain_img, ours_img, hist_img, masks_img, caption, result_json]
         quiet = {"show_progress": "hidden", "api_visibility": ui_visibility, "trigger_mode": "always_last"}
+        # slider-speed events (a few ms of work, no network) skip the queue: one HTTP request instead of
+        # join + SSE status messages, each of which costs the browser a round of Gradio's state bookkeeping
+        instant = {**quiet, "queue": False}
+        render_now = cb.with_notice(cb.render_localization, len(loc_outputs))  # errors go to `notice`
+        instant_outputs = [*loc_outputs, notice]
 
-        def render_all(event: gr.events.Dependency) -> None:
-            event.success(cb.render_localization, loc_inputs, loc_outputs, **quiet).success(
-                av.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
+        def render_rest(event: gr.events.Dependency) -> None:
+            event.success(
+                av.render_weights, [session, class_pick, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
             ).success(
                 av.render_p1,
-                [session, class_dd, ctl["tau"], channel_dd],
+                [session, class_pick, ctl["tau"], channel_dd],
                 [p1_plot, channel_img, channel_dd, p1_caption],
                 **quiet,
             )
 
-        render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_dd, status], preprocess=False,
+        def render_all(event: gr.events.Dependency) -> None:
+            render_rest(event.success(cb.render_localization, loc_inputs, loc_outputs, **quiet))
+
+        render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_pick, status], preprocess=False,
                                    api_visibility=ui_visibility, api_name="on_image"))  # fmt: skip
-        render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_dd, status, ctl["tap"]],
+        render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_pick, status, ctl["tap"]],
                                    api_visibility="private"))  # fmt: skip
-        render_all(class_dd.input(lambda: None, None, None, api_visibility="private", show_progress="hidden"))
+        render_rest(class_pick.input(render_now, loc_inputs, instant_outputs, **instant))
+        searched = class_search.input(cb.pick_class, [class_search, session], [class_pick], api_visibility="private")
+        render_all(searched)
+        searched.then(None, None, [class_search], js="() => null")  # browser-only: the box empties for the next search
         for name in ("theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"):
-            ctl[name].change(cb.render_localization, loc_inputs, loc_outputs, api_name=f"update_{name}", **quiet)
+            ctl[name].change(render_now, loc_inputs, instant_outputs, api_name=f"update_{name}", **instant)
         for name in ("theta_mas", "theta_pas", "percentile", "tau"):  # a hand-moved slider leaves the preset
             ctl[name].input(None, None, ctl["preset"], js="() => 'custom'")  # browser-only, no round trip
-        gt_box.submit(cb.render_localization, loc_inputs, loc_outputs, **quiet)
+        gt_box.submit(render_now, loc_inputs, instant_outputs, **instant)
+        draw_now = cb.with_notice(cb.draw_gt, 1 + len(loc_outputs))
+        for panel in (plain_img, ours_img):  # a box dragged on either photo (see draw_box.js)
+            panel.select(draw_now, loc_inputs[:-1], [gt_box, *instant_outputs], **instant)
+        gt_clear.click(lambda: "", None, gt_box, queue=False, api_visibility="private").success(
+            render_now, loc_inputs, instant_outputs, **instant
+        )
         swipe_tab.select(cb.swipe_pair, loc_inputs, [swipe], api_visibility="private")
         sliders = [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]]
         ctl["preset"].change(cb.apply_preset, [ctl["preset"]], sliders,
                              api_visibility="private")  # fmt: skip
         scale.change(
-            av.render_weights, [session, class_dd, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
+            av.render_weights, [session, class_pick, scale], [pos_img, neg_img, colourbar, weights_caption], **quiet
         )
-        p1_inputs = [session, class_dd, ctl["tau"], channel_dd]
+        p1_inputs = [session, class_pick, ctl["tau"], channel_dd]
         ctl["tau"].change(av.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         channel_dd.input(av.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         download.click(cb.export_zip, loc_inputs, [download], api_visibility="private")
@@ -238,10 +264,12 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                        api_visibility="private")  # fmt: skip
         eval_examples_btn.click(ev.run_examples, [model_dd], eval_outputs, api_visibility="private")
         crf_btn.click(av.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private")
-        explain_btn.click(cb.explain, [image_in, model_dd, class_dd, *sliders[:3],
+        explain_btn.click(cb.explain, [image_in, model_dd, api_class, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],
                           [result_json, api_plain, api_ours], api_name="explain", preprocess=False)  # fmt: skip
         if expose_ui_events:
-            gr.Button(visible=False).click(lambda: None, None, None, api_name="noop", api_visibility=ui_visibility)
+            noop = gr.Button(visible=False)
+            noop.click(lambda: None, None, None, api_name="noop", api_visibility=ui_visibility)
+            noop.click(lambda: None, None, None, api_name="noop_direct", api_visibility=ui_visibility, queue=False)
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo

@@ -23,18 +23,18 @@ from PIL import Image
 from app.ui import build_demo
 from bench.bench_app import CAT, percentiles
 
-SLIDER_ARGS = ("", 0.35, 90.0, False, True, True, "")  # class (top-1), theta_pas, p, TAP, NWC, PaS, GT box
+SLIDER_ARGS = (0.35, 90.0, False, True, True, "")  # theta_pas, p, TAP, NWC, PaS, GT box
 
 
 def session(url: str, photo: Path, size: tuple[int, int], moves: int) -> tuple[list[float], list[float], int]:
     """One user: upload, then slider moves. Returns (upload times, slider times, mixed-up responses)."""
     client = Client(url, verbose=False, download_files=False)
     start = time.perf_counter()
-    client.predict(handle_file(str(photo)), "tf_efficientnet_lite0", api_name="/on_image")
+    picked = client.predict(handle_file(str(photo)), "tf_efficientnet_lite0", api_name="/on_image")[0]["value"]
     uploads, sliders, mixups = [time.perf_counter() - start], [], 0
     for i in range(moves):
         start = time.perf_counter()
-        result = client.predict(SLIDER_ARGS[0], 0.1 + 0.15 * i, *SLIDER_ARGS[1:], api_name="/update_theta_mas")
+        result = client.predict(picked, 0.1 + 0.15 * i, *SLIDER_ARGS, api_name="/update_theta_mas")
         sliders.append(time.perf_counter() - start)
         mixups += result[5]["image_size"] != {"height": size[1], "width": size[0]}
     return uploads, sliders, mixups

@@ -26,7 +26,16 @@ from cam_core.errors import (
 )
 from cam_core.image import load_image, to_rgb_array
 from cam_core.localize import CONFIGS, Localization, LocalizationConfig, heatmap, localize
-from cam_core.models import DEFAULT_MODEL, MODELS, LoadedModel, ModelSpec, check_cam_exact, load_model, wrap_model
+from cam_core.models import (
+    DEFAULT_MODEL,
+    MODELS,
+    LoadedModel,
+    ModelSpec,
+    check_cam_exact,
+    imagenet_classes,
+    load_model,
+    wrap_model,
+)
 from cam_core.tap import ChannelStats, ThresholdedAvgPool2d, channel_stats, tap_pool
 from cam_core.threshold import PRESETS, Preset, mas_threshold, pas_normalize, pas_threshold
 
@@ -67,6 +76,7 @@ __all__ = [
     "check_cam_exact",
     "crf_available",
     "heatmap",
+    "imagenet_classes",
     "largest_box",
     "load_checkpoint",
     "load_image",

@@ -266,11 +266,14 @@ def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "
     return error
 
 
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class descriptions, by index (timm's list, offline)."""
+    info = ImageNetInfo()
+    return tuple(info.index_to_description(i) for i in range(1000))
+
+
 def _class_names(num_classes: int) -> tuple[str, ...]:
-    if num_classes == 1000:
-        info = ImageNetInfo()
-        return tuple(info.index_to_description(i) for i in range(num_classes))
-    return tuple(f"class {i}" for i in range(num_classes))
+    return imagenet_classes() if num_classes == 1000 else tuple(f"class {i}" for i in range(num_classes))
 
 
 def wrap_model(model: nn.Module, name: str, weights: str) -> LoadedModel:

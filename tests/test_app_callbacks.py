@@ -41,11 +41,28 @@ def cat_session() -> cb.Session:
     return session
 
 
-def test_on_image_fills_class_dropdown(cat_session: cb.Session) -> None:
+def test_on_image_fills_class_picker_with_top5(cat_session: cb.Session) -> None:
     _, update, _ = cb.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
     choices = update["choices"]
-    assert update["value"] == "285" and choices[0][1] == "285" and choices[0][0].startswith("★ Egyptian cat")
-    assert len(choices) == 5 + 1000
+    top5 = cb.get_analysis(cat_session, cat_session.model).top_k(5)
+    assert update["value"] == "285" and [value for _, value in choices] == [str(i) for i, _, _ in top5]
+    assert choices[0][0] == f"Egyptian cat ({100 * top5[0][2]:.1f} %)"
+
+
+def test_search_picks_any_class_into_the_picker(cat_session: cb.Session) -> None:
+    search = cb.search_choices()
+    assert len(search) == 1000 and search[292] == ("292: tiger, Panthera tigris", "292")
+    update = cb.pick_class("292", cat_session)
+    analysis = cb.get_analysis(cat_session, cat_session.model)
+    p = 100 * float(analysis.probabilities[292])
+    assert update["value"] == "292" and len(update["choices"]) == 6
+    assert update["choices"][5] == (f"292: tiger ({p:.2f} %)", "292")
+    top = cb.pick_class("285", cat_session)  # already in the top-5: selected, nothing added
+    assert top["value"] == "285" and len(top["choices"]) == 5
+    with pytest.raises(gr.Error, match="Unknown class"):
+        cb.pick_class("not a class", cat_session)
+    with pytest.raises(gr.Error, match="Upload a photo first"):
+        cb.pick_class("292", None)
 
 
 def test_slider_update_moves_boxes_without_forward(cat_session: cb.Session, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,6 +112,53 @@ def test_ground_truth_iou(cat_session: cb.Session) -> None:
         cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "1, 2, three, 4")
     with pytest.raises(gr.Error, match="leaves"):
         cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 9999, 10")
+
+
+def test_box_from_fractions_hand_computed() -> None:
+    size = (300, 451)  # (H, W) of the cat
+    # x: [0.1 * 451, 0.5 * 451) = [45.1, 225.5) touches pixels 45..225; y: [60, 210) touches 60..209
+    np.testing.assert_array_equal(cb.box_from_fractions([0.1, 0.2, 0.5, 0.7], size), [45, 60, 225, 209])
+    np.testing.assert_array_equal(cb.box_from_fractions([0, 0, 1, 1], size), [0, 0, 450, 299])  # whole photo
+    np.testing.assert_array_equal(cb.box_from_fractions([-0.2, 0.5, 1.3, 0.501], size), [0, 150, 450, 150])
+    assert cb.format_box(np.array([45, 60, 225, 209])) == "45, 60, 225, 209"
+    for bad in ([0.5, 0.2, 0.5, 0.7], [0.1, 0.2, 0.5], [0.1, float("nan"), 0.5, 0.7], "abcd", None):
+        with pytest.raises(cam_core.ParameterError):
+            cb.box_from_fractions(bad, size)
+
+
+def test_drawn_box_fills_the_field_and_scores_both_rules(cat_session: cb.Session) -> None:
+    event = gr.SelectData(None, {"index": [0.0, 0.0, 1.0, 1.0], "value": "ground-truth box"})
+    text, *views = cb.draw_gt(cat_session, "285", 0.2, 0.35, 90, False, True, True, event)
+    assert text == "0, 0, 450, 299"
+    typed = cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "0, 0, 450, 299")
+    assert views[5] == typed[5] and "**Ground truth (gold)**: IoU plain" in views[4]
+    with pytest.raises(gr.Error, match="x0 < x1"):
+        cb.draw_gt(
+            cat_session,
+            "285",
+            0.2,
+            0.35,
+            90,
+            False,
+            True,
+            True,
+            gr.SelectData(None, {"index": [1, 0, 0, 1], "value": ""}),
+        )
+
+
+def test_unqueued_events_report_errors_inline(cat_session: cb.Session) -> None:
+    render = cb.with_notice(cb.render_localization, 6)
+    ok = render(cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
+    assert (
+        len(ok) == 7
+        and ok[-1] == ""
+        and ok[:6] == cb.render_localization(cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
+    )
+    bad = render(cat_session, "285", 0.2, 0.35, 90, False, True, True, "1, 2, three, 4")
+    assert bad[:6] == (gr.skip(),) * 6 and bad[6].startswith("⚠️ Ground-truth box '1, 2, three, 4'")
+    assert (
+        render(None, "285", 0.2, 0.35, 90, False, True, True, "")[6] == "⚠️ Upload a photo first (or pick an example)."
+    )
 
 
 def test_class_resolution(cat_session: cb.Session) -> None:

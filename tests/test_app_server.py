@@ -59,3 +59,21 @@ def test_bad_input_gets_the_message_not_a_stack_trace(client: Client, tmp_path: 
     with pytest.raises(Exception, match="percentile"):
         client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 0.0, api_name="/explain")
     assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285  # still serving
+
+
+def test_slider_events_stay_cheap_in_the_browser() -> None:
+    """Latency guard (structure, not timing): Gradio's browser code copies the props of every component that
+    was ever an event output, on each status update; a 1000-choice class list among them cost a slider move
+    ~100 ms in Chromium. And the slider-speed events run unqueued (one request, no status stream)."""
+    config = load_app_module().demo.get_config_file()
+    components = {c["id"]: c for c in config["components"]}
+    # browser-only (js) events do not touch the loading statuses, so only server events count
+    outputs = {i for dep in config["dependencies"] if dep["backend_fn"] for i in dep["outputs"]}
+    for i in outputs:
+        assert len(components[i]["props"].get("choices") or []) <= 50, components[i]["props"].get("label")
+    search = next(c for c in config["components"] if c["props"].get("elem_id") == "class-search")
+    assert len(search["props"]["choices"]) == 1000 and search["id"] not in outputs
+    sliders = [c["id"] for c in config["components"] if c["type"] == "slider"]
+    theta_mas = next(i for i in sliders if components[i]["props"]["label"].startswith("θ for MaS"))
+    (update,) = [dep for dep in config["dependencies"] if [theta_mas, "change"] in map(list, dep["targets"])]
+    assert update["queue"] is False

@@ -76,3 +76,39 @@ def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None
     shot = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_after_slider.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+
+
+def _upload_cat(page) -> None:
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+
+
+def test_drag_draws_a_ground_truth_box_and_bad_input_is_said(page, tmp_path: Path) -> None:
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill("0.5")
+    number.press("Enter")  # no photo yet: an unqueued event, its error must still be visible
+    page.wait_for_function("document.querySelector('#notice').innerText.includes('Upload a photo first')")
+
+    _upload_cat(page)
+    field = page.locator("#gt-box textarea, #gt-box input").first
+    stack = page.locator("#ours-panel .cam-stack").first.bounding_box()
+    assert stack is not None
+    page.mouse.move(stack["x"] + 0.25 * stack["width"], stack["y"] + 0.2 * stack["height"])
+    page.mouse.down()
+    page.mouse.move(stack["x"] + 0.75 * stack["width"], stack["y"] + 0.9 * stack["height"], steps=4)
+    page.mouse.up()
+    page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 2")  # GT + CAM box
+    x0, y0, x1, y1 = (int(v) for v in field.input_value().split(","))
+    assert abs(x0 - 0.25 * 451) <= 2 and abs(y0 - 0.2 * 300) <= 2  # the cat is 451 x 300; display is smaller
+    assert abs(x1 - 0.75 * 451) <= 2 and abs(y1 - 0.9 * 300) <= 2
+    drawn = [_attr(page, f"#{panel} rect.box", "data-box") for panel in ("plain-panel", "ours-panel")]
+    assert drawn[0] == drawn[1]  # the same gold box on both panels
+    assert "Ground truth (gold): IoU plain" in page.locator("#caption").first.inner_text()
+    page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_ground_truth.png"))
+
+    field.fill("1, 2, three, 4")
+    field.press("Enter")
+    page.wait_for_function("document.querySelector('#notice').innerText.includes('write four numbers')")
+    page.get_by_role("button", name="Clear the ground-truth box").click()
+    page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 1")
+    assert field.input_value() == "" and page.locator("#notice").inner_text().strip() == ""
