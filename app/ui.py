@@ -226,7 +226,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             )
 
         def render_all(event: gr.events.Dependency) -> None:
-            render_rest(event.success(cb.render_localization, loc_inputs, loc_outputs, **quiet))
+            render_rest(event.success(render_now, loc_inputs, instant_outputs, **instant))
 
         render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_pick, status], preprocess=False,
                                    api_visibility=ui_visibility, api_name="on_image"))  # fmt: skip

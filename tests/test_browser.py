@@ -90,6 +90,7 @@ def test_drag_draws_a_ground_truth_box_and_bad_input_is_said(page, tmp_path: Pat
     page.wait_for_function("document.querySelector('#notice').innerText.includes('Upload a photo first')")
 
     _upload_cat(page)
+    assert page.locator("#notice").inner_text().strip() == ""  # the first good update clears the notice
     field = page.locator("#gt-box textarea, #gt-box input").first
     stack = page.locator("#ours-panel .cam-stack").first.bounding_box()
     assert stack is not None
