@@ -119,7 +119,7 @@ def class_choices(analysis: Analysis, extra: int | None = None) -> list[tuple[st
     top = [(f"{name.split(',')[0]} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
     if extra is not None and str(extra) not in {value for _, value in top}:
         name, p = analysis.class_names[extra].split(",")[0], float(analysis.probabilities[extra])
-        top.append((f"{extra}: {name} ({100 * p:.2f} %)", str(extra)))
+        top.append((f"{extra}: {name} ({f'{100 * p:.2f}' if p >= 5e-5 else '< 0.01'} %)", str(extra)))
     return top
 
 
@@ -432,13 +432,14 @@ def render_localization(
         else [(cam_core.scale_boxes(gt, ex.plain_analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")]
     )
     name = ours_name(controls)
+    target = ex.plain_analysis.class_names[ex.class_index].split(",")[0]
     payload = explanation_json(ex, gt)
     lines = [(controls.theta_mas, (50, 50, 50), False), (ex.percentile_value, (140, 0, 204), True),
              (ex.ours.threshold, (0, 153, 0), False)]  # fmt: skip
     return (
-        html_views.panel_html("Plain CAM, MaS box (blue)", statics.plain_url, ex.display,
+        html_views.panel_html(f"Plain CAM for “{target}”, MaS box (blue)", statics.plain_url, ex.display,
                               [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, "CAM, MaS")]),
-        html_views.panel_html(f"{name}, green box", statics.ours_url, ex.display,
+        html_views.panel_html(f"{name} for “{target}”, green box", statics.ours_url, ex.display,
                               [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)]),
         html_views.histogram_html(statics.histogram_url, statics.histogram, lines),
         html_views.masks_html(statics.photo_url, ex.display, [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"),
