@@ -465,6 +465,29 @@ def swipe_pair(
     return render.save_jpeg(views.plain), render.save_jpeg(views.ours)
 
 
+SWIPE_TAB = "Swipe"
+
+
+def selected_tab(event: gr.SelectData) -> str:
+    """The label of the tab just opened (kept in a per-session state for :func:`render_linked`)."""
+    return str(event.value)
+
+
+@user_errors
+def render_linked(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None, tab: str | None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """:func:`render_localization`, plus the swipe pictures when the swipe tab is on screen (else unchanged).
+
+    The swipe view needs two encoded pictures, so it is redrawn only where someone can see it; opening
+    its tab draws it for the current controls (``swipe_tab.select``).
+    """
+    args = (session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas, gt_text)
+    views = render_localization(*args)
+    return (*views, swipe_pair(*args) if tab == SWIPE_TAB else gr.skip())
+
+
 def apply_preset(name: str) -> tuple[Any, Any, Any, Any]:
     """Slider values of a named preset (no change for "custom")."""
     preset = cam_core.PRESETS.get(name)

@@ -32,7 +32,7 @@ _DRAWABLE = 'style="position:relative;line-height:0;cursor:crosshair;touch-actio
 
 def static_url(image: np.ndarray, kind: str = "jpeg") -> str:
     """Write RGB uint8 (H, W, 3) into the render folder; return the relative URL Gradio serves it at."""
-    path = render.save_jpeg(image) if kind == "jpeg" else render.save_png(image)
+    path = render.save_jpeg(image, keep=True) if kind == "jpeg" else render.save_png(image, keep=True)
     return f"gradio_api/file={path}"
 
 

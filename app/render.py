@@ -7,6 +7,7 @@ what changes with a slider is drawn by :mod:`app.html_views` over cached picture
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
@@ -95,21 +96,57 @@ def side_by_side(*images: np.ndarray, gap: int = 6) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def new_path(suffix: str) -> str:
-    """A fresh file path with ``suffix`` in the app's private render folder."""
-    return os.path.join(RENDER_DIR, f"{uuid.uuid4().hex}{suffix}")
+OUTPUT_DIR = os.path.join(RENDER_DIR, "out")
+"""One-shot outputs (plots, swipe pictures, API overlays, zips): only the newest :data:`MAX_OUTPUTS` are kept.
+Pictures that views keep referring to are written to :data:`RENDER_DIR` itself (``keep=True``) and deleted
+by their owner (the statics cache in :mod:`app.callbacks`)."""
+MAX_OUTPUTS = 1000
+_PRUNE_EVERY = 50
+_outputs_written = 0
+_OUTPUTS = threading.Lock()
+os.makedirs(OUTPUT_DIR, exist_ok=True)
 
 
-def save_png(image: np.ndarray) -> str:
-    """Write RGB uint8 (H, W, 3) as a fast-compressed PNG (for plots) in the render folder; return its path."""
-    path = new_path(".png")
+def prune_outputs(keep: int | None = None) -> int:
+    """Delete all but the ``keep`` (default :data:`MAX_OUTPUTS`) newest files of :data:`OUTPUT_DIR`.
+
+    Newest by name: :func:`new_path` numbers the files it hands out. Returns how many were deleted.
+    """
+    keep = MAX_OUTPUTS if keep is None else keep
+    names = sorted(os.listdir(OUTPUT_DIR), reverse=True)
+    for name in names[keep:]:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(OUTPUT_DIR, name))
+    return max(0, len(names) - keep)
+
+
+def new_path(suffix: str, keep: bool = False) -> str:
+    """A fresh, unguessable file path with ``suffix``.
+
+    In :data:`OUTPUT_DIR` (numbered in order and pruned to the newest :data:`MAX_OUTPUTS` every
+    :data:`_PRUNE_EVERY` files), or in :data:`RENDER_DIR` itself with ``keep``.
+    """
+    global _outputs_written
+    if keep:
+        return os.path.join(RENDER_DIR, f"{uuid.uuid4().hex}{suffix}")
+    with _OUTPUTS:
+        _outputs_written += 1
+        number = _outputs_written
+        if number % _PRUNE_EVERY == 0:
+            prune_outputs()
+    return os.path.join(OUTPUT_DIR, f"{number:012d}-{uuid.uuid4().hex}{suffix}")
+
+
+def save_png(image: np.ndarray, keep: bool = False) -> str:
+    """Write RGB uint8 (H, W, 3) as a fast-compressed PNG (for plots); return its path (see :func:`new_path`)."""
+    path = new_path(".png", keep)
     cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return path
 
 
-def save_jpeg(image: np.ndarray) -> str:
+def save_jpeg(image: np.ndarray, keep: bool = False) -> str:
     """Write RGB uint8 (H, W, 3) as JPEG (quality 92; for photo-like pictures, ~20x faster than PNG)."""
-    path = new_path(".jpg")
+    path = new_path(".jpg", keep)
     cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     return path
 

@@ -90,6 +90,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
     with gr.Blocks(title="CAM Explainer") as demo:
         gr.Markdown(INTRO)
         session = gr.State(None)
+        tab = gr.State("Plain vs improved")  # the tab on screen: views nobody sees are not redrawn
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
                 image_in = gr.Image(
@@ -119,7 +120,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                 )
                 gt_clear = gr.Button("Clear the ground-truth box", size="sm", variant="secondary")
             with gr.Column(scale=3):
-                with gr.Tabs():
+                with gr.Tabs() as tabs:
                     with gr.Tab("Plain vs improved"):
                         with gr.Row():
                             plain_img = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
@@ -128,8 +129,10 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                         with gr.Row():
                             hist_img = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
                             masks_img = gr.HTML(elem_id="masks", elem_classes="cam-panel")
-                    with gr.Tab("Swipe") as swipe_tab:
-                        swipe = gr.ImageSlider(label="Swipe: plain CAM | improved", format="png", interactive=False)
+                    with gr.Tab(cb.SWIPE_TAB) as swipe_tab:
+                        swipe = gr.ImageSlider(
+                            label="Swipe: plain CAM | improved", format="png", interactive=False, elem_id="swipe"
+                        )
                     with gr.Tab("M+ / M−"):
                         scale = gr.Radio(["shared", "per map"], value="shared", label="Colour scale")
                         with gr.Row():
@@ -212,8 +215,9 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         # slider-speed events (a few ms of work, no network) skip the queue: one HTTP request instead of
         # join + SSE status messages, each of which costs the browser a round of Gradio's state bookkeeping
         instant = {**quiet, "queue": False}
-        render_now = cb.with_notice(cb.render_localization, len(loc_outputs))  # errors go to `notice`
-        instant_outputs = [*loc_outputs, notice]
+        # the slider-driven update: errors go to `notice`; the swipe pictures only when their tab is open
+        render_now = cb.with_notice(cb.render_linked, len(loc_outputs) + 1)
+        linked_inputs, instant_outputs = [*loc_inputs, tab], [*loc_outputs, swipe, notice]
 
         def render_rest(event: gr.events.Dependency) -> None:
             event.success(
@@ -226,27 +230,28 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             )
 
         def render_all(event: gr.events.Dependency) -> None:
-            render_rest(event.success(render_now, loc_inputs, instant_outputs, **instant))
+            render_rest(event.success(render_now, linked_inputs, instant_outputs, **instant))
 
         render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_pick, status], preprocess=False,
                                    api_visibility=ui_visibility, api_name="on_image"))  # fmt: skip
         render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_pick, status, ctl["tap"]],
                                    api_visibility="private"))  # fmt: skip
-        render_rest(class_pick.input(render_now, loc_inputs, instant_outputs, **instant))
+        render_rest(class_pick.input(render_now, linked_inputs, instant_outputs, **instant))
         searched = class_search.input(cb.pick_class, [class_search, session], [class_pick], api_visibility="private")
         render_all(searched)
         searched.then(None, None, [class_search], js="() => null")  # browser-only: the box empties for the next search
         for name in ("theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"):
-            ctl[name].change(render_now, loc_inputs, instant_outputs, api_name=f"update_{name}", **instant)
+            ctl[name].change(render_now, linked_inputs, instant_outputs, api_name=f"update_{name}", **instant)
         for name in ("theta_mas", "theta_pas", "percentile", "tau"):  # a hand-moved slider leaves the preset
             ctl[name].input(None, None, ctl["preset"], js="() => 'custom'")  # browser-only, no round trip
-        gt_box.submit(render_now, loc_inputs, instant_outputs, **instant)
+        gt_box.submit(render_now, linked_inputs, instant_outputs, **instant)
         draw_now = cb.with_notice(cb.draw_gt, 1 + len(loc_outputs))
         for panel in (plain_img, ours_img):  # a box dragged on either photo (see draw_box.js)
-            panel.select(draw_now, loc_inputs[:-1], [gt_box, *instant_outputs], **instant)
+            panel.select(draw_now, loc_inputs[:-1], [gt_box, *loc_outputs, notice], **instant)
         gt_clear.click(lambda: "", None, gt_box, queue=False, api_visibility="private").success(
-            render_now, loc_inputs, instant_outputs, **instant
+            render_now, linked_inputs, instant_outputs, **instant
         )
+        tabs.select(cb.selected_tab, None, tab, queue=False, api_visibility="private")
         swipe_tab.select(cb.swipe_pair, loc_inputs, [swipe], api_visibility="private")
         sliders = [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]]
         ctl["preset"].change(cb.apply_preset, [ctl["preset"]], sliders,

@@ -161,6 +161,15 @@ def test_unqueued_events_report_errors_inline(cat_session: cb.Session) -> None:
     )
 
 
+def test_swipe_pictures_only_when_their_tab_is_open(cat_session: cb.Session) -> None:
+    args = (cat_session, "285", 0.2, 0.35, 90, False, True, True, "")
+    hidden = cb.render_linked(*args, "Plain vs improved")
+    assert len(hidden) == 7 and hidden[6] == gr.skip() and hidden[5] == cb.render_localization(*args)[5]
+    plain, ours = cb.render_linked(*args, cb.SWIPE_TAB)[6]
+    assert Image.open(plain).size == Image.open(ours).size == (451, 300)
+    assert cb.selected_tab(gr.SelectData(None, {"index": 1, "value": "Swipe"})) == cb.SWIPE_TAB
+
+
 def test_class_resolution(cat_session: cb.Session) -> None:
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
     assert cb.resolve_class("", analysis) == 285
@@ -267,3 +276,19 @@ def test_crf_unavailable_message(cat_session: cb.Session, monkeypatch: pytest.Mo
     monkeypatch.setattr(av.crf, "crf_available", lambda: False)
     with pytest.raises(gr.Error, match="pydensecrf2"):
         av.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 5)
+
+
+def test_one_shot_outputs_are_bounded_and_kept_pictures_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    pixel = np.zeros((2, 2, 3), dtype=np.uint8)
+    kept = render.save_jpeg(pixel, keep=True)
+    assert Path(kept).parent == Path(render.RENDER_DIR)
+    render.prune_outputs(keep=0)
+    monkeypatch.setattr(render, "MAX_OUTPUTS", 7)
+    monkeypatch.setattr(render, "_PRUNE_EVERY", 5)
+    paths = [render.save_png(pixel) for _ in range(23)]
+    assert all(Path(p).parent == Path(render.OUTPUT_DIR) for p in paths)
+    left = sorted(Path(render.OUTPUT_DIR).iterdir())
+    assert 7 <= len(left) <= 7 + 5  # pruned to the newest 7 before every 5th write
+    assert Path(paths[-1]) in left and Path(paths[0]) not in left
+    assert render.prune_outputs(keep=3) == len(left) - 3 and len(list(Path(render.OUTPUT_DIR).iterdir())) == 3
+    assert Path(kept).is_file()  # pictures that views refer to are not the prune's business

@@ -113,3 +113,25 @@ def test_drag_draws_a_ground_truth_box_and_bad_input_is_said(page, tmp_path: Pat
     page.get_by_role("button", name="Clear the ground-truth box").click()
     page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 1")
     assert field.input_value() == "" and page.locator("#notice").inner_text().strip() == ""
+
+
+def test_swipe_view_follows_the_sliders_while_open(page) -> None:
+    _upload_cat(page)
+    pictures = lambda: [img.get_attribute("src") for img in page.locator("#swipe img").all()]  # noqa: E731
+    page.get_by_role("tab", name="Swipe").click()
+    page.wait_for_function("document.querySelectorAll('#swipe img').length === 2")
+    opened = pictures()
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill("0.6")
+    number.press("Enter")
+    page.wait_for_function(
+        "([old]) => document.querySelector('#swipe img').getAttribute('src') !== old", arg=[opened[0]]
+    )
+    moved = pictures()
+    assert moved[0] != opened[0] and moved[1] == moved[1]
+    page.get_by_role("tab", name="Plain vs improved").click()
+    caption = page.locator("#caption").first.inner_text()
+    number.fill("0.3")
+    number.press("Enter")
+    page.wait_for_function("([old]) => document.querySelector('#caption').innerText !== old", arg=[caption])
+    assert pictures() == moved  # hidden: not redrawn
