@@ -125,10 +125,12 @@ def render_crf(
         refined = crf.refine_mask(photo, loc.heatmap, loc.threshold, params)
         rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
         before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
-        line = f"**{label}**: box {before.tolist()} → CRF box {after.tolist()}"
+        line = f"**{label}** (threshold {loc.threshold:.3f}): box {before.tolist()} → CRF box {after.tolist()}"
         if gt is not None:
             iou = lambda box: float(cam_core.box_iou(box, gt)[0, 0])  # noqa: E731
             line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
         lines.append(line + ".")
     statics = _statics(session, ex)
+    target = ex.plain_analysis.class_names[ex.class_index].split(",")[0]
+    lines.append(f"For “{target}” with the controls as they were at the click; after moving them, refine again.")
     return html_views.masks_html(statics.photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)

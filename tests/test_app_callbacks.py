@@ -268,6 +268,8 @@ def test_crf_view(cat_session: cb.Session) -> None:
                                   3, 3, 80, 13, 10, 5)  # fmt: skip
     assert html.count("data:image/png;base64") == 4 and html.count('class="box"') == 4
     assert "CRF box" in caption and "IoU with GT" in caption
+    mas = cam_core.localize(cb.get_analysis(cat_session, cat_session.model), 285, cam_core.CONFIGS["cam"]).threshold
+    assert f"**plain CAM, MaS** (threshold {mas:.3f})" in caption and "For “Egyptian cat”" in caption
     with pytest.raises(gr.Error, match="iterations"):
         av.render_crf(cat_session, "285", 0.2, 0.35, 90, False, True, True, "", 3, 3, 80, 13, 10, 0)
 
