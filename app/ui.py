@@ -232,6 +232,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         def render_all(event: gr.events.Dependency) -> None:
             render_rest(event.success(render_now, linked_inputs, instant_outputs, **instant))
 
+        image_in.change(None, None, gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
         render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_pick, status], preprocess=False,
                                    api_visibility=ui_visibility, api_name="on_image"))  # fmt: skip
         render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_pick, status, ctl["tap"]],

@@ -114,6 +114,15 @@ def test_drag_draws_a_ground_truth_box_and_bad_input_is_said(page, tmp_path: Pat
     page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 1")
     assert field.input_value() == "" and page.locator("#notice").inner_text().strip() == ""
 
+    field.fill("10, 10, 100, 100")
+    field.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 2")
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "coffee.jpg"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('espresso')")
+    page.wait_for_function("document.querySelector('#plain-panel figcaption').innerText.includes('espresso')")
+    assert field.input_value() == ""  # a new photo drops the old ground truth
+    assert page.locator("#plain-panel rect.box").count() == 1
+
 
 def test_swipe_view_follows_the_sliders_while_open(page) -> None:
     _upload_cat(page)
