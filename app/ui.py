@@ -19,6 +19,7 @@ EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.
 DRAW_BOX_JS = (Path(__file__).with_name("draw_box.js")).read_text(encoding="utf-8")  # drag a ground-truth box
 CSS = """
 .caption {font-size: 0.95rem}
+#notice p {color: var(--color-red-600, #dc2626); font-weight: 600}
 """
 
 INTRO = """
