@@ -129,7 +129,7 @@ def search_choices() -> list[tuple[str, str]]:
 
 
 def resolve_class(choice: Any, analysis: Analysis) -> int:
-    """Class index from a dropdown value, an index, a class name, or empty (= top-1)."""
+    """Class index from a picker value, an index, a class name, or empty (= top-1)."""
     if choice is None or (isinstance(choice, str) and not choice.strip()):
         return analysis.top_k(1)[0][0]
     text = str(choice).strip()
