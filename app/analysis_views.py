@@ -21,6 +21,7 @@ from app.callbacks import (
     ours_name,
     parse_box,
     resolve_class,
+    short_name,
     user_errors,
 )
 from app.models import tap_partner
@@ -41,7 +42,7 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
     pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=(scale == "shared"))
     weights = analysis.class_weights[c]
     caption = (
-        f"Class **{analysis.class_names[c].split(',')[0]}**: **{int((weights < 0).sum())}** of {weights.size} weights "
+        f"Class **{short_name(analysis.class_names[c])}**: **{int((weights < 0).sum())}** of {weights.size} weights "
         f"are negative. Peak of M+ = {positive.max():.2f}, peak of M- = {negative.max():.2f}; mean M+ = "
         f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
         + ("" if scale == "shared" else " **Per-map scale: the two colours are not comparable.**")
@@ -131,6 +132,6 @@ def render_crf(
             line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
         lines.append(line + ".")
     statics = _statics(session, ex)
-    target = ex.plain_analysis.class_names[ex.class_index].split(",")[0]
+    target = short_name(ex.plain_analysis.class_names[ex.class_index])
     lines.append(f"For “{target}” with the controls as they were at the click; after moving them, refine again.")
     return html_views.masks_html(statics.photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)

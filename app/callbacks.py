@@ -114,11 +114,16 @@ def start_session(payload: Any, model: str) -> Session:
     return session
 
 
+def short_name(description: str) -> str:
+    """The first synonym of an ImageNet class description (``"tabby, tabby cat"`` -> ``"tabby"``)."""
+    return description.split(",")[0].strip()
+
+
 def class_choices(analysis: Analysis, extra: int | None = None) -> list[tuple[str, str]]:
     """Class picker choices: the top-5 with probabilities, plus ``extra`` (a class picked by search) if not in them."""
-    top = [(f"{name.split(',')[0]} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
+    top = [(f"{short_name(name)} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
     if extra is not None and str(extra) not in {value for _, value in top}:
-        name, p = analysis.class_names[extra].split(",")[0], float(analysis.probabilities[extra])
+        name, p = short_name(analysis.class_names[extra]), float(analysis.probabilities[extra])
         top.append((f"{extra}: {name} ({f'{100 * p:.2f}' if p >= 5e-5 else '< 0.01'} %)", str(extra)))
     return top
 
@@ -137,7 +142,7 @@ def resolve_class(choice: Any, analysis: Analysis) -> int:
         return analysis.check_class(int(text))
     lowered = text.lower()
     for i, name in enumerate(analysis.class_names):
-        if lowered in (name.lower(), name.split(",")[0].strip().lower()):
+        if lowered in (name.lower(), short_name(name).lower()):
             return i
     raise cam_core.ClassIndexError(
         f"Unknown class {text!r}: give an index 0-{analysis.num_classes - 1} or an ImageNet class name."
@@ -151,7 +156,7 @@ def on_image(payload: Any, model: str) -> tuple[Session, Any, str]:
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
     loaded = get_model(model)
-    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{top[1].split(',')[0]}** ({100 * top[2]:.1f} %)."
+    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({100 * top[2]:.1f} %)."
     return session, gr.update(choices=class_choices(analysis), value=str(top[0])), status
 
 
@@ -432,7 +437,7 @@ def render_localization(
         else [(cam_core.scale_boxes(gt, ex.plain_analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")]
     )
     name = ours_name(controls)
-    target = ex.plain_analysis.class_names[ex.class_index].split(",")[0]
+    target = short_name(ex.plain_analysis.class_names[ex.class_index])
     payload = explanation_json(ex, gt)
     lines = [(controls.theta_mas, (50, 50, 50), False), (ex.percentile_value, (140, 0, 204), True),
              (ex.ours.threshold, (0, 153, 0), False)]  # fmt: skip
