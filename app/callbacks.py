@@ -420,26 +420,27 @@ def localization_views(
                              _caption(ex, payload), payload)  # fmt: skip
 
 
-@user_errors
-def render_localization(
-    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+def _explained(
+    session: Session, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
     tap: bool, nwc: bool, pas: bool, gt_text: str | None,
-) -> tuple[str, str, str, str, str, dict[str, Any]]:  # fmt: skip
-    """Slider / toggle update: both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
-    session = _need(session)
-    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
-    ex = explain_arrays(session, class_choice, controls)
-    gt = parse_box(gt_text, ex.plain_analysis.image_size)
+) -> tuple[Explanation, np.ndarray | None]:  # fmt: skip
+    """Raw control values -> the explanation (from the cached analysis) and the parsed ground truth."""
+    ex = explain_arrays(session, class_choice, Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas))
+    return ex, parse_box(gt_text, ex.plain_analysis.image_size)
+
+
+def _views_html(session: Session, ex: Explanation, gt: np.ndarray | None) -> tuple[str, str, str, str, str, dict]:
+    """Both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
     statics = _statics(session, ex)
     gt_boxes = (
         []
         if gt is None
         else [(cam_core.scale_boxes(gt, ex.plain_analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")]
     )
-    name = ours_name(controls)
+    name = ours_name(ex.controls)
     target = short_name(ex.plain_analysis.class_names[ex.class_index])
     payload = explanation_json(ex, gt)
-    lines = [(controls.theta_mas, (50, 50, 50), False), (ex.percentile_value, (140, 0, 204), True),
+    lines = [(ex.controls.theta_mas, (50, 50, 50), False), (ex.percentile_value, (140, 0, 204), True),
              (ex.ours.threshold, (0, 153, 0), False)]  # fmt: skip
     return (
         html_views.panel_html(f"Plain CAM for “{target}”, MaS box (blue)", statics.plain_url, ex.display,
@@ -454,6 +455,22 @@ def render_localization(
     )  # fmt: skip
 
 
+def _swipe_pictures(ex: Explanation, gt: np.ndarray | None) -> tuple[str, str]:
+    """The swipe view's two pictures (the panels with boxes burnt in), as JPEG files."""
+    return render.save_jpeg(_panel(ex, "plain", gt)), render.save_jpeg(_panel(ex, "ours", gt))
+
+
+@user_errors
+def render_localization(
+    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
+    tap: bool, nwc: bool, pas: bool, gt_text: str | None,
+) -> tuple[str, str, str, str, str, dict[str, Any]]:  # fmt: skip
+    """Slider / toggle update: both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
+    session = _need(session)
+    ex, gt = _explained(session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas, gt_text)
+    return _views_html(session, ex, gt)
+
+
 # ---------------------------------------------------------------- presets, API, export
 
 
@@ -465,9 +482,8 @@ def swipe_pair(
     """The swipe view's two pictures, drawn when its tab is opened."""
     if session is None:
         return None
-    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
-    views = localization_views(session, class_choice, controls, gt_text)
-    return render.save_jpeg(views.plain), render.save_jpeg(views.ours)
+    return _swipe_pictures(*_explained(session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas,
+                                       gt_text))  # fmt: skip
 
 
 SWIPE_TAB = "Swipe"
@@ -483,14 +499,14 @@ def render_linked(
     session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
     tap: bool, nwc: bool, pas: bool, gt_text: str | None, tab: str | None,
 ) -> tuple[Any, ...]:  # fmt: skip
-    """:func:`render_localization`, plus the swipe pictures when the swipe tab is on screen (else unchanged).
+    """:func:`render_localization` plus the swipe pictures (only while their tab is open), from one localisation.
 
     The swipe view needs two encoded pictures, so it is redrawn only where someone can see it; opening
     its tab draws it for the current controls (``swipe_tab.select``).
     """
-    args = (session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas, gt_text)
-    views = render_localization(*args)
-    return (*views, swipe_pair(*args) if tab == SWIPE_TAB else gr.skip())
+    session = _need(session)
+    ex, gt = _explained(session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas, gt_text)
+    return (*_views_html(session, ex, gt), _swipe_pictures(ex, gt) if tab == SWIPE_TAB else gr.skip())
 
 
 def apply_preset(name: str) -> tuple[Any, Any, Any, Any]:
