@@ -4,9 +4,9 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app.ui import CSS, build_demo
+from app.ui import build_demo
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, max_file_size="20mb")
+    demo.launch()  # public-safe limits on every launch: see app/hosting.py

@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import html_views, render
+from app import html_views, inputs, render
 from app.callbacks import (
     Controls,
     Session,
@@ -36,16 +36,17 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
     session = _need(session)
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
-    display = render.display_size(*analysis.image_size)
+    display = session.size_on_screen
     positive = np.clip(cam_core.upsample(analysis.cam(c, "positive"), display), 0, None)
     negative = np.clip(cam_core.upsample(analysis.cam(c, "negative"), display), 0, None)
-    pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=(scale == "shared"))
+    shared = inputs.choice(scale, "scale", ("shared", "per map")) == "shared"
+    pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=shared)
     weights = analysis.class_weights[c]
     caption = (
         f"Class **{short_name(analysis.class_names[c])}**: **{int((weights < 0).sum())}** of {weights.size} weights "
         f"are negative. Peak of M+ = {positive.max():.2f}, peak of M- = {negative.max():.2f}; mean M+ = "
         f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
-        + ("" if scale == "shared" else " **Per-map scale: the two colours are not comparable.**")
+        + ("" if shared else " **Per-map scale: the two colours are not comparable.**")
     )
     return render.save_jpeg(pos_rgb), render.save_jpeg(neg_rgb), render.save_png(bar), caption
 
@@ -56,7 +57,8 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
     session = _need(session)
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
-    stats = channel_stats(analysis.feature_maps, analysis.class_weights[c], float(tau))
+    tau = inputs.number(tau, "tau", 0.0, 1.0)
+    stats = channel_stats(analysis.feature_maps, analysis.class_weights[c], tau)
     ranked = np.argsort(-np.abs(stats.cam_peak_contribution))[:20]
     choices = [
         (f"channel {k}: weight {stats.weight[k]:+.3f}, area {100 * stats.active_fraction[k]:.0f} %", str(k))
@@ -67,9 +69,9 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
     plot = render.p1_scatter(
         stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau)
     )
-    display = render.display_size(*analysis.image_size)
+    display = session.size_on_screen
     channel_map = cam_core.normalize(cam_core.upsample(analysis.feature_maps[k], display))
-    picture = render.overlay(render.resize(analysis.image, display), channel_map)
+    picture = render.overlay(session.display, channel_map)
     caption = (
         f"Channel **{k}**: weight {stats.weight[k]:+.4f}; active on {100 * stats.active_fraction[k]:.1f} % of the "
         f"{analysis.feature_maps.shape[1]}×{analysis.feature_maps.shape[2]} grid (τ = {float(tau):.2f}); "
@@ -116,10 +118,13 @@ def render_crf(
     session = _need(session)
     controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     ex = explain_arrays(session, class_choice, controls)
-    gt = parse_box(gt_text, ex.plain_analysis.image_size)
-    params = crf.CrfParams(float(gaussian_sxy), float(gaussian_compat), float(bilateral_sxy), float(bilateral_srgb),
-                           float(bilateral_compat), int(iterations))  # fmt: skip
-    photo = render.resize(ex.plain_analysis.image, ex.display)
+    gt = parse_box(gt_text, ex.size)
+    number = lambda value, name: inputs.number(value, name, 0.0, 1000.0)  # noqa: E731  (CrfParams checks ranges)
+    params = crf.CrfParams(number(gaussian_sxy, "gaussian_sxy"), number(gaussian_compat, "gaussian_compat"),
+                           number(bilateral_sxy, "bilateral_sxy"), number(bilateral_srgb, "bilateral_srgb"),
+                           number(bilateral_compat, "bilateral_compat"),
+                           inputs.integer(iterations, "iterations", 1, 100))  # fmt: skip
+    photo = ex.photo
     name = ours_name(controls)
     rows, lines = [], []
     for label, loc, colour in (("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR), (name, ex.ours, render.OURS_COLOUR)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +20,8 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import html_views, render
-from app.models import model_choices, tap_partner
+from app import html_views, inputs, render
+from app.models import tap_partner
 from app.state import ANALYSES, Session, SmallLRU, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
@@ -29,7 +29,16 @@ from cam_core.localize import Localization, LocalizationConfig, localize
 LOGGER = logging.getLogger("cam_explainer")
 P = ParamSpec("P")
 R = TypeVar("R")
-MAX_UPLOAD_MB = 20
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`:,;()]+/)+[^\s/'\"`:,;()]*")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute server path (two components or more) replaced by ``<path>``.
+
+    The last line of defence for item 9 of the security review: messages shown to users never reveal
+    where the server keeps its files (upload cache, temporary folders, checkpoints).
+    """
+    return _ABSOLUTE_PATH.sub("<path>", message)
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -42,7 +51,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except gr.Error:
             raise
         except cam_core.CamError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(without_paths(str(exc)), print_exception=False) from exc
         except Exception as exc:
             LOGGER.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(
@@ -82,35 +91,37 @@ class Controls:
 
     @classmethod
     def of(cls, theta_mas: Any, theta_pas: Any, percentile: Any, tap: Any, nwc: Any, pas: Any) -> Controls:
-        """From raw component values (events run with ``preprocess=False`` pass them unconverted)."""
-        return cls(float(theta_mas), float(theta_pas), float(percentile), bool(tap), bool(nwc), bool(pas))
+        """From raw request values, checked strictly (see :mod:`app.inputs`): every event is reachable over HTTP.
+
+        Raises:
+            ParameterError: naming the parameter: not a number in range, or not exactly true / false.
+        """
+        return cls(
+            inputs.number(theta_mas, "theta_mas", 0.0, 1.0),
+            inputs.number(theta_pas, "theta_pas", 0.0, 1.0),
+            inputs.number(percentile, "percentile", 0.0, 100.0, low_open=True),
+            inputs.flag(tap, "tap"),
+            inputs.flag(nwc, "nwc"),
+            inputs.flag(pas, "pas"),
+        )
 
 
 # ---------------------------------------------------------------- inputs -> session
 
 
-def _upload_path(payload: Any) -> str:
-    if payload is None:
-        raise gr.Error("Upload a photo first (or pick an example).", print_exception=False)
-    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
-    if not isinstance(path, str):
-        raise gr.Error("The upload did not arrive as a file; try again.", print_exception=False)
-    return path
+def start_session(payload: Any, model: Any) -> Session:
+    """Decode an upload (raw Gradio file payload), analyse it once under ``model``, return its session.
 
-
-def start_session(payload: Any, model: str) -> Session:
-    """Decode an upload (raw Gradio file payload or path), analyse it once under ``model``, return its session."""
-    path = _upload_path(payload)
-    try:
-        size_mb = os.path.getsize(path) / 2**20
-    except OSError as exc:
-        raise cam_core.InvalidImageError("The uploaded file could not be read; upload it again.") from exc
-    if size_mb > MAX_UPLOAD_MB:
-        raise cam_core.InvalidImageError(f"The file is {size_mb:.1f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+    The only place a file is decoded (queued events only). ``payload`` is checked by
+    :func:`app.inputs.upload_path`, ``model`` against the menu, before anything is read or loaded.
+    """
+    path = inputs.upload_path(payload)
+    loaded = get_model(model)
     image = cam_core.load_image(path)
-    session = Session(image_hash(image), path, model)
+    size = (int(image.shape[0]), int(image.shape[1]))
+    session = Session(image_hash(image), path, model, render.resize(image, render.display_size(*size)), size)
     if ANALYSES.get(model, session.image_hash) is None:
-        ANALYSES.put(model, session.image_hash, cam_core.analyze(get_model(model), image))
+        ANALYSES.put(model, session.image_hash, cam_core.analyze(loaded, image))
     return session
 
 
@@ -135,11 +146,12 @@ def search_choices() -> list[tuple[str, str]]:
 
 def resolve_class(choice: Any, analysis: Analysis) -> int:
     """Class index from a picker value, an index, a class name, or empty (= top-1)."""
-    if choice is None or (isinstance(choice, str) and not choice.strip()):
+    reference = inputs.class_reference(choice)
+    if reference is None:
         return analysis.top_k(1)[0][0]
-    text = str(choice).strip()
-    if text.lstrip("-").isdigit():
-        return analysis.check_class(int(text))
+    if isinstance(reference, int):
+        return analysis.check_class(reference)
+    text = reference
     lowered = text.lower()
     for i, name in enumerate(analysis.class_names):
         if lowered in (name.lower(), short_name(name).lower()):
@@ -178,7 +190,12 @@ def on_model(model: str, session: Session | None) -> tuple[Session | None, Any, 
     if session is None:
         get_model(model)  # load now so that errors show at once
         return None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update
-    new_session, classes, status = on_image({"path": session.source}, model)
+    try:
+        new_session, classes, status = on_image({"path": session.source}, model)
+    except gr.Error as exc:
+        if exc.message != inputs.NOT_A_FILE:
+            raise
+        raise gr.Error("This photo is no longer on the server (uploads expire): upload it again.") from exc
     return new_session, classes, status, tap_update
 
 
@@ -193,11 +210,12 @@ def _need(session: Session | None) -> Session:
 
 def parse_box(text: str | None, size: tuple[int, int]) -> np.ndarray | None:
     """``"x0, y0, x1, y1"`` in original pixels -> int64 (4,), or ``None`` for an empty field."""
-    if not text or not text.strip():
+    text = inputs.text(text, "ground-truth box")
+    if not text.strip():
         return None
     try:
         values = [round(float(v)) for v in text.replace(";", ",").split(",")]
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise cam_core.ParameterError(f"Ground-truth box {text!r}: write four numbers `x0, y0, x1, y1`.") from exc
     if len(values) != 4 or values[2] < values[0] or values[3] < values[1]:
         raise cam_core.ParameterError(f"Ground-truth box {text!r}: need four numbers with x0 <= x1 and y0 <= y1.")
@@ -249,10 +267,12 @@ class Explanation:
     ours: Localization
     percentile_value: float
     display: tuple[int, int]
+    size: tuple[int, int]
+    photo: np.ndarray
 
     def to_original(self, box: np.ndarray) -> np.ndarray:
         """A display-pixel box in original-image pixels."""
-        return cam_core.scale_boxes(box, self.display, self.plain_analysis.image_size)[0]
+        return cam_core.scale_boxes(box, self.display, self.size)[0]
 
 
 def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> Explanation:
@@ -263,14 +283,15 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
         raise cam_core.ParameterError("TAP needs a TAP-trained model; none is available for this model.")
     ours_analysis = get_analysis(session, partner) if controls.tap and partner else plain_analysis
     class_index = resolve_class(class_choice, plain_analysis)
-    display = render.display_size(*plain_analysis.image_size)
+    display = session.size_on_screen
     plain = localize(plain_analysis, class_index, LocalizationConfig(False, "mas", controls.theta_mas), display)
     rule = "pas" if controls.pas else "mas"
     theta = controls.theta_pas if controls.pas else controls.theta_mas
     ours_config = LocalizationConfig(controls.nwc, rule, theta, controls.percentile)
     ours = localize(ours_analysis, class_index, ours_config, display)
     percentile_value = float(np.percentile(ours.heatmap, controls.percentile))
-    return Explanation(plain_analysis, ours_analysis, class_index, controls, plain, ours, percentile_value, display)
+    return Explanation(plain_analysis, ours_analysis, class_index, controls, plain, ours, percentile_value, display,
+                       session.size, session.display)  # fmt: skip
 
 
 def ours_name(controls: Controls) -> str:
@@ -280,11 +301,10 @@ def ours_name(controls: Controls) -> str:
 
 
 def _panel(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
-    analysis, loc = (ex.plain_analysis, ex.plain) if which == "plain" else (ex.ours_analysis, ex.ours)
-    base = render.resize(analysis.image, ex.display)
-    picture = render.overlay(base, loc.heatmap)
+    loc = ex.plain if which == "plain" else ex.ours
+    picture = render.overlay(ex.photo, loc.heatmap)
     if gt is not None:
-        render.draw_box(picture, cam_core.scale_boxes(gt, analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")
+        render.draw_box(picture, cam_core.scale_boxes(gt, ex.size, ex.display)[0], render.GT_COLOUR, "GT")
     colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
     label = "CAM, MaS" if which == "plain" else ours_name(ex.controls)
     return render.draw_box(picture, loc.box, colour, label)
@@ -296,7 +316,7 @@ def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
     plain_box, ours_box = ex.to_original(ex.plain.box), ex.to_original(ex.ours.box)
     result: dict[str, Any] = {
         "model": a.model_name,
-        "image_size": {"height": a.image_size[0], "width": a.image_size[1]},
+        "image_size": {"height": ex.size[0], "width": ex.size[1]},
         "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
         "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
         "plain": {"modules": [], "rule": "mas", "theta": ex.controls.theta_mas,
@@ -379,7 +399,7 @@ def _statics(session: Session, ex: Explanation) -> Statics:
     )
 
     def make() -> Statics:
-        photo = render.resize(ex.plain_analysis.image, ex.display)
+        photo = ex.photo
         histogram = render.histogram_base(ex.ours.heatmap)
         return Statics(
             html_views.static_url(render.overlay(photo, ex.plain.heatmap)),
@@ -409,8 +429,8 @@ def localization_views(
 ) -> LocalizationViews:
     """Compute and draw everything that depends on the thresholds, from the cached analysis."""
     ex = explain_arrays(session, class_choice, controls)
-    gt = parse_box(gt_text, ex.plain_analysis.image_size)
-    base = render.resize(ex.plain_analysis.image, ex.display)
+    gt = parse_box(gt_text, ex.size)
+    base = ex.photo
     masks = render.side_by_side(
         render.mask_picture(base, ex.plain.mask, render.PLAIN_COLOUR),
         render.mask_picture(base, ex.ours.mask, render.OURS_COLOUR),
@@ -426,17 +446,13 @@ def _explained(
 ) -> tuple[Explanation, np.ndarray | None]:  # fmt: skip
     """Raw control values -> the explanation (from the cached analysis) and the parsed ground truth."""
     ex = explain_arrays(session, class_choice, Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas))
-    return ex, parse_box(gt_text, ex.plain_analysis.image_size)
+    return ex, parse_box(gt_text, ex.size)
 
 
 def _views_html(session: Session, ex: Explanation, gt: np.ndarray | None) -> tuple[str, str, str, str, str, dict]:
     """Both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
     statics = _statics(session, ex)
-    gt_boxes = (
-        []
-        if gt is None
-        else [(cam_core.scale_boxes(gt, ex.plain_analysis.image_size, ex.display)[0], render.GT_COLOUR, "GT")]
-    )
+    gt_boxes = [] if gt is None else [(cam_core.scale_boxes(gt, ex.size, ex.display)[0], render.GT_COLOUR, "GT")]
     name = ours_name(ex.controls)
     target = short_name(ex.plain_analysis.class_names[ex.class_index])
     payload = explanation_json(ex, gt)
@@ -491,7 +507,7 @@ SWIPE_TAB = "Swipe"
 
 def selected_tab(event: gr.SelectData) -> str:
     """The label of the tab just opened (kept in a per-session state for :func:`render_linked`)."""
-    return str(event.value)
+    return str(event.value)[:40]
 
 
 @user_errors
@@ -511,7 +527,7 @@ def render_linked(
 
 def apply_preset(name: str) -> tuple[Any, Any, Any, Any]:
     """Slider values of a named preset (no change for "custom")."""
-    preset = cam_core.PRESETS.get(name)
+    preset = cam_core.PRESETS.get(name) if isinstance(name, str) else None
     if preset is None:
         return gr.update(), gr.update(), gr.update(), gr.update()
     return preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap
@@ -524,8 +540,7 @@ def draw_gt(
 ) -> tuple[Any, ...]:  # fmt: skip
     """A box dragged on either panel (``event.index`` = corner fractions): fill the ground-truth field, re-render."""
     session = _need(session)
-    size = get_analysis(session, session.model).image_size
-    text = format_box(box_from_fractions(event.index, size))
+    text = format_box(box_from_fractions(event.index, session.size))
     return (text, *render_localization(session, class_choice, theta_mas, theta_pas, percentile, tap, nwc, pas, text))
 
 
@@ -538,11 +553,7 @@ def explain(
 
     Repeated images reuse their cached forward pass. Boxes are in original-image pixels, inclusive.
     """
-    model = model or cam_core.DEFAULT_MODEL
-    known = [value for _, value in model_choices()]
-    if model not in known:
-        raise cam_core.UnknownModelError(f"Unknown model {model!r}; choose one of {known}.")
-    session = start_session(image, model)
+    session = start_session(image, model or cam_core.DEFAULT_MODEL)
     controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     ex = explain_arrays(session, class_name, controls)
     return (

@@ -7,7 +7,6 @@ hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a s
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import cam_core
-from app import render
+from app import inputs, render
 from app.callbacks import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
@@ -44,23 +43,58 @@ class ImageOutcome:
     ours_iou: float
 
 
-def _path(item: Any) -> str:
-    return item if isinstance(item, str) else getattr(item, "name", None) or item["path"]
+def _uploads_by_name(images: Any) -> dict[str, str]:
+    """``{base name: checked real path}`` of the uploaded photos (each checked by :func:`inputs.upload_path`).
 
+    The photo cap counts distinct files (``a.jpg`` uploaded twice is one photo).
 
-def uploaded_samples(images: list[Any] | None, boxes_csv: Any | None, folder: Path) -> list[Sample]:
-    """Link uploads into ``folder`` under their own names and read the boxes CSV against them."""
-    if not images or boxes_csv is None:
-        raise gr.Error("Upload the photos *and* a boxes CSV (filename,class_index,x0,y0,x1,y1), or use the examples.")
-    paths = [_path(item) for item in images]
-    if len(paths) > MAX_IMAGES:
-        raise gr.Error(f"{len(paths)} photos: the in-app limit is {MAX_IMAGES}; use the CLI for more.")
-    total = sum(os.path.getsize(p) for p in paths) / 2**20
+    Raises:
+        ParameterError: not a list, more than :data:`MAX_IMAGES` distinct photos or :data:`MAX_TOTAL_MB`,
+            or two different photos with the same name.
+    """
+    if not isinstance(images, list) or len(images) > 4 * MAX_IMAGES:
+        raise cam_core.ParameterError(f"`images`: upload at most {MAX_IMAGES} photos; use the CLI for more.")
+    distinct = dict.fromkeys(inputs.upload_path(item, "images") for item in images)
+    if len(distinct) > MAX_IMAGES:
+        raise cam_core.ParameterError(f"{len(distinct)} photos: the in-app limit is {MAX_IMAGES}; use the CLI.")
+    total = sum(os.path.getsize(path) for path in distinct) / 2**20
     if total > MAX_TOTAL_MB:
-        raise gr.Error(f"{total:.0f} MB of photos: the in-app limit is {MAX_TOTAL_MB} MB; use the CLI for more.")
-    for path in paths:
-        os.symlink(path, folder / os.path.basename(path))
-    return read_boxes_csv(_path(boxes_csv), folder)
+        raise cam_core.ParameterError(f"{total:.0f} MB of photos: the in-app limit is {MAX_TOTAL_MB} MB; use the CLI.")
+    by_name: dict[str, str] = {}
+    for path in distinct:
+        name = os.path.basename(path)
+        if by_name.setdefault(name, path) != path:
+            raise cam_core.ParameterError(f"Two different uploaded photos are named {name!r}: rename one.")
+    return by_name
+
+
+def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[dict[str, str]]]:
+    """The uploaded photos labelled by the uploaded boxes CSV, and the CSV rows that were skipped (with why).
+
+    A CSV file name is matched to the uploads by its base name only: a name with a path component
+    (``../x.jpg``, ``/etc/x``, ``./x.jpg``) or without a matching upload is skipped with its reason, so no
+    CSV can make the server read anything but what was uploaded.
+    """
+    if not images or boxes_csv is None:
+        raise cam_core.ParameterError(
+            "Upload the photos *and* a boxes CSV (filename,class_index,x0,y0,x1,y1), or use the examples."
+        )
+    uploads = _uploads_by_name(images)
+    root = Path("/uploads")  # a prefix to read the CSV's names against; nothing is read from it
+    samples, skipped = [], []
+    for sample in read_boxes_csv(inputs.upload_path(boxes_csv, "boxes CSV"), root):
+        name = str(sample.path.relative_to(root)) if sample.path.is_relative_to(root) else str(sample.path)
+        shown = inputs.shown(name)
+        if name != os.path.basename(name) or name in (".", "..") or "\\" in name:
+            skipped.append({"file": shown, "reason": "a CSV name must be the photo's own file name, not a path"})
+        elif name not in uploads:
+            skipped.append({"file": shown, "reason": "no uploaded photo has this name"})
+        else:
+            samples.append(Sample(Path(uploads[name]), sample.class_index, sample.boxes))
+    if not samples:
+        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        raise cam_core.DatasetError(f"No row of the CSV names an uploaded photo ({reasons}).")
+    return samples, skipped
 
 
 def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome:
@@ -95,7 +129,7 @@ def table_markdown(result: EvaluationResult) -> str:
     """The ablation table as Markdown, percentages."""
     lines = [f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
              f"top-1 {result.top1:.1f} %" + (f"; **skipped {len(result.skipped)}**: " + "; ".join(
-                 f"{s['file']} ({s['reason']})" for s in result.skipped) if result.skipped else ""),
+                 f"{s['file']} ({s['reason']})" for s in result.skipped[:10]) if result.skipped else ""),
              "", "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
              "|---|---|---|---|---|"]  # fmt: skip
     for name, m in result.configs.items():
@@ -133,17 +167,17 @@ def run_evaluation(
     """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON."""
     loaded = get_model(model)
     outcomes: list[ImageOutcome] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        samples = (
-            read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES)
-            if use_examples
-            else uploaded_samples(images, boxes_csv, Path(tmp))
-        )
-        result = evaluate(
-            loaded, samples, batch_size=8,
-            progress=lambda done, total: progress(done / total, desc=f"{done}/{total} photos"),
-            on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
-        )  # fmt: skip
+    if use_examples is True:
+        samples, skipped = read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES), []
+    else:
+        samples, skipped = uploaded_samples(images, boxes_csv)
+    result = evaluate(
+        loaded, samples, batch_size=8,
+        progress=lambda done, total: progress(done / total, desc=f"{done}/{total} photos"),
+        on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
+    )  # fmt: skip
+    # file names only: the server's folders are nobody's business
+    result.skipped[:] = skipped + [{**s, "file": inputs.shown(Path(s["file"]).name)} for s in result.skipped]
     return table_markdown(result), render.save_png(curves_plot(result)), gallery(outcomes), result.to_dict()
 
 

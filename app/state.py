@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,19 +34,29 @@ CACHE_BYTES = int(float(os.environ.get("CAM_CACHE_MB", "768")) * 2**20)
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Session:
     """What one browser session (or API client) remembers between events.
 
     Attributes:
         image_hash: sha1 of the decoded RGB pixels and their shape.
-        source: path of the uploaded file, used to recompute an evicted analysis.
+        source: checked real path of the upload; only queued events (a model change) read it again.
         model: model name of the plain (baseline) analysis.
+        display: uint8 (h, w, 3), the photo at display size (long side <= 512 px, <= 786 kB). Instant
+            (unqueued) events never decode a file: on an analysis-cache miss they analyse this copy.
+        size: ``(H, W)`` of the analysed photo: the frame of every box the app reports or accepts.
     """
 
     image_hash: str
     source: str
     model: str
+    display: np.ndarray
+    size: tuple[int, int]
+
+    @property
+    def size_on_screen(self) -> tuple[int, int]:
+        """``(h, w)`` of :attr:`display`."""
+        return int(self.display.shape[0]), int(self.display.shape[1])
 
 
 def image_hash(image: np.ndarray) -> str:
@@ -123,49 +136,121 @@ class SmallLRU:
 
 
 ANALYSES = AnalysisCache()
-_MODEL_LOCK = threading.Lock()
-_MODELS: dict[str, cam_core.LoadedModel] = {}
 MAX_MODELS = 3
+LOAD_TIMEOUT_S = float(os.environ.get("CAM_LOAD_TIMEOUT_S", "120"))
+"""How long an event waits for a model to load (a hub download) before it says so; the load goes on."""
+FAILURE_MEMORY_S = 300.0
+"""A failed load is answered from memory for this long instead of being retried (one slow offline pick
+must not stall the page again on every click)."""
 
 
-def get_model(name: str) -> cam_core.LoadedModel:
-    """Load (once) and return a model by registry name or checkpoint label; read-only afterwards.
+class ModelCache:
+    """Models by menu name, loaded at most once each, outside any lock that other models need.
+
+    Each name has its own future: a slow hub download of one model never blocks the default model
+    or another user's upload, and a caller waits at most :data:`LOAD_TIMEOUT_S`. Failures are
+    remembered for :data:`FAILURE_MEMORY_S`. Names are checked against the menu before anything loads.
+    """
+
+    def __init__(self, max_models: int = MAX_MODELS) -> None:
+        self.max_models = max_models
+        self._futures: OrderedDict[str, Future[cam_core.LoadedModel]] = OrderedDict()
+        self._failed_at: dict[str, float] = {}
+        self._registered: dict[str, cam_core.LoadedModel] = {}
+        self._lock = threading.Lock()  # guards the dicts only; never held while a model loads
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-load")
+
+    def known(self) -> set[str]:
+        """Names that may be loaded: the registry, the shipped checkpoints with a card, registered models."""
+        with self._lock:
+            registered = set(self._registered)
+        return set(cam_core.MODELS) | set(checkpoint_names()) | registered
+
+    def register(self, name: str, loaded: cam_core.LoadedModel) -> None:
+        """Make an already loaded model available under ``name`` (benchmarks and tests: tiny or offline models)."""
+        with self._lock:
+            self._registered[name] = loaded
+
+    def get(self, name: Any) -> cam_core.LoadedModel:
+        """The loaded model ``name`` (a menu value), loading it on first use.
+
+        Raises:
+            UnknownModelError: not a menu value (never treated as a path or a hub name).
+            WeightsUnavailableError: the load did not finish within :data:`LOAD_TIMEOUT_S`.
+            CamError: the load failed (the same error for :data:`FAILURE_MEMORY_S`).
+        """
+        if not isinstance(name, str) or name not in self.known():
+            menu = sorted(set(cam_core.MODELS) | set(checkpoint_names()))
+            raise cam_core.UnknownModelError(f"Unknown model {str(name)[:60]!r}: `model` must be one of {menu}.")
+        with self._lock:
+            if name in self._registered:
+                return self._registered[name]
+            future = self._futures.get(name)
+            failed = future is not None and future.done() and future.exception() is not None
+            if future is None or (failed and time.monotonic() - self._failed_at.get(name, 0.0) > FAILURE_MEMORY_S):
+                future = self._pool.submit(_load, name)
+                future.add_done_callback(lambda done, name=name: self._finished(name, done))
+                self._futures[name] = future
+            self._futures.move_to_end(name)
+        try:
+            return future.result(timeout=LOAD_TIMEOUT_S)
+        except FutureTimeout:
+            raise cam_core.WeightsUnavailableError(
+                f"Loading {name} did not finish within {LOAD_TIMEOUT_S:.0f} s (its weights download from the "
+                "Hugging Face Hub; is this server offline?). The other models keep working."
+            ) from None
+
+    def _finished(self, name: str, future: Future[cam_core.LoadedModel]) -> None:
+        with self._lock:
+            if future.exception() is not None:
+                self._failed_at[name] = time.monotonic()
+            loaded = [n for n, f in self._futures.items() if f.done() and f.exception() is None]
+            for old in loaded[: max(0, len(loaded) - self.max_models)]:
+                if old != name and old != cam_core.DEFAULT_MODEL:
+                    del self._futures[old]
+
+
+def checkpoint_names() -> list[str]:
+    """Shipped checkpoints: ``assets/checkpoints/NAME.safetensors`` with a ``NAME.json`` card beside it."""
+    return [p.stem for p in sorted(CHECKPOINT_DIR.glob("*.safetensors")) if p.with_suffix(".json").is_file()]
+
+
+MODELS = ModelCache()
+
+
+def get_model(name: Any) -> cam_core.LoadedModel:
+    """Load (once) and return a model by menu value (registry name or shipped checkpoint); read-only afterwards.
 
     Raises:
-        cam_core.CamError: unknown model, weights unavailable, inexact head, bad checkpoint.
+        cam_core.CamError: not a menu value, weights unavailable or too slow, inexact head, bad checkpoint.
     """
-    with _MODEL_LOCK:
-        if name not in _MODELS:
-            if len(_MODELS) >= MAX_MODELS:
-                _MODELS.pop(next(iter(_MODELS)))
-            _MODELS[name] = _load(name)
-        return _MODELS[name]
+    return MODELS.get(name)
 
 
 def register_model(name: str, loaded: cam_core.LoadedModel) -> None:
     """Put an already loaded model into the cache under ``name`` (benchmarks: random-init hub models offline)."""
-    with _MODEL_LOCK:
-        _MODELS[name] = loaded
+    MODELS.register(name, loaded)
 
 
 def _load(name: str) -> cam_core.LoadedModel:
-    checkpoint = CHECKPOINT_DIR / f"{name}.safetensors"
-    if checkpoint.is_file():
+    if name in checkpoint_names():  # a menu value: never a path
         from cam_core.checkpoint import load_checkpoint
 
-        return load_checkpoint(checkpoint)
+        return load_checkpoint(CHECKPOINT_DIR / f"{name}.safetensors")
     return cam_core.load_model(name)
 
 
 def get_analysis(session: Session, model: str) -> Analysis:
-    """The analysis of the session's image under ``model``: from the cache, else one forward pass."""
+    """The analysis of the session's photo under ``model``: from the cache, else one forward pass.
+
+    A miss (the first TAP toggle, or an entry evicted under memory pressure) analyses the session's
+    display-size copy, never the file: no event but an upload decodes, so no slider move can cost a
+    decode. That copy (long side 512 px) is at least as large as the network inputs used here, so the
+    network sees the same photo up to resampling; boxes stay in the frame of ``session.size``.
+    """
     cached = ANALYSES.get(model, session.image_hash)
     if cached is not None:
         return cached
-    try:
-        image = cam_core.load_image(session.source)
-    except cam_core.InvalidImageError as exc:
-        raise cam_core.InvalidImageError("This session's photo is no longer available: upload it again.") from exc
-    analysis = cam_core.analyze(get_model(model), image)
+    analysis = cam_core.analyze(get_model(model), session.display)
     ANALYSES.put(model, session.image_hash, analysis)
     return analysis

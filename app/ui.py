@@ -10,8 +10,10 @@ import cam_core
 from app import analysis_views as av
 from app import callbacks as cb
 from app import evaluation as ev
+from app.hosting import ExplainerBlocks
 from app.models import model_choices, tap_partner
 from app.render import RENDER_DIR
+from app.state import get_model
 from cam_core import crf
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -88,7 +90,8 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
     """
     ui_visibility = "undocumented" if expose_ui_events else "private"
     gr.set_static_paths([RENDER_DIR])  # the app's own pictures, served without a copy into Gradio's cache
-    with gr.Blocks(title="CAM Explainer") as demo:
+    get_model(cam_core.DEFAULT_MODEL)  # loaded before the first request, so no user waits on it
+    with ExplainerBlocks(title="CAM Explainer") as demo:
         gr.Markdown(INTRO)
         session = gr.State(None)
         tab = gr.State("Plain vs improved")  # the tab on screen: views nobody sees are not redrawn
@@ -279,4 +282,5 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             noop.click(lambda: None, None, None, api_name="noop", api_visibility=ui_visibility)
             noop.click(lambda: None, None, None, api_name="noop_direct", api_visibility=ui_visibility, queue=False)
     demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.css = CSS
     return demo

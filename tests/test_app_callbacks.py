@@ -225,8 +225,8 @@ def test_no_session_gives_clear_message() -> None:
         cb.render_localization(None, "", 0.2, 0.35, 90, False, True, True, "")
 
 
-def test_bad_upload_messages(tmp_path: Path) -> None:
-    text = tmp_path / "notes.png"
+def test_bad_upload_messages(uploads: Path) -> None:
+    text = uploads / "notes.png"
     text.write_text("not an image")
     with pytest.raises(gr.Error, match="not an image format"):
         cb.on_image({"path": str(text)}, cam_core.DEFAULT_MODEL)

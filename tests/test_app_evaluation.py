@@ -21,10 +21,10 @@ def test_bundled_examples() -> None:
     assert 0 <= cat["gt_known_loc"] <= 100 and len(cat["curves"]["50"]) == 100
 
 
-def test_uploaded_set_with_a_missing_photo(tmp_path: Path) -> None:
-    photo = tmp_path / "cat.jpg"
+def test_uploaded_set_with_a_missing_photo(uploads: Path) -> None:
+    photo = uploads / "cat.jpg"
     photo.write_bytes((ev.EXAMPLES / "cat.jpg").read_bytes())
-    csv = tmp_path / "boxes.csv"
+    csv = uploads / "boxes.csv"
     csv.write_text("filename,class_index,x0,y0,x1,y1\ncat.jpg,285,20,0,450,299\nghost.jpg,1,0,0,5,5\n")
     table, _, _, payload = ev.run_evaluation([str(photo)], str(csv), False, cam_core.DEFAULT_MODEL,
                                              progress=lambda *a, **k: None)  # fmt: skip
@@ -32,10 +32,10 @@ def test_uploaded_set_with_a_missing_photo(tmp_path: Path) -> None:
     assert "skipped 1" in table
 
 
-def test_bad_csv_and_missing_inputs(tmp_path: Path) -> None:
-    photo = tmp_path / "cat.jpg"
+def test_bad_csv_and_missing_inputs(uploads: Path) -> None:
+    photo = uploads / "cat.jpg"
     photo.write_bytes((ev.EXAMPLES / "cat.jpg").read_bytes())
-    csv = tmp_path / "boxes.csv"
+    csv = uploads / "boxes.csv"
     csv.write_text("filename,class_index,x0,y0,x1,y1\ncat.jpg,285,20,0,oops,299\n")
     with pytest.raises(gr.Error, match="line 2"):
         ev.run_evaluation([str(photo)], str(csv), False, cam_core.DEFAULT_MODEL, progress=lambda *a, **k: None)

@@ -19,6 +19,7 @@ from PIL import Image
 
 import cam_core
 from app import callbacks as cb
+from app import inputs
 from app import state
 from app.render import RENDER_DIR
 from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
@@ -38,8 +39,8 @@ def server() -> Iterator[tuple[str, Client]]:
 
 
 @pytest.mark.parametrize("name", sorted(WORKS))
-def test_awkward_uploads_work_in_the_app(name: str, tmp_path: Path) -> None:
-    session, _classes, _status = cb.on_image({"path": str(WORKS[name](tmp_path / name))}, cam_core.DEFAULT_MODEL)
+def test_awkward_uploads_work_in_the_app(name: str, uploads: Path) -> None:
+    session, _classes, _status = cb.on_image({"path": str(WORKS[name](uploads / name))}, cam_core.DEFAULT_MODEL)
     out = cb.render_localization(session, "", 0.2, 0.35, 90, False, True, True, "")
     h, w = out[5]["image_size"]["height"], out[5]["image_size"]["width"]
     for key in ("plain", "ours"):
@@ -48,31 +49,31 @@ def test_awkward_uploads_work_in_the_app(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
-def test_bad_uploads_get_a_clear_message(name: str, tmp_path: Path) -> None:
+def test_bad_uploads_get_a_clear_message(name: str, uploads: Path) -> None:
     make, message = REFUSED[name]
     with pytest.raises(gr.Error, match=message):
-        cb.on_image({"path": str(make(tmp_path / name))}, cam_core.DEFAULT_MODEL)
+        cb.on_image({"path": str(make(uploads / name))}, cam_core.DEFAULT_MODEL)
 
 
-def test_exif_rotated_boxes_are_on_the_upright_photo(tmp_path: Path) -> None:
+def test_exif_rotated_boxes_are_on_the_upright_photo(uploads: Path) -> None:
     upright = cb.explain({"path": str(CAT)})[0]
-    rotated = cb.explain({"path": str(exif_rotated(tmp_path / "r.jpg"))})[0]
+    rotated = cb.explain({"path": str(exif_rotated(uploads / "r.jpg"))})[0]
     assert rotated["image_size"] == upright["image_size"] == {"height": 300, "width": 451}
     assert cam_core.box_iou(rotated["ours"]["box"], upright["ours"]["box"])[0, 0] > 0.8
 
 
-def test_upload_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cb, "MAX_UPLOAD_MB", 0.01)
+def test_upload_size_cap(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "MAX_UPLOAD_MB", 0.01)
     with pytest.raises(gr.Error, match="limit is"):
         cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))
-def test_api_gives_the_message_and_keeps_serving(name: str, server: tuple[str, Client], tmp_path: Path) -> None:
+def test_api_gives_the_message_and_keeps_serving(name: str, server: tuple[str, Client], uploads: Path) -> None:
     _, client = server
     make, message = REFUSED[name]
     with pytest.raises(Exception, match=message):
-        client.predict(handle_file(str(make(tmp_path / name))), api_name="/explain")
+        client.predict(handle_file(str(make(uploads / name))), api_name="/explain")
     assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285
 
 
@@ -110,14 +111,14 @@ def _rss_mb() -> float:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_many_distinct_uploads_keep_memory_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: cam_core.LoadedModel
+    uploads: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: cam_core.LoadedModel
 ) -> None:
     # a tiny network keeps 500 forward passes fast; the cache holds the 230 kB photos either way
     state.register_model("tiny-test", tiny_model)
     monkeypatch.setattr(state, "ANALYSES", state.AnalysisCache(max_bytes=16 * 2**20))
     monkeypatch.setattr(cb, "ANALYSES", state.ANALYSES)
     base = np.asarray(Image.open(CAT).convert("RGB").resize((320, 240)))
-    path = tmp_path / "u.png"
+    path = uploads / "u.png"
 
     def upload(i: int) -> None:
         image = base.copy()
@@ -135,11 +136,11 @@ def test_many_distinct_uploads_keep_memory_bounded(
     assert growth < 60, f"RSS grew {growth:.0f} MB over 440 distinct uploads"
 
 
-def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], tmp_path: Path) -> None:
+def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], uploads: Path) -> None:
     url, _ = server
     photos = []
     for i in range(16):  # each session its own photo, told apart by its size
-        path = tmp_path / f"s{i}.png"
+        path = uploads / f"s{i}.png"
         Image.open(CAT).convert("RGB").resize((300 + 7 * i, 200 + 3 * i)).save(path)
         photos.append(path)
 

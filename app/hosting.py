@@ -1,0 +1,150 @@
+"""Serving the app in public: per-request limits and a bounded upload folder, applied on every launch.
+
+:class:`ExplainerBlocks` is a ``gr.Blocks`` whose :meth:`~ExplainerBlocks.launch` always installs
+:class:`RequestLimits` (an ASGI middleware) and Gradio's age-based cache cleaning, so a test, a benchmark
+or a Space that calls ``demo.launch()`` gets the same protection as ``python app.py``:
+
+* a request body is at most :data:`MAX_BODY_BYTES` (events, JSON) or :data:`MAX_UPLOAD_BYTES` (file
+  uploads), counted as it streams in (a missing or false ``Content-Length`` does not help);
+* at most :data:`MAX_CONCURRENT_UPLOADS` uploads stream at once (others wait, at most :data:`UPLOAD_WAIT_S`,
+  then get 503);
+* after each upload, files this app received are deleted oldest first until the upload folder's share
+  is within :data:`UPLOAD_BUDGET_BYTES` (example files Gradio keeps are never deleted), and Gradio's
+  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import gradio as gr
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LOGGER = logging.getLogger("cam_explainer")
+MAX_BODY_BYTES = 1 * 2**20
+MAX_FILE_MB = 20
+MAX_UPLOAD_BYTES = 64 * 2**20
+MAX_CONCURRENT_UPLOADS = 4
+UPLOAD_WAIT_S = 30.0
+UPLOAD_BUDGET_BYTES = int(float(os.environ.get("CAM_UPLOAD_BUDGET_MB", "512")) * 2**20)
+UPLOAD_MAX_AGE_S = int(os.environ.get("CAM_UPLOAD_MAX_AGE_S", "3600"))
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def prune_uploads(blocks: gr.Blocks, budget: int = UPLOAD_BUDGET_BYTES) -> int:
+    """Delete the oldest files this app received by upload until they total at most ``budget`` bytes.
+
+    Files Gradio keeps for examples or defaults (``keep_in_cache``) are never deleted.
+
+    Returns:
+        The bytes still held by uploads.
+    """
+    keep: set[str] = set()
+    for component in blocks.blocks.values():
+        keep.update(getattr(component, "keep_in_cache", set()))
+    entries = []
+    for path in list(blocks.upload_file_set):
+        try:
+            info = os.stat(path)
+        except OSError:
+            blocks.upload_file_set.discard(path)
+            continue
+        entries.append((info.st_mtime, info.st_size, path))
+    held = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if held <= budget:
+            break
+        if path in keep:
+            continue
+        try:
+            os.remove(path)
+        except OSError:
+            continue
+        blocks.upload_file_set.discard(path)
+        held -= size
+    return held
+
+
+class RequestLimits:
+    """ASGI middleware: bounded request bodies, bounded concurrent uploads, upload folder pruned after each."""
+
+    def __init__(self, app: ASGIApp, blocks: gr.Blocks) -> None:
+        self.app = app
+        self.blocks = blocks
+        self.uploads = asyncio.Semaphore(MAX_CONCURRENT_UPLOADS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload = scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/upload")
+        if not upload:
+            await self._limited(scope, receive, send, MAX_BODY_BYTES)
+            return
+        try:  # an upload waits for a slot (its body not yet read), but not for ever
+            await asyncio.wait_for(self.uploads.acquire(), UPLOAD_WAIT_S)
+        except TimeoutError:
+            await _reply(send, 503, "Too many uploads at once; try again in a moment.")
+            return
+        try:
+            await self._limited(scope, receive, send, MAX_UPLOAD_BYTES)
+        finally:
+            self.uploads.release()
+            await asyncio.to_thread(prune_uploads, self.blocks)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _reply(send, 413, f"Request body over {limit // 2**20} MB.")
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLargeError:
+            if not started:
+                await _reply(send, 413, f"Request body over {limit // 2**20} MB.")
+
+
+async def _reply(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ExplainerBlocks(gr.Blocks):
+    """``gr.Blocks`` whose every launch is a public-safe launch (see the module docstring)."""
+
+    css: str = ""
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")
+        kwargs.setdefault("css", self.css)
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RequestLimits, blocks=self)]
+        if self.delete_cache is None:
+            self.delete_cache = (min(600, UPLOAD_MAX_AGE_S), UPLOAD_MAX_AGE_S)
+        return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
