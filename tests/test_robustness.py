@@ -19,8 +19,7 @@ from PIL import Image
 
 import cam_core
 from app import callbacks as cb
-from app import inputs
-from app import state
+from app import inputs, state
 from app.render import RENDER_DIR
 from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
 from tests.test_app_server import ROOT, load_app_module
