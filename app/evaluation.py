@@ -6,6 +6,7 @@ hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a s
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ MAX_TOTAL_MB = 50
 GALLERY_SIZE = 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: the gallery picks each outcome once
 class ImageOutcome:
     """Plain CAM (MaS) vs NWC+PaS on one evaluated image, in network-input pixels."""
 
@@ -68,6 +69,13 @@ def _uploads_by_name(images: Any) -> dict[str, str]:
     return by_name
 
 
+def _csv_names(path: str) -> list[str]:
+    """The CSV's file names exactly as written (stripped), in order of first appearance, header excluded."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(field.strip() for field in row)]
+    return list(dict.fromkeys(row[0].strip() for row in rows[1:]))
+
+
 def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[dict[str, str]]]:
     """The uploaded photos labelled by the uploaded boxes CSV, and the CSV rows that were skipped (with why).
 
@@ -80,10 +88,13 @@ def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[di
             "Upload the photos *and* a boxes CSV (filename,class_index,x0,y0,x1,y1), or use the examples."
         )
     uploads = _uploads_by_name(images)
-    root = Path("/uploads")  # a prefix to read the CSV's names against; nothing is read from it
+    csv_path = inputs.upload_path(boxes_csv, "boxes CSV")
+    labelled = read_boxes_csv(csv_path, "/")  # checks every row; its paths are not used (pathlib drops "./")
+    names = _csv_names(csv_path)
+    if len(names) != len(labelled):
+        raise cam_core.DatasetError("The boxes CSV could not be matched to its rows.")
     samples, skipped = [], []
-    for sample in read_boxes_csv(inputs.upload_path(boxes_csv, "boxes CSV"), root):
-        name = str(sample.path.relative_to(root)) if sample.path.is_relative_to(root) else str(sample.path)
+    for name, sample in zip(names, labelled, strict=True):
         shown = inputs.shown(name)
         if name != os.path.basename(name) or name in (".", "..") or "\\" in name:
             skipped.append({"file": shown, "reason": "a CSV name must be the photo's own file name, not a path"})

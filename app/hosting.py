@@ -38,14 +38,16 @@ class _TooLargeError(Exception):
     pass
 
 
-def prune_uploads(blocks: gr.Blocks, budget: int = UPLOAD_BUDGET_BYTES) -> int:
-    """Delete the oldest files this app received by upload until they total at most ``budget`` bytes.
+def prune_uploads(blocks: gr.Blocks, budget: int | None = None) -> int:
+    """Delete the oldest files this app received by upload until they total at most ``budget`` bytes
+    (default :data:`UPLOAD_BUDGET_BYTES`).
 
     Files Gradio keeps for examples or defaults (``keep_in_cache``) are never deleted.
 
     Returns:
         The bytes still held by uploads.
     """
+    budget = UPLOAD_BUDGET_BYTES if budget is None else budget
     keep: set[str] = set()
     for component in blocks.blocks.values():
         keep.update(getattr(component, "keep_in_cache", set()))

@@ -1,0 +1,338 @@
+"""The app as an attacker sees it: raw HTTP against a real server (not only gradio_client), hostile values in
+every event, and the limits that keep memory, disk and the model cache bounded. Issue #11."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+import cam_core
+from app import callbacks as cb
+from app import evaluation as ev
+from app import hosting, inputs, state
+from tests.test_app_server import ROOT, load_app_module
+
+CAT = ROOT / "assets" / "examples" / "cat.jpg"
+MODEL = cam_core.DEFAULT_MODEL
+CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Any]:
+    demo = load_app_module().demo
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def http(demo: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=demo.local_url, timeout=120) as client:
+        yield client
+
+
+def call(http: httpx.Client, name: str, data: list[Any]) -> tuple[str, Any]:
+    """``POST /gradio_api/call/<name>`` then read its event stream: ``("complete" | "error", payload)``."""
+    response = http.post(f"/gradio_api/call/{name}", json={"data": data})
+    assert response.status_code == 200, response.text
+    stream = http.get(f"/gradio_api/call/{name}/{response.json()['event_id']}").text
+    kind = "error" if "event: error" in stream else "complete"
+    payload = json.loads(stream.rsplit("data:", 1)[1])
+    return kind, payload["error"] if kind == "error" and isinstance(payload, dict) else payload
+
+
+def fn_index(demo: Any, api_name: str) -> int:
+    config = demo.get_config_file()
+    return next(i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name") == api_name)
+
+
+def queue_join(http: httpx.Client, demo: Any, api_name: str, data: list[Any]) -> dict[str, Any]:
+    """What the page itself does: ``queue/join`` with an ``fn_index``, then the session's event stream."""
+    session = os.urandom(8).hex()
+    body = {"data": data, "fn_index": fn_index(demo, api_name), "session_hash": session}
+    assert http.post("/gradio_api/queue/join", json=body).status_code == 200
+    with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and "process_completed" in line:
+                return json.loads(line[5:])["output"]
+    raise AssertionError("no process_completed message")
+
+
+# ------------------------------------------------------------------ item 1: no server file is reachable
+
+
+def _outside_files(tmp_path: Path) -> dict[str, str]:
+    photo = tmp_path / "server_photo.jpg"  # a real JPEG the server can read, outside the upload folder
+    shutil.copy(CAT, photo)
+    return {"jpeg outside": str(photo), "passwd": "/etc/passwd", "zero": "/dev/zero", "folder": str(ROOT),
+            "missing": "/no/such/file.jpg", "traversal": f"{get_upload_folder()}/../../etc/passwd",
+            "relative": "../../../../etc/passwd", "nul": "/etc/passwd\x00.jpg"}  # fmt: skip
+
+
+@pytest.mark.parametrize("event", ["explain", "on_image"])
+def test_a_path_outside_the_upload_folder_is_never_opened(
+    event: str, http: httpx.Client, tmp_path: Path, uploads: Path
+) -> None:
+    link = uploads / "link.jpg"  # a symlink inside the upload folder that points out of it
+    link.symlink_to(tmp_path / "server_photo.jpg")
+    targets = {**_outside_files(tmp_path), "symlink out": str(link)}
+    for label, path in targets.items():
+        for payload in ({"path": path}, {"path": path, "meta": {"_type": "gradio.FileData"}}, path):
+            data = [payload, MODEL, "", *CONTROLS] if event == "explain" else [payload, MODEL]
+            kind, message = call(http, event, data)
+            if isinstance(payload, dict) and "meta" not in payload:  # reaches our code (``preprocess=False``)
+                assert (kind, message) == ("error", inputs.NOT_A_FILE), (label, payload, message)
+            else:  # a real FileData or a bare string: Gradio's own checks refuse it first (no message, or theirs)
+                assert (kind == "error" and message in (None, inputs.NOT_A_FILE)) or "Cannot move" in message
+
+
+def test_the_same_check_on_the_pages_own_route(http: httpx.Client, demo: Any, tmp_path: Path) -> None:
+    for path in _outside_files(tmp_path).values():
+        output = queue_join(http, demo, "on_image", [{"path": path}, MODEL])
+        assert output["error"] == inputs.NOT_A_FILE
+
+
+def test_an_upload_in_the_upload_folder_and_the_examples_are_accepted(http: httpx.Client, uploads: Path) -> None:
+    shutil.copy(CAT, uploads / "mine.jpg")
+    for path in (str(uploads / "mine.jpg"), str(CAT)):
+        kind, payload = call(http, "explain", [{"path": path}, MODEL, "", *CONTROLS])
+        assert kind == "complete" and payload[0]["class"]["index"] == 285
+
+
+# ------------------------------------------------------------------ item 4: events reachable over HTTP validate
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "../../tmp/gradio/x/evil",
+        "vit_base_patch16_224",
+        "resnet34",
+        "/etc/passwd",
+        "",
+        None,
+        ["tf_efficientnet_lite0"],
+        3,
+    ],
+)
+def test_models_only_from_the_menu(model: Any, http: httpx.Client) -> None:
+    started = time.perf_counter()
+    kind, message = call(http, "on_image", [{"path": str(CAT)}, model])
+    assert kind == "error" and "`model` must be one of" in message
+    assert time.perf_counter() - started < 10  # refused before any load or download starts
+
+
+def test_an_uploaded_checkpoint_is_never_loaded(uploads: Path) -> None:
+    shutil.copy(ROOT / "assets" / "checkpoints" / "lite0_tap_head.safetensors", uploads / "evil.safetensors")
+    relative = os.path.relpath(uploads / "evil", state.CHECKPOINT_DIR)
+    with pytest.raises(cam_core.UnknownModelError):
+        state.get_model(relative)
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "name"),
+    [(3, "0.2", "theta_mas"), (4, None, "theta_pas"), (5, [90], "percentile"), (5, {"a": 1}, "percentile"),
+     (3, float("nan"), "theta_mas"), (3, 1e308 * 10, "theta_mas"), (6, "false", "tap"), (7, 1, "nwc"),
+     (8, None, "pas"), (5, 0, "percentile"), (3, True, "theta_mas")],
+)  # fmt: skip
+def test_explain_names_the_bad_parameter(position: int, value: Any, name: str) -> None:
+    args: list[Any] = [{"path": str(CAT)}, MODEL, "", *CONTROLS]
+    args[position] = value
+    with pytest.raises(cb.gr.Error) as error:
+        cb.explain(*args)
+    assert f"`{name}`" in error.value.message and "Internal error" not in error.value.message
+
+
+def test_bad_values_over_raw_http_get_readable_messages(http: httpx.Client) -> None:
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", "abc", *CONTROLS[1:]])
+    assert kind == "error" and message.startswith("`theta_mas` must be a number")
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "²", *CONTROLS])
+    assert kind == "error" and "Unknown class '²'" in message
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", 0.2, 0.35, 90, "false", True, True])
+    assert kind == "error" and "`tap` must be true or false" in message
+
+
+def test_hostile_values_in_the_slider_events(http: httpx.Client) -> None:
+    session = cb.start_session({"path": str(CAT)}, MODEL)
+    for box in ("inf, 0, 10, 10", "1e999, 0, 5, 5", "0,0,5,5\x00", "1, 2, 3"):
+        with pytest.raises(cb.gr.Error, match=r"[Gg]round-truth box"):
+            cb.render_localization(session, "", *CONTROLS, box)
+    for choice in ("²", "١٢", [285], {"x": 1}, "9" * 50):
+        with pytest.raises(cb.gr.Error) as error:
+            cb.render_localization(session, choice, *CONTROLS, "")
+        assert "Internal error" not in error.value.message
+    assert cb.apply_preset(["not", "hashable"]) == (cb.gr.update(),) * 4
+
+
+def test_the_analysis_tabs_check_their_inputs() -> None:
+    from app import analysis_views as av
+
+    session = cb.start_session({"path": str(CAT)}, MODEL)
+    with pytest.raises(cb.gr.Error, match="`tau`"):
+        av.render_p1(session, "", "0.1", None)
+    with pytest.raises(cb.gr.Error, match="`scale`"):
+        av.render_weights(session, "", ["shared"])
+    with pytest.raises(cb.gr.Error, match="`iterations`"):
+        av.render_crf(session, "", *CONTROLS, "", 3, 3, 80, 13, 10, 10**9)
+
+
+# ------------------------------------------------------------------ item 3 (app side): instant events never decode
+
+
+def test_slider_events_never_decode_even_after_eviction(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = cb.start_session({"path": str(CAT)}, MODEL)
+    monkeypatch.setattr(state, "ANALYSES", state.AnalysisCache())  # everything evicted
+    monkeypatch.setattr(cb, "get_analysis", state.get_analysis)
+
+    def no_decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an instant event decoded a file")
+
+    monkeypatch.setattr(cam_core, "load_image", no_decode)
+    payload = cb.render_localization(session, "285", *CONTROLS, "")[5]
+    assert payload["image_size"] == {"height": 300, "width": 451}  # boxes stay in the photo's frame
+    x0, y0, x1, y1 = payload["plain"]["box"]
+    assert 0 <= x0 < x1 < 451 and 0 <= y0 < y1 < 300
+    assert session.display.nbytes <= 512 * 512 * 3
+
+
+# ------------------------------------------------------------------ item 5: the model lock
+
+
+def test_a_slow_model_load_blocks_nobody_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = state.ModelCache()
+    release = threading.Event()
+    real_load = state._load
+
+    def slow_load(name: str) -> cam_core.LoadedModel:
+        if name == "resnet50":
+            release.wait(30)
+            raise cam_core.WeightsUnavailableError("resnet50: offline")
+        return real_load(name)
+
+    monkeypatch.setattr(state, "_load", slow_load)
+    monkeypatch.setattr(state, "LOAD_TIMEOUT_S", 0.5)
+    started = time.perf_counter()
+    with pytest.raises(cam_core.WeightsUnavailableError, match="did not finish within"):
+        cache.get("resnet50")
+    assert time.perf_counter() - started < 5
+    assert cache.get(MODEL).name == MODEL  # the default loads while resnet50 still hangs
+    release.set()
+    time.sleep(0.2)
+    with pytest.raises(cam_core.WeightsUnavailableError, match="offline"):  # remembered, not retried
+        cache.get("resnet50")
+
+
+# ------------------------------------------------------------------ item 6 and per-request bounds
+
+
+def test_request_bodies_are_bounded(http: httpx.Client) -> None:
+    big = b"x" * (hosting.MAX_BODY_BYTES + 1)
+    assert http.post("/gradio_api/queue/join", content=big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams; 5 files of 15 MB (each allowed)
+        for i in range(5):
+            yield (f'--b\r\nContent-Disposition: form-data; name="files"; filename="f{i}.bin"\r\n'
+                   "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+            for _ in range(15):
+                yield b"y" * 2**20
+            yield b"\r\n"
+        yield b"--b--\r\n"
+
+    response = http.post(
+        "/gradio_api/upload", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 413
+    host, port = http.base_url.host, http.base_url.port
+    with socket.create_connection((host, port), timeout=30) as raw:  # declares 10 GB, sends nothing more
+        raw.sendall(f"POST /gradio_api/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {10 * 2**30}\r\n"
+                    "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode())  # fmt: skip
+        assert raw.recv(100).startswith(b"HTTP/1.1 413")
+
+
+def test_the_upload_folder_stays_within_its_budget(
+    http: httpx.Client, demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hosting, "UPLOAD_BUDGET_BYTES", 3 * 2**20)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(12):  # 12 MB of incompressible uploads
+        files = {"files": (f"noise{i}.bin", rng.bytes(2**20), "application/octet-stream")}
+        response = http.post("/gradio_api/upload", files=files)
+        assert response.status_code == 200
+        paths += response.json()
+    deadline = time.monotonic() + 5  # the last upload's pruning runs just after its response
+    while (held := sum(os.path.getsize(p) for p in demo.upload_file_set if os.path.exists(p))) > 3 * 2**20:
+        assert time.monotonic() < deadline, f"{held} bytes held"
+        time.sleep(0.05)
+    assert os.path.exists(paths[-1]) and not os.path.exists(paths[0])  # oldest deleted first
+    assert demo.delete_cache is not None  # and Gradio's age-based cleaning is on
+
+
+# ------------------------------------------------------------------ items 2, 8, 9: Evaluate and messages
+
+
+def _csv(folder: Path, rows: list[str]) -> str:
+    path = folder / "boxes.csv"
+    path.write_text("filename,class_index,x0,y0,x1,y1\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_evaluate_matches_csv_names_by_base_name_only(uploads: Path) -> None:
+    photo = uploads / "cat.jpg"
+    shutil.copy(CAT, photo)
+    secret = uploads.parent / "secret.jpg"  # a server file next to the upload: never read
+    rows = ["cat.jpg,285,20,0,450,299", f"{CAT},285,0,0,5,5", "../secret.jpg,285,0,0,5,5", "./cat.jpg,285,0,0,5,5",
+            "/etc/passwd,1,0,0,5,5", "ghost.jpg,1,0,0,5,5", "a\x00b.jpg,1,0,0,5,5"]  # fmt: skip
+    table, _, gallery, payload = ev.run_evaluation(
+        [str(photo), {"path": str(photo)}], _csv(uploads, rows), False, MODEL, progress=lambda *a, **k: None
+    )
+    assert payload["n_images"] == 1 and len(gallery) == 1
+    reasons = {s["file"]: s["reason"] for s in payload["skipped"]}
+    assert len(reasons) == 6 and str(secret) not in json.dumps(payload)
+    assert reasons["../secret.jpg"].startswith("a CSV name must be the photo's own file name")
+    assert reasons["ghost.jpg"] == "no uploaded photo has this name" and "a\\x00b.jpg" in reasons
+    assert str(uploads) not in table and str(uploads) not in json.dumps(payload)
+
+
+def test_evaluate_counts_distinct_photos_and_refuses_name_clashes(
+    uploads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (uploads / "a").mkdir()
+    (uploads / "b").mkdir()
+    shutil.copy(CAT, uploads / "a" / "cat.jpg")
+    Image.open(CAT).rotate(90, expand=True).save(uploads / "b" / "cat.jpg")
+    csv = _csv(uploads, ["cat.jpg,285,20,0,450,299"])
+    with pytest.raises(cb.gr.Error, match=r"Two different uploaded photos are named 'cat\.jpg'"):
+        ev.run_evaluation([str(uploads / "a" / "cat.jpg"), str(uploads / "b" / "cat.jpg")], csv, False, MODEL)
+    monkeypatch.setattr(ev, "MAX_IMAGES", 1)  # aliases of one file count once
+    one = [str(uploads / "a" / "cat.jpg"), str(uploads / "a" / ".." / "a" / "cat.jpg")]
+    assert ev.run_evaluation(one, csv, False, MODEL, progress=lambda *a, **k: None)[3]["n_images"] == 1
+    with pytest.raises(cb.gr.Error, match="upload it again"):
+        ev.run_evaluation(["/etc/passwd"], csv, False, MODEL)
+
+
+def test_messages_never_reveal_server_paths(uploads: Path) -> None:
+    assert cb.without_paths("Cannot read /tmp/gradio/abc/x.jpg: gone") == "Cannot read <path>: gone"
+    assert cb.without_paths("`theta` must be in [0, 1], got 2/3") == "`theta` must be in [0, 1], got 2/3"
+    broken = uploads / "broken.csv"
+    broken.write_bytes(b"filename,class_index,x0,y0,x1,y1\ncat.jpg,285,1,2,oops,4\n")
+    shutil.copy(CAT, uploads / "cat.jpg")
+    with pytest.raises(cb.gr.Error) as error:
+        ev.run_evaluation([str(uploads / "cat.jpg")], str(broken), False, MODEL)
+    assert "line 2" in error.value.message and str(uploads) not in error.value.message
+    assert get_upload_folder() not in error.value.message
