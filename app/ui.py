@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 import cam_core
 from app import analysis_views as av
@@ -17,6 +19,10 @@ from app.state import get_model
 from cam_core import crf
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+ANALYSIS_CONCURRENCY = int(os.environ.get("CAM_ANALYSIS_CONCURRENCY", "2"))
+"""Events that run a forward pass, an evaluation or a CRF at once (one queue group); see bench/bench_load.py."""
+TORCH_THREADS = int(os.environ.get("CAM_TORCH_THREADS", "0"))
+"""torch intra-op threads (0: torch's default, one per core); see bench/bench_load.py."""
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
 DRAW_BOX_JS = (Path(__file__).with_name("draw_box.js")).read_text(encoding="utf-8")  # drag a ground-truth box
 CSS = """
@@ -90,6 +96,8 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
     """
     ui_visibility = "undocumented" if expose_ui_events else "private"
     gr.set_static_paths([RENDER_DIR])  # the app's own pictures, served without a copy into Gradio's cache
+    if TORCH_THREADS > 0:
+        torch.set_num_threads(TORCH_THREADS)
     get_model(cam_core.DEFAULT_MODEL)  # loaded before the first request, so no user waits on it
     with ExplainerBlocks(title="CAM Explainer") as demo:
         gr.Markdown(INTRO)
@@ -215,6 +223,8 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         loc_inputs = [session, class_pick, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
                       ctl["tap"], ctl["nwc"], ctl["pas"], gt_box]  # fmt: skip
         loc_outputs = [plain_img, ours_img, hist_img, masks_img, caption, result_json]
+        # forward passes, evaluation and CRF share one concurrency group sized by measurement (bench_load --sweep)
+        heavy = {"concurrency_id": "heavy", "concurrency_limit": ANALYSIS_CONCURRENCY}
         quiet = {"show_progress": "hidden", "api_visibility": ui_visibility, "trigger_mode": "always_last"}
         # slider-speed events (a few ms of work, no network) skip the queue: one HTTP request instead of
         # join + SSE status messages, each of which costs the browser a round of Gradio's state bookkeeping
@@ -238,9 +248,9 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
 
         image_in.change(None, None, gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
         render_all(image_in.change(cb.on_image, [image_in, model_dd], [session, class_pick, status], preprocess=False,
-                                   api_visibility=ui_visibility, api_name="on_image"))  # fmt: skip
+                                   api_visibility=ui_visibility, api_name="on_image", **heavy))  # fmt: skip
         render_all(model_dd.change(cb.on_model, [model_dd, session], [session, class_pick, status, ctl["tap"]],
-                                   api_visibility="private"))  # fmt: skip
+                                   api_visibility="private", **heavy))  # fmt: skip
         render_rest(class_pick.input(render_now, linked_inputs, instant_outputs, **instant))
         searched = class_search.input(cb.pick_class, [class_search, session], [class_pick], api_visibility="private")
         render_all(searched)
@@ -271,12 +281,13 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         crf_inputs = [*loc_inputs, crf_gsxy, crf_gcompat, crf_bsxy, crf_bsrgb, crf_bcompat, crf_iters]
         eval_outputs = [eval_table, eval_curves, eval_gallery, eval_json]
         eval_btn.click(ev.run_evaluation, [eval_images, eval_csv, gr.State(False), model_dd], eval_outputs,
-                       api_visibility="private")  # fmt: skip
-        eval_examples_btn.click(ev.run_examples, [model_dd], eval_outputs, api_visibility="private")
-        crf_btn.click(av.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private")
+                       api_visibility="private", **heavy)  # fmt: skip
+        eval_examples_btn.click(ev.run_examples, [model_dd], eval_outputs, api_visibility="private", **heavy)
+        crf_btn.click(av.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private", **heavy)
         explain_btn.click(cb.explain, [image_in, model_dd, api_class, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],
-                          [result_json, api_plain, api_ours], api_name="explain", preprocess=False)  # fmt: skip
+                          [result_json, api_plain, api_ours], api_name="explain", preprocess=False,
+                          **heavy)  # fmt: skip
         if expose_ui_events:
             noop = gr.Button(visible=False)
             noop.click(lambda: None, None, None, api_name="noop", api_visibility=ui_visibility)
