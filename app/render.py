@@ -14,7 +14,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import cv2
@@ -24,6 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colormaps
+
+from app.histogram import HistogramBase, histogram_base  # noqa: F401  (re-exported: drawn without matplotlib)
 
 DISPLAY_SIDE = 512
 """Long side, in pixels, of every picture the app sends to the browser."""
@@ -190,40 +191,6 @@ def signed_pair(positive: np.ndarray, negative: np.ndarray, shared: bool) -> tup
     )
     figure.tight_layout()
     return pos, neg, _figure_to_array(figure)
-
-
-@dataclass(frozen=True)
-class HistogramBase:
-    """A cached histogram plot and the pixel columns of x = 0 and x = 1 on it."""
-
-    picture: np.ndarray
-    x0_px: float
-    x1_px: float
-    top_px: int
-    bottom_px: int
-
-
-@plotting
-def histogram_base(values: np.ndarray) -> HistogramBase:
-    """Plot the histogram of a normalised map (float (H, W) in [0, 1]) once; thresholds are drawn later."""
-    figure, axis = plt.subplots(figsize=(6.4, 2.8), dpi=100)
-    axis.hist(values.ravel(), bins=64, range=(0.0, 1.0), color="#8fa3bf", log=True)
-    axis.set_xlim(0.0, 1.0)
-    axis.set_xlabel("normalised CAM value")
-    axis.set_ylabel("pixels (log)")
-    for colour, style, name in (
-        ((0.2, 0.2, 0.2), "-", "MaS θ·max"),
-        ((0.55, 0, 0.8), "--", "P_p"),
-        ((0, 0.6, 0), "-", "PaS θ·P_p"),
-    ):
-        axis.plot([], [], color=colour, ls=style, lw=2, label=name)
-    axis.legend(loc="upper right", fontsize=8)
-    figure.tight_layout()
-    figure.canvas.draw()
-    (x0, y0), (x1, y1) = axis.transData.transform([(0.0, axis.get_ylim()[0]), (1.0, axis.get_ylim()[1])])
-    height = figure.canvas.get_width_height()[1]
-    picture = _figure_to_array(figure)
-    return HistogramBase(picture, float(x0), float(x1), int(height - y1), int(height - y0))
 
 
 def histogram_with_thresholds(base: HistogramBase, mas: float, percentile_value: float, pas: float) -> np.ndarray:

@@ -1,16 +1,17 @@
 """Load test on loopback: slider latency idle and under 16 concurrent sessions, and fresh-analysis latency.
 
 Run: ``python -m bench.bench_load [--sessions 16] [--moves 5] [--rounds 2]`` for the app as configured, or
-``python -m bench.bench_load --sweep`` to run the same test in a fresh process for each analysis-queue
-concurrency x torch intra-op thread count (``CAM_ANALYSIS_CONCURRENCY``, ``CAM_TORCH_THREADS``) and print
-one table, measured in that one run.
+``python -m bench.bench_load --sweep`` for each analysis-queue concurrency x torch intra-op thread count
+(``CAM_ANALYSIS_CONCURRENCY``, ``CAM_TORCH_THREADS``), one table, measured in that one run.
 
-Each run starts the app in its process (UI events exposed to the client) and prints:
+The app runs in its own process, as on a server; the sessions speak the page's own protocol over raw HTTP
+(upload, ``queue/join`` + the event stream for a new photo, one ``run/predict`` request per slider move),
+so the clients cost the server nothing. Prints:
 
 * **idle slider p50**: one session, 20 threshold-slider moves, nothing else running;
 * **slider p50 / p95 under load**: ``sessions`` sessions at once, each ``rounds`` times uploading a photo
   of its own size (so a mixed-up response is detectable) and moving the slider ``moves`` times;
-* **fresh analysis p50 / p95**: those uploads (decode + forward pass + class list), under the same load;
+* **fresh analysis p50 / p95**: those uploads (upload + decode + forward pass + class list), under load;
 * the load / idle ratio (goal <= 3), errors and mixed-up responses.
 
 Bounded in count and time; loopback only.
@@ -20,47 +21,80 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+import httpx
+from PIL import Image
 
-SLIDER_ARGS = (0.35, 90.0, False, True, True, "")  # theta_pas, p, TAP, NWC, PaS, GT box
+from bench.bench_app import CAT, percentiles
+
+SERVER = """
+import os, sys
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+from app.ui import build_demo
+demo = build_demo(expose_ui_events=True)
+demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), quiet=True)
+"""
 
 
-def _client(url: str):
-    from gradio_client import Client
+class Page:
+    """One browser tab's traffic: its own session hash, events by ``fn_index`` as the page sends them."""
 
-    return Client(url, verbose=False, download_files=False)
+    def __init__(self, url: str, indices: dict[str, int]) -> None:
+        self.http = httpx.Client(base_url=url, timeout=300)
+        self.indices = indices
+        self.session = os.urandom(8).hex()
+
+    def new_photo(self, path: Path) -> str:
+        """Upload, then the queued ``on_image`` event; returns the picked class value."""
+        with path.open("rb") as handle:
+            (uploaded,) = self.http.post("/gradio_api/upload", files={"files": (path.name, handle)}).json()
+        payload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
+        body = {"data": [payload, "tf_efficientnet_lite0"], "fn_index": self.indices["on_image"],
+                "session_hash": self.session}  # fmt: skip
+        self.http.post("/gradio_api/queue/join", json=body).raise_for_status()
+        with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:") and '"process_completed"' in line:
+                    output = json.loads(line[5:])["output"]
+                    if "data" not in output:
+                        raise RuntimeError(str(output.get("error")))
+                    return str(output["data"][1]["value"])
+        raise RuntimeError("the event stream ended without a result")
+
+    def slide(self, picked: str, theta: float) -> dict:
+        """One unqueued slider event (``run/predict``), as the page sends it; returns the explanation JSON."""
+        data = [None, picked, theta, 0.35, 90.0, False, True, True, "", None]  # session state is server-side
+        body = {"data": data, "fn_index": self.indices["update_theta_mas"], "session_hash": self.session}
+        response = self.http.post("/gradio_api/run/predict", json=body)
+        response.raise_for_status()
+        return response.json()["data"][5]
 
 
-def session(url: str, photos: list[tuple[Path, tuple[int, int]]], moves: int) -> tuple[list[float], list[float], int]:
+def session(url: str, indices: dict[str, int], photos: list[tuple[Path, tuple[int, int]]], moves: int):
     """One user: for each photo, upload it, then move the slider. Returns (uploads, sliders, mix-ups) in s."""
-    from gradio_client import handle_file
-
-    client = _client(url)
+    page = Page(url, indices)
     uploads, sliders, mixups = [], [], 0
     for photo, size in photos:
         start = time.perf_counter()
-        picked = client.predict(handle_file(str(photo)), "tf_efficientnet_lite0", api_name="/on_image")[0]["value"]
+        picked = page.new_photo(photo)
         uploads.append(time.perf_counter() - start)
         for i in range(moves):
             start = time.perf_counter()
-            result = client.predict(picked, 0.1 + 0.15 * (i % 5), *SLIDER_ARGS, api_name="/update_theta_mas")
+            payload = page.slide(picked, 0.1 + 0.15 * (i % 5))
             sliders.append(time.perf_counter() - start)
-            mixups += result[5]["image_size"] != {"height": size[1], "width": size[0]}
+            mixups += payload["image_size"] != {"height": size[1], "width": size[0]}
     return uploads, sliders, mixups
 
 
 def _photos(folder: Path, sessions: int, rounds: int) -> list[list[tuple[Path, tuple[int, int]]]]:
-    from PIL import Image
-
-    from bench.bench_app import CAT
-
     cat = Image.open(CAT).convert("RGB")
     jobs = []
     for i in range(sessions):
@@ -74,26 +108,39 @@ def _photos(folder: Path, sessions: int, rounds: int) -> list[list[tuple[Path, t
     return jobs
 
 
+def _start_server() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("the app did not start within 2 minutes")
+
+
 def run(sessions: int, moves: int, rounds: int) -> dict[str, float]:
     """One load test of the app as configured by the environment; prints and returns the figures (ms)."""
-    import torch
-
-    from app.ui import ANALYSIS_CONCURRENCY, build_demo
-    from bench.bench_app import percentiles
-
-    demo = build_demo(expose_ui_events=True)
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    server, url = _start_server()
+    config = httpx.get(f"{url}/config").json()
+    indices = {dep["api_name"]: i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
     errors: list[str] = []
     uploads: list[float] = []
     sliders: list[float] = []
     mixups = 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            jobs = _photos(Path(tmp), sessions, rounds)
-            _, idle, _ = session(demo.local_url, jobs[0][:1], 20)
+            jobs = _photos(Path(tmp), sessions + 1, rounds)
+            session(url, indices, jobs.pop()[:1], 3)  # warm-up
+            _, idle, _ = session(url, indices, jobs[0][:1], 20)
             started = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(max_workers=sessions) as pool:
-                futures = [pool.submit(session, demo.local_url, photos, moves) for photos in jobs]
+                futures = [pool.submit(session, url, indices, photos, moves) for photos in jobs]
                 for future in concurrent.futures.as_completed(futures, timeout=900):
                     try:
                         up, sl, mix = future.result()
@@ -102,11 +149,15 @@ def run(sessions: int, moves: int, rounds: int) -> dict[str, float]:
                         errors.append(f"{type(exc).__name__}: {exc}")
             wall = time.perf_counter() - started
     finally:
-        demo.close()
+        server.terminate()
+        server.wait(30)
     idle_p50 = percentiles(idle)[0]
     (load_p50, load_p95), (fresh_p50, fresh_p95) = percentiles(sliders), percentiles(uploads)
-    threads = torch.get_num_threads()
-    print(f"analysis concurrency {ANALYSIS_CONCURRENCY}, torch threads {threads}, {os.cpu_count()} cores")
+    concurrency, threads = (
+        os.environ.get("CAM_ANALYSIS_CONCURRENCY", "app default"),
+        os.environ.get("CAM_TORCH_THREADS", "app default"),
+    )
+    print(f"analysis concurrency {concurrency}, torch threads {threads}, {os.cpu_count()} cores")
     print(f"{sessions} sessions x {rounds} x (upload + {moves} slider moves) in {wall:.1f} s")
     print(f"errors: {len(errors)}  mixed-up responses: {mixups}")
     print(f"idle slider p50          {idle_p50:7.1f} ms   (n = {len(idle)})")
@@ -120,23 +171,19 @@ def run(sessions: int, moves: int, rounds: int) -> dict[str, float]:
 
 
 def sweep(args: argparse.Namespace) -> None:
-    """Each concurrency x threads setting in a fresh process (torch's thread pool is fixed per process)."""
+    """Each concurrency x threads setting (torch's thread pool is fixed per server process)."""
     rows = []
     for concurrency in (1, 2, 4):
         for threads in (1, 2):
-            env = {**os.environ, "CAM_ANALYSIS_CONCURRENCY": str(concurrency), "CAM_TORCH_THREADS": str(threads)}
-            command = [sys.executable, "-m", "bench.bench_load", "--sessions", str(args.sessions),
-                       "--moves", str(args.moves), "--rounds", str(args.rounds)]  # fmt: skip
-            out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=True).stdout
-            figures = dict(line.rsplit(" = ", 1) for line in out.splitlines() if line.startswith("FIGURE "))
-            rows.append((concurrency, threads, {k.split()[1]: float(v) for k, v in figures.items()}))
-            print(out, flush=True)
-    print("concurrency threads | idle p50 | slider p50 (p95) under load | load/idle | fresh analysis p50 (p95)"
-          " | errors")  # fmt: skip
+            os.environ.update(CAM_ANALYSIS_CONCURRENCY=str(concurrency), CAM_TORCH_THREADS=str(threads))
+            rows.append((concurrency, threads, run(args.sessions, args.moves, args.rounds)))
+            print(flush=True)
+    print("concurrency threads | idle p50 | slider p50 (p95) under load | load/idle | fresh analysis p50 (p95)")
     for concurrency, threads, f in rows:
-        print(f"{concurrency:11d} {threads:7d} | {f['idle']:6.0f} ms | {f['load_p50']:6.0f} ({f['load_p95']:5.0f}) ms"
-              f"             | {f['load_p50'] / f['idle']:8.1f}x | {f['fresh_p50']:6.0f} ({f['fresh_p95']:5.0f}) ms"
-              f"             | {f['errors']:.0f}")  # fmt: skip
+        slider = f"{f['load_p50']:6.0f} ({f['load_p95']:5.0f}) ms"
+        fresh = f"{f['fresh_p50']:6.0f} ({f['fresh_p95']:5.0f}) ms"
+        print(f"{concurrency:11d} {threads:7d} | {f['idle']:5.0f} ms | {slider:>27} | "
+              f"{f['load_p50'] / f['idle']:8.1f}x | {fresh:>24}")  # fmt: skip
 
 
 def main() -> None:
@@ -149,9 +196,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.sweep:
         sweep(args)
-        return
-    for key, value in run(args.sessions, args.moves, args.rounds).items():
-        print(f"FIGURE {key} = {value}")
+    else:
+        run(args.sessions, args.moves, args.rounds)
 
 
 if __name__ == "__main__":
