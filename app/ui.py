@@ -19,7 +19,7 @@ from app.state import get_model
 from cam_core import crf
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-ANALYSIS_CONCURRENCY = int(os.environ.get("CAM_ANALYSIS_CONCURRENCY", "2"))
+ANALYSIS_CONCURRENCY = int(os.environ.get("CAM_ANALYSIS_CONCURRENCY", "1"))
 """Events that run a forward pass, an evaluation or a CRF at once (one queue group); see bench/bench_load.py."""
 TORCH_THREADS = int(os.environ.get("CAM_TORCH_THREADS", "0"))
 """torch intra-op threads (0: torch's default, one per core); see bench/bench_load.py."""
