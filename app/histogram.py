@@ -23,7 +23,7 @@ BAR = (143, 163, 191)
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
 LEGEND = (((50, 50, 50), False, "MaS θ·max"), ((140, 0, 204), True, "P_p"), ((0, 153, 0), False, "PaS θ·P_p"))
-_LEFT, _RIGHT, _TOP, _BOTTOM = 62, 14, 12, 44  # plot margins in pixels
+_LEFT, _RIGHT, _TOP, _BOTTOM = 70, 14, 12, 50  # plot margins in pixels
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def histogram_base(values: np.ndarray) -> HistogramBase:
     decades = max(1, math.ceil(math.log10(max(int(counts.max()), 1) + 1)))  # y axis: 10^0 .. 10^decades
     picture = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(picture)
-    small, label = _font(11), _font(12)
+    small, label = _font(14), _font(15)
     y_of = lambda count: bottom - (bottom - top) * math.log10(count) / decades  # noqa: E731 (count >= 1)
     for k in range(decades + 1):  # y grid and labels at powers of ten
         y = round(y_of(10**k))
@@ -82,14 +82,15 @@ def histogram_base(values: np.ndarray) -> HistogramBase:
         draw.text((x, bottom + 6), f"{tick:.1f}", fill=INK, font=small, anchor="mt")
     draw.rectangle((x0, top, x1, bottom), outline=INK)
     draw.text(((x0 + x1) // 2, height - 4), "normalised CAM value", fill=INK, font=label, anchor="mb")
-    axis_label = Image.new("RGB", (bottom - top, 16), "white")
-    ImageDraw.Draw(axis_label).text(((bottom - top) // 2, 8), "pixels (log scale)", fill=INK, font=label, anchor="mm")
+    axis_label = Image.new("RGB", (bottom - top, 20), "white")
+    ImageDraw.Draw(axis_label).text(((bottom - top) // 2, 10), "pixels (log scale)", fill=INK, font=label, anchor="mm")
     picture.paste(axis_label.rotate(90, expand=True), (4, top))
+    draw.rectangle((x1 - 148, top + 4, x1 - 4, top + 10 + 20 * len(LEGEND)), fill="white", outline=GRID)
     for row, (colour, dashed, name) in enumerate(LEGEND):  # legend, upper right
-        y = top + 12 + 16 * row
+        y = top + 17 + 20 * row
         if dashed:
-            _dashed(draw, (x1 - 118, y, x1 - 92, y), colour)
+            _dashed(draw, (x1 - 140, y, x1 - 112, y), colour)
         else:
-            draw.line((x1 - 118, y, x1 - 92, y), fill=colour, width=2)
-        draw.text((x1 - 86, y), name, fill=INK, font=small, anchor="lm")
+            draw.line((x1 - 140, y, x1 - 112, y), fill=colour, width=2)
+        draw.text((x1 - 105, y), name, fill=INK, font=small, anchor="lm")
     return HistogramBase(np.asarray(picture), float(x0), float(x1), top, bottom)
