@@ -252,7 +252,6 @@ def _check_params(params: CrfParams | None) -> CrfParams:
     return params
 
 
-
 def _check_label_inputs(image: np.ndarray, probabilities: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -261,7 +260,9 @@ def _check_label_inputs(image: np.ndarray, probabilities: np.ndarray) -> None:
         got = getattr(probabilities, "shape", type(probabilities).__name__)
         raise InvalidImageError(f"`probabilities` must have shape (L, H, W) with 2 <= L <= 256, got {got}")
     if probabilities.shape[1:] != image.shape[:2]:
-        raise InvalidImageError(f"`probabilities` (H, W) {probabilities.shape[1:]} must equal the image's {image.shape[:2]}")
+        raise InvalidImageError(
+            f"`probabilities` (H, W) {probabilities.shape[1:]} must equal the image's {image.shape[:2]}"
+        )
     if not (np.issubdtype(probabilities.dtype, np.floating) and np.isfinite(probabilities).all()):
         raise InvalidImageError("`probabilities` must be finite floats")
     if probabilities.min() < 0.0:
