@@ -167,9 +167,14 @@ def standards(maps: np.ndarray, rule: Rule, percentile: float = 90.0) -> np.ndar
     raise ParameterError(f"`rule` must be 'mas' or 'pas', got {rule!r}")
 
 
+def _score(heat: np.ndarray, standard: float) -> np.ndarray:
+    """``h / max(u, 1e-6)`` in float32 arithmetic; ``heat`` itself when ``u == 1`` (MaS)."""
+    return heat if standard == 1.0 else heat / max(float(standard), _STANDARD_FLOOR)
+
+
 def scores(maps: np.ndarray, standard: np.ndarray) -> np.ndarray:
-    """``s_c = h_c / max(u_c, 1e-6)``: float32 (n, H, W) >= 0 from maps (n, H, W) and standards (n,)."""
-    return (maps / np.maximum(standard, _STANDARD_FLOOR)[:, None, None]).astype(np.float32)
+    """``s_c = h_c / max(u_c, 1e-6)``: float32 (n, H, W) >= 0 from maps float32 (n, H, W) and standards (n,)."""
+    return np.stack([_score(m, u) for m, u in zip(maps, standard, strict=True)]).astype(np.float32, copy=False)
 
 
 def label_map(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
@@ -187,10 +192,15 @@ def label_map(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarra
         uint8 (H, W) in ``[0, n]``: 0 = background, ``i + 1`` = the i-th class.
     """
     theta = check_theta(theta)
-    candidate = np.stack([m > theta * float(u) for m, u in zip(maps, standard, strict=True)])  # (n, H, W)
-    ranked = np.where(candidate, scores(maps, standard), -1.0)  # (n, H, W)
-    best = ranked.argmax(0)  # (H, W), first maximum
-    return np.where(candidate.any(0), best + 1, 0).astype(np.uint8)
+    labels = np.zeros(maps.shape[1:], np.uint8)  # (H, W)
+    best = np.full(maps.shape[1:], -1.0, np.float32)  # (H, W) score of the current label; -1 = none
+    # A running maximum, class by class: an argmax over axis 0 of (n, H, W) is ~10x slower.
+    for slot, (heat, u) in enumerate(zip(maps, standard, strict=True), start=1):
+        score = _score(heat, u)
+        wins = (heat > theta * float(u)) & (score > best)  # strict: the earlier class keeps ties
+        np.copyto(labels, np.uint8(slot), where=wins)
+        np.copyto(best, score, where=wins)
+    return labels
 
 
 def label_probabilities(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
@@ -276,6 +286,16 @@ class Segmentation:
         theta = self.config.localization.theta
         refined = refine_labels(image, label_probabilities(self.maps, self.standards, theta), params)
         return replace(self, refined=refined)
+
+    def with_theta(self, theta: float) -> Segmentation:
+        """The labels at another threshold from the cached maps and standards (~2 ms; ``refined`` dropped).
+
+        Raises:
+            ParameterError: ``theta`` outside ``[0, 1]``.
+        """
+        localization = replace(self.config.localization, theta=theta)  # validates theta
+        config = replace(self.config, localization=localization)
+        return replace(self, labels=label_map(self.maps, self.standards, theta), config=config, refined=None)
 
     def legend(self) -> list[dict[str, object]]:
         """One entry per slot (background first): slot, class index (None), name, colour, probability, areas."""

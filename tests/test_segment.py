@@ -339,3 +339,19 @@ def test_refine_labels_validates() -> None:
         refine_labels(image, -np.ones((2, 4, 5), np.float32))
     with pytest.raises(InvalidImageError, match="`image`"):
         refine_labels(image[..., 0], np.ones((2, 4, 5), np.float32))
+
+
+@pytest.mark.parametrize("name", ["cam", "nwc+pas"])
+def test_with_theta_equals_a_fresh_segment(colour_analysis: Analysis, name: str) -> None:
+    config = SegmentConfig(CONFIGS[name], classes=(0, 1))
+    result = segment(colour_analysis, config)
+    for theta in (0.0, 0.3, 0.7):
+        fresh = segment(
+            colour_analysis, SegmentConfig(LocalizationConfig(**{**vars(CONFIGS[name]), "theta": theta}), (0, 1))
+        )
+        moved = result.with_theta(theta)
+        np.testing.assert_array_equal(moved.labels, fresh.labels)
+        assert moved.config == fresh.config and moved.refined is None
+    assert not np.array_equal(result.with_theta(0.0).labels, result.with_theta(0.7).labels)
+    with pytest.raises(ParameterError, match="`theta`"):
+        result.with_theta(1.5)
