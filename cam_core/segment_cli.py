@@ -190,17 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         classes = config.classes
         if truth is not None and args.known_classes:
             classes = tuple(int(c) - 1 for c in np.unique(truth) if c > 0) or None
-        _, _, seg = _predict(analysis, replace(config, classes=classes), args.crf)
-        if seg is not None:
-            record = _save(seg, args.out, photo)
-            print("  " + ", ".join(f"{r['name'].split(',')[0]} {r['area']:.1%}" for r in record["slots"]))
-        if truth is None:
-            continue
-        for name, localization in _evaluated(config.localization).items():
-            before, after, _ = _predict(analysis, replace(config, localization=localization, classes=classes), args.crf)
-            meters[name].accumulate(truth, before)
-            if after is not None:
-                meters[f"{name}+crf"].accumulate(truth, after)
+        runs = _evaluated(config.localization) if truth is not None else {"yours": config.localization}
+        for name, localization in runs.items():  # the requested config's result is saved, the others only scored
+            before, after, seg = _predict(
+                analysis, replace(config, localization=localization, classes=classes), args.crf
+            )
+            if localization == config.localization and seg is not None:
+                record = _save(seg, args.out, photo)
+                print("  " + ", ".join(f"{r['name'].split(',')[0]} {r['area']:.1%}" for r in record["slots"]))
+            if truth is not None:
+                meters[name].accumulate(truth, before)
+                if after is not None:
+                    meters[f"{name}+crf"].accumulate(truth, after)
     if meters and args.masks is not None:
         _report(meters, args.out / "miou.json", loaded.class_names)
     return 0
