@@ -213,6 +213,10 @@ def _report(meters: dict[str, MeanIoU], path: Path, names: tuple[str, ...]) -> N
     for name, meter in meters.items():
         miou, ious = meter.compute()
         table[name] = {"miou": miou, "iou": {("background" if k == 0 else names[k - 1]): v for k, v in ious.items()}}
-        print(f"{name:>14}: mIoU {miou:5.1f} over {len(ious)} labels (background included)")
+        objects = [v for k, v in ious.items() if k > 0]
+        print(
+            f"{name:>14}: mIoU {miou:5.1f} over {len(ious)} labels (background {ious.get(0, float('nan')):.1f}, "
+            f"mean of {len(objects)} classes {np.mean(objects) if objects else float('nan'):.1f})"
+        )
     path.write_text(json.dumps(table, indent=1))
     print(f"wrote {path}")
