@@ -23,6 +23,10 @@ interpolation, heatmap: bilinear) so the longer side equals ``max_side``, refine
 result is upscaled back to ``(H, W)``: the mask with nearest-neighbour, the probability bilinearly.
 Spatial standard deviations (``*_sxy``) are in pixels of that (possibly downscaled) CRF grid.
 
+Several labels. :func:`refine_labels` runs the same kernels on an L-label Potts model whose unary
+is ``-log p`` of a given per-pixel label distribution (:mod:`cam_core.segment` builds it: background
+plus one label per class); the size cap works the same way, each label's plane resized bilinearly.
+
 ``pydensecrf2`` is optional: it builds from source and needs a C++ compiler. Check
 :func:`crf_available` first; the refine functions raise :class:`CrfUnavailableError` without it.
 """
@@ -157,11 +161,17 @@ def _crf_grid(image: np.ndarray, heatmap: np.ndarray, max_side: int) -> tuple[np
 
 def _marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams) -> np.ndarray:
     """Mean-field foreground marginal on the CRF grid: float32 (h, w) in [0, 1]."""
-    dcrf = _densecrf()
     height, width = heatmap.shape
     p = foreground_probability(heatmap, threshold).reshape(-1)  # (h*w,)
     unary = -np.log(np.stack([1.0 - p, p]))  # (2, h*w): label 0 background, 1 foreground
-    crf = dcrf.DenseCRF2D(width, height, 2)
+    return _mean_field(image, unary, params)[1].reshape(height, width)
+
+
+def _mean_field(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.ndarray:
+    """Mean-field marginals of an L-label Potts CRF: unary float (L, h*w) -> float32 (L, h*w)."""
+    dcrf = _densecrf()
+    height, width = image.shape[:2]
+    crf = dcrf.DenseCRF2D(width, height, unary.shape[0])
     crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(
@@ -170,8 +180,7 @@ def _marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: 
         rgbim=np.require(image, dtype=np.uint8, requirements=["C", "W"]),  # pydensecrf rejects read-only buffers
         compat=params.bilateral_compat,
     )
-    q = np.asarray(crf.inference(params.iterations), dtype=np.float32)  # (2, h*w)
-    return q[1].reshape(height, width)
+    return np.asarray(crf.inference(params.iterations), dtype=np.float32)  # (L, h*w)
 
 
 def _grid_marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None) -> np.ndarray:
@@ -241,3 +250,59 @@ def _check_params(params: CrfParams | None) -> CrfParams:
     if not isinstance(params, CrfParams):
         raise ParameterError(f"`params` must be a CrfParams or None, got {type(params).__name__}")
     return params
+
+
+def _check_label_inputs(image: np.ndarray, probabilities: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InvalidImageError(f"`image` must be a uint8 RGB array of shape (H, W, 3), got {got}")
+    if not (isinstance(probabilities, np.ndarray) and probabilities.ndim == 3 and 2 <= len(probabilities) <= 256):
+        got = getattr(probabilities, "shape", type(probabilities).__name__)
+        raise InvalidImageError(f"`probabilities` must have shape (L, H, W) with 2 <= L <= 256, got {got}")
+    if probabilities.shape[1:] != image.shape[:2]:
+        raise InvalidImageError(
+            f"`probabilities` (H, W) {probabilities.shape[1:]} must equal the image's {image.shape[:2]}"
+        )
+    if not (np.issubdtype(probabilities.dtype, np.floating) and np.isfinite(probabilities).all()):
+        raise InvalidImageError("`probabilities` must be finite floats")
+    if probabilities.min() < 0.0:
+        raise InvalidImageError(f"`probabilities` must be >= 0, got minimum {probabilities.min():.4g}")
+
+
+def refine_labels(image: np.ndarray, probabilities: np.ndarray, params: CrfParams | None = None) -> np.ndarray:
+    """Multi-label dense CRF: the argmax label after mean-field inference (same kernels as :func:`refine_mask`).
+
+    Used by :mod:`cam_core.segment` (background + one label per class). The unary is ``-log p`` of the
+    given per-pixel label distribution, clipped below at 1e-5 and renormalised; with both pairwise
+    weights at 0 the result is the argmax of ``probabilities`` (ties to the lower label).
+
+    Args:
+        image: uint8 (H, W, 3) RGB, 0-255.
+        probabilities: float (L, H, W), 2 <= L <= 256 labels, finite and >= 0; each pixel's column is
+            renormalised to sum 1.
+        params: CRF parameters (the size cap applies: bilinear downscale of each label's plane, nearest
+            upscale of the labels); defaults to :class:`CrfParams()`.
+
+    Returns:
+        uint8 (H, W) labels in ``[0, L)``.
+
+    Raises:
+        InvalidImageError: wrong shape, dtype or values in ``image`` / ``probabilities``.
+        ParameterError: ``params`` not a :class:`CrfParams`.
+        CrfUnavailableError: ``pydensecrf2`` is not installed.
+    """
+    checked = _check_params(params)
+    _check_label_inputs(image, probabilities)
+    height, width = image.shape[:2]
+    small_image, planes = image, probabilities.astype(np.float32)  # (L, H, W)
+    if max(height, width) > checked.max_side:
+        scale = checked.max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # cv2 wants (W, H)
+        small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        planes = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in planes])
+    p = np.clip(planes.reshape(len(planes), -1), _P_CLIP, None)  # (L, h*w)
+    q = _mean_field(small_image, -np.log(p / p.sum(0, keepdims=True)), checked)  # (L, h*w)
+    labels = q.argmax(0).astype(np.uint8).reshape(small_image.shape[:2])
+    if labels.shape != (height, width):
+        labels = cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    return labels

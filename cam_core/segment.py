@@ -1,0 +1,372 @@
+"""Weakly supervised semantic segmentation: from the cached CAMs of several classes to one label map.
+
+Bae et al. took the three localisation fixes (TAP, NWC, PaS) to semantic segmentation (LID 2020,
+Track 1). Here, from one cached :class:`~cam_core.cam.Analysis` and no further forward pass:
+
+1. Classes: the ones asked for, else the top-k whose probability is >= a floor (:func:`select_classes`).
+2. Scores: each class's map (plain or NWC, as :func:`cam_core.localize.heatmap`: bicubic upsampling,
+   min-max to ``h_c`` in ``[0, 1]``) divided by its *standard* ``u_c``: MaS ``u_c = max h_c = 1``,
+   PaS ``u_c = P_p(h_c)``. So ``s_c = h_c`` (MaS) or ``s_c = h_c / P_p(h_c)`` (PaS, not clipped at 1:
+   clipping would tie every pixel above its percentile at 1 across classes, and the argmax could not
+   choose). A ``P_p`` of 0 is floored at 1e-6.
+3. Background: the constant ``theta`` (the threshold slider). Label = argmax over
+   ``[theta, s_1, ..., s_n]``, ties to the lower label, so background wins ties. Hence a pixel belongs
+   to class c iff ``h_c > theta · u_c`` (exactly :func:`cam_core.localize.localize`'s threshold) and
+   ``s_c`` is the largest score; with one class the label map *is* ``localize``'s binary mask.
+   The other usual choice, ``1 - max_c s_c`` (Ahn & Kwak 2018 without the exponent), gives under MaS
+   the same labels as the constant 0.5 (background wins iff ``1 - m >= m``): a special case that
+   ignores the threshold slider.
+4. CRF (on request, :meth:`Segmentation.refine`): an (n + 1)-label dense CRF with the
+   :class:`~cam_core.crf.CrfParams` kernels. Unary ``-log p_l`` with ``p_l = score_l / sum(scores)``
+   (background score ``theta``): proportional, so its argmax is the label map, and with one class and
+   MaS ``p_fg = h / (h + theta)`` is 1/2 at the threshold, like the binary CRF's unary.
+
+Label encoding. :attr:`Segmentation.labels` holds per-image *slots*: 0 = background, ``i + 1`` =
+``classes[i]`` (uint8, at most 255 classes), so a palette PNG can store it whatever the class index
+(ImageNet has 1000); :meth:`Segmentation.class_map` gives the issue's encoding, 0 = background and
+``class index + 1`` otherwise (int32). Files: see :mod:`cam_core.segment_cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+
+from cam_core.cam import Analysis
+from cam_core.crf import CrfParams, refine_labels
+from cam_core.errors import ParameterError
+from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
+from cam_core.threshold import Rule, check_percentile, check_theta
+
+MAX_CLASSES = 255
+"""Slots 1..255 of a uint8 label map."""
+_STANDARD_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Which classes to segment and how their maps are normalised and thresholded.
+
+    Attributes:
+        localization: plain or NWC maps, MaS or PaS, theta and percentile: the same object the
+            single-class localisation uses (default: the plain-CAM config of the paper code).
+        classes: class indices in label order, or None for the top ``top_k`` with probability
+            >= ``min_probability``.
+        top_k: at most this many classes when ``classes`` is None, int in ``[1, 255]``.
+        min_probability: the floor for automatic selection, in ``[0, 1]``.
+    """
+
+    localization: LocalizationConfig = field(default_factory=lambda: CONFIGS["cam"])
+    classes: tuple[int, ...] | None = None
+    top_k: int = 5
+    min_probability: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.localization, LocalizationConfig):
+            raise ParameterError(f"`localization` must be a LocalizationConfig, got {type(self.localization).__name__}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)):
+            raise ParameterError(f"`top_k` must be an int in [1, {MAX_CLASSES}], got {self.top_k!r}")
+        if not 1 <= self.top_k <= MAX_CLASSES:
+            raise ParameterError(f"`top_k` must be an int in [1, {MAX_CLASSES}], got {self.top_k!r}")
+        probability = self.min_probability
+        if isinstance(probability, bool) or not isinstance(probability, (int, float, np.floating)):
+            raise ParameterError(f"`min_probability` must be a number in [0, 1], got {probability!r}")
+        if not 0.0 <= float(probability) <= 1.0:
+            raise ParameterError(f"`min_probability` must be a number in [0, 1], got {probability!r}")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", _check_classes(self.classes))
+
+
+def _check_classes(classes: object) -> tuple[int, ...]:
+    """``classes`` as a tuple of distinct ints, 1 to 255 of them; ParameterError naming `classes` otherwise."""
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise ParameterError(f"`classes` must be a sequence of class indices, got {classes!r}")
+    values = tuple(classes)
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in values):
+        raise ParameterError(f"`classes` must hold ints, got {values!r}")
+    values = tuple(int(c) for c in values)
+    if not 1 <= len(values) <= MAX_CLASSES:
+        raise ParameterError(f"`classes` must name 1 to {MAX_CLASSES} classes, got {len(values)}")
+    repeated = sorted({c for c in values if values.count(c) > 1})
+    if repeated:
+        raise ParameterError(f"`classes` names class {', '.join(map(str, repeated))} more than once")
+    return values
+
+
+def select_classes(analysis: Analysis, config: SegmentConfig) -> tuple[int, ...]:
+    """The classes to segment, in label order.
+
+    Args:
+        analysis: cached forward pass.
+        config: ``classes`` if given (each checked against ``[0, K)``), else the top ``top_k``
+            classes whose probability is >= ``min_probability``, most probable first.
+
+    Returns:
+        Distinct class indices, 1 to 255 of them.
+
+    Raises:
+        ClassIndexError: a given class is outside ``[0, K)``.
+        ParameterError: no class reaches ``min_probability`` (the message names the best one).
+    """
+    if config.classes is not None:
+        return tuple(analysis.check_class(c) for c in config.classes)
+    top = analysis.top_k(config.top_k)
+    chosen = tuple(index for index, _, probability in top if probability >= config.min_probability)
+    if not chosen:
+        index, name, probability = top[0]
+        raise ParameterError(
+            f"`min_probability` {config.min_probability:g}: no class reaches it (best: {name}, class {index}, "
+            f"p = {probability:.3g}); lower the floor or pick classes"
+        )
+    return chosen
+
+
+def class_maps(
+    analysis: Analysis, classes: tuple[int, ...], nwc: bool = False, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Each class's normalised map, as :func:`cam_core.localize.heatmap` computes it.
+
+    Args:
+        analysis: cached forward pass.
+        classes: n class indices in ``[0, K)``.
+        nwc: clamp negative weights (module M2).
+        size: output ``(H, W)``; defaults to the analysed image's size.
+
+    Returns:
+        float32 (n, H, W) in ``[0, 1]``: bicubic upsampling, then min-max per class.
+
+    Raises:
+        ParameterError: every map is constant (nothing to segment).
+    """
+    maps = np.stack([heatmap(analysis, c, nwc, size) for c in classes])  # (n, H, W)
+    if not maps.any():
+        names = ", ".join(analysis.class_names[c] for c in classes)
+        raise ParameterError(f"`classes`: every selected class map is constant ({names}); pick other classes")
+    return maps
+
+
+def standards(maps: np.ndarray, rule: Rule, percentile: float = 90.0) -> np.ndarray:
+    """Each map's standard ``u_c``: its maximum (MaS) or its p-th percentile (PaS, module M3).
+
+    Args:
+        maps: float (n, H, W) in ``[0, 1]``.
+        rule: ``"mas"`` or ``"pas"``.
+        percentile: p in ``(0, 100]`` for PaS.
+
+    Returns:
+        float64 (n,) in ``[0, 1]``; ``theta · u_c`` is exactly :func:`cam_core.threshold.threshold`.
+    """
+    if rule == "mas":
+        return np.array([float(m.max()) for m in maps])
+    if rule == "pas":
+        p = check_percentile(percentile)
+        return np.array([float(np.percentile(m, p)) for m in maps])
+    raise ParameterError(f"`rule` must be 'mas' or 'pas', got {rule!r}")
+
+
+def _score(heat: np.ndarray, standard: float) -> np.ndarray:
+    """``h / max(u, 1e-6)`` in float32 arithmetic; ``heat`` itself when ``u == 1`` (MaS)."""
+    return heat if standard == 1.0 else heat / max(float(standard), _STANDARD_FLOOR)
+
+
+def scores(maps: np.ndarray, standard: np.ndarray) -> np.ndarray:
+    """``s_c = h_c / max(u_c, 1e-6)``: float32 (n, H, W) >= 0 from maps float32 (n, H, W) and standards (n,)."""
+    return np.stack([_score(m, u) for m, u in zip(maps, standard, strict=True)]).astype(np.float32, copy=False)
+
+
+def label_map(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
+    """Slot of each pixel: the class with the largest score among those over their threshold, else 0.
+
+    A class is a candidate where ``h_c > theta · u_c`` (the single-class rule, same float arithmetic);
+    among candidates the largest ``s_c`` wins, ties to the earlier class.
+
+    Args:
+        maps: float32 (n, H, W) in ``[0, 1]``, n <= 255.
+        standard: float (n,) from :func:`standards`.
+        theta: threshold fraction in ``[0, 1]`` (the background score).
+
+    Returns:
+        uint8 (H, W) in ``[0, n]``: 0 = background, ``i + 1`` = the i-th class.
+    """
+    theta = check_theta(theta)
+    labels = np.zeros(maps.shape[1:], np.uint8)  # (H, W)
+    best = np.full(maps.shape[1:], -1.0, np.float32)  # (H, W) score of the current label; -1 = none
+    # A running maximum, class by class: an argmax over axis 0 of (n, H, W) is ~10x slower.
+    for slot, (heat, u) in enumerate(zip(maps, standard, strict=True), start=1):
+        score = _score(heat, u)
+        wins = (heat > theta * float(u)) & (score > best)  # strict: the earlier class keeps ties
+        np.copyto(labels, np.uint8(slot), where=wins)
+        np.copyto(best, score, where=wins)
+    return labels
+
+
+def label_probabilities(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
+    """The CRF unary's distribution ``p_l = score_l / sum(scores)``, background score ``theta``.
+
+    Args:
+        maps: float32 (n, H, W) in ``[0, 1]``.
+        standard: float (n,) from :func:`standards`.
+        theta: background score in ``[0, 1]``.
+
+    Returns:
+        float32 (n + 1, H, W), each pixel summing to 1 (+1e-6 on every score so that 0 / 0 cannot happen);
+        its argmax is :func:`label_map` except on exact ties.
+    """
+    background = np.full((1, *maps.shape[1:]), check_theta(theta), np.float32)
+    stacked = np.concatenate([background, scores(maps, standard)]) + np.float32(1e-6)  # (n + 1, H, W)
+    return stacked / stacked.sum(0, keepdims=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Segmentation:
+    """The result of :func:`segment`: a label map before and (on request) after the dense CRF.
+
+    Attributes:
+        labels: uint8 (H, W) slots: 0 = background, ``i + 1`` = ``classes[i]``.
+        classes: n distinct class indices, in slot order.
+        names: n class names.
+        confidences: float32 (n,) the classifier's softmax probability of each class.
+        maps: float32 (n, H, W) in ``[0, 1]``, each class's normalised map.
+        standards: float64 (n,) each map's MaS / PaS standard ``u_c``.
+        config: the configuration used.
+        refined: uint8 (H, W) slots after the CRF, or None until :meth:`refine` ran.
+    """
+
+    labels: np.ndarray
+    classes: tuple[int, ...]
+    names: tuple[str, ...]
+    confidences: np.ndarray
+    maps: np.ndarray
+    standards: np.ndarray
+    config: SegmentConfig
+    refined: np.ndarray | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of the label maps."""
+        return int(self.labels.shape[0]), int(self.labels.shape[1])
+
+    @property
+    def areas(self) -> np.ndarray:
+        """float64 (n + 1,) share of pixels of each slot in :attr:`labels` (background first), sums to 1."""
+        return np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
+
+    @property
+    def refined_areas(self) -> np.ndarray | None:
+        """As :attr:`areas` for :attr:`refined`, or None before :meth:`refine`."""
+        if self.refined is None:
+            return None
+        return np.bincount(self.refined.ravel(), minlength=len(self.classes) + 1) / self.refined.size
+
+    def class_map(self, refined: bool = False) -> np.ndarray:
+        """int32 (H, W): 0 = background, ``class index + 1`` otherwise (of :attr:`refined` if asked)."""
+        slots = self.refined if refined else self.labels
+        if slots is None:
+            raise ParameterError("`refined`: no CRF result yet; call Segmentation.refine first")
+        lookup = np.array([0, *(c + 1 for c in self.classes)], dtype=np.int32)
+        return lookup[slots]
+
+    def refine(self, image: np.ndarray, params: CrfParams | None = None) -> Segmentation:
+        """A copy with :attr:`refined` set by an (n + 1)-label dense CRF (module docstring, step 4).
+
+        Args:
+            image: uint8 (H', W', 3) RGB; resized (area) to :attr:`size` when it differs.
+            params: CRF kernels; defaults to :class:`~cam_core.crf.CrfParams()`.
+
+        Raises:
+            CrfUnavailableError: ``pydensecrf2`` is not installed.
+            InvalidImageError: ``image`` is not uint8 (H, W, 3).
+        """
+        height, width = self.size
+        if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[:2] != (height, width):
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        theta = self.config.localization.theta
+        refined = refine_labels(image, label_probabilities(self.maps, self.standards, theta), params)
+        return replace(self, refined=refined)
+
+    def with_theta(self, theta: float) -> Segmentation:
+        """The labels at another threshold from the cached maps and standards (~2 ms; ``refined`` dropped).
+
+        Raises:
+            ParameterError: ``theta`` outside ``[0, 1]``.
+        """
+        localization = replace(self.config.localization, theta=theta)  # validates theta
+        config = replace(self.config, localization=localization)
+        return replace(self, labels=label_map(self.maps, self.standards, theta), config=config, refined=None)
+
+    def legend(self) -> list[dict[str, object]]:
+        """One entry per slot (background first): slot, class index (None), name, colour, probability, areas."""
+        colours = palette(len(self.classes))
+        refined = self.refined_areas
+        rows: list[dict[str, object]] = []
+        for slot, area in enumerate(self.areas):
+            index = None if slot == 0 else self.classes[slot - 1]
+            rows.append({
+                "slot": slot,
+                "class_index": index,
+                "name": "background" if slot == 0 else self.names[slot - 1],
+                "colour": [int(v) for v in colours[slot]],
+                "probability": None if slot == 0 else float(self.confidences[slot - 1]),
+                "area": float(area),
+                "area_crf": None if refined is None else float(refined[slot]),
+            })  # fmt: skip
+        return rows
+
+
+def segment(
+    analysis: Analysis, config: SegmentConfig | None = None, size: tuple[int, int] | None = None
+) -> Segmentation:
+    """Label map of several classes from one cached analysis: no forward pass, no CRF (see ``refine``).
+
+    Args:
+        analysis: cached forward pass.
+        config: classes and controls; defaults to :class:`SegmentConfig()`.
+        size: output ``(H, W)``, e.g. the display size; defaults to the analysed image's size.
+
+    Returns:
+        The :class:`Segmentation`, ``refined`` None.
+
+    Raises:
+        ClassIndexError: a picked class is outside ``[0, K)``.
+        ParameterError: no class over the floor, or every selected map constant (messages name the parameter).
+    """
+    config = SegmentConfig() if config is None else config
+    if not isinstance(config, SegmentConfig):
+        raise ParameterError(f"`config` must be a SegmentConfig or None, got {type(config).__name__}")
+    classes = select_classes(analysis, config)
+    loc = config.localization
+    maps = class_maps(analysis, classes, loc.nwc, size)  # (n, H, W)
+    standard = standards(maps, loc.rule, loc.percentile)  # (n,)
+    return Segmentation(
+        labels=label_map(maps, standard, loc.theta),
+        classes=classes,
+        names=tuple(analysis.class_names[c] for c in classes),
+        confidences=analysis.probabilities[list(classes)].astype(np.float32),
+        maps=maps,
+        standards=standard,
+        config=config,
+    )
+
+
+def palette(n: int) -> np.ndarray:
+    """Colours of slots 0..n: the Pascal VOC colour map (slot 0 black), uint8 (n + 1, 3) RGB."""
+    slots = np.arange(n + 1)
+    colours = np.zeros((n + 1, 3), np.uint8)
+    for bit in range(8):  # VOC: bit b of the slot's three low bits goes to bit 7 - b of R, G, B
+        for channel in range(3):
+            colours[:, channel] |= (((slots >> (3 * bit + channel)) & 1) << (7 - bit)).astype(np.uint8)
+    return colours
+
+
+def colorize(labels: np.ndarray, n: int | None = None) -> np.ndarray:
+    """Palette colours of a slot map: uint8 (H, W) slots -> uint8 (H, W, 3) RGB."""
+    return palette(int(labels.max()) if n is None else n)[labels]
+
+
+if __name__ == "__main__":
+    from cam_core.segment_cli import main
+
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""``python -m cam_core.segment``: label maps for a folder of photos, and their mIoU against ground truth.
+
+File encoding (outputs and ``--masks`` ground truth alike). ``<stem>.png`` is a palette PNG (mode
+``P``, Pascal VOC colours) of per-image *slots*, at the photo's own size: 0 = background, slot i > 0
+= the class of entry i of ``slots`` in the sidecar ``<stem>.json``, whose entries read
+``{"slot": i, "class_index": c, "name": ..., ...}`` (``class_index`` null for slot 0). Slots keep the
+PNG 8-bit whatever the class index (ImageNet has 1000 classes). With ``--crf`` the refined map is
+``<stem>.crf.png`` (same slots).
+
+mIoU (``--masks DIR``): a dataset-wide confusion matrix over ``class index + 1`` labels
+(0 = background); IoU = TP / (TP + FP + FN) for every label present in some ground-truth map,
+background included; mIoU is their mean. A predicted class absent from the ground truth gets no IoU of
+its own but costs the true labels of its pixels. Reported for plain CAM and NWC+PaS (the paper code's
+thresholds, :data:`cam_core.localize.CONFIGS`), with and without CRF when ``--crf`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cam_core.cam import Analysis, analyze
+from cam_core.errors import CamError, DatasetError, InvalidImageError
+from cam_core.image import load_image
+from cam_core.localize import CONFIGS, LocalizationConfig
+from cam_core.models import DEFAULT_MODEL, load_model
+from cam_core.segment import Segmentation, SegmentConfig, palette, segment
+from cam_core.threshold import PRESETS
+
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+_NO_DOWNSCALE = 10**9  # label maps are at the photo's own size
+
+
+def write_label_png(path: Path, slots: np.ndarray, n: int) -> None:
+    """Save a uint8 (H, W) slot map (values in ``[0, n]``) as a palette PNG with VOC colours."""
+    image = Image.fromarray(np.ascontiguousarray(slots, dtype=np.uint8), mode="P")
+    colours = np.zeros((256, 3), np.uint8)
+    colours[: n + 1] = palette(n)
+    image.putpalette(colours.ravel().tolist())
+    image.save(path)
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """Read ``<stem>.png`` + ``<stem>.json`` into int32 (H, W): 0 = background, ``class index + 1`` otherwise.
+
+    Raises:
+        DatasetError: the sidecar JSON is missing or malformed, or a pixel uses an undeclared slot.
+    """
+    sidecar = path.with_suffix(".json")
+    try:
+        entries = json.loads(sidecar.read_text())["slots"]
+        lookup = {int(e["slot"]): 0 if e["class_index"] is None else int(e["class_index"]) + 1 for e in entries}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{sidecar}: needs a JSON sidecar with 'slots' [{{slot, class_index}}] ({error})") from error
+    with Image.open(path) as image:
+        slots = np.asarray(image if image.mode in ("P", "L") else image.convert("L"))
+    table = np.full(256, -1, np.int32)
+    for slot, label in lookup.items():
+        table[slot] = label
+    labels = table[slots]
+    if (labels < 0).any():
+        raise DatasetError(f"{path}: slot {int(slots[labels < 0][0])} is not declared in {sidecar.name}")
+    return labels
+
+
+class MeanIoU:
+    """Dataset-wide confusion matrix of ``class index + 1`` labels; :meth:`compute` gives per-label IoU and mIoU."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, int], int] = {}
+
+    def accumulate(self, truth: np.ndarray, prediction: np.ndarray) -> None:
+        """Add one image: int (H, W) label maps of equal shape (0 = background, class + 1)."""
+        if truth.shape != prediction.shape:
+            raise InvalidImageError(f"ground truth {truth.shape} and prediction {prediction.shape} differ in size")
+        pairs, counts = np.unique(np.stack([truth.ravel(), prediction.ravel()]), axis=1, return_counts=True)
+        for (t, p), count in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+            self.counts[(t, p)] = self.counts.get((t, p), 0) + count
+
+    def compute(self) -> tuple[float, dict[int, float]]:
+        """``(mIoU, {label: IoU})`` in percent over the labels present in the ground truth."""
+        present = sorted({t for t, _ in self.counts})
+        ious: dict[int, float] = {}
+        for label in present:
+            tp = self.counts.get((label, label), 0)
+            fn = sum(c for (t, p), c in self.counts.items() if t == label and p != label)
+            fp = sum(c for (t, p), c in self.counts.items() if p == label and t != label)
+            ious[label] = 100.0 * tp / (tp + fp + fn)
+        return (float(np.mean(list(ious.values()))) if ious else float("nan")), ious
+
+
+def _photos(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise DatasetError(f"`--images` {folder} is not a folder")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in _SUFFIXES and not p.stem.endswith(".crf"))
+    if not photos:
+        raise DatasetError(f"`--images` {folder}: no photos ({', '.join(sorted(_SUFFIXES))})")
+    return photos
+
+
+def _save(seg: Segmentation, out: Path, photo: Path) -> dict[str, Any]:
+    """Write ``<stem>.png`` (+ ``.crf.png``) and ``<stem>.json``; return the JSON record."""
+    write_label_png(out / f"{photo.stem}.png", seg.labels, len(seg.classes))
+    if seg.refined is not None:
+        write_label_png(out / f"{photo.stem}.crf.png", seg.refined, len(seg.classes))
+    record = {
+        "image": photo.name,
+        "size": list(seg.size),
+        "config": {**asdict(seg.config.localization), "classes": list(seg.classes)},
+        "crf": seg.refined is not None,
+        "slots": seg.legend(),
+    }
+    (out / f"{photo.stem}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _predict(
+    analysis: Analysis, config: SegmentConfig, crf: bool
+) -> tuple[np.ndarray, np.ndarray | None, Segmentation | None]:
+    """Class maps (int32 (H, W)) before / after CRF; all background when no class can be selected."""
+    try:
+        seg = segment(analysis, config)
+    except CamError as error:
+        print(f"  {config.localization.name}: {error} -> all background", file=sys.stderr)
+        empty = np.zeros(analysis.image_size, np.int32)
+        return empty, (empty if crf else None), None
+    if crf:
+        seg = seg.refine(analysis.image)
+        return seg.class_map(), seg.class_map(refined=True), seg
+    return seg.class_map(), None, seg
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cam_core.segment", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, required=True, help="folder of photos")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--classes", type=int, nargs="+", help="class indices (default: top-k over the floor)")
+    parser.add_argument("--top-k", type=int, default=SegmentConfig.top_k)
+    parser.add_argument("--min-probability", type=float, default=SegmentConfig.min_probability)
+    parser.add_argument("--nwc", action="store_true", help="clamp negative weights (M2)")
+    parser.add_argument("--rule", choices=["mas", "pas"], default="mas")
+    parser.add_argument("--theta", type=float, help="default: the 'paper code' preset of the rule")
+    parser.add_argument("--percentile", type=float, default=PRESETS["paper code"].percentile)
+    parser.add_argument("--crf", action="store_true", help="also refine with the dense CRF (pydensecrf2)")
+    parser.add_argument("--masks", type=Path, help="ground-truth <stem>.png + <stem>.json: prints and writes mIoU")
+    parser.add_argument("--known-classes", action="store_true", help="with --masks: segment each photo's GT classes")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> SegmentConfig:
+    preset = PRESETS["paper code"]
+    theta = args.theta if args.theta is not None else (preset.theta_pas if args.rule == "pas" else preset.theta_mas)
+    localization = LocalizationConfig(args.nwc, args.rule, theta, args.percentile)
+    classes = tuple(args.classes) if args.classes else None
+    return SegmentConfig(localization, classes, args.top_k, args.min_probability)
+
+
+def _evaluated(chosen: LocalizationConfig) -> dict[str, LocalizationConfig]:
+    configs = {"cam": CONFIGS["cam"], "nwc+pas": CONFIGS["nwc+pas"]}
+    return configs if chosen in configs.values() else {**configs, "yours": chosen}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 on bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+        photos = _photos(args.images)
+        if args.known_classes and args.masks is None:
+            raise DatasetError("`--known-classes` needs `--masks`")
+    except CamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    loaded = load_model(args.model)
+    meters = {f"{n}{s}": MeanIoU() for n in _evaluated(config.localization) for s in ["", "+crf"][: 1 + args.crf]}
+    for photo in photos:
+        print(photo.name)
+        analysis = analyze(loaded, load_image(photo, max_pixels=_NO_DOWNSCALE))
+        truth = None if args.masks is None else read_label_png(args.masks / f"{photo.stem}.png")
+        classes = config.classes
+        if truth is not None and args.known_classes:
+            classes = tuple(int(c) - 1 for c in np.unique(truth) if c > 0) or None
+        runs = _evaluated(config.localization) if truth is not None else {"yours": config.localization}
+        for name, localization in runs.items():  # the requested config's result is saved, the others only scored
+            before, after, seg = _predict(
+                analysis, replace(config, localization=localization, classes=classes), args.crf
+            )
+            if localization == config.localization and seg is not None:
+                record = _save(seg, args.out, photo)
+                print("  " + ", ".join(f"{r['name'].split(',')[0]} {r['area']:.1%}" for r in record["slots"]))
+            if truth is not None:
+                meters[name].accumulate(truth, before)
+                if after is not None:
+                    meters[f"{name}+crf"].accumulate(truth, after)
+    if meters and args.masks is not None:
+        _report(meters, args.out / "miou.json", loaded.class_names)
+    return 0
+
+
+def _report(meters: dict[str, MeanIoU], path: Path, names: tuple[str, ...]) -> None:
+    """Print the mIoU table and write it as JSON."""
+    table: dict[str, Any] = {}
+    for name, meter in meters.items():
+        miou, ious = meter.compute()
+        table[name] = {"miou": miou, "iou": {("background" if k == 0 else names[k - 1]): v for k, v in ious.items()}}
+        objects = [v for k, v in ious.items() if k > 0]
+        print(
+            f"{name:>14}: mIoU {miou:5.1f} over {len(ious)} labels (background {ious.get(0, float('nan')):.1f}, "
+            f"mean of {len(objects)} classes {np.mean(objects) if objects else float('nan'):.1f})"
+        )
+    path.write_text(json.dumps(table, indent=1))
+    print(f"wrote {path}")
