@@ -12,12 +12,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from cam_core.errors import ParameterError
+
 EMPTY_BOX = np.zeros((1, 4), dtype=np.int64)
 
 
 def _contours(mask: np.ndarray) -> list[np.ndarray]:
     if mask.ndim != 2:
-        raise ValueError(f"`mask` must be 2-D (H, W), got shape {mask.shape}")
+        raise ParameterError(f"`mask` must be 2-D (H, W), got shape {mask.shape}")
     found = cv2.findContours(mask.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     return list(found[-2])
 
@@ -63,13 +65,13 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
         float64 (N, M) in ``[0, 1]``.
 
     Raises:
-        ValueError: a box has ``x1 < x0`` or ``y1 < y0``.
+        ParameterError: a box has ``x1 < x0`` or ``y1 < y0``.
     """
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
     for name, boxes in (("boxes_a", a), ("boxes_b", b)):
         if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
-            raise ValueError(f"`{name}` has a flipped box (x1 < x0 or y1 < y0): {boxes.tolist()}")
+            raise ParameterError(f"`{name}` has a flipped box (x1 < x0 or y1 < y0): {boxes.tolist()}")
     ix0 = np.maximum(a[:, None, 0], b[None, :, 0])  # (N, M)
     iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix1 = np.minimum(a[:, None, 2], b[None, :, 2])

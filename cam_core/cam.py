@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError
+from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError, ParameterError
 from cam_core.models import DataConfig, LoadedModel, eval_mode
 
 Variant = Literal["cam", "nwc", "positive", "negative"]
@@ -98,6 +98,7 @@ class Analysis:
         Raises:
             ClassIndexError: ``class_index`` out of range.
             NonFiniteMapError: the map has NaN or infinity.
+            ParameterError: unknown ``variant``.
         """
         weights = self.class_weights[self.check_class(class_index)]  # (C,)
         if variant in ("nwc", "positive"):
@@ -105,7 +106,7 @@ class Analysis:
         elif variant == "negative":
             weights = np.maximum(-weights, 0.0)
         elif variant != "cam":
-            raise ValueError(f"`variant` must be 'cam', 'nwc', 'positive' or 'negative', got {variant!r}")
+            raise ParameterError(f"`variant` must be 'cam', 'nwc', 'positive' or 'negative', got {variant!r}")
         cam = np.einsum("c,chw->hw", weights, self.feature_maps)  # (h, w)
         if not np.isfinite(cam).all():
             raise NonFiniteMapError(f"The {variant} map of class {class_index} has non-finite values.")

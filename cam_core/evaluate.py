@@ -30,7 +30,14 @@ from PIL import Image
 from cam_core.boxes import mask_to_boxes, scale_boxes
 from cam_core.cam import Analysis, analyze_batch
 from cam_core.datasets import Sample, read_boxes_csv, read_wsol_metadata
-from cam_core.errors import CamError, DatasetError, InvalidImageError
+from cam_core.errors import (
+    CamError,
+    CheckpointError,
+    CrfUnavailableError,
+    DatasetError,
+    InvalidImageError,
+    ParameterError,
+)
 from cam_core.image import load_image
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
 from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
@@ -110,7 +117,7 @@ def prepare(
         stretched = Image.fromarray(image).resize((w_in, h_in), Image.Resampling.BILINEAR)
         return np.array(stretched), scale_boxes(boxes, (height, width), (h_in, w_in))
     if protocol != "official":
-        raise ValueError(f"`protocol` must be 'stretch' or 'official', got {protocol!r}")
+        raise ParameterError(f"`protocol` must be 'stretch' or 'official', got {protocol!r}")
     short = math.floor(min(h_in, w_in) / config.crop_pct)
     new_w, new_h = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
     resample = Image.Resampling[config.interpolation.upper()]
@@ -143,14 +150,14 @@ def _load_mask(masks: Path, sample: Sample, size: tuple[int, int]) -> np.ndarray
 
 
 def _crf_refiner() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
-    """``cam_core.crf.refine_mask``, imported lazily; raises ImportError with a clear message."""
+    """``cam_core.crf.refine_mask``, imported lazily; raises CrfUnavailableError with a clear message."""
     try:
         from cam_core.crf import crf_available, refine_mask
     except ImportError as exc:
-        raise ImportError("CRF configurations need cam_core/crf.py, which is not in this installation.") from exc
+        raise CrfUnavailableError("CRF configurations need cam_core/crf.py, which is not installed here.") from exc
     if crf_available():
         return refine_mask
-    raise ImportError("CRF configurations need `pydensecrf2`: pip install 'cam-explainer[crf]'.")
+    raise CrfUnavailableError("CRF configurations need `pydensecrf2`: pip install 'cam-explainer[crf]'.")
 
 
 def _score(
@@ -244,10 +251,11 @@ def evaluate(
         The metrics; unreadable images, out-of-range classes, boxes outside the crop go to ``skipped``.
 
     Raises:
-        DatasetError: no image could be evaluated. ImportError: CRF configs without the CRF backend.
+        DatasetError: no image could be evaluated. CrfUnavailableError: CRF configs without the CRF backend.
+        ParameterError: ``batch_size`` < 1 or an unknown ``protocol``.
     """
     if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+        raise ParameterError(f"`batch_size` must be >= 1, got {batch_size}")
     specs = dict(configs) if configs is not None else default_configs(loaded.pooling)
     if any(s.crf for s in specs.values()):
         _crf_refiner()  # fail before the first forward pass
@@ -310,7 +318,7 @@ def _load_model(args: argparse.Namespace) -> LoadedModel:
     try:
         from cam_core.checkpoint import load_checkpoint
     except ImportError as exc:
-        raise ImportError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
+        raise CheckpointError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
     return load_checkpoint(args.checkpoint)
 
 
@@ -331,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loaded, samples, specs, protocol=args.protocol, batch_size=args.batch_size, step=args.step,
                 progress=lambda done, _total: bar.update(done - bar.n), masks=args.masks,
             )  # fmt: skip
-    except (CamError, ImportError, ValueError) as exc:
+    except (CamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for item in result.skipped:

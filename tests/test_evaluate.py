@@ -229,3 +229,24 @@ def test_prepare_mask_follows_the_image_geometry() -> None:
     assert stretched.shape == (32, 32) and stretched[:, :16].all() and not stretched[:, 16:].any()
     cropped = prepare_mask(mask, config, "official")  # shorter side 36, centre crop 32 of a 72-wide image
     assert cropped.shape == (32, 32) and cropped[:, 0].all() and not cropped[:, -1].any()
+
+
+def test_library_errors_are_typed(
+    tiny_model: cam_core.LoadedModel, dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from cam_core import evaluate as ev
+    from cam_core.errors import CheckpointError, CrfUnavailableError, ParameterError
+
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)[:1]
+    with pytest.raises(ParameterError, match="batch_size"):
+        evaluate(tiny_model, samples, batch_size=0)
+    with pytest.raises(ParameterError, match="protocol"):
+        prepare(np.zeros((8, 8, 3), np.uint8), np.zeros((1, 4)), tiny_model.data_config, "crop")  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "cam_core.crf", None)
+    with pytest.raises(CrfUnavailableError, match=r"crf\.py"):
+        ev._crf_refiner()
+    monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.py"):
+        ev._load_model(argparse.Namespace(checkpoint=Path("x.safetensors"), model="tiny"))
