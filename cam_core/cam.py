@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError, ParameterError
-from cam_core.models import DataConfig, LoadedModel, eval_mode
+from cam_core.models import DataConfig, LoadedModel, classifier_weights, eval_mode
 
 Variant = Literal["cam", "nwc", "positive", "negative"]
 _RESAMPLE = {
@@ -153,10 +153,9 @@ def analyze_batch(
         NonFiniteMapError: the network produced NaN or infinity.
     """
     model = loaded.model
-    classifier = model.get_classifier()  # type: ignore[operator]
-    weights = classifier.weight.detach().cpu().numpy()  # (K, C)
+    weight_tensor, bias_tensor = classifier_weights(model.get_classifier(), loaded.name)  # type: ignore[operator]
+    weights = weight_tensor.detach().cpu().numpy()  # (K, C), also for a 1x1-conv head
     weights.setflags(write=False)
-    bias_tensor = classifier.bias
     bias = bias_tensor.detach().cpu().numpy() if bias_tensor is not None else np.zeros(weights.shape[0], np.float32)
     batch = torch.stack(
         [preprocess(image, loaded.data_config, interpolation) for image in images]
