@@ -29,7 +29,7 @@ from PIL import Image
 
 from cam_core.boxes import mask_to_boxes, scale_boxes
 from cam_core.cam import Analysis, analyze_batch
-from cam_core.datasets import Sample, read_boxes_csv, read_wsol_metadata
+from cam_core.datasets import Sample, load_stored_image, read_boxes_csv, read_wsol_metadata
 from cam_core.errors import (
     CamError,
     CheckpointError,
@@ -38,7 +38,6 @@ from cam_core.errors import (
     InvalidImageError,
     ParameterError,
 )
-from cam_core.image import load_image
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
 from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
 from cam_core.models import DEFAULT_MODEL, DataConfig, LoadedModel, load_model
@@ -46,7 +45,6 @@ from cam_core.threshold import foreground, pas_normalize, threshold
 
 Protocol = Literal["stretch", "official"]
 Progress = Callable[[int, int], None]
-_NO_DOWNSCALE = 10**9  # boxes refer to the file's own pixels: never downscale on load
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ def prepare_mask(mask: np.ndarray, config: DataConfig, protocol: Protocol = "str
 def _load_mask(masks: Path, sample: Sample, size: tuple[int, int]) -> np.ndarray:
     """``masks/<image stem>.png`` as bool (H, W), nonzero = foreground; raises InvalidImageError."""
     path = masks / f"{sample.path.stem}.png"
-    mask = load_image(path, max_pixels=_NO_DOWNSCALE)[:, :, 0] > 0
+    mask = load_stored_image(path)[:, :, 0] > 0
     if mask.shape != size:
         raise InvalidImageError(f"mask {path.name} is {mask.shape[1]}x{mask.shape[0]}, the photo {size[1]}x{size[0]}")
     return mask
@@ -204,7 +202,7 @@ def _load_batch(
             reason = f"class index {sample.class_index} out of range for a {loaded.num_classes}-class model"
         else:
             try:
-                image = load_image(sample.path, max_pixels=_NO_DOWNSCALE)
+                image = load_stored_image(sample.path)  # boxes are in stored pixels: no EXIF rotation
                 mask = None if masks is None else _load_mask(masks, sample, image.shape[:2])
             except InvalidImageError as exc:
                 reason = str(exc)

@@ -250,3 +250,24 @@ def test_library_errors_are_typed(
     monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)
     with pytest.raises(CheckpointError, match=r"checkpoint\.py"):
         ev._load_model(argparse.Namespace(checkpoint=Path("x.safetensors"), model="tiny"))
+
+
+def test_exif_orientation_is_ignored_in_evaluation(tiny_model: cam_core.LoadedModel, tmp_path: Path) -> None:
+    """Boxes are in stored pixels: a photo tagged orientation 6 must score exactly as the untagged file."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 60, (40, 24, 3), dtype=np.uint8)  # stored sideways: 24 wide, 40 tall
+    pixels[4:20, 6:18] = (240, 200, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewers rotate it 90 degrees clockwise
+    Image.fromarray(pixels).save(tmp_path / "plain.jpg", quality=95)
+    Image.fromarray(pixels).save(tmp_path / "tagged.jpg", quality=95, exif=exif.tobytes())
+    box = np.array([[6.0, 4.0, 17.0, 19.0]])
+    views: dict[str, np.ndarray] = {}
+    results = {}
+    for name in ("plain", "tagged"):
+        sample = Sample(tmp_path / f"{name}.jpg", 1, box)
+        on_image = lambda s, analysis, gt, n=name: views.setdefault(n, analysis.image)  # noqa: E731
+        results[name] = evaluate(tiny_model, [sample], on_image=on_image).to_dict()["configs"]
+    np.testing.assert_array_equal(views["plain"], views["tagged"])
+    assert results["plain"] == results["tagged"]
+    assert cam_core.datasets.load_stored_image(tmp_path / "tagged.jpg").shape == (40, 24, 3)
