@@ -89,14 +89,14 @@ def test_prepare_geometry() -> None:
     config = DataConfig((224, 224), (0.5,) * 3, (0.5,) * 3, "bilinear", 0.875)
     view, boxes = prepare(image, np.array([[0, 0, 99.0, 49.0]]), config, "stretch")
     assert view.shape == (224, 224, 3)
-    np.testing.assert_array_equal(boxes, [[0, 0, round(99 * 1.12), round(49 * 2.24)]])
+    np.testing.assert_array_equal(boxes, [[0, 0, 110, 109]])  # int(99 * 224 / 200), int(49 * 224 / 100): truncated
     # official: shorter side 100 -> floor(224 / 0.875) = 256, so 512 x 256; crop offsets left 144, top 16.
     view, boxes = prepare(
         image, np.array([[0, 0, 199.0, 99.0], [0, 0, 40.0, 40.0], [100, 50, 110, 60]]), config, "official"
     )
     assert view.shape == (224, 224, 3)
     np.testing.assert_array_equal(
-        boxes, [[0, 0, 223, 223], [256 - 144, 128 - 16, round(110 * 2.56) - 144, round(60 * 2.56) - 16]]
+        boxes, [[0, 0, 223, 223], [256 - 144, 128 - 16, int(110 * 2.56 - 144), int(60 * 2.56 - 16)]]
     )
 
 
@@ -271,3 +271,22 @@ def test_exif_orientation_is_ignored_in_evaluation(tiny_model: cam_core.LoadedMo
     np.testing.assert_array_equal(views["plain"], views["tagged"])
     assert results["plain"] == results["tagged"]
     assert cam_core.datasets.load_stored_image(tmp_path / "tagged.jpg").shape == (40, 24, 3)
+
+
+def test_cli_threshold_step_and_thresholding_are_recorded(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "fine.json"
+    args = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--limit", "2"]
+    status, _, err = run_cli(
+        [*args, "--threshold-step", "0.001", "--thresholding", "float", "--out", str(out_file)], capsys
+    )
+    assert status == 0, err
+    result = json.loads(out_file.read_text())
+    assert result["threshold_step"] == 0.001 and "resize_bbox" in result["conventions"]["gt_box_scaling"]
+    cam, pas = result["configs"]["cam"], result["configs"]["pas"]
+    assert len(cam["curves"]["thresholds"]) == 1000 and cam["settings"]["thresholding"] == "float"
+    assert "project extension" in pas["settings"]["sweep_map"] and pas["settings"]["percentile"] == 90.0
+    status, _, err = run_cli([*args, "--out", str(out_file)], capsys)
+    result = json.loads(out_file.read_text())
+    assert result["threshold_step"] == 0.01 and result["configs"]["cam"]["settings"]["thresholding"] == "8bit"
