@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +35,14 @@ from cam_core.errors import (
     InvalidImageError,
     ParameterError,
 )
-from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
+from cam_core.localize import heatmap
 from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
 from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model
-from cam_core.protocol import CONVENTIONS, Protocol, prepare, prepare_mask
-from cam_core.threshold import Thresholding, pas_normalize, threshold_mask
+from cam_core.protocol import CONVENTIONS, ConfigSpec, Protocol, default_configs, describe_config, prepare, prepare_mask
+from cam_core.threshold import pas_normalize, threshold_mask
 
 Progress = Callable[[int, int], None]
 View = tuple[Sample, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
-
-
-@dataclass(frozen=True)
-class ConfigSpec:
-    """One evaluated configuration: the localisation rule, optionally followed by dense-CRF refinement."""
-
-    localization: LocalizationConfig
-    crf: bool = False
 
 
 @dataclass
@@ -91,40 +83,6 @@ class EvaluationResult:
         extra = {"calibration": self.calibration} if self.calibration else {}
         return head | {"conventions": CONVENTIONS, "top1": round(self.top1, 4), "skipped": self.skipped,
                        "warnings": self.warnings, "configs": configs} | extra  # fmt: skip
-
-
-def describe_config(spec: ConfigSpec) -> dict[str, Any]:
-    """JSON-ready description of one configuration: modules, rule, theta, p, thresholding and sweep map.
-
-    The PaS sweep map ``min(1, CAM / P_p)`` is this project's extension (wsolevaluation sweeps the
-    min-max map only): its thresholds ``theta · P_p`` never reach above ``P_p``; the description says so.
-    """
-    cfg = spec.localization
-    pas = cfg.rule == "pas"
-    if spec.crf:
-        sweep_map = "none: CRF mask at the fixed threshold only"
-    elif pas:
-        sweep_map = (f"min(1, CAM / P{cfg.percentile:g}): project extension, not wsolevaluation's; the sweep "
-                     f"covers thresholds below P{cfg.percentile:g} only")  # fmt: skip
-    else:
-        sweep_map = "min-max normalised CAM (wsolevaluation)"
-    return {"nwc": cfg.nwc, "rule": cfg.rule, "theta": cfg.theta, "percentile": cfg.percentile if pas else None,
-            "thresholding": cfg.thresholding, "crf": spec.crf, "sweep_map": sweep_map}  # fmt: skip
-
-
-def default_configs(
-    pooling: str = "gap", crf: bool = False, thresholding: Thresholding = "8bit"
-) -> dict[str, ConfigSpec]:
-    """The four configurations of the ablation, named ``cam, pas, nwc, nwc+pas`` (``tap, tap+pas,
-    tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``;
-    every one thresholds by ``thresholding`` (``"8bit"``: wsolevaluation's rule)."""
-    specs = {name: ConfigSpec(replace(cfg, thresholding=thresholding)) for name, cfg in CONFIGS.items()}
-    if crf:
-        specs |= {"cam+crf": ConfigSpec(specs["cam"].localization, True)}
-        specs |= {"nwc+pas+crf": ConfigSpec(specs["nwc+pas"].localization, True)}
-    if pooling != "tap":
-        return specs
-    return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()}
 
 
 def _ground_truth(
@@ -344,9 +302,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--protocol", choices=("stretch", "official"), default="stretch")
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
-    parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png: adds PxAP and mask IoU")
+    parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png, or the mask root of wsolevaluation's "
+                        "OpenImages metadata (path,mask,ignore): adds PxAP and mask IoU")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    from cam_core.calibrate import add_arguments  # calibrate imports this module
+
+    add_arguments(parser)
     return parser
 
 
@@ -388,6 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples = read(args.boxes or args.metadata, args.images)[: args.limit]
         loaded = _load_model(args)
         specs = default_configs(loaded.pooling, crf=args.crf, thresholding=args.thresholding)
+        calibration: dict[str, dict[str, Any]] = {}
+        if args.calibrate_on is not None:
+            from cam_core.calibrate import run_calibration  # imports this module
+
+            specs, calibration = run_calibration(args, loaded, specs, samples)
         from tqdm import tqdm
 
         with tqdm(total=len(samples), unit="img", disable=args.no_progress, file=sys.stderr) as bar:
@@ -398,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    result.calibration = calibration
     for item in result.skipped:
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
     print(format_table(result))
