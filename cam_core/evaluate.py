@@ -182,9 +182,8 @@ def _load_batch(
                                           for m in (mask, ignore))  # fmt: skip
                 if len(boxes):
                     batch.append((sample, view, boxes, view_mask, view_ignore))
-                    (warnings if warnings is not None else []).extend(
-                        {"file": str(sample.path), "reason": n} for n in notes
-                    )
+                    if warnings is not None:
+                        warnings.extend({"file": str(sample.path), "reason": note} for note in notes)
                 else:
                     reason = "no ground-truth box inside the centre crop"
         if reason:
@@ -368,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result.calibration = calibration
     for item in result.skipped:
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+    for item in result.warnings:
+        print(f"warning {item['file']}: {item['reason']}", file=sys.stderr)
     print(format_table(result))
     if args.out is not None:
         args.out.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -138,3 +138,15 @@ def test_evaluate_openimages_layout(tiny_model: cam_core.LoadedModel, openimages
     assert result.n_images == 1 and metrics.pxap is not None and metrics.mask_iou is not None
     with pytest.raises(DatasetError, match=r"No image could be evaluated \(1 skipped; first: a\.jpg: .*--masks"):
         evaluate(tiny_model, samples)
+
+
+def test_evaluate_clips_with_a_warning_and_skips_outside(tiny_model: cam_core.LoadedModel, tmp_path: Path) -> None:
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    path = tmp_path / "boxes.csv"
+    path.write_text(HEADER + "a.png,0,2,2,40,10\nb.png,0,50,0,60,5\n")
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "b.png")
+    result = evaluate(tiny_model, read_boxes_csv(path, tmp_path))
+    assert [w["reason"].split(":")[0] for w in result.warnings] == ["line 2"] and "clipped" in result.warnings[0][
+        "reason"
+    ]
+    assert result.n_images == 1 and "line 3: box" in result.skipped[0]["reason"]
