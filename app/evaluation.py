@@ -6,7 +6,6 @@ hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a s
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from app import inputs, render
 from app.callbacks import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
-from cam_core.datasets import Sample, read_boxes_csv
+from cam_core.datasets import Sample, read_boxes_csv, read_boxes_csv_for_uploads
 from cam_core.evaluate import EvaluationResult, evaluate
 from cam_core.localize import CONFIGS, localize
 
@@ -69,13 +68,6 @@ def _uploads_by_name(images: Any) -> dict[str, str]:
     return by_name
 
 
-def _csv_names(path: str) -> list[str]:
-    """The CSV's file names exactly as written (stripped), in order of first appearance, header excluded."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle) if any(field.strip() for field in row)]
-    return list(dict.fromkeys(row[0].strip() for row in rows[1:]))
-
-
 def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[dict[str, str]]]:
     """The uploaded photos labelled by the uploaded boxes CSV, and the CSV rows that were skipped (with why).
 
@@ -88,20 +80,8 @@ def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[di
             "Upload the photos *and* a boxes CSV (filename,class_index,x0,y0,x1,y1), or use the examples."
         )
     uploads = _uploads_by_name(images)
-    csv_path = inputs.upload_path(boxes_csv, "boxes CSV")
-    labelled = read_boxes_csv(csv_path, "/")  # checks every row; its paths are not used (pathlib drops "./")
-    names = _csv_names(csv_path)
-    if len(names) != len(labelled):
-        raise cam_core.DatasetError("The boxes CSV could not be matched to its rows.")
-    samples, skipped = [], []
-    for name, sample in zip(names, labelled, strict=True):
-        shown = inputs.shown(name)
-        if name != os.path.basename(name) or name in (".", "..") or "\\" in name:
-            skipped.append({"file": shown, "reason": "a CSV name must be the photo's own file name, not a path"})
-        elif name not in uploads:
-            skipped.append({"file": shown, "reason": "no uploaded photo has this name"})
-        else:
-            samples.append(Sample(Path(uploads[name]), sample.class_index, sample.boxes))
+    samples, skipped = read_boxes_csv_for_uploads(inputs.upload_path(boxes_csv, "boxes CSV"), uploads)
+    skipped = [{"file": inputs.shown(s["file"]), "reason": f"line {s['line']}: {s['reason']}"} for s in skipped]
     if not samples:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
         raise cam_core.DatasetError(f"No row of the CSV names an uploaded photo ({reasons}).")

@@ -140,8 +140,8 @@ def _name_problem(name: str, bare: bool) -> str:
     any path component at all."""
     if "\x00" in name:
         return "the filename contains a NUL byte"
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if bare and (len(parts) != 1 or name in (".", "..")):
+    parts = PurePosixPath(name.replace("\\", "/")).parts  # pathlib drops "./": compare with the name itself
+    if bare and (len(parts) != 1 or parts[0] != name or name in (".", "..")):
         return "the filename has a path component; uploads are matched by base name only"
     if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
         return "the filename must be relative to the image folder, without '..'"

@@ -57,7 +57,7 @@ def test_uploads_are_matched_by_base_name_only(tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_text(
         HEADER + "cat.jpg,1,0,0,5,5\nsub/cat.jpg,1,0,0,5,5\nc\x00t.jpg,1,0,0,5,5\n"
-        "dog.jpg,2,1,1,4,4\ncat.jpg,1,2,2,6,6\nbird.jpg,3,0,0,1,1\n"
+        "dog.jpg,2,1,1,4,4\ncat.jpg,1,2,2,6,6\nbird.jpg,3,0,0,1,1\n./dog.jpg,2,0,0,1,1\n"
     )
     uploads = {"cat.jpg": tmp_path / "u1" / "cat.jpg", "dog.jpg": tmp_path / "u2" / "dog.jpg"}
     samples, skipped = read_boxes_csv_for_uploads(path, uploads)
@@ -69,6 +69,7 @@ def test_uploads_are_matched_by_base_name_only(tmp_path: Path) -> None:
         ("3", "the filename has a path component"),
         ("4", "the filename contains a NUL byte"),
         ("7", "no uploaded photo has this name"),
+        ("8", "the filename has a path component"),  # pathlib would read "./dog.jpg" as "dog.jpg"
     ]
     assert skipped[1]["file"] == "c\\x00t.jpg"  # printable
     path.write_text("name,cls\n")

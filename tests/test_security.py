@@ -304,8 +304,9 @@ def test_evaluate_matches_csv_names_by_base_name_only(uploads: Path) -> None:
     assert payload["n_images"] == 1 and len(gallery) == 1
     reasons = {s["file"]: s["reason"] for s in payload["skipped"]}
     assert len(reasons) == 6 and str(secret) not in json.dumps(payload)
-    assert reasons["../secret.jpg"].startswith("a CSV name must be the photo's own file name")
-    assert reasons["ghost.jpg"] == "no uploaded photo has this name" and "a\\x00b.jpg" in reasons
+    assert reasons["../secret.jpg"].startswith("line 4: the filename has a path component")
+    assert reasons["./cat.jpg"].startswith("line 5: the filename has a path component")
+    assert reasons["ghost.jpg"] == "line 7: no uploaded photo has this name" and "a\\x00b.jpg" in reasons
     assert str(uploads) not in table and str(uploads) not in json.dumps(payload)
 
 
