@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import html_views, inputs, render
+from app import files, html_views, inputs, plots, render
 from app.callbacks import (
     Controls,
     Session,
@@ -40,7 +40,7 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
     positive = np.clip(cam_core.upsample(analysis.cam(c, "positive"), display), 0, None)
     negative = np.clip(cam_core.upsample(analysis.cam(c, "negative"), display), 0, None)
     shared = inputs.choice(scale, "scale", ("shared", "per map")) == "shared"
-    pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=shared)
+    pos_rgb, neg_rgb, bar = plots.signed_pair(positive, negative, shared=shared)
     weights = analysis.class_weights[c]
     caption = (
         f"Class **{short_name(analysis.class_names[c])}**: **{int((weights < 0).sum())}** of {weights.size} weights "
@@ -48,7 +48,7 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
         f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
         + ("" if shared else " **Per-map scale: the two colours are not comparable.**")
     )
-    return render.save_jpeg(pos_rgb), render.save_jpeg(neg_rgb), render.save_png(bar), caption
+    return files.save_jpeg(pos_rgb), files.save_jpeg(neg_rgb), files.save_png(bar), caption
 
 
 @user_errors
@@ -66,7 +66,7 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
     ]
     valid = {str(k) for k in ranked}
     k = int(channel) if channel is not None and str(channel) in valid else int(ranked[0])
-    plot = render.p1_scatter(
+    plot = plots.p1_scatter(
         stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau)
     )
     display = session.size_on_screen
@@ -83,7 +83,7 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
         "active pixels, so such channels no longer need large weights (it changes training; this view shows the "
         "statistics of the current model)."
     ) + _tap_comparison(session, c, k, stats.active_fraction, stats.weight)
-    return render.save_png(plot), render.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
+    return files.save_png(plot), files.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
 
 
 def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: np.ndarray) -> str:

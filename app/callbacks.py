@@ -20,7 +20,7 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import html_views, inputs, render
+from app import files, html_views, inputs, plots, render
 from app.models import tap_partner
 from app.state import ANALYSES, Session, SmallLRU, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
@@ -366,8 +366,8 @@ def _caption(ex: Explanation, payload: dict[str, Any]) -> str:
 
 def _histogram(ex: Explanation) -> np.ndarray:
     """Histogram with burnt-in threshold lines (exports and the swipe view)."""
-    base = render.histogram_base(ex.ours.heatmap)
-    return render.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
+    base = plots.histogram_base(ex.ours.heatmap)
+    return plots.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
 
 
 @dataclass(frozen=True)
@@ -378,12 +378,12 @@ class Statics:
     ours_url: str
     photo_url: str
     histogram_url: str
-    histogram: render.HistogramBase
+    histogram: plots.HistogramBase
 
     def delete(self) -> None:
         """Remove the files (called when evicted from the cache)."""
         for url in (self.plain_url, self.ours_url, self.photo_url, self.histogram_url):
-            html_views.delete_static(url)
+            files.delete_static(url)
 
 
 STATICS: SmallLRU = SmallLRU(48, on_evict=lambda statics: statics.delete())
@@ -400,12 +400,12 @@ def _statics(session: Session, ex: Explanation) -> Statics:
 
     def make() -> Statics:
         photo = ex.photo
-        histogram = render.histogram_base(ex.ours.heatmap)
+        histogram = plots.histogram_base(ex.ours.heatmap)
         return Statics(
-            html_views.static_url(render.overlay(photo, ex.plain.heatmap)),
-            html_views.static_url(render.overlay(photo, ex.ours.heatmap)),
-            html_views.static_url(photo),
-            html_views.static_url(histogram.picture, "png"),
+            files.static_url(render.overlay(photo, ex.plain.heatmap)),
+            files.static_url(render.overlay(photo, ex.ours.heatmap)),
+            files.static_url(photo),
+            files.static_url(histogram.picture, "png"),
             histogram,
         )
 
@@ -473,7 +473,7 @@ def _views_html(session: Session, ex: Explanation, gt: np.ndarray | None) -> tup
 
 def _swipe_pictures(ex: Explanation, gt: np.ndarray | None) -> tuple[str, str]:
     """The swipe view's two pictures (the panels with boxes burnt in), as JPEG files."""
-    return render.save_jpeg(_panel(ex, "plain", gt)), render.save_jpeg(_panel(ex, "ours", gt))
+    return files.save_jpeg(_panel(ex, "plain", gt)), files.save_jpeg(_panel(ex, "ours", gt))
 
 
 @user_errors
@@ -558,8 +558,8 @@ def explain(
     ex = explain_arrays(session, class_name, controls)
     return (
         explanation_json(ex, None),
-        render.save_png(_panel(ex, "plain", None)),
-        render.save_png(_panel(ex, "ours", None)),
+        files.save_png(_panel(ex, "plain", None)),
+        files.save_png(_panel(ex, "ours", None)),
     )
 
 
@@ -571,10 +571,10 @@ def export_zip(
     """Bundle the JSON and the current pictures (PNG) into one zip for download."""
     controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     views = localization_views(_need(session), class_choice, controls, gt_text)
-    path = render.new_path(".zip")
+    path = files.new_path(".zip")
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("explanation.json", json.dumps(views.payload, indent=2))
         for name, picture in (("plain_cam", views.plain), ("improved_cam", views.ours), ("histogram", views.histogram),
                               ("masks", views.masks)):  # fmt: skip
-            archive.write(render.save_png(picture), f"{name}.png")
+            archive.write(files.save_png(picture), f"{name}.png")
     return path

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import matplotlib.pyplot as plt
 import numpy as np
 
 import cam_core
-from app import inputs, render
+from app import files, inputs, plots, render
 from app.callbacks import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
@@ -116,26 +115,6 @@ def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome
     return ImageOutcome(sample.path.name, analysis.image, gt, plain, ours, best(plain), best(ours))
 
 
-@render.plotting
-def curves_plot(result: EvaluationResult) -> np.ndarray:
-    """BoxAcc(delta = 0.5, all contours) against theta for every swept configuration."""
-    figure, axis = plt.subplots(figsize=(6.4, 3.2), dpi=100)
-    for name, metrics in result.configs.items():
-        if metrics.sweep and metrics.thresholds:
-            axis.plot(
-                metrics.thresholds, metrics.curves["50"], label=f"{name} (max {metrics.maxboxacc_v2_by_iou['50']:.1f})"
-            )
-    axis.set_xlabel("θ (MaS: of the max; PaS: of the percentile-rescaled map)")
-    axis.set_ylabel("BoxAcc at IoU ≥ 0.5 (%)")
-    axis.set_ylim(0, 100)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
-    plt.close(figure)
-    return picture
-
-
 def table_markdown(result: EvaluationResult) -> str:
     """The ablation table as Markdown, percentages."""
     lines = [f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
@@ -165,7 +144,7 @@ def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
         delta = o.ours_iou - o.plain_iou
         verdict = "win" if delta >= 0.005 else "loss" if delta <= -0.005 else "tie"  # shown to 2 decimals
         items.append(
-            (render.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
+            (files.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
         )
     return items
 
@@ -189,7 +168,7 @@ def run_evaluation(
     )  # fmt: skip
     # file names only: the server's folders are nobody's business
     result.skipped[:] = skipped + [{**s, "file": inputs.shown(Path(s["file"]).name)} for s in result.skipped]
-    return table_markdown(result), render.save_png(curves_plot(result)), gallery(outcomes), result.to_dict()
+    return table_markdown(result), files.save_png(plots.curves_plot(result)), gallery(outcomes), result.to_dict()
 
 
 def run_examples(

@@ -9,18 +9,16 @@ keeps the big pictures cached: an update costs one Gradio round trip, not a roun
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
-import os
 
 import numpy as np
 from PIL import Image
 
-from app import render
+from app.plots import HistogramBase
+from app.render import Colour
 from cam_core.boxes import largest_box
 
-Colour = tuple[int, int, int]
 # inline styles: the views must look right however the Blocks is launched (no dependence on launch(css=...))
 _FIGURE = 'style="margin:0"'
 _CAPTION = 'style="font-size:0.85rem;opacity:0.75;margin-bottom:4px"'
@@ -28,20 +26,6 @@ _STACK = 'style="position:relative;line-height:0"'
 _BASE = 'style="width:100%;height:auto;display:block;border-radius:4px"'
 _OVER = 'style="position:absolute;left:0;top:0;width:100%;height:100%"'
 _DRAWABLE = 'style="position:relative;line-height:0;cursor:crosshair;touch-action:none;user-select:none"'
-
-
-def static_url(image: np.ndarray, kind: str = "jpeg") -> str:
-    """Write RGB uint8 (H, W, 3) into the render folder; return the relative URL Gradio serves it at."""
-    path = render.save_jpeg(image, keep=True) if kind == "jpeg" else render.save_png(image, keep=True)
-    return f"gradio_api/file={path}"
-
-
-def delete_static(url: str) -> None:
-    """Remove a file made by :func:`static_url` (cache eviction)."""
-    path = url.removeprefix("gradio_api/file=")
-    if os.path.dirname(path) == render.RENDER_DIR:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
 
 
 def _css(colour: Colour) -> str:
@@ -87,7 +71,7 @@ def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np
     return figure(title, url, size, svg, f"{title}: heatmap with boxes", drawable=True)
 
 
-def histogram_html(url: str, base: render.HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
+def histogram_html(url: str, base: HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
     """Histogram plot (static file) with threshold lines at the given normalised values, as SVG."""
     height, width = base.picture.shape[:2]
     svg = ""

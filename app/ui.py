@@ -12,9 +12,9 @@ import cam_core
 from app import analysis_views as av
 from app import callbacks as cb
 from app import evaluation as ev
+from app.files import render_dir
 from app.hosting import ExplainerBlocks
 from app.models import model_choices, tap_partner
-from app.render import RENDER_DIR
 from app.state import get_model
 from cam_core import crf
 
@@ -95,7 +95,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             and add ``/noop`` events (queued and unqueued). For benchmarks and tests only; the app keeps them private.
     """
     ui_visibility = "undocumented" if expose_ui_events else "private"
-    gr.set_static_paths([RENDER_DIR])  # the app's own pictures, served without a copy into Gradio's cache
+    gr.set_static_paths([render_dir()])  # the app's own pictures, served without a copy into Gradio's cache
     if TORCH_THREADS > 0:
         torch.set_num_threads(TORCH_THREADS)
     get_model(cam_core.DEFAULT_MODEL)  # loaded before the first request, so no user waits on it

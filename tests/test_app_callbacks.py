@@ -15,7 +15,7 @@ from PIL import Image
 import cam_core
 from app import analysis_views as av
 from app import callbacks as cb
-from app import render
+from app import files, render
 from app.state import ANALYSES, AnalysisCache, image_hash
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -282,15 +282,15 @@ def test_crf_unavailable_message(cat_session: cb.Session, monkeypatch: pytest.Mo
 
 def test_one_shot_outputs_are_bounded_and_kept_pictures_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
     pixel = np.zeros((2, 2, 3), dtype=np.uint8)
-    kept = render.save_jpeg(pixel, keep=True)
-    assert Path(kept).parent == Path(render.RENDER_DIR)
-    render.prune_outputs(keep=0)
-    monkeypatch.setattr(render, "MAX_OUTPUTS", 7)
-    monkeypatch.setattr(render, "_PRUNE_EVERY", 5)
-    paths = [render.save_png(pixel) for _ in range(23)]
-    assert all(Path(p).parent == Path(render.OUTPUT_DIR) for p in paths)
-    left = sorted(Path(render.OUTPUT_DIR).iterdir())
+    kept = files.save_jpeg(pixel, keep=True)
+    assert Path(kept).parent == Path(files.render_dir())
+    files.prune_outputs(keep=0)
+    monkeypatch.setattr(files, "MAX_OUTPUTS", 7)
+    monkeypatch.setattr(files, "_PRUNE_EVERY", 5)
+    paths = [files.save_png(pixel) for _ in range(23)]
+    assert all(Path(p).parent == Path(files.output_dir()) for p in paths)
+    left = sorted(Path(files.output_dir()).iterdir())
     assert 7 <= len(left) <= 7 + 5  # pruned to the newest 7 before every 5th write
     assert Path(paths[-1]) in left and Path(paths[0]) not in left
-    assert render.prune_outputs(keep=3) == len(left) - 3 and len(list(Path(render.OUTPUT_DIR).iterdir())) == 3
+    assert files.prune_outputs(keep=3) == len(left) - 3 and len(list(Path(files.output_dir()).iterdir())) == 3
     assert Path(kept).is_file()  # pictures that views refer to are not the prune's business

@@ -20,7 +20,7 @@ from PIL import Image
 import cam_core
 from app import callbacks as cb
 from app import inputs, state
-from app.render import RENDER_DIR
+from app.files import render_dir
 from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
 from tests.test_app_server import ROOT, load_app_module
 
@@ -87,7 +87,7 @@ def _status(url: str) -> int:
 @pytest.mark.parametrize(
     "target",
     ["/etc/passwd", "../../../../etc/passwd", str(ROOT / "app.py"), str(ROOT / "pyproject.toml"),
-     f"{RENDER_DIR}/../../etc/passwd", f"{RENDER_DIR}/%2e%2e/%2e%2e/etc/passwd"],
+     f"{render_dir()}/../../etc/passwd", f"{render_dir()}/%2e%2e/%2e%2e/etc/passwd"],
 )  # fmt: skip
 def test_file_routes_refuse_path_traversal(target: str, server: tuple[str, Client]) -> None:
     url, _ = server
