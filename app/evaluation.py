@@ -17,7 +17,7 @@ import numpy as np
 
 import cam_core
 from app import files, inputs, plots, render
-from app.callbacks import user_errors
+from app.errors import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv

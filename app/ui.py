@@ -10,12 +10,16 @@ import torch
 
 import cam_core
 from app import analysis_views as av
-from app import callbacks as cb
 from app import evaluation as ev
+from app import handlers as cb
+from app import views
+from app.errors import with_notice
 from app.files import render_dir
 from app.hosting import ExplainerBlocks
+from app.inputs import CRF, DRAG, VIEW
 from app.models import model_choices, tap_partner
 from app.state import get_model
+from app.wiring import components, event
 from cam_core import crf
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -118,7 +122,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
                 # all 1000 classes: fixed choices, never an event output (Gradio copies every output's props
                 # on each status update, so a 1000-choice output would slow every slider move several-fold)
                 class_search = gr.Dropdown(
-                    cb.search_choices(),
+                    views.search_choices(),
                     value=None,
                     label="Any other ImageNet class (type to search)",
                     filterable=True,
@@ -220,8 +224,8 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         api_ours = gr.Image(format="png", visible=False, label="improved CAM overlay (API output)")
 
         # ------------------------------------------------------------ wiring
-        loc_inputs = [session, class_pick, ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"],
-                      ctl["tap"], ctl["nwc"], ctl["pas"], gt_box]  # fmt: skip
+        named = {"session": session, "class_choice": class_pick, "gt_text": gt_box, **ctl}
+        loc_inputs = components(named, VIEW)
         loc_outputs = [plain_img, ours_img, hist_img, masks_img, caption, result_json]
         # forward passes, evaluation and CRF share one concurrency group sized by measurement (bench_load --sweep)
         heavy = {"concurrency_id": "heavy", "concurrency_limit": ANALYSIS_CONCURRENCY}
@@ -230,7 +234,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         # join + SSE status messages, each of which costs the browser a round of Gradio's state bookkeeping
         instant = {**quiet, "queue": False}
         # the slider-driven update: errors go to `notice`; the swipe pictures only when their tab is open
-        render_now = cb.with_notice(cb.render_linked, len(loc_outputs) + 1)
+        render_now = with_notice(event(cb.render_linked, VIEW), len(loc_outputs) + 1)
         linked_inputs, instant_outputs = [*loc_inputs, tab], [*loc_outputs, swipe, notice]
 
         def render_rest(event: gr.events.Dependency) -> None:
@@ -260,14 +264,14 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         for name in ("theta_mas", "theta_pas", "percentile", "tau"):  # a hand-moved slider leaves the preset
             ctl[name].input(None, None, ctl["preset"], js="() => 'custom'")  # browser-only, no round trip
         gt_box.submit(render_now, linked_inputs, instant_outputs, **instant)
-        draw_now = cb.with_notice(cb.draw_gt, 1 + len(loc_outputs))
+        draw_now = with_notice(event(cb.draw_gt, DRAG), 1 + len(loc_outputs))
         for panel in (plain_img, ours_img):  # a box dragged on either photo (see draw_box.js)
-            panel.select(draw_now, loc_inputs[:-1], [gt_box, *loc_outputs, notice], **instant)
+            panel.select(draw_now, components(named, DRAG), [gt_box, *loc_outputs, notice], **instant)
         gt_clear.click(lambda: "", None, gt_box, queue=False, api_visibility="private").success(
             render_now, linked_inputs, instant_outputs, **instant
         )
         tabs.select(cb.selected_tab, None, tab, queue=False, api_visibility="private")
-        swipe_tab.select(cb.swipe_pair, loc_inputs, [swipe], api_visibility="private")
+        swipe_tab.select(event(cb.swipe_pair, VIEW), loc_inputs, [swipe], api_visibility="private")
         sliders = [ctl["theta_mas"], ctl["theta_pas"], ctl["percentile"], ctl["tau"]]
         ctl["preset"].change(cb.apply_preset, [ctl["preset"]], sliders,
                              api_visibility="private")  # fmt: skip
@@ -277,13 +281,23 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
         p1_inputs = [session, class_pick, ctl["tau"], channel_dd]
         ctl["tau"].change(av.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
         channel_dd.input(av.render_p1, p1_inputs, [p1_plot, channel_img, channel_dd, p1_caption], **quiet)
-        download.click(cb.export_zip, loc_inputs, [download], api_visibility="private")
-        crf_inputs = [*loc_inputs, crf_gsxy, crf_gcompat, crf_bsxy, crf_bsrgb, crf_bcompat, crf_iters]
+        download.click(event(cb.export_zip, VIEW), loc_inputs, [download], api_visibility="private")
+        crf_named = {
+            "gaussian_sxy": crf_gsxy,
+            "gaussian_compat": crf_gcompat,
+            "bilateral_sxy": crf_bsxy,
+            "bilateral_srgb": crf_bsrgb,
+            "bilateral_compat": crf_bcompat,
+            "iterations": crf_iters,
+        }
+        crf_inputs = components({**named, **crf_named}, VIEW, CRF)
         eval_outputs = [eval_table, eval_curves, eval_gallery, eval_json]
         eval_btn.click(ev.run_evaluation, [eval_images, eval_csv, gr.State(False), model_dd], eval_outputs,
                        api_visibility="private", **heavy)  # fmt: skip
         eval_examples_btn.click(ev.run_examples, [model_dd], eval_outputs, api_visibility="private", **heavy)
-        crf_btn.click(av.render_crf, crf_inputs, [crf_view, crf_caption], api_visibility="private", **heavy)
+        crf_btn.click(
+            event(av.render_crf, VIEW, CRF), crf_inputs, [crf_view, crf_caption], api_visibility="private", **heavy
+        )
         explain_btn.click(cb.explain, [image_in, model_dd, api_class, *sliders[:3],
                                        ctl["tap"], ctl["nwc"], ctl["pas"]],
                           [result_json, api_plain, api_ours], api_name="explain", preprocess=False,
