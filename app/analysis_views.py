@@ -105,8 +105,10 @@ def render_crf(request: ViewRequest, params: CrfParams) -> tuple[str, str]:
         raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
     ex = explain_request(request)
     rows, lines = [], []
-    for label, loc, colour in (("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR),
-                               (ex.controls.name, ex.ours, render.OURS_COLOUR)):  # fmt: skip
+    for label, loc, colour in (
+        ("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR),
+        (ex.controls.name, ex.ours, render.OURS_COLOUR),
+    ):
         refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params)
         rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
         before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))

@@ -117,16 +117,26 @@ def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome
 
 def table_markdown(result: EvaluationResult) -> str:
     """The ablation table as Markdown, percentages."""
-    lines = [f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
-             f"top-1 {result.top1:.1f} %" + (f"; **skipped {len(result.skipped)}**: " + "; ".join(
-                 f"{s['file']} ({s['reason']})" for s in result.skipped[:10]) if result.skipped else ""),
-             "", "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
+        f"top-1 {result.top1:.1f} %"
+        + (
+            f"; **skipped {len(result.skipped)}**: "
+            + "; ".join(f"{s['file']} ({s['reason']})" for s in result.skipped[:10])
+            if result.skipped
+            else ""
+        ),
+        "",
+        "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
+        "|---|---|---|---|---|",
+    ]
     for name, m in result.configs.items():
         by = m.maxboxacc_v2_by_iou
         top1 = "–" if m.top1_loc is None else f"{m.top1_loc:.1f}"
-        lines.append(f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
-                     f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |")  # fmt: skip
+        lines.append(
+            f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
+            f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |"
+        )
     return "\n".join(lines)
 
 
@@ -151,21 +161,27 @@ def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
 
 @user_errors
 def run_evaluation(
-    images: list[Any] | None, boxes_csv: Any | None, use_examples: bool, model: str,
+    images: list[Any] | None,
+    boxes_csv: Any | None,
+    use_examples: bool,
+    model: str,
     progress: gr.Progress = gr.Progress(),
-) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:  # fmt: skip
+) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
     """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON."""
     loaded = get_model(model)
     outcomes: list[ImageOutcome] = []
+    skipped: list[dict[str, str]]
     if use_examples is True:
         samples, skipped = read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES), []
     else:
         samples, skipped = uploaded_samples(images, boxes_csv)
     result = evaluate(
-        loaded, samples, batch_size=8,
+        loaded,
+        samples,
+        batch_size=8,
         progress=lambda done, total: progress(done / total, desc=f"{done}/{total} photos"),
         on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
-    )  # fmt: skip
+    )
     # file names only: the server's folders are nobody's business
     result.skipped[:] = skipped + [{**s, "file": inputs.shown(Path(s["file"]).name)} for s in result.skipped]
     return table_markdown(result), files.save_png(plots.curves_plot(result)), gallery(outcomes), result.to_dict()

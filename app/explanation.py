@@ -128,8 +128,21 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
     ours = localize(ours_analysis, class_index, ours_config, display)
     # the percentile is recomputed here (cam_core's Localization does not carry its reference value yet)
     percentile_value = float(np.percentile(ours.heatmap, controls.percentile))
-    return Explanation(session.image_hash, plain_analysis, ours_analysis, class_index, controls, plain_config,
-                       ours_config, plain, ours, percentile_value, display, session.size, session.display)  # fmt: skip
+    return Explanation(
+        session.image_hash,
+        plain_analysis,
+        ours_analysis,
+        class_index,
+        controls,
+        plain_config,
+        ours_config,
+        plain,
+        ours,
+        percentile_value,
+        display,
+        session.size,
+        session.display,
+    )
 
 
 def explain_request(request: ViewRequest) -> Explanation:
@@ -141,11 +154,20 @@ def _panel_json(ex: Explanation, which: str) -> dict[str, Any]:
     config, loc = (ex.plain_config, ex.plain) if which == "plain" else (ex.ours_config, ex.ours)
     head: dict[str, Any] = {"modules": [], "rule": config.rule, "theta": config.theta}
     if which == "ours":
-        head = {"modules": ex.controls.modules, "model": ex.ours_analysis.model_name, "rule": config.rule,
-                "theta": config.theta, "percentile": config.percentile,
-                "percentile_value": round(ex.percentile_value, 6)}  # fmt: skip
-    return {**head, "threshold": round(loc.threshold, 6), "box": ex.to_original(loc.box).tolist(),
-            "foreground_fraction": round(loc.foreground_fraction, 6)}  # fmt: skip
+        head = {
+            "modules": ex.controls.modules,
+            "model": ex.ours_analysis.model_name,
+            "rule": config.rule,
+            "theta": config.theta,
+            "percentile": config.percentile,
+            "percentile_value": round(ex.percentile_value, 6),
+        }
+    return {
+        **head,
+        "threshold": round(loc.threshold, 6),
+        "box": ex.to_original(loc.box).tolist(),
+        "foreground_fraction": round(loc.foreground_fraction, 6),
+    }
 
 
 def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:

@@ -173,10 +173,16 @@ def apply_preset(name: str) -> PresetValues:
 
 @user_errors
 def explain(
-    image: Any, model: str = cam_core.DEFAULT_MODEL, class_name: str = "", theta_mas: float = _DEFAULT.theta_mas,
-    theta_pas: float = _DEFAULT.theta_pas, percentile: float = _DEFAULT.percentile, tap: bool = _DEFAULT.tap,
-    nwc: bool = _DEFAULT.nwc, pas: bool = _DEFAULT.pas,
-) -> ApiResult:  # fmt: skip
+    image: Any,
+    model: str = cam_core.DEFAULT_MODEL,
+    class_name: str = "",
+    theta_mas: float = _DEFAULT.theta_mas,
+    theta_pas: float = _DEFAULT.theta_pas,
+    percentile: float = _DEFAULT.percentile,
+    tap: bool = _DEFAULT.tap,
+    nwc: bool = _DEFAULT.nwc,
+    pas: bool = _DEFAULT.pas,
+) -> ApiResult:
     """Public API: explain one photo. Returns (JSON, plain overlay PNG, improved overlay PNG).
 
     Repeated images reuse their cached forward pass. Boxes are in original-image pixels, inclusive.

@@ -78,10 +78,17 @@ def histogram_html(url: str, base: HistogramBase, lines: list[tuple[float, Colou
     for value, colour, dashed in lines:
         x = base.x0_px + float(np.clip(value, 0.0, 1.0)) * (base.x1_px - base.x0_px)
         dash = ' stroke-dasharray="6 4"' if dashed else ""
-        svg += (f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
-                f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>')  # fmt: skip
-    return figure("Histogram of the green panel's map (log scale) with both thresholds", url, (height, width), svg,
-                  "histogram of normalised CAM values with MaS and PaS thresholds")  # fmt: skip
+        svg += (
+            f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
+            f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>'
+        )
+    return figure(
+        "Histogram of the green panel's map (log scale) with both thresholds",
+        url,
+        (height, width),
+        svg,
+        "histogram of normalised CAM values with MaS and PaS thresholds",
+    )
 
 
 def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
@@ -104,10 +111,14 @@ def masks_html(
         f'<div class="cam-mask" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" alt="photo" '
         f'width="{width}" height="{height}" {_BASE}/><img class="mask" src="{mask_overlay_url(mask, colour)}" '
         f'alt="{html.escape(title)}" {_OVER}/>'
-        + (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>'
-           f"{box_svg(largest_box(mask), colour, '', stroke)}</svg>" if boxes else "")
+        + (
+            f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>'
+            f"{box_svg(largest_box(mask), colour, '', stroke)}</svg>"
+            if boxes
+            else ""
+        )
         + f'</div><span style="font-size:0.8rem">{html.escape(title)}: {100 * mask.mean():.1f} % of pixels</span></div>'
         for mask, colour, title in masks
-    )  # fmt: skip
+    )
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
     return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

@@ -314,9 +314,16 @@ def need_session(session: Session | None) -> Session:
 
 
 def view_request(
-    session: Session | None, class_choice: Any, theta_mas: Any, theta_pas: Any, percentile: Any, tap: Any,
-    nwc: Any, pas: Any, gt_text: Any = "",
-) -> ViewRequest:  # fmt: skip
+    session: Session | None,
+    class_choice: Any,
+    theta_mas: Any,
+    theta_pas: Any,
+    percentile: Any,
+    tap: Any,
+    nwc: Any,
+    pas: Any,
+    gt_text: Any = "",
+) -> ViewRequest:
     """The one conversion of a view event's raw inputs; its parameters are the order the layout gathers them in.
 
     Raises:
@@ -329,9 +336,13 @@ def view_request(
 
 
 def crf_params(
-    gaussian_sxy: Any, gaussian_compat: Any, bilateral_sxy: Any, bilateral_srgb: Any, bilateral_compat: Any,
+    gaussian_sxy: Any,
+    gaussian_compat: Any,
+    bilateral_sxy: Any,
+    bilateral_srgb: Any,
+    bilateral_compat: Any,
     iterations: Any,
-) -> CrfParams:  # fmt: skip
+) -> CrfParams:
     """The CRF sliders' raw values as :class:`~cam_core.crf.CrfParams` (which checks the ranges itself).
 
     Raises:

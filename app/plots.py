@@ -124,9 +124,14 @@ def histogram_with_thresholds(base: HistogramBase, mas: float, percentile_value:
 
 @plotting
 def p1_scatter(
-    active_fraction: np.ndarray, weight: np.ndarray, contribution: np.ndarray, gap: np.ndarray, tap: np.ndarray,
-    selected: int, tau: float,
-) -> np.ndarray:  # fmt: skip
+    active_fraction: np.ndarray,
+    weight: np.ndarray,
+    contribution: np.ndarray,
+    gap: np.ndarray,
+    tap: np.ndarray,
+    selected: int,
+    tau: float,
+) -> np.ndarray:
     """Two panels over channels: active area vs weight (colour = contribution to the CAM peak), GAP vs TAP.
 
     All arrays are float (C,); ``selected`` is highlighted.

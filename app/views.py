@@ -173,17 +173,27 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     gt_boxes = [] if gt is None else [(ex.to_display(gt), render.GT_COLOUR, "GT")]
     name, target = ex.controls.name, ex.class_name
     payload = explanation_json(ex, gt)
-    lines = [(ex.controls.theta_mas, _LINE_COLOURS["mas"], False),
-             (ex.percentile_value, _LINE_COLOURS["percentile"], True),
-             (ex.ours.threshold, _LINE_COLOURS["threshold"], False)]  # fmt: skip
+    lines = [
+        (ex.controls.theta_mas, _LINE_COLOURS["mas"], False),
+        (ex.percentile_value, _LINE_COLOURS["percentile"], True),
+        (ex.ours.threshold, _LINE_COLOURS["threshold"], False),
+    ]
     masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
     return LocalizationViews(
-        html_views.panel_html(f"Plain CAM for “{target}”, MaS box (blue)", cached.plain_url, ex.display,
-                              [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)]),
-        html_views.panel_html(f"{name} for “{target}”, green box", cached.ours_url, ex.display,
-                              [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)]),
+        html_views.panel_html(
+            f"Plain CAM for “{target}”, MaS box (blue)",
+            cached.plain_url,
+            ex.display,
+            [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)],
+        ),
+        html_views.panel_html(
+            f"{name} for “{target}”, green box",
+            cached.ours_url,
+            ex.display,
+            [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)],
+        ),
         html_views.histogram_html(cached.histogram_url, cached.histogram, lines),
         html_views.masks_html(cached.photo_url, ex.display, masks),
         caption(ex, payload),
         payload,
-    )  # fmt: skip
+    )
