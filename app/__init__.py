@@ -1,1 +1,1 @@
-"""The Gradio app over cam_core: layout in ui.py, callbacks in callbacks.py, drawing in render.py."""
+"""The Gradio app over cam_core (see README, Layout)."""

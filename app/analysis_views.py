@@ -1,6 +1,6 @@
-"""Callbacks of the analysis tabs beyond the main panels: M+ / M-, Why TAP (P1), and dense-CRF masks.
+"""Handlers and views of the analysis tabs beyond the main panels: M+ / M-, Why TAP (P1), and dense-CRF masks.
 
-Pure, top-level functions over the cached analysis, like :mod:`app.callbacks`.
+Pure, top-level functions over the cached analysis, like :mod:`app.handlers`.
 """
 
 from __future__ import annotations
@@ -11,36 +11,28 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import html_views, inputs, render
-from app.callbacks import (
-    Controls,
-    Session,
-    _need,
-    _statics,
-    explain_arrays,
-    ours_name,
-    parse_box,
-    resolve_class,
-    short_name,
-    user_errors,
-)
+from app import files, html_views, inputs, plots, render, views
+from app.errors import user_errors
+from app.explanation import explain_request, resolve_class, short_name
+from app.inputs import ViewRequest, need_session
 from app.models import tap_partner
-from app.state import get_analysis, get_model
+from app.state import Session, get_analysis, get_model
 from cam_core import crf
+from cam_core.crf import CrfParams
 from cam_core.tap import channel_stats
 
 
 @user_errors
 def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str, str, str, str]:
     """Positive-only and negative-only weight maps on one shared colour scale (or per map)."""
-    session = _need(session)
+    session = need_session(session)
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
     display = session.size_on_screen
     positive = np.clip(cam_core.upsample(analysis.cam(c, "positive"), display), 0, None)
     negative = np.clip(cam_core.upsample(analysis.cam(c, "negative"), display), 0, None)
     shared = inputs.choice(scale, "scale", ("shared", "per map")) == "shared"
-    pos_rgb, neg_rgb, bar = render.signed_pair(positive, negative, shared=shared)
+    pos_rgb, neg_rgb, bar = plots.signed_pair(positive, negative, shared=shared)
     weights = analysis.class_weights[c]
     caption = (
         f"Class **{short_name(analysis.class_names[c])}**: **{int((weights < 0).sum())}** of {weights.size} weights "
@@ -48,13 +40,13 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
         f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
         + ("" if shared else " **Per-map scale: the two colours are not comparable.**")
     )
-    return render.save_jpeg(pos_rgb), render.save_jpeg(neg_rgb), render.save_png(bar), caption
+    return files.save_jpeg(pos_rgb), files.save_jpeg(neg_rgb), files.save_png(bar), caption
 
 
 @user_errors
 def render_p1(session: Session | None, class_choice: Any, tau: float, channel: Any) -> tuple[str, str, Any, str]:
     """Why TAP: per-channel active area vs weight, GAP vs TAP values, and one channel's map."""
-    session = _need(session)
+    session = need_session(session)
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
     tau = inputs.number(tau, "tau", 0.0, 1.0)
@@ -66,7 +58,7 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
     ]
     valid = {str(k) for k in ranked}
     k = int(channel) if channel is not None and str(channel) in valid else int(ranked[0])
-    plot = render.p1_scatter(
+    plot = plots.p1_scatter(
         stats.active_fraction, stats.weight, stats.cam_peak_contribution, stats.gap, stats.tap, k, float(tau)
     )
     display = session.size_on_screen
@@ -83,7 +75,7 @@ def render_p1(session: Session | None, class_choice: Any, tau: float, channel: A
         "active pixels, so such channels no longer need large weights (it changes training; this view shows the "
         "statistics of the current model)."
     ) + _tap_comparison(session, c, k, stats.active_fraction, stats.weight)
-    return render.save_png(plot), render.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
+    return files.save_png(plot), files.save_jpeg(picture), gr.update(choices=choices, value=str(k)), caption
 
 
 def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: np.ndarray) -> str:
@@ -107,36 +99,23 @@ def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: 
 
 
 @user_errors
-def render_crf(
-    session: Session | None, class_choice: Any, theta_mas: float, theta_pas: float, percentile: float,
-    tap: bool, nwc: bool, pas: bool, gt_text: str | None, gaussian_sxy: float, gaussian_compat: float,
-    bilateral_sxy: float, bilateral_srgb: float, bilateral_compat: float, iterations: float,
-) -> tuple[str, str]:  # fmt: skip
+def render_crf(request: ViewRequest, params: CrfParams) -> tuple[str, str]:
     """Both rules' masks before and after dense-CRF refinement, with the refined masks' boxes."""
     if not crf.crf_available():
         raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
-    session = _need(session)
-    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
-    ex = explain_arrays(session, class_choice, controls)
-    gt = parse_box(gt_text, ex.size)
-    number = lambda value, name: inputs.number(value, name, 0.0, 1000.0)  # noqa: E731  (CrfParams checks ranges)
-    params = crf.CrfParams(number(gaussian_sxy, "gaussian_sxy"), number(gaussian_compat, "gaussian_compat"),
-                           number(bilateral_sxy, "bilateral_sxy"), number(bilateral_srgb, "bilateral_srgb"),
-                           number(bilateral_compat, "bilateral_compat"),
-                           inputs.integer(iterations, "iterations", 1, 100))  # fmt: skip
-    photo = ex.photo
-    name = ours_name(controls)
+    ex = explain_request(request)
     rows, lines = [], []
-    for label, loc, colour in (("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR), (name, ex.ours, render.OURS_COLOUR)):
-        refined = crf.refine_mask(photo, loc.heatmap, loc.threshold, params)
+    for label, loc, colour in (
+        ("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR),
+        (ex.controls.name, ex.ours, render.OURS_COLOUR),
+    ):
+        refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params)
         rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
         before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
         line = f"**{label}** (threshold {loc.threshold:.3f}): box {before.tolist()} → CRF box {after.tolist()}"
-        if gt is not None:
-            iou = lambda box: float(cam_core.box_iou(box, gt)[0, 0])  # noqa: E731
+        if request.gt is not None:
+            iou = lambda box: float(cam_core.box_iou(box, request.gt)[0, 0])  # noqa: E731
             line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
         lines.append(line + ".")
-    statics = _statics(session, ex)
-    target = short_name(ex.plain_analysis.class_names[ex.class_index])
-    lines.append(f"For “{target}” with the controls as they were at the click; after moving them, refine again.")
-    return html_views.masks_html(statics.photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)
+    lines.append(f"For “{ex.class_name}” with the controls as they were at the click; after moving them, refine again.")
+    return html_views.masks_html(views.statics(ex).photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import matplotlib.pyplot as plt
 import numpy as np
 
 import cam_core
-from app import inputs, render
-from app.callbacks import user_errors
+from app import files, inputs, plots, render
+from app.errors import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv, read_boxes_csv_for_uploads
@@ -96,38 +95,28 @@ def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome
     return ImageOutcome(sample.path.name, analysis.image, gt, plain, ours, best(plain), best(ours))
 
 
-@render.plotting
-def curves_plot(result: EvaluationResult) -> np.ndarray:
-    """BoxAcc(delta = 0.5, all contours) against theta for every swept configuration."""
-    figure, axis = plt.subplots(figsize=(6.4, 3.2), dpi=100)
-    for name, metrics in result.configs.items():
-        if metrics.sweep and metrics.thresholds:
-            axis.plot(
-                metrics.thresholds, metrics.curves["50"], label=f"{name} (max {metrics.maxboxacc_v2_by_iou['50']:.1f})"
-            )
-    axis.set_xlabel("θ (MaS: of the max; PaS: of the percentile-rescaled map)")
-    axis.set_ylabel("BoxAcc at IoU ≥ 0.5 (%)")
-    axis.set_ylim(0, 100)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
-    plt.close(figure)
-    return picture
-
-
 def table_markdown(result: EvaluationResult) -> str:
     """The ablation table as Markdown, percentages."""
-    lines = [f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
-             f"top-1 {result.top1:.1f} %" + (f"; **skipped {len(result.skipped)}**: " + "; ".join(
-                 f"{s['file']} ({s['reason']})" for s in result.skipped[:10]) if result.skipped else ""),
-             "", "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
+        f"top-1 {result.top1:.1f} %"
+        + (
+            f"; **skipped {len(result.skipped)}**: "
+            + "; ".join(f"{s['file']} ({s['reason']})" for s in result.skipped[:10])
+            if result.skipped
+            else ""
+        ),
+        "",
+        "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
+        "|---|---|---|---|---|",
+    ]
     for name, m in result.configs.items():
         by = m.maxboxacc_v2_by_iou
         top1 = "–" if m.top1_loc is None else f"{m.top1_loc:.1f}"
-        lines.append(f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
-                     f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |")  # fmt: skip
+        lines.append(
+            f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
+            f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |"
+        )
     return "\n".join(lines)
 
 
@@ -145,31 +134,37 @@ def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
         delta = o.ours_iou - o.plain_iou
         verdict = "win" if delta >= 0.005 else "loss" if delta <= -0.005 else "tie"  # shown to 2 decimals
         items.append(
-            (render.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
+            (files.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
         )
     return items
 
 
 @user_errors
 def run_evaluation(
-    images: list[Any] | None, boxes_csv: Any | None, use_examples: bool, model: str,
+    images: list[Any] | None,
+    boxes_csv: Any | None,
+    use_examples: bool,
+    model: str,
     progress: gr.Progress = gr.Progress(),
-) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:  # fmt: skip
+) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
     """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON."""
     loaded = get_model(model)
     outcomes: list[ImageOutcome] = []
+    skipped: list[dict[str, str]]
     if use_examples is True:
         samples, skipped = read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES), []
     else:
         samples, skipped = uploaded_samples(images, boxes_csv)
     result = evaluate(
-        loaded, samples, batch_size=8,
+        loaded,
+        samples,
+        batch_size=8,
         progress=lambda done, total: progress(done / total, desc=f"{done}/{total} photos"),
         on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
-    )  # fmt: skip
+    )
     # file names only: the server's folders are nobody's business
     result.skipped[:] = skipped + [{**s, "file": inputs.shown(Path(s["file"]).name)} for s in result.skipped]
-    return table_markdown(result), render.save_png(curves_plot(result)), gallery(outcomes), result.to_dict()
+    return table_markdown(result), files.save_png(plots.curves_plot(result)), gallery(outcomes), result.to_dict()
 
 
 def run_examples(

@@ -140,7 +140,7 @@ async def _reply(send: Send, status: int, text: str) -> None:
 class ExplainerBlocks(gr.Blocks):
     """``gr.Blocks`` whose every launch is a public-safe launch (see the module docstring)."""
 
-    css: str = ""
+    css: str = ""  # type: ignore[assignment]  # Gradio declares it None until launch; set by build_demo
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")

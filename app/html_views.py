@@ -9,18 +9,16 @@ keeps the big pictures cached: an update costs one Gradio round trip, not a roun
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
-import os
 
 import numpy as np
 from PIL import Image
 
-from app import render
+from app.histogram import HistogramBase
+from app.render import Colour
 from cam_core.boxes import largest_box
 
-Colour = tuple[int, int, int]
 # inline styles: the views must look right however the Blocks is launched (no dependence on launch(css=...))
 _FIGURE = 'style="margin:0"'
 _CAPTION = 'style="font-size:0.85rem;opacity:0.75;margin-bottom:4px"'
@@ -28,20 +26,6 @@ _STACK = 'style="position:relative;line-height:0"'
 _BASE = 'style="width:100%;height:auto;display:block;border-radius:4px"'
 _OVER = 'style="position:absolute;left:0;top:0;width:100%;height:100%"'
 _DRAWABLE = 'style="position:relative;line-height:0;cursor:crosshair;touch-action:none;user-select:none"'
-
-
-def static_url(image: np.ndarray, kind: str = "jpeg") -> str:
-    """Write RGB uint8 (H, W, 3) into the render folder; return the relative URL Gradio serves it at."""
-    path = render.save_jpeg(image, keep=True) if kind == "jpeg" else render.save_png(image, keep=True)
-    return f"gradio_api/file={path}"
-
-
-def delete_static(url: str) -> None:
-    """Remove a file made by :func:`static_url` (cache eviction)."""
-    path = url.removeprefix("gradio_api/file=")
-    if os.path.dirname(path) == render.RENDER_DIR:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
 
 
 def _css(colour: Colour) -> str:
@@ -87,17 +71,24 @@ def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np
     return figure(title, url, size, svg, f"{title}: heatmap with boxes", drawable=True)
 
 
-def histogram_html(url: str, base: render.HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
+def histogram_html(url: str, base: HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
     """Histogram plot (static file) with threshold lines at the given normalised values, as SVG."""
     height, width = base.picture.shape[:2]
     svg = ""
     for value, colour, dashed in lines:
         x = base.x0_px + float(np.clip(value, 0.0, 1.0)) * (base.x1_px - base.x0_px)
         dash = ' stroke-dasharray="6 4"' if dashed else ""
-        svg += (f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
-                f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>')  # fmt: skip
-    return figure("Histogram of the green panel's map (log scale) with both thresholds", url, (height, width), svg,
-                  "histogram of normalised CAM values with MaS and PaS thresholds")  # fmt: skip
+        svg += (
+            f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
+            f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>'
+        )
+    return figure(
+        "Histogram of the green panel's map (log scale) with both thresholds",
+        url,
+        (height, width),
+        svg,
+        "histogram of normalised CAM values with MaS and PaS thresholds",
+    )
 
 
 def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
@@ -120,10 +111,14 @@ def masks_html(
         f'<div class="cam-mask" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" alt="photo" '
         f'width="{width}" height="{height}" {_BASE}/><img class="mask" src="{mask_overlay_url(mask, colour)}" '
         f'alt="{html.escape(title)}" {_OVER}/>'
-        + (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>'
-           f"{box_svg(largest_box(mask), colour, '', stroke)}</svg>" if boxes else "")
+        + (
+            f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>'
+            f"{box_svg(largest_box(mask), colour, '', stroke)}</svg>"
+            if boxes
+            else ""
+        )
         + f'</div><span style="font-size:0.8rem">{html.escape(title)}: {100 * mask.mean():.1f} % of pixels</span></div>'
         for mask, colour, title in masks
-    )  # fmt: skip
+    )
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
     return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

@@ -43,8 +43,10 @@ def _card_label(name: str, card: dict[str, Any]) -> str:
     photos = (card.get("data") or {}).get("photos")
     label = f"Experiment: {kind}, head-only fine-tune" + (f" on {photos} photos" if photos else "")
     gt, top1 = _metric(card, "gt_known"), _metric(card, "top1")
-    control = next((c for c in checkpoint_cards().values()
-                    if c.get("pooling") == "gap" and _base_name(c) == _base_name(card)), None)  # fmt: skip
+    control = next(
+        (c for c in checkpoint_cards().values() if c.get("pooling") == "gap" and _base_name(c) == _base_name(card)),
+        None,
+    )
     if kind == "TAP" and control is not None and None not in (gt, top1, _metric(control, "gt_known")):
         d_gt = gt - _metric(control, "gt_known")  # type: ignore[operator]
         d_top1 = top1 - _metric(control, "top1")  # type: ignore[operator]

@@ -10,6 +10,7 @@ session's upload on next use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -189,7 +190,7 @@ class ModelCache:
             failed = future is not None and future.done() and future.exception() is not None
             if future is None or (failed and time.monotonic() - self._failed_at.get(name, 0.0) > FAILURE_MEMORY_S):
                 future = self._pool.submit(_load, name)
-                future.add_done_callback(lambda done, name=name: self._finished(name, done))
+                future.add_done_callback(functools.partial(self._finished, name))
                 self._futures[name] = future
             self._futures.move_to_end(name)
         try:

@@ -11,8 +11,9 @@ Track 1). Here, from one cached :class:`~cam_core.cam.Analysis` and no further f
    choose). A ``P_p`` of 0 is floored at 1e-6.
 3. Background: the constant ``theta`` (the threshold slider). Label = argmax over
    ``[theta, s_1, ..., s_n]``, ties to the lower label, so background wins ties. Hence a pixel belongs
-   to class c iff ``h_c > theta · u_c`` (exactly :func:`cam_core.localize.localize`'s threshold) and
-   ``s_c`` is the largest score; with one class the label map *is* ``localize``'s binary mask.
+   to class c iff it passes :func:`cam_core.localize.localize`'s threshold (``h_c > theta · u_c``; on
+   8 bits, the default, ``uint8(255 h_c) > int(theta · Q_c)`` with ``Q_c`` the 8-bit max or percentile)
+   and ``s_c`` is the largest score; with one class the label map *is* ``localize``'s binary mask.
    The other usual choice, ``1 - max_c s_c`` (Ahn & Kwak 2018 without the exponent), gives under MaS
    the same labels as the constant 0.5 (background wins iff ``1 - m >= m``): a special case that
    ignores the threshold slider.
@@ -39,7 +40,7 @@ from cam_core.cam import Analysis
 from cam_core.crf import CrfParams, refine_labels
 from cam_core.errors import ParameterError
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
-from cam_core.threshold import Rule, check_percentile, check_theta
+from cam_core.threshold import Rule, check_percentile, check_theta, quantize, threshold_8bit
 
 MAX_CLASSES = 255
 """Slots 1..255 of a uint8 label map."""
@@ -177,16 +178,31 @@ def scores(maps: np.ndarray, standard: np.ndarray) -> np.ndarray:
     return np.stack([_score(m, u) for m, u in zip(maps, standard, strict=True)]).astype(np.float32, copy=False)
 
 
-def label_map(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
+def levels_8bit(maps: np.ndarray, rule: Rule, theta: float, percentile: float = 90.0) -> np.ndarray:
+    """Each map's wsolevaluation threshold on its 8-bit copy, ``int(theta · max(q))`` or ``int(theta · P_p(q))``.
+
+    Args:
+        maps: float (n, H, W) in ``[0, 1]``.
+        rule, theta, percentile: as :func:`cam_core.threshold.threshold_8bit`.
+
+    Returns:
+        int64 (n,) in ``[0, 255]``: class c is a candidate where ``quantize(h_c) > level_c``.
+    """
+    return np.array([threshold_8bit(quantize(m), rule, theta, percentile) for m in maps], dtype=np.int64)
+
+
+def label_map(maps: np.ndarray, standard: np.ndarray, theta: float, levels: np.ndarray | None = None) -> np.ndarray:
     """Slot of each pixel: the class with the largest score among those over their threshold, else 0.
 
-    A class is a candidate where ``h_c > theta · u_c`` (the single-class rule, same float arithmetic);
-    among candidates the largest ``s_c`` wins, ties to the earlier class.
+    A class is a candidate where it passes the single-class rule of :func:`cam_core.localize.localize`:
+    ``quantize(h_c) > level_c`` with ``levels`` (8-bit, the default rule), else ``h_c > theta · u_c`` (float).
+    Among candidates the largest ``s_c`` wins, ties to the earlier class.
 
     Args:
         maps: float32 (n, H, W) in ``[0, 1]``, n <= 255.
         standard: float (n,) from :func:`standards`.
         theta: threshold fraction in ``[0, 1]`` (the background score).
+        levels: int (n,) from :func:`levels_8bit` for the 8-bit rule; ``None`` for the float rule.
 
     Returns:
         uint8 (H, W) in ``[0, n]``: 0 = background, ``i + 1`` = the i-th class.
@@ -197,7 +213,8 @@ def label_map(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarra
     # A running maximum, class by class: an argmax over axis 0 of (n, H, W) is ~10x slower.
     for slot, (heat, u) in enumerate(zip(maps, standard, strict=True), start=1):
         score = _score(heat, u)
-        wins = (heat > theta * float(u)) & (score > best)  # strict: the earlier class keeps ties
+        over = heat > theta * float(u) if levels is None else quantize(heat) > levels[slot - 1]
+        wins = over & (score > best)  # strict: the earlier class keeps ties
         np.copyto(labels, np.uint8(slot), where=wins)
         np.copyto(best, score, where=wins)
     return labels
@@ -295,7 +312,8 @@ class Segmentation:
         """
         localization = replace(self.config.localization, theta=theta)  # validates theta
         config = replace(self.config, localization=localization)
-        return replace(self, labels=label_map(self.maps, self.standards, theta), config=config, refined=None)
+        labels = label_map(self.maps, self.standards, theta, _levels(self.maps, localization))
+        return replace(self, labels=labels, config=config, refined=None)
 
     def legend(self) -> list[dict[str, object]]:
         """One entry per slot (background first): slot, class index (None), name, colour, probability, areas."""
@@ -314,6 +332,11 @@ class Segmentation:
                 "area_crf": None if refined is None else float(refined[slot]),
             })  # fmt: skip
         return rows
+
+
+def _levels(maps: np.ndarray, loc: LocalizationConfig) -> np.ndarray | None:
+    """The 8-bit candidate levels when ``loc`` thresholds on 8 bits (as localize does), else ``None``."""
+    return levels_8bit(maps, loc.rule, loc.theta, loc.percentile) if loc.thresholding == "8bit" else None
 
 
 def segment(
@@ -341,7 +364,7 @@ def segment(
     maps = class_maps(analysis, classes, loc.nwc, size)  # (n, H, W)
     standard = standards(maps, loc.rule, loc.percentile)  # (n,)
     return Segmentation(
-        labels=label_map(maps, standard, loc.theta),
+        labels=label_map(maps, standard, loc.theta, _levels(maps, loc)),
         classes=classes,
         names=tuple(analysis.class_names[c] for c in classes),
         confidences=analysis.probabilities[list(classes)].astype(np.float32),

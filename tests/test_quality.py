@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize(
     "command",
-    [["ruff", "check", "."], ["ruff", "format", "--check", "."], [sys.executable, "-m", "mypy", "cam_core"]],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        [sys.executable, "-m", "mypy", "cam_core"],
+        [sys.executable, "-m", "mypy", "app"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy", "mypy-app"],
 )
 def test_quality(command: list[str]) -> None:
     if command[0] == "ruff" and shutil.which("ruff") is None:

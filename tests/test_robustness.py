@@ -1,4 +1,4 @@
-"""Public-hosting robustness: awkward uploads through the UI callbacks and the API, file-route safety,
+"""Public-hosting robustness: awkward uploads through the UI handlers and the API, file-route safety,
 bounded memory, and concurrent sessions that never see each other's results."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import cam_core
-from app import callbacks as cb
-from app import inputs, state
-from app.render import RENDER_DIR
+from app import explanation, handlers, inputs, state
+from app.files import render_dir
+from app.inputs import view_request
 from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
 from tests.test_app_server import ROOT, load_app_module
 
-FIXED = {"truncated.jpg", "notes.png"}  # a representative pair through the API (the rest via callbacks)
+FIXED = {"truncated.jpg", "notes.png"}  # a representative pair through the API (the rest via handlers)
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +39,11 @@ def server() -> Iterator[tuple[str, Client]]:
 
 @pytest.mark.parametrize("name", sorted(WORKS))
 def test_awkward_uploads_work_in_the_app(name: str, uploads: Path) -> None:
-    session, _classes, _status = cb.on_image({"path": str(WORKS[name](uploads / name))}, cam_core.DEFAULT_MODEL)
-    out = cb.render_localization(session, "", 0.2, 0.35, 90, False, True, True, "")
-    h, w = out[5]["image_size"]["height"], out[5]["image_size"]["width"]
+    session, _classes, _status = handlers.on_image({"path": str(WORKS[name](uploads / name))}, cam_core.DEFAULT_MODEL)
+    payload = handlers.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).payload
+    h, w = payload["image_size"]["height"], payload["image_size"]["width"]
     for key in ("plain", "ours"):
-        x0, y0, x1, y1 = out[5][key]["box"]
+        x0, y0, x1, y1 = payload[key]["box"]
         assert 0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h
 
 
@@ -51,12 +51,12 @@ def test_awkward_uploads_work_in_the_app(name: str, uploads: Path) -> None:
 def test_bad_uploads_get_a_clear_message(name: str, uploads: Path) -> None:
     make, message = REFUSED[name]
     with pytest.raises(gr.Error, match=message):
-        cb.on_image({"path": str(make(uploads / name))}, cam_core.DEFAULT_MODEL)
+        handlers.on_image({"path": str(make(uploads / name))}, cam_core.DEFAULT_MODEL)
 
 
 def test_exif_rotated_boxes_are_on_the_upright_photo(uploads: Path) -> None:
-    upright = cb.explain({"path": str(CAT)})[0]
-    rotated = cb.explain({"path": str(exif_rotated(uploads / "r.jpg"))})[0]
+    upright = handlers.explain({"path": str(CAT)})[0]
+    rotated = handlers.explain({"path": str(exif_rotated(uploads / "r.jpg"))})[0]
     assert rotated["image_size"] == upright["image_size"] == {"height": 300, "width": 451}
     assert cam_core.box_iou(rotated["ours"]["box"], upright["ours"]["box"])[0, 0] > 0.8
 
@@ -64,7 +64,7 @@ def test_exif_rotated_boxes_are_on_the_upright_photo(uploads: Path) -> None:
 def test_upload_size_cap(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs, "MAX_UPLOAD_MB", 0.01)
     with pytest.raises(gr.Error, match="limit is"):
-        cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+        handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))
@@ -87,7 +87,7 @@ def _status(url: str) -> int:
 @pytest.mark.parametrize(
     "target",
     ["/etc/passwd", "../../../../etc/passwd", str(ROOT / "app.py"), str(ROOT / "pyproject.toml"),
-     f"{RENDER_DIR}/../../etc/passwd", f"{RENDER_DIR}/%2e%2e/%2e%2e/etc/passwd"],
+     f"{render_dir()}/../../etc/passwd", f"{render_dir()}/%2e%2e/%2e%2e/etc/passwd"],
 )  # fmt: skip
 def test_file_routes_refuse_path_traversal(target: str, server: tuple[str, Client]) -> None:
     url, _ = server
@@ -97,8 +97,8 @@ def test_file_routes_refuse_path_traversal(target: str, server: tuple[str, Clien
 
 def test_own_pictures_are_served(server: tuple[str, Client]) -> None:
     url, _ = server
-    session, _, _ = cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-    html = cb.render_localization(session, "", 0.2, 0.35, 90, False, True, True, "")[0]
+    session, _, _ = handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    html = handlers.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).plain
     picture = re.search(r'src="(gradio_api/file=[^"]+)"', html).group(1)
     assert _status(url + picture) == 200
 
@@ -115,7 +115,7 @@ def test_many_distinct_uploads_keep_memory_bounded(
     # a tiny network keeps 500 forward passes fast; the cache holds the 230 kB photos either way
     state.register_model("tiny-test", tiny_model)
     monkeypatch.setattr(state, "ANALYSES", state.AnalysisCache(max_bytes=16 * 2**20))
-    monkeypatch.setattr(cb, "ANALYSES", state.ANALYSES)
+    monkeypatch.setattr(explanation, "ANALYSES", state.ANALYSES)
     base = np.asarray(Image.open(CAT).convert("RGB").resize((320, 240)))
     path = uploads / "u.png"
 
@@ -123,7 +123,7 @@ def test_many_distinct_uploads_keep_memory_bounded(
         image = base.copy()
         image[0, 0] = (i % 256, i // 256, 3)
         Image.fromarray(image).save(path)
-        cb.on_image({"path": str(path)}, "tiny-test")
+        handlers.on_image({"path": str(path)}, "tiny-test")
 
     for i in range(60):
         upload(i)
@@ -160,11 +160,12 @@ def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], uploads: Pat
 
 def test_concurrent_slider_updates_render_safely() -> None:
     """Several events at once draw plots in parallel (matplotlib is not thread-safe: the app serialises it)."""
-    session, _, _ = cb.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    session, _, _ = handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
 
     def update(i: int) -> dict:
         # distinct classes: each needs a fresh histogram plot, so the plotting really runs concurrently
-        return cb.render_localization(session, str(280 + i), 0.2 + 0.05 * (i % 3), 0.35, 90, False, True, True, "")[5]
+        request = view_request(session, str(280 + i), 0.2 + 0.05 * (i % 3), 0.35, 90, False, True, True, "")
+        return handlers.render_localization(request).payload
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(update, range(16)))

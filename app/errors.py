@@ -1,0 +1,70 @@
+"""What a user sees when something goes wrong: library errors as ``gr.Error``, never a server path.
+
+Every handler is wrapped in :func:`user_errors`: the library's typed :class:`~cam_core.errors.CamError`
+(including the input checks of :mod:`app.inputs`) becomes a ``gr.Error`` with its message; anything
+else is logged and reported as an internal error. Unqueued events get no toast in Gradio 6, so their
+errors are said inline (:func:`with_notice`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import gradio as gr
+
+import cam_core
+
+LOGGER = logging.getLogger("cam_explainer")
+P = ParamSpec("P")
+R = TypeVar("R")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`:,;()]+/)+[^\s/'\"`:,;()]*")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute server path (two components or more) replaced by ``<path>``.
+
+    The last line of defence for item 9 of the security review: messages shown to users never reveal
+    where the server keeps its files (upload cache, temporary folders, checkpoints).
+    """
+    return _ABSOLUTE_PATH.sub("<path>", message)
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors into ``gr.Error`` with their message; log anything unexpected and say so plainly."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except cam_core.CamError as exc:
+            raise gr.Error(without_paths(str(exc)), print_exception=False) from exc
+        except Exception as exc:
+            LOGGER.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(
+                f"Internal error ({type(exc).__name__}); the server keeps running. Please try again."
+            ) from exc
+
+    return wrapper
+
+
+def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..., tuple[Any, ...]]:
+    """For unqueued (``queue=False``) events: their errors reach no toast in Gradio 6, so say them inline.
+
+    The wrapped callback returns one more output, a notice: ``""`` on success; on a ``gr.Error`` (see
+    :func:`user_errors`) the message, with every other output left as it was (``gr.skip()``).
+    """
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        try:
+            return (*fn(*args, **kwargs), "")
+        except gr.Error as exc:
+            return (*[gr.skip()] * outputs, f"⚠️ {exc.message}")
+
+    return wrapper

@@ -1,0 +1,194 @@
+"""What an explanation is, without Gradio: from a session and a :class:`~app.inputs.ViewRequest` to both
+panels' localisations, and the ``/explain`` JSON payload built from them.
+
+The forward pass runs only in :func:`start_session` (an upload or a model change; once per photo and
+model, then cached in :mod:`app.state`). Everything else here is array work on the cached analysis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import cam_core
+from app import inputs, render
+from app.inputs import Controls, ViewRequest
+from app.models import tap_partner
+from app.state import ANALYSES, Session, get_analysis, get_model, image_hash
+from cam_core.cam import Analysis
+from cam_core.localize import Localization, LocalizationConfig, localize
+
+BOX_CONVENTION = "x0, y0, x1, y1 in original-image pixels, inclusive corners"
+
+
+def start_session(payload: Any, model: Any) -> Session:
+    """Decode an upload (raw Gradio file payload), analyse it once under ``model``, return its session.
+
+    The only place a file is decoded (queued events only). ``payload`` is checked by
+    :func:`app.inputs.upload_path`, ``model`` against the menu, before anything is read or loaded.
+    """
+    path = inputs.upload_path(payload)
+    loaded = get_model(model)
+    image = cam_core.load_image(path)
+    size = (int(image.shape[0]), int(image.shape[1]))
+    session = Session(image_hash(image), path, model, render.resize(image, render.display_size(*size)), size)
+    if ANALYSES.get(model, session.image_hash) is None:
+        ANALYSES.put(model, session.image_hash, cam_core.analyze(loaded, image))
+    return session
+
+
+def short_name(description: str) -> str:
+    """The first synonym of an ImageNet class description (``"tabby, tabby cat"`` -> ``"tabby"``)."""
+    return description.split(",")[0].strip()
+
+
+def resolve_class(choice: Any, analysis: Analysis) -> int:
+    """Class index from a picker value, an index, a class name, or empty (= top-1).
+
+    Raises:
+        ClassIndexError: an index out of range, or a name that is no ImageNet class.
+    """
+    reference = inputs.class_reference(choice)
+    if reference is None:
+        return analysis.top_k(1)[0][0]
+    if isinstance(reference, int):
+        return analysis.check_class(reference)
+    lowered = reference.lower()
+    for i, name in enumerate(analysis.class_names):
+        if lowered in (name.lower(), short_name(name).lower()):
+            return i
+    raise cam_core.ClassIndexError(
+        f"Unknown class {reference!r}: give an index 0-{analysis.num_classes - 1} or an ImageNet class name."
+    )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Both panels' localisations at display size, and what the captions and the JSON need.
+
+    Attributes:
+        image_hash: the photo's key in the caches (see :class:`app.state.Session`).
+        plain_analysis, ours_analysis: the cached forward passes (``ours`` is the TAP partner's with TAP on).
+        class_index: c in ``[0, K)``.
+        controls: the checked controls.
+        plain_config, ours_config: the rules each panel was localised with (the JSON reports these).
+        plain, ours: the localisations at display size ``(h, w)``.
+        percentile_value: P_p of the improved panel's normalised map, in ``[0, 1]``.
+        display: ``(h, w)`` of :attr:`photo` and of both localisations.
+        size: ``(H, W)`` of the original photo: the frame of every reported box.
+        photo: uint8 (h, w, 3), the photo at display size.
+    """
+
+    image_hash: str
+    plain_analysis: Analysis
+    ours_analysis: Analysis
+    class_index: int
+    controls: Controls
+    plain_config: LocalizationConfig
+    ours_config: LocalizationConfig
+    plain: Localization
+    ours: Localization
+    percentile_value: float
+    display: tuple[int, int]
+    size: tuple[int, int]
+    photo: np.ndarray
+
+    def to_original(self, box: np.ndarray) -> np.ndarray:
+        """A display-pixel box (int (4,)) in original-image pixels."""
+        return cam_core.scale_boxes(box, self.display, self.size)[0]
+
+    def to_display(self, box: np.ndarray) -> np.ndarray:
+        """An original-pixel box (int (4,)), e.g. the ground truth, in display pixels."""
+        return cam_core.scale_boxes(box, self.size, self.display)[0]
+
+    @property
+    def class_name(self) -> str:
+        """The explained class's short name (``"Egyptian cat"``)."""
+        return short_name(self.plain_analysis.class_names[self.class_index])
+
+
+def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> Explanation:
+    """Both panels from the cache: plain CAM + MaS vs the active modules (TAP / NWC / PaS).
+
+    Raises:
+        ParameterError: TAP asked for a model without a TAP-trained partner.
+        ClassIndexError: see :func:`resolve_class`.
+    """
+    plain_analysis = get_analysis(session, session.model)
+    partner = tap_partner(session.model)
+    if controls.tap and partner is None:
+        raise cam_core.ParameterError("TAP needs a TAP-trained model; none is available for this model.")
+    ours_analysis = get_analysis(session, partner) if controls.tap and partner else plain_analysis
+    class_index = resolve_class(class_choice, plain_analysis)
+    display = session.size_on_screen
+    plain_config, ours_config = controls.plain_config, controls.ours_config
+    plain = localize(plain_analysis, class_index, plain_config, display)
+    ours = localize(ours_analysis, class_index, ours_config, display)
+    # the percentile is recomputed here (cam_core's Localization does not carry its reference value yet)
+    percentile_value = float(np.percentile(ours.heatmap, controls.percentile))
+    return Explanation(
+        session.image_hash,
+        plain_analysis,
+        ours_analysis,
+        class_index,
+        controls,
+        plain_config,
+        ours_config,
+        plain,
+        ours,
+        percentile_value,
+        display,
+        session.size,
+        session.display,
+    )
+
+
+def explain_request(request: ViewRequest) -> Explanation:
+    """:func:`explain_arrays` of a checked request (``InvalidImageError`` without a photo)."""
+    return explain_arrays(request.need_session(), request.class_ref, request.controls)
+
+
+def _panel_json(ex: Explanation, which: str) -> dict[str, Any]:
+    config, loc = (ex.plain_config, ex.plain) if which == "plain" else (ex.ours_config, ex.ours)
+    head: dict[str, Any] = {"modules": [], "rule": config.rule, "theta": config.theta}
+    if which == "ours":
+        head = {
+            "modules": ex.controls.modules,
+            "model": ex.ours_analysis.model_name,
+            "rule": config.rule,
+            "theta": config.theta,
+            "percentile": config.percentile,
+            "percentile_value": round(ex.percentile_value, 6),
+        }
+    return {
+        **head,
+        "threshold": round(loc.threshold, 6),
+        "box": ex.to_original(loc.box).tolist(),
+        "foreground_fraction": round(loc.foreground_fraction, 6),
+    }
+
+
+def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
+    """The JSON payload of ``/explain`` and of the JSON tab: predictions, both boxes, thresholds, modules.
+
+    Each panel reports the rule it was localised with; boxes are in original pixels (:data:`BOX_CONVENTION`).
+    """
+    a, c = ex.plain_analysis, ex.class_index
+    result: dict[str, Any] = {
+        "model": a.model_name,
+        "image_size": {"height": ex.size[0], "width": ex.size[1]},
+        "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
+        "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
+        "plain": _panel_json(ex, "plain"),
+        "ours": _panel_json(ex, "ours"),
+        "box_convention": BOX_CONVENTION,
+    }
+    if gt is not None:
+        result["ground_truth"] = {
+            "box": gt.tolist(),
+            "iou_plain": round(float(cam_core.box_iou(result["plain"]["box"], gt)[0, 0]), 6),
+            "iou_ours": round(float(cam_core.box_iou(result["ours"]["box"], gt)[0, 0]), 6),
+        }
+    return result

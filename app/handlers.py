@@ -1,0 +1,209 @@
+"""The event handlers of the main views: thin functions from checked inputs to named outputs.
+
+Each handler takes what :mod:`app.inputs` built from the event's raw values (a
+:class:`~app.inputs.ViewRequest` for every localisation view), asks :mod:`app.explanation` for the
+explanation and :mod:`app.views` for its views, and returns a ``NamedTuple`` whose fields name the
+output components (:mod:`app.wiring` gathers the components by those names). The forward pass runs
+only in :func:`on_image`, :func:`on_model` and :func:`explain`; everything else works on the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from typing import Any, NamedTuple
+
+import gradio as gr
+
+import cam_core
+from app import files, inputs, views
+from app.errors import user_errors
+from app.explanation import explain_arrays, explain_request, explanation_json, resolve_class, short_name, start_session
+from app.inputs import Controls, ViewRequest
+from app.models import tap_partner
+from app.state import Session, get_analysis, get_model
+
+SWIPE_TAB = "Swipe"
+_DEFAULT = Controls()
+
+
+class Photo(NamedTuple):
+    """After an upload: the session, the class picker (top-1 chosen), the status line."""
+
+    session: Session
+    class_pick: Any
+    status: str
+
+
+class ModelSwitch(NamedTuple):
+    """After a model change: :class:`Photo`'s outputs for the current photo, plus the TAP toggle's availability."""
+
+    session: Session | None
+    class_pick: Any
+    status: str
+    tap: Any
+
+
+class LinkedViews(NamedTuple):
+    """:class:`~app.views.LocalizationViews` plus the swipe pictures (``gr.skip()`` while their tab is hidden)."""
+
+    plain: str
+    ours: str
+    histogram: str
+    masks: str
+    caption: str
+    payload: dict[str, Any]
+    swipe: Any
+
+
+class DrawnBox(NamedTuple):
+    """After a box was dragged on a panel: the ground-truth field's new text, then the views."""
+
+    gt_text: str
+    plain: str
+    ours: str
+    histogram: str
+    masks: str
+    caption: str
+    payload: dict[str, Any]
+
+
+class PresetValues(NamedTuple):
+    """The sliders a preset sets (``gr.update()`` each for "custom")."""
+
+    theta_mas: Any
+    theta_pas: Any
+    percentile: Any
+    tau: Any
+
+
+class ApiResult(NamedTuple):
+    """``/explain``'s outputs: the JSON payload and both overlays as PNG files."""
+
+    payload: dict[str, Any]
+    plain_png: str
+    ours_png: str
+
+
+@user_errors
+def on_image(payload: Any, model: str) -> Photo:
+    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line."""
+    session = start_session(payload, model)
+    analysis = get_analysis(session, model)
+    top = analysis.top_k(1)[0]
+    loaded = get_model(model)
+    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({100 * top[2]:.1f} %)."
+    return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0])), status)
+
+
+@user_errors
+def pick_class(choice: Any, session: Session | None) -> Any:
+    """A class found with the search box: select it in the class picker (added after the top-5 if needed)."""
+    session = inputs.need_session(session)
+    analysis = get_analysis(session, session.model)
+    index = resolve_class(choice, analysis)
+    return gr.update(choices=views.class_choices(analysis, extra=index), value=str(index))
+
+
+@user_errors
+def on_model(model: str, session: Session | None) -> ModelSwitch:
+    """A new model for the current photo (one forward pass), plus the TAP toggle's availability."""
+    partner = tap_partner(model)
+    # TAP stays as the user set it where a TAP-trained partner exists; it is switched off where none does
+    tap_update = gr.update(interactive=True) if partner is not None else gr.update(interactive=False, value=False)
+    if session is None:
+        get_model(model)  # load now so that errors show at once
+        return ModelSwitch(None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
+    try:
+        photo = on_image({"path": session.source}, model)
+    except gr.Error as exc:
+        if exc.message != inputs.NOT_A_FILE:
+            raise
+        raise gr.Error("This photo is no longer on the server (uploads expire): upload it again.") from exc
+    return ModelSwitch(*photo, tap_update)
+
+
+@user_errors
+def render_localization(request: ViewRequest) -> views.LocalizationViews:
+    """Slider / toggle update: both panels, histogram, masks (HTML over cached pictures), caption, JSON."""
+    return views.localization_views(explain_request(request), request.gt)
+
+
+@user_errors
+def render_linked(request: ViewRequest, tab: str | None) -> LinkedViews:
+    """:func:`render_localization` plus the swipe pictures (only while their tab is open), from one localisation.
+
+    The swipe view needs two encoded pictures, so it is redrawn only where someone can see it; opening
+    its tab draws it for the current controls (:func:`swipe_pair`).
+    """
+    ex = explain_request(request)
+    swipe = views.swipe_pictures(ex, request.gt) if tab == SWIPE_TAB else gr.skip()
+    return LinkedViews(*views.localization_views(ex, request.gt), swipe)
+
+
+@user_errors
+def swipe_pair(request: ViewRequest) -> tuple[str, str] | None:
+    """The swipe view's two pictures, drawn when its tab is opened (nothing before the first photo)."""
+    if request.session is None:
+        return None
+    return views.swipe_pictures(explain_request(request), request.gt)
+
+
+def selected_tab(event: gr.SelectData) -> str:
+    """The label of the tab just opened (kept in a per-session state for :func:`render_linked`)."""
+    return str(event.value)[:40]
+
+
+@user_errors
+def draw_gt(request: ViewRequest, event: gr.SelectData) -> DrawnBox:
+    """A box dragged on either panel (``event.index`` = corner fractions): fill the ground-truth field, re-render."""
+    box = inputs.box_from_fractions(event.index, request.need_session().size)
+    drawn = dataclasses.replace(request, gt=box)
+    return DrawnBox(inputs.format_box(box), *render_localization(drawn))
+
+
+def apply_preset(name: str) -> PresetValues:
+    """Slider values of a named preset (no change for "custom")."""
+    preset = cam_core.PRESETS.get(name) if isinstance(name, str) else None
+    if preset is None:
+        return PresetValues(gr.update(), gr.update(), gr.update(), gr.update())
+    return PresetValues(preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap)
+
+
+@user_errors
+def explain(
+    image: Any,
+    model: str = cam_core.DEFAULT_MODEL,
+    class_name: str = "",
+    theta_mas: float = _DEFAULT.theta_mas,
+    theta_pas: float = _DEFAULT.theta_pas,
+    percentile: float = _DEFAULT.percentile,
+    tap: bool = _DEFAULT.tap,
+    nwc: bool = _DEFAULT.nwc,
+    pas: bool = _DEFAULT.pas,
+) -> ApiResult:
+    """Public API: explain one photo. Returns (JSON, plain overlay PNG, improved overlay PNG).
+
+    Repeated images reuse their cached forward pass. Boxes are in original-image pixels, inclusive.
+    The parameters after ``class_name`` are :data:`app.inputs.CONTROL_FIELDS`, defaults from :class:`Controls`.
+    """
+    session = start_session(image, model or cam_core.DEFAULT_MODEL)
+    ex = explain_arrays(session, class_name, Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas))
+    return ApiResult(
+        explanation_json(ex, None),
+        files.save_png(views.panel_picture(ex, "plain", None)),
+        files.save_png(views.panel_picture(ex, "ours", None)),
+    )
+
+
+@user_errors
+def export_zip(request: ViewRequest) -> str:
+    """Bundle the JSON and the current pictures (PNG) into one zip for download."""
+    ex = explain_request(request)
+    path = files.new_path(".zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("explanation.json", json.dumps(explanation_json(ex, request.gt), indent=2))
+        for name, picture in views.export_pictures(ex, request.gt)._asdict().items():
+            archive.write(files.save_png(picture), f"{name}.png")
+    return path

@@ -1,0 +1,404 @@
+"""The page's layout: one builder per area, each returning a small dataclass of its components.
+
+No event is registered here (that is :mod:`app.wiring`). Every default a component shows is read from
+where it is defined: the thresholds from :class:`app.inputs.Controls` (itself from
+``cam_core.PRESETS[DEFAULT_PRESET]``), τ from that preset, the CRF sliders from
+:class:`cam_core.crf.CrfParams`. Slider *ranges* are laid out in the tables below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+import cam_core
+from app import evaluation, texts, views
+from app.handlers import SWIPE_TAB
+from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
+from app.models import model_choices, tap_partner
+from cam_core import crf
+
+EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
+DRAW_BOX_JS = Path(__file__).with_name("draw_box.js").read_text(encoding="utf-8")  # drag a ground-truth box
+COMPARE_TAB = "Plain vs improved"
+
+# name: (minimum, maximum, step, label); the values come from Controls() and the preset
+THRESHOLD_SLIDERS: dict[str, tuple[float, float, float, str]] = {
+    "theta_mas":  (0.0,  1.0,   0.01, "θ for MaS: threshold = θ · max"),
+    "theta_pas":  (0.0,  1.0,   0.01, "θ for PaS: threshold = θ · P_p"),
+    "percentile": (50.0, 100.0, 1.0,  "percentile p for PaS"),
+    "tau":        (0.0,  0.5,   0.01, "τ for TAP (statistics in 'Why TAP')"),
+}  # fmt: skip
+# name: (minimum, maximum, step, label, row); the values come from CrfParams()
+CRF_SLIDERS: dict[str, tuple[float, float, float, str, int]] = {
+    "gaussian_sxy":     (1, 20,  1, "Gaussian sxy (px)",  0),
+    "gaussian_compat":  (0, 20,  1, "Gaussian compat",    0),
+    "iterations":       (1, 20,  1, "iterations",         0),
+    "bilateral_sxy":    (5, 200, 5, "bilateral sxy (px)", 1),
+    "bilateral_srgb":   (1, 50,  1, "bilateral srgb",     1),
+    "bilateral_compat": (0, 30,  1, "bilateral compat",   1),
+}  # fmt: skip
+
+
+def _slider(name: str, value: float) -> gr.Slider:
+    low, high, step, label = THRESHOLD_SLIDERS[name]
+    return gr.Slider(low, high, value, step=step, label=label, elem_id=name.replace("_", "-"))
+
+
+@dataclass(frozen=True)
+class Sidebar:
+    """The left column: photo, model, class, ground truth, status."""
+
+    image: gr.Image
+    model: gr.Dropdown
+    class_pick: gr.Radio
+    class_search: gr.Dropdown
+    status: gr.Markdown
+    gt_box: gr.Textbox
+    gt_clear: gr.Button
+
+
+def build_sidebar() -> Sidebar:
+    """Photo upload with examples, model menu, class picker and search, ground-truth field."""
+    image = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240)
+    gr.Examples(
+        [[str(EXAMPLES / name)] for name in EXAMPLE_FILES],
+        inputs=[image],
+        label="Examples: part-only CAM, large, small, several objects, no class fits",
+    )
+    model = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
+    class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
+    # all 1000 classes: fixed choices, never an event output (Gradio copies every output's props on each
+    # status update, so a 1000-choice output would slow every slider move several-fold)
+    class_search = gr.Dropdown(
+        views.search_choices(),
+        value=None,
+        label="Any other ImageNet class (type to search)",
+        filterable=True,
+        elem_id="class-search",
+    )
+    status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
+    gt_box = gr.Textbox(
+        label="Ground-truth box (optional): drag on a photo, or type and press Enter",
+        placeholder="x0, y0, x1, y1 in photo pixels",
+        elem_id="gt-box",
+    )
+    gt_clear = gr.Button("Clear the ground-truth box", size="sm", variant="secondary")
+    return Sidebar(image, model, class_pick, class_search, status, gt_box, gt_clear)
+
+
+@dataclass(frozen=True)
+class ControlsPanel:
+    """Preset, module toggles and threshold sliders (``tau`` is the P1 tab's, not a :class:`Controls` field)."""
+
+    preset: gr.Radio
+    tap: gr.Checkbox
+    nwc: gr.Checkbox
+    pas: gr.Checkbox
+    theta_mas: gr.Slider
+    theta_pas: gr.Slider
+    percentile: gr.Slider
+    tau: gr.Slider
+
+    def by_field(self) -> dict[str, Any]:
+        """The six :class:`Controls` components by field name."""
+        return {field.name: getattr(self, field.name) for field in fields(Controls)}
+
+    @property
+    def sliders(self) -> list[gr.Slider]:
+        """The sliders a preset sets, in :class:`app.handlers.PresetValues` order."""
+        return [self.theta_mas, self.theta_pas, self.percentile, self.tau]
+
+
+def build_controls() -> ControlsPanel:
+    """The controls under the tabs; every value from :class:`Controls` and the default preset."""
+    start = Controls()
+    with gr.Row(equal_height=True):
+        preset = gr.Radio([*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2)
+        has_tap = tap_partner(cam_core.DEFAULT_MODEL) is not None
+        tap_info = "uses the shipped TAP-trained head" if has_tap else "needs a TAP-trained model"
+        tap = gr.Checkbox(start.tap, label="TAP", interactive=has_tap, scale=1, info=tap_info, elem_id="tap")
+        nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
+        pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
+    with gr.Row():
+        theta_mas = _slider("theta_mas", start.theta_mas)
+        theta_pas = _slider("theta_pas", start.theta_pas)
+    with gr.Row():
+        percentile = _slider("percentile", start.percentile)
+        tau = _slider("tau", cam_core.PRESETS[DEFAULT_PRESET].tau_tap)
+    return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile, tau)
+
+
+@dataclass(frozen=True)
+class CompareTab:
+    """Plain vs improved: both panels (a box can be dragged on either), caption, histogram, masks."""
+
+    plain: gr.HTML
+    ours: gr.HTML
+    caption: gr.Markdown
+    histogram: gr.HTML
+    masks: gr.HTML
+
+
+def build_compare_tab() -> CompareTab:
+    """The main tab."""
+    with gr.Tab(COMPARE_TAB):
+        with gr.Row():
+            plain = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
+            ours = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
+        caption = gr.Markdown(elem_classes="caption", elem_id="caption")
+        with gr.Row():
+            histogram = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
+            masks = gr.HTML(elem_id="masks", elem_classes="cam-panel")
+    return CompareTab(plain, ours, caption, histogram, masks)
+
+
+@dataclass(frozen=True)
+class SwipeTab:
+    """Both panels as one picture with a slider between them."""
+
+    tab: gr.Tab
+    view: gr.ImageSlider
+
+
+def build_swipe_tab() -> SwipeTab:
+    """The swipe view (drawn only while its tab is open)."""
+    with gr.Tab(SWIPE_TAB) as tab:
+        view = gr.ImageSlider(label="Swipe: plain CAM | improved", format="png", interactive=False, elem_id="swipe")
+    return SwipeTab(tab, view)
+
+
+@dataclass(frozen=True)
+class WeightsTab:
+    """M+ and M- on one colour scale (or per map)."""
+
+    scale: gr.Radio
+    positive: gr.Image
+    negative: gr.Image
+    colourbar: gr.Image
+    caption: gr.Markdown
+
+
+def build_weights_tab() -> WeightsTab:
+    """The M+ / M- decomposition."""
+    with gr.Tab("M+ / M−"):
+        scale = gr.Radio(["shared", "per map"], value="shared", label="Colour scale")
+        with gr.Row():
+            positive = gr.Image(label="M+ = Σ max(W, 0) · F (what NWC keeps)", format="png", interactive=False)
+            negative = gr.Image(label="M− = Σ max(−W, 0) · F (what NWC drops)", format="png", interactive=False)
+        colourbar = gr.Image(label="Colour scale", format="png", interactive=False, height=110)
+        caption = gr.Markdown(elem_classes="caption", elem_id="weights-caption")
+    return WeightsTab(scale, positive, negative, colourbar, caption)
+
+
+@dataclass(frozen=True)
+class WhyTapTab:
+    """The P1 statistics behind TAP, and one channel's map."""
+
+    channel: gr.Dropdown
+    plot: gr.Image
+    channel_map: gr.Image
+    caption: gr.Markdown
+
+
+def build_why_tap_tab() -> WhyTapTab:
+    """Per-channel active area vs weight, GAP vs TAP."""
+    with gr.Tab("Why TAP (P1)"):
+        channel = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
+        plot = gr.Image(label="Per-channel statistics", format="png", interactive=False)
+        with gr.Row():
+            channel_map = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
+            caption = gr.Markdown(elem_classes="caption", elem_id="p1-caption")
+    return WhyTapTab(channel, plot, channel_map, caption)
+
+
+@dataclass(frozen=True)
+class CrfTab:
+    """Dense-CRF refinement of both masks, on request."""
+
+    sliders: dict[str, gr.Slider]
+    button: gr.Button
+    view: gr.HTML
+    caption: gr.Markdown
+
+
+def build_crf_tab() -> CrfTab:
+    """The CRF tab; its sliders start at :class:`~cam_core.crf.CrfParams`' defaults."""
+    available = crf.crf_available()
+    start = crf.CrfParams()
+    with gr.Tab("CRF masks"):
+        gr.Markdown(texts.CRF_INTRO if available else texts.CRF_UNAVAILABLE)
+        sliders: dict[str, gr.Slider] = {}
+        with gr.Accordion("CRF parameters", open=False):
+            for row in (0, 1):
+                with gr.Row():
+                    for name, (low, high, step, label, on_row) in CRF_SLIDERS.items():
+                        if on_row == row:
+                            sliders[name] = gr.Slider(low, high, getattr(start, name), step=step, label=label)
+        button = gr.Button("Refine both masks with dense CRF", interactive=available)
+        view = gr.HTML(elem_id="crf-masks")
+        caption = gr.Markdown(elem_classes="caption", elem_id="crf-caption")
+    return CrfTab(sliders, button, view, caption)
+
+
+@dataclass(frozen=True)
+class EvaluateTab:
+    """The WSOL evaluation of an uploaded set or the bundled examples."""
+
+    images: gr.File
+    boxes_csv: gr.File
+    run: gr.Button
+    run_examples: gr.Button
+    table: gr.Markdown
+    curves: gr.Image
+    gallery: gr.Gallery
+    json: gr.JSON
+
+    @property
+    def outputs(self) -> list[Any]:
+        """Table, curves, gallery, JSON: the order of :func:`app.evaluation.run_evaluation`'s result."""
+        return [self.table, self.curves, self.gallery, self.json]
+
+
+def build_evaluate_tab() -> EvaluateTab:
+    """Upload photos and a boxes CSV, or run the examples."""
+    with gr.Tab("Evaluate"):
+        gr.Markdown(texts.evaluate_intro(evaluation.MAX_IMAGES, evaluation.MAX_TOTAL_MB))
+        with gr.Row():
+            images = gr.File(label="Photos", file_count="multiple", file_types=["image"])
+            boxes_csv = gr.File(label="Boxes CSV", file_types=[".csv"])
+        with gr.Row():
+            run = gr.Button("Evaluate the uploaded set", variant="primary")
+            run_examples = gr.Button("Evaluate the bundled examples")
+        table = gr.Markdown(elem_id="eval-table")
+        curves = gr.Image(label="BoxAcc (IoU ≥ 0.5) against θ", format="png", interactive=False)
+        gallery = gr.Gallery(
+            label="Where NWC+PaS wins and loses against plain CAM (blue: plain, green: NWC+PaS, gold: ground truth)",
+            columns=4,
+        )
+        json = gr.JSON(label="Evaluation JSON (same schema as the CLI)")
+    return EvaluateTab(images, boxes_csv, run, run_examples, table, curves, gallery, json)
+
+
+@dataclass(frozen=True)
+class ExportTab:
+    """The explanation's JSON and the zip download."""
+
+    json: gr.JSON
+    download: gr.DownloadButton
+
+
+def build_export_tab() -> ExportTab:
+    """JSON & export."""
+    with gr.Tab("JSON & export"):
+        json = gr.JSON(label="Explanation (boxes in original-image pixels)")
+        download = gr.DownloadButton("Download JSON + PNGs (.zip)")
+    return ExportTab(json, download)
+
+
+@dataclass(frozen=True)
+class ApiInputs:
+    """Hidden components that only ``/explain`` uses (its class input and overlay outputs)."""
+
+    button: gr.Button
+    class_name: gr.Textbox
+    plain: gr.Image
+    ours: gr.Image
+
+
+def build_api() -> ApiInputs:
+    """The hidden components of the public API."""
+    button = gr.Button(visible=False)
+    class_name = gr.Textbox("", visible=False, label="class: index or name; empty = top-1 (API input)")
+    plain = gr.Image(format="png", visible=False, label="plain CAM overlay (API output)")
+    ours = gr.Image(format="png", visible=False, label="improved CAM overlay (API output)")
+    return ApiInputs(button, class_name, plain, ours)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Every area of the page, plus the per-session states.
+
+    Attributes:
+        session: ``gr.State`` of the :class:`~app.state.Session` (``None`` before the first photo).
+        open_tab: ``gr.State`` of the tab on screen: views nobody sees are not redrawn.
+        notice: errors of the instant (unqueued) events.
+    """
+
+    session: gr.State
+    open_tab: gr.State
+    tabs: gr.Tabs
+    sidebar: Sidebar
+    compare: CompareTab
+    swipe: SwipeTab
+    weights: WeightsTab
+    why_tap: WhyTapTab
+    crf: CrfTab
+    evaluate: EvaluateTab
+    export: ExportTab
+    notice: gr.Markdown
+    controls: ControlsPanel
+    api: ApiInputs
+
+    def view_inputs(self) -> dict[str, Any]:
+        """Inputs by the names of :func:`app.inputs.view_request`'s and :func:`app.inputs.crf_params`' parameters."""
+        return {
+            "session": self.session,
+            "class_choice": self.sidebar.class_pick,
+            "gt_text": self.sidebar.gt_box,
+            **self.controls.by_field(),
+            **self.crf.sliders,
+        }
+
+    def view_outputs(self) -> dict[str, Any]:
+        """Outputs by the field names of the handlers' named results (:mod:`app.handlers`, :mod:`app.views`)."""
+        c = self.compare
+        return {
+            "plain": c.plain,
+            "ours": c.ours,
+            "histogram": c.histogram,
+            "masks": c.masks,
+            "caption": c.caption,
+            "payload": self.export.json,
+            "swipe": self.swipe.view,
+            "gt_text": self.sidebar.gt_box,
+        }
+
+
+def build_page() -> Page:
+    """Lay out the whole page inside the current ``gr.Blocks``: sidebar | tabs, controls, "How it works"."""
+    gr.Markdown(texts.INTRO)
+    session = gr.State(None)
+    open_tab = gr.State(COMPARE_TAB)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            sidebar = build_sidebar()
+        with gr.Column(scale=3):
+            with gr.Tabs() as tabs:
+                compare, swipe, weights = build_compare_tab(), build_swipe_tab(), build_weights_tab()
+                why_tap, crf_tab, evaluate = build_why_tap_tab(), build_crf_tab(), build_evaluate_tab()
+                export = build_export_tab()
+            notice = gr.Markdown(elem_id="notice")
+            controls = build_controls()
+            with gr.Accordion("How it works", open=False):
+                gr.Markdown(texts.HOW_IT_WORKS, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+    api = build_api()
+    return Page(
+        session,
+        open_tab,
+        tabs,
+        sidebar,
+        compare,
+        swipe,
+        weights,
+        why_tap,
+        crf_tab,
+        evaluate,
+        export,
+        notice,
+        controls,
+        api,
+    )

@@ -1,0 +1,68 @@
+"""The app's long texts (Markdown, with LaTeX between ``$``) and its small stylesheet."""
+
+from __future__ import annotations
+
+CSS = """
+.caption {font-size: 0.95rem}
+#notice p {color: var(--color-red-600, #dc2626); font-weight: 600}
+"""
+
+INTRO = """
+# CAM Explainer: why CAM finds only part of an object, and three fixes
+Upload a photo (or pick an example), then move the sliders. **Left:** plain Class Activation Mapping
+with the usual *max as standard* box (blue). **Right:** the fixes of Bae et al., ECCV 2020
+(*Rethinking CAM for WSOL*): **NWC** drops negative class weights, **PaS** thresholds at a percentile
+instead of the peak, **TAP** re-trains the pooling (only with a TAP-trained model). Green box.
+"""
+
+HOW_IT_WORKS = r"""
+**Plain CAM** (Zhou et al. 2016). Final feature maps $F_k$ $(C \times h \times w)$, classifier weights $W$,
+bias $b$: $M_c(i,j) = \sum_k W_{c,k} F_k(i,j)$. With global average pooling (GAP) and one linear layer,
+$\mathrm{mean}_{ij} M_c + b_c$ **is** the logit of class $c$; every model here is checked for this
+identity when it loads, and heads that break it (MobileNetV3, ConvNeXt, VGG, max pooling) are refused.
+
+**Box.** The map is upsampled (bicubic) to the photo, min-max normalised to $[0, 1]$, thresholded, and the
+largest contour is boxed (wsolevaluation's conventions).
+
+**MaS** (max as standard, the usual rule): foreground $= M > \theta \cdot \max M$ ($\theta = 0.2$). One peak
+value sets the threshold, so a very peaky map gives a small box.
+
+**PaS** (percentile as standard): foreground $= M > \theta \cdot P_p(M)$, the $p$-th percentile of all pixels
+(paper code $p = 90,\ \theta = 0.35$; LID challenge $p = 98$). The histogram tab shows both thresholds.
+
+**NWC** (negative weight clamping): $M_c = \sum_k \max(W_{c,k}, 0) F_k$. Channels with negative weights often
+fire *on* the object too and subtract from it; compare $M^+$ and $M^-$ on one colour scale in their tab.
+Classification still uses the unclamped weights.
+
+**TAP** (thresholded average pooling), a training-time change: per channel keep pixels with
+$F_k > \tau \max F_k$ and average only those. Under GAP, a channel active on a small area has a small pooled
+value, so training gives it a large weight, and at the CAM peak it dominates. TAP needs a model **trained**
+with it; the "Why TAP" tab shows the per-channel statistics behind this argument for the current model.
+
+**Honesty notes.** CAM is exact only for GAP + linear heads. On an off-the-shelf ImageNet model NWC and PaS
+change little (measured on 497 ImageNet photos: GT-known Loc 60.4 → 62.0); the paper's large gains come
+with TAP-trained, WSOL-fine-tuned backbones. A heatmap shows what the classifier's evidence correlates
+with, not a causal proof.
+"""
+
+CRF_INTRO = (
+    "Dense CRF (Krähenbühl & Koltun 2011), as in the seed paper team's WSSS entry: the "
+    "CAM's foreground probability against background, with Gaussian (smoothness) and "
+    "bilateral (colour) pairwise terms, pulls each mask onto the photo's edges. "
+    "About half a second per mask, so it runs on request."
+)
+CRF_UNAVAILABLE = (
+    "**Dense CRF is unavailable:** `pydensecrf2` is not installed "
+    "(it builds from source and needs a C++ compiler). Everything else works."
+)
+
+
+def evaluate_intro(max_images: int, max_total_mb: int) -> str:
+    """The Evaluate tab's explanation, with the in-app limits."""
+    return (
+        "The paper's ablation on real boxes, with the field's metrics (GT-known Loc, Top-1 Loc, "
+        "MaxBoxAcc, MaxBoxAccV2), same code as `python -m cam_core.evaluate`. Upload up to "
+        f"{max_images} photos ({max_total_mb} MB) and a CSV "
+        "`filename,class_index,x0,y0,x1,y1`"
+        " (one row per box, pixels of each file), or run the three bundled examples."
+    )

@@ -1,0 +1,199 @@
+"""Views of an :class:`~app.explanation.Explanation`: captions, panels, histogram and masks.
+
+Two renderings of the same views:
+
+* **live** (:func:`localization_views`): HTML over pictures cached per (photo, models, class, NWC) in
+  :data:`STATICS`; a slider move sends SVG boxes, threshold lines and two small inline mask PNGs;
+* **burnt in** (:func:`panel_picture`, :func:`export_pictures`): RGB uint8 pictures with the boxes drawn,
+  for the swipe view, the ``/explain`` overlays and the zip export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import cam_core
+from app import files, histogram, html_views, render
+from app.explanation import Explanation, explanation_json, short_name
+from app.state import SmallLRU
+from cam_core.cam import Analysis
+
+PLAIN_LABEL = "CAM, MaS"
+_LINE_COLOURS = {"mas": (50, 50, 50), "percentile": (140, 0, 204), "threshold": (0, 153, 0)}
+
+
+# ---------------------------------------------------------------- class picker labels
+
+
+def class_choices(analysis: Analysis, extra: int | None = None) -> list[tuple[str, str]]:
+    """Class picker choices: the top-5 with probabilities, plus ``extra`` (a class picked by search) if not in them."""
+    top = [(f"{short_name(name)} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
+    if extra is not None and str(extra) not in {value for _, value in top}:
+        name, p = short_name(analysis.class_names[extra]), float(analysis.probabilities[extra])
+        top.append((f"{extra}: {name} ({f'{100 * p:.2f}' if p >= 5e-5 else '< 0.01'} %)", str(extra)))
+    return top
+
+
+def search_choices() -> list[tuple[str, str]]:
+    """The search box's choices: every ImageNet class by index. Fixed, so they never travel with an update."""
+    return [(f"{i}: {name}", str(i)) for i, name in enumerate(cam_core.imagenet_classes())]
+
+
+# ---------------------------------------------------------------- texts
+
+
+def caption(ex: Explanation, payload: dict[str, Any]) -> str:
+    """The Markdown under the panels: both rules, their boxes, their overlap, the negative map's share."""
+    c, name = ex.controls, ex.controls.name
+    plain, ours = payload["plain"], payload["ours"]
+    negative = ex.ours_analysis.cam(ex.class_index, "negative")
+    neg_map = np.clip(cam_core.upsample(negative, ex.display), 0, None)  # bicubic overshoot below 0 clipped
+    x0, y0, x1, y1 = ex.ours.box
+    share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
+    tap_note = "on (TAP-trained head)" if c.tap else "off: TAP changes training, and this model was trained with GAP"
+    if c.pas:
+        rule = (
+            f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} "
+            f"= {ex.ours.threshold:.3f}"
+        )
+    else:
+        rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
+    lines = [
+        f"**Plain CAM (blue box)**: MaS threshold θ·max = {c.theta_mas:.2f} keeps "
+        f"{100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
+        f"**{name} (green box)**: NWC {'on' if c.nwc else 'off'}, TAP {tap_note}; {rule} keeps "
+        f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
+        f"Box IoU plain vs {name}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
+        f"Share of the negative map M- inside the green box: {100 * share:.0f} %.",
+    ]
+    if "ground_truth" in payload:
+        gt = payload["ground_truth"]
+        lines.append(f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}.")
+    return "\n\n".join(lines)
+
+
+# ---------------------------------------------------------------- burnt-in pictures
+
+
+def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
+    """One panel (``"plain"`` or ``"ours"``) as RGB uint8 (h, w, 3): heatmap overlay, boxes drawn in."""
+    loc = ex.plain if which == "plain" else ex.ours
+    picture = render.overlay(ex.photo, loc.heatmap)
+    if gt is not None:
+        render.draw_box(picture, ex.to_display(gt), render.GT_COLOUR, "GT")
+    colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
+    return render.draw_box(picture, loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name)
+
+
+def histogram_picture(ex: Explanation) -> np.ndarray:
+    """Histogram of the improved panel's map with burnt-in threshold lines (exports)."""
+    base = histogram.histogram_base(ex.ours.heatmap)
+    return histogram.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
+
+
+def swipe_pictures(ex: Explanation, gt: np.ndarray | None) -> tuple[str, str]:
+    """The swipe view's two pictures (the panels with boxes burnt in), as JPEG files."""
+    return files.save_jpeg(panel_picture(ex, "plain", gt)), files.save_jpeg(panel_picture(ex, "ours", gt))
+
+
+class ExportPictures(NamedTuple):
+    """The zip export's pictures, RGB uint8, named as in the archive."""
+
+    plain_cam: np.ndarray
+    improved_cam: np.ndarray
+    histogram: np.ndarray
+    masks: np.ndarray
+
+
+def export_pictures(ex: Explanation, gt: np.ndarray | None) -> ExportPictures:
+    """Both panels, the histogram and the two masks side by side, boxes burnt in."""
+    masks = render.side_by_side(
+        render.mask_picture(ex.photo, ex.plain.mask, render.PLAIN_COLOUR),
+        render.mask_picture(ex.photo, ex.ours.mask, render.OURS_COLOUR),
+    )
+    return ExportPictures(panel_picture(ex, "plain", gt), panel_picture(ex, "ours", gt), histogram_picture(ex), masks)
+
+
+# ---------------------------------------------------------------- live views over cached pictures
+
+
+@dataclass(frozen=True)
+class Statics:
+    """Pictures that do not depend on the thresholds, written once per (photo, models, class, NWC)."""
+
+    plain_url: str
+    ours_url: str
+    photo_url: str
+    histogram_url: str
+    histogram: histogram.HistogramBase
+
+    def delete(self) -> None:
+        """Remove the files (called when evicted from the cache)."""
+        for url in (self.plain_url, self.ours_url, self.photo_url, self.histogram_url):
+            files.delete_static(url)
+
+
+STATICS: SmallLRU = SmallLRU(48, on_evict=lambda statics: statics.delete())
+
+
+def statics(ex: Explanation) -> Statics:
+    """The threshold-independent pictures of ``ex``, written on first use and then cached."""
+    key = (ex.image_hash, ex.plain_analysis.model_name, ex.ours_analysis.model_name, ex.class_index, ex.controls.nwc)
+
+    def make() -> Statics:
+        plot = histogram.histogram_base(ex.ours.heatmap)
+        return Statics(
+            files.static_url(render.overlay(ex.photo, ex.plain.heatmap)),
+            files.static_url(render.overlay(ex.photo, ex.ours.heatmap)),
+            files.static_url(ex.photo),
+            files.static_url(plot.picture, "png"),
+            plot,
+        )
+
+    return STATICS.get_or_make(key, make)
+
+
+class LocalizationViews(NamedTuple):
+    """Everything a slider move redraws: both panels, histogram and masks (HTML), caption, JSON."""
+
+    plain: str
+    ours: str
+    histogram: str
+    masks: str
+    caption: str
+    payload: dict[str, Any]
+
+
+def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationViews:
+    """The live views of ``ex`` (``gt``: int64 (4,) in original pixels, or ``None``)."""
+    cached = statics(ex)
+    gt_boxes = [] if gt is None else [(ex.to_display(gt), render.GT_COLOUR, "GT")]
+    name, target = ex.controls.name, ex.class_name
+    payload = explanation_json(ex, gt)
+    lines = [
+        (ex.controls.theta_mas, _LINE_COLOURS["mas"], False),
+        (ex.percentile_value, _LINE_COLOURS["percentile"], True),
+        (ex.ours.threshold, _LINE_COLOURS["threshold"], False),
+    ]
+    masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
+    return LocalizationViews(
+        html_views.panel_html(
+            f"Plain CAM for “{target}”, MaS box (blue)",
+            cached.plain_url,
+            ex.display,
+            [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)],
+        ),
+        html_views.panel_html(
+            f"{name} for “{target}”, green box",
+            cached.ours_url,
+            ex.display,
+            [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)],
+        ),
+        html_views.histogram_html(cached.histogram_url, cached.histogram, lines),
+        html_views.masks_html(cached.photo_url, ex.display, masks),
+        caption(ex, payload),
+        payload,
+    )

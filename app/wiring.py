@@ -1,0 +1,267 @@
+"""The page's events, one wiring function per area, and how events reach the typed handlers.
+
+A handler takes typed objects (:class:`~app.inputs.ViewRequest`, :class:`~cam_core.crf.CrfParams`);
+Gradio calls functions with one raw value per input component. :func:`event` joins the two: the
+event's first values are converted by the :class:`~app.inputs.Entrance` objects (in order), the rest
+pass through. :func:`components` gathers the input components by the same parameter names, so the
+order the layout sends values in and the order the conversion reads them in are one list.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import gradio as gr
+from gradio.components import Component
+
+from app import analysis_views as av
+from app import evaluation, handlers
+from app.errors import user_errors, with_notice
+from app.inputs import CRF, DRAG, VIEW, Entrance
+from app.layout import Page
+
+R = TypeVar("R")
+
+
+def event(handler: Callable[..., R], *entrances: Entrance[Any]) -> Callable[..., R]:
+    """The function Gradio calls for ``handler``: raw values in, ``handler(typed..., *rest)`` out.
+
+    Its signature lists the entrances' fields, then ``handler``'s own remaining parameters (with their
+    annotations, so Gradio still injects ``gr.SelectData``). Conversion errors become ``gr.Error``.
+    """
+    widths = [len(entrance.fields) for entrance in entrances]
+    rest = list(inspect.signature(handler).parameters.values())[len(entrances) :]
+    hints = typing.get_type_hints(handler)
+
+    def raw(*values: Any) -> R:
+        typed, start = [], 0
+        for entrance, width in zip(entrances, widths, strict=True):
+            typed.append(entrance.build(*values[start : start + width]))
+            start += width
+        return handler(*typed, *values[start:])
+
+    names = [name for entrance in entrances for name in entrance.fields]
+    parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+    raw.__signature__ = inspect.Signature([*parameters, *rest])  # type: ignore[attr-defined]
+    raw.__annotations__ = {p.name: hints[p.name] for p in rest if p.name in hints}
+    raw.__name__ = raw.__qualname__ = handler.__name__
+    raw.__doc__ = handler.__doc__
+    return user_errors(raw)
+
+
+def components(named: Mapping[str, Component], *entrances: Entrance[Any]) -> list[Component]:
+    """The input components of an :func:`event`, in its order: ``named[field]`` for each entrance's fields."""
+    return [named[name] for entrance in entrances for name in entrance.fields]
+
+
+def outputs(named: Mapping[str, Component], result: type[tuple[Any, ...]]) -> list[Component]:
+    """The output components of a handler returning the ``NamedTuple`` ``result``, by its field names."""
+    fields: Sequence[str] = result._fields  # type: ignore[attr-defined]
+    return [named[name] for name in fields]
+
+
+# ---------------------------------------------------------------- the page's events, one function per area
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every area's wiring shares: the page, event options, and the chained redraw of the views.
+
+    Attributes:
+        page: the laid-out components.
+        heavy: options of events that run a forward pass, an evaluation or a CRF: one concurrency group
+            sized by measurement (``bench/bench_load.py --sweep``).
+        quiet: options of UI-only events (hidden progress, only the latest of a burst runs).
+        instant: ``quiet`` without the queue, for slider-speed events (a few ms of work, no network): one
+            HTTP request instead of join + status stream, each of which costs the browser a round of
+            Gradio's state bookkeeping.
+    """
+
+    page: Page
+    heavy: dict[str, Any]
+    quiet: dict[str, Any]
+    instant: dict[str, Any]
+
+    @property
+    def view_inputs(self) -> list[Component]:
+        """:data:`~app.inputs.VIEW`'s components, then the open tab (``render_linked``'s inputs)."""
+        return [*components(self.page.view_inputs(), VIEW), self.page.open_tab]
+
+    @property
+    def view_outputs(self) -> list[Component]:
+        """:class:`~app.handlers.LinkedViews`' components, then the notice."""
+        return [*outputs(self.page.view_outputs(), handlers.LinkedViews), self.page.notice]
+
+    @property
+    def render_now(self) -> Callable[..., tuple[Any, ...]]:
+        """The slider-driven update: errors go to the notice; the swipe pictures only while their tab is open."""
+        return with_notice(event(handlers.render_linked, VIEW), len(handlers.LinkedViews._fields))
+
+    def render_rest(self, dependency: Any) -> None:
+        """After ``dependency`` succeeds, redraw the M+ / M- and the P1 tabs (queued, one after the other)."""
+        page, weights, why = self.page, self.page.weights, self.page.why_tap
+        dependency.success(
+            av.render_weights,
+            [page.session, page.sidebar.class_pick, weights.scale],
+            [weights.positive, weights.negative, weights.colourbar, weights.caption],
+            **self.quiet,
+        ).success(
+            av.render_p1,
+            [page.session, page.sidebar.class_pick, page.controls.tau, why.channel],
+            [why.plot, why.channel_map, why.channel, why.caption],
+            **self.quiet,
+        )
+
+    def render_all(self, dependency: Any) -> None:
+        """After ``dependency`` succeeds, redraw every view of the photo."""
+        self.render_rest(dependency.success(self.render_now, self.view_inputs, self.view_outputs, **self.instant))
+
+
+def wire_sidebar(w: Wiring) -> None:
+    """A new photo or model (one forward pass), a class picked or searched, a typed or cleared ground truth."""
+    page, side = w.page, w.page.sidebar
+    named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap}
+    visibility = w.quiet["api_visibility"]
+    side.image.change(None, None, side.gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
+    photo = side.image.change(
+        handlers.on_image,
+        [side.image, side.model],
+        outputs(named, handlers.Photo),
+        preprocess=False,
+        api_visibility=visibility,
+        api_name="on_image",
+        **w.heavy,
+    )
+    w.render_all(photo)
+    model = side.model.change(
+        handlers.on_model,
+        [side.model, page.session],
+        outputs(named, handlers.ModelSwitch),
+        api_visibility="private",
+        **w.heavy,
+    )
+    w.render_all(model)
+    w.render_rest(side.class_pick.input(w.render_now, w.view_inputs, w.view_outputs, **w.instant))
+    searched = side.class_search.input(
+        handlers.pick_class, [side.class_search, page.session], [side.class_pick], api_visibility="private"
+    )
+    w.render_all(searched)
+    searched.then(None, None, [side.class_search], js="() => null")  # browser-only: emptied for the next search
+    side.gt_box.submit(w.render_now, w.view_inputs, w.view_outputs, **w.instant)
+    side.gt_clear.click(lambda: "", None, side.gt_box, queue=False, api_visibility="private").success(
+        w.render_now, w.view_inputs, w.view_outputs, **w.instant
+    )
+
+
+def wire_controls(w: Wiring) -> None:
+    """Every control redraws the views; a hand-moved slider leaves the preset; a preset sets the sliders."""
+    controls = w.page.controls
+    for name, component in controls.by_field().items():
+        component.change(w.render_now, w.view_inputs, w.view_outputs, api_name=f"update_{name}", **w.instant)
+    for slider in controls.sliders:
+        slider.input(None, None, controls.preset, js="() => 'custom'")  # browser-only, no round trip
+    controls.preset.change(handlers.apply_preset, [controls.preset], controls.sliders, api_visibility="private")
+
+
+def wire_compare(w: Wiring) -> None:
+    """A box dragged on either panel (see ``app/draw_box.js``) becomes the ground truth."""
+    draw_now = with_notice(event(handlers.draw_gt, DRAG), len(handlers.DrawnBox._fields))
+    drawn = [*outputs(w.page.view_outputs(), handlers.DrawnBox), w.page.notice]
+    for panel in (w.page.compare.plain, w.page.compare.ours):
+        panel.select(draw_now, components(w.page.view_inputs(), DRAG), drawn, **w.instant)
+
+
+def wire_tabs(w: Wiring) -> None:
+    """The open tab is remembered; opening the swipe tab draws it for the current controls."""
+    page = w.page
+    page.tabs.select(handlers.selected_tab, None, page.open_tab, queue=False, api_visibility="private")
+    page.swipe.tab.select(
+        event(handlers.swipe_pair, VIEW),
+        components(page.view_inputs(), VIEW),
+        [page.swipe.view],
+        api_visibility="private",
+    )
+
+
+def wire_analysis_tabs(w: Wiring) -> None:
+    """The M+ / M- colour scale, the P1 tab's τ and channel, and the CRF button."""
+    page, weights, why, crf_tab = w.page, w.page.weights, w.page.why_tap, w.page.crf
+    weights.scale.change(
+        av.render_weights,
+        [page.session, page.sidebar.class_pick, weights.scale],
+        [weights.positive, weights.negative, weights.colourbar, weights.caption],
+        **w.quiet,
+    )
+    p1_inputs = [page.session, page.sidebar.class_pick, page.controls.tau, why.channel]
+    p1_outputs = [why.plot, why.channel_map, why.channel, why.caption]
+    page.controls.tau.change(av.render_p1, p1_inputs, p1_outputs, **w.quiet)
+    why.channel.input(av.render_p1, p1_inputs, p1_outputs, **w.quiet)
+    crf_tab.button.click(
+        event(av.render_crf, VIEW, CRF),
+        components(page.view_inputs(), VIEW, CRF),
+        [crf_tab.view, crf_tab.caption],
+        api_visibility="private",
+        **w.heavy,
+    )
+
+
+def wire_evaluate(w: Wiring) -> None:
+    """The uploaded set or the bundled examples, evaluated with the current model."""
+    tab, model = w.page.evaluate, w.page.sidebar.model
+    tab.run.click(
+        evaluation.run_evaluation,
+        [tab.images, tab.boxes_csv, gr.State(False), model],
+        tab.outputs,
+        api_visibility="private",
+        **w.heavy,
+    )
+    tab.run_examples.click(evaluation.run_examples, [model], tab.outputs, api_visibility="private", **w.heavy)
+
+
+def wire_export(w: Wiring) -> None:
+    """The zip of the JSON and the current pictures."""
+    download = w.page.export.download
+    download.click(
+        event(handlers.export_zip, VIEW), components(w.page.view_inputs(), VIEW), [download], api_visibility="private"
+    )
+
+
+def wire_api(w: Wiring) -> None:
+    """``/explain``, the only public endpoint: photo, model, class, then the controls in :class:`Controls` order."""
+    page, api = w.page, w.page.api
+    inputs = [page.sidebar.image, page.sidebar.model, api.class_name, *page.controls.by_field().values()]
+    api.button.click(
+        handlers.explain,
+        inputs,
+        [page.export.json, api.plain, api.ours],
+        api_name="explain",
+        preprocess=False,
+        **w.heavy,
+    )
+
+
+def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "undocumented"]) -> None:
+    """Register every event of ``page`` (inside its ``gr.Blocks``).
+
+    Args:
+        page: the laid-out components (:func:`app.layout.build_page`).
+        concurrency: how many forward passes, evaluations and CRFs run at once.
+        ui_visibility: ``"private"`` (the app) or ``"undocumented"`` (benchmarks and tests call UI events).
+    """
+    quiet = {"show_progress": "hidden", "api_visibility": ui_visibility, "trigger_mode": "always_last"}
+    w = Wiring(page, {"concurrency_id": "heavy", "concurrency_limit": concurrency}, quiet, {**quiet, "queue": False})
+    for wire in (
+        wire_sidebar,
+        wire_controls,
+        wire_compare,
+        wire_tabs,
+        wire_analysis_tabs,
+        wire_evaluate,
+        wire_export,
+        wire_api,
+    ):
+        wire(w)
