@@ -126,8 +126,10 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
     plain_config, ours_config = controls.plain_config, controls.ours_config
     plain = localize(plain_analysis, class_index, plain_config, display)
     ours = localize(ours_analysis, class_index, ours_config, display)
-    # the percentile is recomputed here (cam_core's Localization does not carry its reference value yet)
-    percentile_value = float(np.percentile(ours.heatmap, controls.percentile))
+    # PaS: the P_p its threshold used (8-bit map, as the threshold); MaS: the histogram still marks P_p
+    percentile_value = (
+        ours.reference if ours_config.rule == "pas" else float(np.percentile(ours.heatmap, controls.percentile))
+    )
     return Explanation(
         session.image_hash,
         plain_analysis,

@@ -15,7 +15,7 @@ import numpy as np
 from cam_core.boxes import mask_to_boxes
 from cam_core.cam import Analysis, normalize, upsample
 from cam_core.errors import ParameterError
-from cam_core.threshold import Rule, Thresholding, check_percentile, check_theta, threshold_mask
+from cam_core.threshold import Rule, Thresholding, apply_rule, check_percentile, check_theta
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class Localization:
         mask: bool (H, W): ``uint8(255 · heatmap) > 255 · threshold`` (8-bit) or ``heatmap > threshold`` (float).
         box: int64 (4,) largest-contour box ``(x0, y0, x1, y1)``, inclusive.
         boxes: int64 (N, 4) one box per contour.
+        reference: what theta multiplied: ``heatmap``'s max (MaS) or its p-th percentile ``P_p`` (PaS); with
+            8-bit thresholding, of the 8-bit map (``Q / 255``; the threshold is ``int(theta · Q) / 255``).
     """
 
     heatmap: np.ndarray
@@ -76,6 +78,7 @@ class Localization:
     mask: np.ndarray
     box: np.ndarray
     boxes: np.ndarray
+    reference: float
 
     @property
     def foreground_fraction(self) -> float:
@@ -108,6 +111,8 @@ def localize(
         size: output ``(H, W)``; defaults to the analysed image's size.
     """
     cam = heatmap(analysis, class_index, config.nwc, size)
-    value, mask = threshold_mask(cam, config.rule, config.theta, config.percentile, config.thresholding)
-    boxes = mask_to_boxes(mask)
-    return Localization(cam, value, mask, mask_to_boxes(mask, largest_only=True)[0], boxes)
+    rule = apply_rule(cam, config.rule, config.theta, config.percentile, config.thresholding)
+    boxes = mask_to_boxes(rule.mask)
+    return Localization(
+        cam, rule.value, rule.mask, mask_to_boxes(rule.mask, largest_only=True)[0], boxes, rule.reference
+    )

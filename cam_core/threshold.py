@@ -23,7 +23,7 @@ Two comparison rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -125,6 +125,62 @@ def threshold_8bit(quantized: np.ndarray, rule: Rule, theta: float, percentile: 
     raise ParameterError(f"`rule` must be 'mas' or 'pas', got {rule!r}")
 
 
+def reference_value(cam: np.ndarray, rule: Rule, percentile: float = 90.0) -> float:
+    """What theta multiplies: the map's maximum (MaS) or its p-th percentile ``P_p`` (PaS).
+
+    Args:
+        cam: float (H, W) in ``[0, 1]``, or its :func:`quantize`'d uint8 copy (then in ``[0, 255]``).
+        rule: ``"mas"`` or ``"pas"``.
+        percentile: p in ``(0, 100]`` (PaS only; linear interpolation, as ``np.percentile``).
+    """
+    if rule == "mas":
+        return float(cam.max())
+    if rule == "pas":
+        return float(np.percentile(cam, check_percentile(percentile)))
+    raise ParameterError(f"`rule` must be 'mas' or 'pas', got {rule!r}")
+
+
+class Threshold(NamedTuple):
+    """A rule applied to one map (see :func:`apply_rule`).
+
+    Attributes:
+        reference: the map's max (MaS) or ``P_p`` (PaS) in map units; with 8-bit thresholding, of the 8-bit
+            map (``Q / 255``, so the threshold is ``int(theta · Q) / 255``).
+        value: the threshold in map units (8-bit: a multiple of 1/255).
+        mask: bool (H, W) foreground.
+    """
+
+    reference: float
+    value: float
+    mask: np.ndarray
+
+
+def apply_rule(
+    cam: np.ndarray, rule: Rule, theta: float, percentile: float = 90.0, thresholding: Thresholding = "8bit"
+) -> Threshold:
+    """Reference value, threshold and foreground mask of a normalised map: each computed once.
+
+    Args:
+        cam: float (H, W) in ``[0, 1]``.
+        rule, theta, percentile: as :func:`threshold`.
+        thresholding: ``"8bit"`` (wsolevaluation) or ``"float"`` (see the module docstring).
+
+    Raises:
+        ParameterError: bad ``rule``, ``theta``, ``percentile`` or ``thresholding``.
+    """
+    name = "theta_mas" if rule == "mas" else "theta_pas"
+    if thresholding == "8bit":
+        quantized = quantize(cam)
+        reference = reference_value(quantized, rule, percentile)  # Q in [0, 255]
+        level = int(check_theta(theta, name) * reference)
+        return Threshold(reference / 255.0, level / 255.0, quantized > level)
+    if thresholding == "float":
+        reference = reference_value(cam, rule, percentile)
+        value = check_theta(theta, name) * reference
+        return Threshold(reference, value, foreground(cam, value))
+    raise ParameterError(f"`thresholding` must be '8bit' or 'float', got {thresholding!r}")
+
+
 def threshold_mask(
     cam: np.ndarray, rule: Rule, theta: float, percentile: float = 90.0, thresholding: Thresholding = "8bit"
 ) -> tuple[float, np.ndarray]:
@@ -142,14 +198,8 @@ def threshold_mask(
     Raises:
         ParameterError: bad ``rule``, ``theta``, ``percentile`` or ``thresholding``.
     """
-    if thresholding == "8bit":
-        quantized = quantize(cam)
-        level = threshold_8bit(quantized, rule, theta, percentile)
-        return level / 255.0, quantized > level
-    if thresholding == "float":
-        value = threshold(cam, rule, theta, percentile)
-        return value, foreground(cam, value)
-    raise ParameterError(f"`thresholding` must be '8bit' or 'float', got {thresholding!r}")
+    result = apply_rule(cam, rule, theta, percentile, thresholding)
+    return result.value, result.mask
 
 
 def pas_normalize(cam: np.ndarray, percentile: float = 90.0) -> np.ndarray:

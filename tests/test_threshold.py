@@ -76,3 +76,25 @@ def test_localize_uses_the_8bit_rule(tiny_model: cam_core.LoadedModel) -> None:
         quantized = (loc.heatmap * 255).astype(np.uint8)
         np.testing.assert_array_equal(loc.mask, quantized > round(loc.threshold * 255))
         assert round(loc.threshold * 255) == pytest.approx(loc.threshold * 255)
+
+
+def test_apply_rule_reports_its_reference_by_hand() -> None:
+    """The value theta multiplies, computed once and carried (issue #12): max or P_p, 8-bit or float."""
+    from cam_core.threshold import apply_rule
+
+    cam = np.array([[0.0, 0.1], [0.5, 1.0]])  # 8-bit: [[0, 25], [127, 255]]
+    mas = apply_rule(cam, "mas", 0.2)
+    assert mas.reference == 1.0 and mas.value == int(0.2 * 255) / 255 == 51 / 255
+    pas = apply_rule(cam, "pas", 0.5, 50.0)  # P50 of [0, 25, 127, 255] = 76.0 -> int(0.5 * 76) = 38
+    assert pas.reference == 76.0 / 255 and pas.value == 38 / 255
+    assert pas.mask.tolist() == [[False, False], [True, True]]
+    float_pas = apply_rule(cam, "pas", 0.5, 50.0, "float")  # P50 of [0, 0.1, 0.5, 1] = 0.3
+    assert float_pas.reference == pytest.approx(0.3) and float_pas.value == pytest.approx(0.15)
+    assert float_pas.mask.tolist() == [[False, False], [True, True]]
+
+
+def test_localization_carries_its_reference(tiny_model: cam_core.LoadedModel, rng: np.random.Generator) -> None:
+    analysis = cam_core.analyze(tiny_model, rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    loc = cam_core.localize(analysis, 1, cam_core.LocalizationConfig(rule="pas", theta=0.35, percentile=90.0))
+    expected = float(np.percentile((loc.heatmap * 255).astype(np.uint8), 90)) / 255
+    assert loc.reference == expected and loc.threshold == int(0.35 * expected * 255 + 1e-9) / 255
