@@ -35,12 +35,11 @@ from cam_core.models import (
     LoadedModel,
     bundled_lite0_path,
     classifier_weights,
-    find_global_pool,
     load_model,
     resolve_spec,
+    set_pooling,
     wrap_model,
 )
-from cam_core.tap import ThresholdedAvgPool2d
 
 FORMAT = "cam-explainer/1"
 CARD_KEY = "card"
@@ -93,21 +92,6 @@ def build_base(name: str, pretrained: bool = True, init_seed: int = 0) -> tuple[
     else:
         info.update(hash_of="state_dict", sha256=sha256_state_dict(loaded.model))
     return loaded, info
-
-
-def set_pooling(model: nn.Module, pooling: str, tau: float | None) -> None:
-    """Install TAP (``ThresholdedAvgPool2d(tau)``) as the model's global pool, or keep GAP.
-
-    Raises:
-        CheckpointError: ``pooling`` is not ``"gap"``/``"tap"``, or TAP without a ``tau``.
-    """
-    if pooling == "tap":
-        if tau is None:
-            raise CheckpointError("`tau` is required when `pooling` is 'tap'")
-        parent, attr = find_global_pool(model)
-        setattr(parent, attr, ThresholdedAvgPool2d(tau))
-    elif pooling != "gap":
-        raise CheckpointError(f"`pooling` must be 'gap' or 'tap', got {pooling!r}")
 
 
 def _in_prefixes(name: str, prefixes: Iterable[str]) -> bool:

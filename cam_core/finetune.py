@@ -29,11 +29,10 @@ from torch import nn
 from tqdm import tqdm
 
 from cam_core.cam import preprocess
-from cam_core.checkpoint import set_pooling
 from cam_core.datasets import load_stored_image
 from cam_core.errors import ParameterError
 from cam_core.image import DEFAULT_MAX_PIXELS
-from cam_core.models import DataConfig, LoadedModel, eval_mode
+from cam_core.models import DataConfig, LoadedModel, eval_mode, set_pooling
 
 Stage = Callable[[torch.Tensor], torch.Tensor]
 

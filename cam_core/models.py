@@ -29,7 +29,7 @@ import torch
 from timm.data import ImageNetInfo, resolve_model_data_config
 from torch import nn
 
-from cam_core.errors import NotCamExactError, UnknownModelError, WeightsUnavailableError
+from cam_core.errors import NotCamExactError, ParameterError, UnknownModelError, WeightsUnavailableError
 from cam_core.tap import ThresholdedAvgPool2d
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
@@ -241,6 +241,21 @@ def classifier_weights(classifier: object, name: str = "model") -> tuple[torch.T
     raise NotCamExactError(
         f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear or 1x1 nn.Conv2d: CAM is not exact."
     )
+
+
+def set_pooling(model: nn.Module, pooling: str, tau: float | None) -> None:
+    """Install TAP (``ThresholdedAvgPool2d(tau)``) as the model's global pool, or keep GAP.
+
+    Raises:
+        ParameterError: ``pooling`` is not ``"gap"``/``"tap"``, or TAP without a ``tau``.
+    """
+    if pooling == "tap":
+        if tau is None:
+            raise ParameterError("`tau` is required when `pooling` is 'tap'")
+        parent, attr = find_global_pool(model)
+        setattr(parent, attr, ThresholdedAvgPool2d(tau))
+    elif pooling != "gap":
+        raise ParameterError(f"`pooling` must be 'gap' or 'tap', got {pooling!r}")
 
 
 def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "model") -> float:

@@ -73,8 +73,8 @@ def read_image_folder(root: str | Path) -> Samples:
 
 
 def read_boxes_labels(boxes: str | Path, images: str | Path) -> Samples:
-    """``(path, class_index)`` per distinct photo of a boxes CSV (see :func:`cam_core.evaluate.read_boxes_csv`)."""
-    from cam_core.evaluate import read_boxes_csv
+    """``(path, class_index)`` per distinct photo of a boxes CSV (see :func:`cam_core.datasets.read_boxes_csv`)."""
+    from cam_core.datasets import read_boxes_csv
 
     return [(s.path, s.class_index) for s in read_boxes_csv(boxes, images)]
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -19,9 +20,9 @@ from cam_core.checkpoint import (
     load_checkpoint,
     read_card,
     save_checkpoint,
-    set_pooling,
 )
-from cam_core.errors import CheckpointError
+from cam_core.errors import CheckpointError, ParameterError
+from cam_core.models import set_pooling
 from cam_core.tap import ThresholdedAvgPool2d
 
 ARCH = "test_efficientnet"
@@ -203,3 +204,11 @@ def test_card_types_and_ranges(saved: Path, tmp_path: Path, field: str, value: o
         with pytest.raises(CheckpointError, match=rf"`{re.escape(field)}` must be {re.escape(rule)}") as info:
             reader(path)
         assert str(tmp_path) not in str(info.value) and "bad.safetensors" in str(info.value)
+
+
+def test_set_pooling_lives_with_the_models_and_checks_its_arguments() -> None:
+    model = timm.create_model(ARCH, pretrained=False)
+    with pytest.raises(ParameterError, match="`tau` is required"):
+        set_pooling(model, "tap", None)
+    with pytest.raises(ParameterError, match="`pooling` must be"):
+        set_pooling(model, "max", None)
