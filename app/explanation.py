@@ -31,9 +31,9 @@ def start_session(payload: Any, model: Any) -> Session:
     """
     path = inputs.upload_path(payload)
     loaded = get_model(model)
-    image = cam_core.load_image(path)
-    size = (int(image.shape[0]), int(image.shape[1]))
-    session = Session(image_hash(image), path, model, render.resize(image, render.display_size(*size)), size)
+    image, size = cam_core.load_image_with_size(path)  # size: the photo as given (above 4 MP it is analysed smaller)
+    display = render.resize(image, render.display_size(*image.shape[:2]))
+    session = Session(image_hash(image), path, model, display, size)
     if ANALYSES.get(model, session.image_hash) is None:
         ANALYSES.put(model, session.image_hash, cam_core.analyze(loaded, image))
     return session

@@ -45,7 +45,8 @@ class Session:
         model: model name of the plain (baseline) analysis.
         display: uint8 (h, w, 3), the photo at display size (long side <= 512 px, <= 786 kB). Instant
             (unqueued) events never decode a file: on an analysis-cache miss they analyse this copy.
-        size: ``(H, W)`` of the analysed photo: the frame of every box the app reports or accepts.
+        size: ``(H, W)`` of the photo as given (upright), even when it was analysed smaller (over 4 MP): the
+            frame of every box the app reports or accepts.
     """
 
     image_hash: str

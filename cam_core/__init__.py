@@ -24,7 +24,7 @@ from cam_core.errors import (
     UnknownModelError,
     WeightsUnavailableError,
 )
-from cam_core.image import load_image, to_rgb_array
+from cam_core.image import load_image, load_image_with_size, to_rgb_array
 from cam_core.localize import CONFIGS, Localization, LocalizationConfig, heatmap, localize
 from cam_core.models import (
     DEFAULT_MODEL,
@@ -80,6 +80,7 @@ __all__ = [
     "largest_box",
     "load_checkpoint",
     "load_image",
+    "load_image_with_size",
     "load_model",
     "localize",
     "mas_threshold",

@@ -170,3 +170,23 @@ def test_concurrent_slider_updates_render_safely() -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(update, range(16)))
     assert [r["class"]["index"] for r in results] == [280 + i for i in range(16)]
+
+
+def test_a_large_photos_boxes_are_in_its_own_pixels(uploads: Path) -> None:
+    """A 2816 x 2112 photo (5.9 MP) is analysed at 2309 x 1732, but every box is in the photo's own pixels."""
+    path = uploads / "large.jpg"
+    Image.open(CAT).convert("RGB").resize((2816, 2112)).save(path, quality=90)
+    payload = handlers.explain({"path": str(path)})[0]
+    assert payload["image_size"] == {"height": 2112, "width": 2816}
+    small = handlers.explain({"path": str(CAT)})[0]  # the same picture at 451 x 300: boxes scale with the photo
+    for key in ("plain", "ours"):
+        x0, y0, x1, y1 = payload[key]["box"]
+        assert 0 <= x0 <= x1 <= 2815 and 0 <= y0 <= y1 <= 2111
+        assert x1 > 2000 or x0 > 500  # in the large frame, not the analysed 2309 x 1732 one
+        expected = np.asarray(small[key]["box"]) * [2816 / 451, 2112 / 300, 2816 / 451, 2112 / 300]
+        assert np.abs(np.asarray(payload[key]["box"]) - expected).max() < 0.03 * 2816
+    session = handlers.on_image({"path": str(path)}, cam_core.DEFAULT_MODEL)[0]
+    views = handlers.render_localization(
+        view_request(session, "", 0.2, 0.35, 90, False, True, True, "100, 100, 2800, 2100")
+    )
+    assert views.payload["ground_truth"]["box"] == [100, 100, 2800, 2100]  # the real box is not "outside"
