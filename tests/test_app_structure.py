@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +35,9 @@ assert "matplotlib.pyplot" not in sys.modules, "pyplot (global figure state) was
 """
 
 
-def test_importing_the_app_has_no_side_effects() -> None:
-    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=ROOT, capture_output=True, text=True)
+def test_importing_the_app_has_no_side_effects(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # its own temp folder: other processes cannot disturb the count
+    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=ROOT, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
