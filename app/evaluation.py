@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 import cam_core
 from app import files, inputs, plots, render
@@ -26,6 +27,8 @@ from cam_core.localize import CONFIGS, localize
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_IMAGES = 64
 MAX_TOTAL_MB = 50
+MAX_EVAL_PIXELS = 16_000_000
+"""Evaluation decodes each photo whole (its boxes are in its pixels): the app bounds that to 48 MB of RGB."""
 GALLERY_SIZE = 6
 
 
@@ -67,6 +70,18 @@ def _uploads_by_name(images: Any) -> dict[str, str]:
     return by_name
 
 
+def _too_big(path: Path) -> str:
+    """Why a photo is too large to evaluate in the app ("" if it is not), from its header alone."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return ""  # the evaluation itself reports what is wrong with the file
+    if width * height > MAX_EVAL_PIXELS:
+        return f"{width}x{height} is over the in-app limit of {MAX_EVAL_PIXELS // 10**6} MP per photo; use the CLI"
+    return ""
+
+
 def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[dict[str, str]]]:
     """The uploaded photos labelled by the uploaded boxes CSV, and the CSV rows that were skipped (with why).
 
@@ -79,8 +94,15 @@ def uploaded_samples(images: Any, boxes_csv: Any) -> tuple[list[Sample], list[di
             "Upload the photos *and* a boxes CSV (filename,class_index,x0,y0,x1,y1), or use the examples."
         )
     uploads = _uploads_by_name(images)
-    samples, skipped = read_boxes_csv_for_uploads(inputs.upload_path(boxes_csv, "boxes CSV"), uploads)
-    skipped = [{"file": inputs.shown(s["file"]), "reason": f"line {s['line']}: {s['reason']}"} for s in skipped]
+    labelled, skipped_rows = read_boxes_csv_for_uploads(inputs.upload_path(boxes_csv, "boxes CSV"), uploads)
+    skipped = [{"file": inputs.shown(s["file"]), "reason": f"line {s['line']}: {s['reason']}"} for s in skipped_rows]
+    samples = []
+    for sample in labelled:  # evaluation decodes photos whole (boxes are in their pixels): bound that here
+        too_big = _too_big(sample.path)
+        if too_big:
+            skipped.append({"file": inputs.shown(sample.path.name), "reason": too_big})
+        else:
+            samples.append(sample)
     if not samples:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
         raise cam_core.DatasetError(f"No row of the CSV names an uploaded photo ({reasons}).")

@@ -342,3 +342,22 @@ def test_messages_never_reveal_server_paths(uploads: Path) -> None:
         ev.run_evaluation([str(uploads / "cat.jpg")], str(broken), False, MODEL)
     assert "line 2" in error.value.message and str(uploads) not in error.value.message
     assert get_upload_folder() not in error.value.message
+
+
+def test_evaluate_skips_photos_too_large_to_decode_whole(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation decodes photos whole (boxes are in their pixels): the app refuses the huge ones from the header."""
+    shutil.copy(CAT, uploads / "cat.jpg")
+    Image.new("L", (6000, 3000)).save(uploads / "huge.png")  # 18 MP, a few kB on disk
+    csv = _csv(uploads, ["cat.jpg,285,20,0,450,299", "huge.png,1,0,0,5,5"])
+    decoded: list[str] = []
+    real_load = ev.evaluate.__globals__["load_stored_image"]
+    monkeypatch.setitem(
+        ev.evaluate.__globals__, "load_stored_image", lambda p, *a: decoded.append(Path(p).name) or real_load(p, *a)
+    )
+    _, _, _, payload = ev.run_evaluation(
+        [str(uploads / "cat.jpg"), str(uploads / "huge.png")], csv, False, MODEL, progress=lambda *a, **k: None
+    )
+    assert payload["n_images"] == 1 and decoded == ["cat.jpg"]
+    assert payload["skipped"] == [
+        {"file": "huge.png", "reason": "6000x3000 is over the in-app limit of 16 MP per photo; use the CLI"}
+    ]
