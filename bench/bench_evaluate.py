@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from cam_core.cam import preprocess
+from cam_core.datasets import load_stored_image
 from cam_core.evaluate import Sample, evaluate, read_boxes_csv
-from cam_core.image import load_image
 from cam_core.models import LoadedModel, load_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette_val"
@@ -43,7 +43,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 def bare_loop(loaded: LoadedModel, samples: list[Sample], batch_size: int) -> None:
     """Decode + preprocess + forward over ``samples``."""
     for first in range(0, len(samples), batch_size):
-        images = [load_image(s.path) for s in samples[first : first + batch_size]]
+        images = [load_stored_image(s.path) for s in samples[first : first + batch_size]]
         batch = torch.stack([preprocess(im, loaded.data_config, "bilinear") for im in images])  # (B, 3, H, W)
         with torch.inference_mode():
             loaded.model(batch)

@@ -9,15 +9,19 @@ metrics match the literature). An empty mask gives the single box ``(0, 0, 0, 0)
 
 from __future__ import annotations
 
+from typing import Literal
+
 import cv2
 import numpy as np
+
+from cam_core.errors import ParameterError
 
 EMPTY_BOX = np.zeros((1, 4), dtype=np.int64)
 
 
 def _contours(mask: np.ndarray) -> list[np.ndarray]:
     if mask.ndim != 2:
-        raise ValueError(f"`mask` must be 2-D (H, W), got shape {mask.shape}")
+        raise ParameterError(f"`mask` must be 2-D (H, W), got shape {mask.shape}")
     found = cv2.findContours(mask.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     return list(found[-2])
 
@@ -63,13 +67,13 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
         float64 (N, M) in ``[0, 1]``.
 
     Raises:
-        ValueError: a box has ``x1 < x0`` or ``y1 < y0``.
+        ParameterError: a box has ``x1 < x0`` or ``y1 < y0``.
     """
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
     for name, boxes in (("boxes_a", a), ("boxes_b", b)):
         if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
-            raise ValueError(f"`{name}` has a flipped box (x1 < x0 or y1 < y0): {boxes.tolist()}")
+            raise ParameterError(f"`{name}` has a flipped box (x1 < x0 or y1 < y0): {boxes.tolist()}")
     ix0 = np.maximum(a[:, None, 0], b[None, :, 0])  # (N, M)
     iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
@@ -80,15 +84,35 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
-def scale_boxes(boxes: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+def scale_boxes(
+    boxes: np.ndarray,
+    from_size: tuple[int, int],
+    to_size: tuple[int, int],
+    rounding: Literal["round", "truncate"] = "round",
+) -> np.ndarray:
     """Rescale boxes between two image sizes ``(H, W)`` (stretch geometry), clipped to the target.
+
+    Args:
+        boxes: float (N, 4) or (4,) inclusive ``(x0, y0, x1, y1)`` in ``from_size`` pixels.
+        from_size, to_size: ``(H, W)``.
+        rounding: ``"round"`` to the nearest pixel (display), or ``"truncate"`` toward zero as
+            wsolevaluation's ``resize_bbox`` (``int(x0 * W1 / W0)``, same operation order): evaluation.
 
     Returns:
         int64 (N, 4) inclusive boxes in ``to_size`` pixels.
+
+    Raises:
+        ParameterError: unknown ``rounding``.
     """
     (h0, w0), (h1, w1) = from_size, to_size
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * np.array([w1 / w0, h1 / h0, w1 / w0, h1 / h0])
-    b = np.round(b).astype(np.int64)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)  # (N, 4)
+    if rounding == "round":
+        b = np.round(b * np.array([w1 / w0, h1 / h0, w1 / w0, h1 / h0])).astype(np.int64)
+    elif rounding == "truncate":  # x * W1 / W0 in wsolevaluation's operation order, then int()
+        b = np.trunc(b * np.array([w1, h1, w1, h1], np.float64) / np.array([w0, h0, w0, h0], np.float64))
+        b = b.astype(np.int64)
+    else:
+        raise ParameterError(f"`rounding` must be 'round' or 'truncate', got {rounding!r}")
     b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w1 - 1)
     b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h1 - 1)
     return b

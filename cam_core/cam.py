@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError
-from cam_core.models import DataConfig, LoadedModel, eval_mode
+from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError, ParameterError
+from cam_core.models import DataConfig, LoadedModel, classifier_weights, eval_mode
 
 Variant = Literal["cam", "nwc", "positive", "negative"]
 _RESAMPLE = {
@@ -98,6 +98,7 @@ class Analysis:
         Raises:
             ClassIndexError: ``class_index`` out of range.
             NonFiniteMapError: the map has NaN or infinity.
+            ParameterError: unknown ``variant``.
         """
         weights = self.class_weights[self.check_class(class_index)]  # (C,)
         if variant in ("nwc", "positive"):
@@ -105,7 +106,7 @@ class Analysis:
         elif variant == "negative":
             weights = np.maximum(-weights, 0.0)
         elif variant != "cam":
-            raise ValueError(f"`variant` must be 'cam', 'nwc', 'positive' or 'negative', got {variant!r}")
+            raise ParameterError(f"`variant` must be 'cam', 'nwc', 'positive' or 'negative', got {variant!r}")
         cam = np.einsum("c,chw->hw", weights, self.feature_maps)  # (h, w)
         if not np.isfinite(cam).all():
             raise NonFiniteMapError(f"The {variant} map of class {class_index} has non-finite values.")
@@ -152,10 +153,9 @@ def analyze_batch(
         NonFiniteMapError: the network produced NaN or infinity.
     """
     model = loaded.model
-    classifier = model.get_classifier()  # type: ignore[operator]
-    weights = classifier.weight.detach().cpu().numpy()  # (K, C)
+    weight_tensor, bias_tensor = classifier_weights(model.get_classifier(), loaded.name)  # type: ignore[operator]
+    weights = weight_tensor.detach().cpu().numpy()  # (K, C), also for a 1x1-conv head
     weights.setflags(write=False)
-    bias_tensor = classifier.bias
     bias = bias_tensor.detach().cpu().numpy() if bias_tensor is not None else np.zeros(weights.shape[0], np.float32)
     batch = torch.stack(
         [preprocess(image, loaded.data_config, interpolation) for image in images]

@@ -31,7 +31,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cam_core.errors import CamError, CheckpointError
-from cam_core.models import LoadedModel, bundled_lite0_path, find_global_pool, load_model, resolve_spec, wrap_model
+from cam_core.models import (
+    LoadedModel,
+    bundled_lite0_path,
+    classifier_weights,
+    find_global_pool,
+    load_model,
+    resolve_spec,
+    wrap_model,
+)
 from cam_core.tap import ThresholdedAvgPool2d
 
 FORMAT = "cam-explainer/1"
@@ -259,7 +267,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         )
     model = loaded.model
     classes = card.get("num_classes")
-    if classes and model.get_classifier().out_features != classes:  # type: ignore[operator]
+    if classes and classifier_weights(model.get_classifier())[0].shape[0] != classes:  # type: ignore[operator]
         model.reset_classifier(int(classes))  # type: ignore[operator]  # e.g. a 200-class CUB head
     set_pooling(model, card["pooling"], card.get("tau"))
     _apply_tensors(model, tensors, card["trained"], path)

@@ -2,6 +2,10 @@
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels of the stored file, inclusive corners, one row per box.
 Malformed input raises :class:`~cam_core.errors.DatasetError` naming the file and line.
+
+Photos are read in *stored* pixel order (:func:`load_stored_image`): an EXIF orientation tag is ignored,
+because data-set boxes and masks refer to the stored pixels (as in wsolevaluation, whose loaders call
+``PIL.Image.open(...).convert("RGB")``). The app keeps rotating user uploads upright.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from cam_core.errors import DatasetError
+from cam_core.errors import DatasetError, InvalidImageError
+from cam_core.image import to_rgb_array
 
 CSV_HEADER = ("filename", "class_index", "x0", "y0", "x1", "y1")
 
@@ -27,6 +33,30 @@ class Sample:
     path: Path
     class_index: int
     boxes: np.ndarray
+
+
+def load_stored_image(path: str | Path, max_pixels: int = 10**12) -> np.ndarray:
+    """Decode an image file in stored pixel order, ignoring any EXIF orientation.
+
+    Args:
+        path: image file.
+        max_pixels: downscale above this many pixels (default: never, so boxes keep their meaning).
+
+    Returns:
+        uint8 (H, W, 3) RGB, (H, W) as stored in the file (an orientation-6 JPEG stays sideways).
+
+    Raises:
+        InvalidImageError: missing, unreadable, not an image, damaged, or a decompression bomb.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            stored = image.copy()  # drops the EXIF cache; ``info`` is replaced below
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError(f"Cannot decode image {Path(path).name!r}: {exc}") from exc
+    # Keep only transparency: without "exif" / "xmp" metadata, to_rgb_array's exif_transpose is a no-op.
+    stored.info = {k: v for k, v in stored.info.items() if k == "transparency"}
+    return to_rgb_array(stored, max_pixels=max_pixels)
 
 
 def _parse_row(fields: Sequence[str], where: str, columns: Sequence[str]) -> tuple[str, int | None, list[float]]:

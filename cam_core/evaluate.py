@@ -1,10 +1,8 @@
 """WSOL evaluation of a CAM model over a labelled image set: a library function and a CLI.
 
-Protocol ``stretch`` (default, method.md's): image stretched to the model input (bilinear), the model's
-mean/std, CAM of the ground-truth class upsampled to the input size, GT boxes scaled by the same factors.
-Protocol ``official`` (timm's validation transform): shorter side resized to ``input / crop_pct`` with
-the model's resampling, then a centre crop; boxes transformed alike and clipped into the crop, boxes
-wholly outside dropped (an image left without a box is skipped and listed).
+Geometry (``stretch`` / ``official``) and the wsolevaluation conventions (stored pixel order, truncated
+GT box scaling, nearest-neighbour masks) are in :mod:`cam_core.protocol`; thresholds are 8-bit by default
+(:mod:`cam_core.threshold`). The model's mean/std; CAM of the ground-truth class upsampled to the input size.
 
 One forward pass per image (batched); every configuration is array work on the cached analysis. The
 ``+crf`` configs refine the mask at the config's own fixed threshold (a CRF per sweep threshold would be
@@ -17,29 +15,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from cam_core.boxes import mask_to_boxes, scale_boxes
+from cam_core.boxes import mask_to_boxes
 from cam_core.cam import Analysis, analyze_batch
-from cam_core.datasets import Sample, read_boxes_csv, read_wsol_metadata
-from cam_core.errors import CamError, DatasetError, InvalidImageError
-from cam_core.image import load_image
+from cam_core.datasets import Sample, load_stored_image, read_boxes_csv, read_wsol_metadata
+from cam_core.errors import (
+    CamError,
+    CheckpointError,
+    CrfUnavailableError,
+    DatasetError,
+    InvalidImageError,
+    ParameterError,
+)
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
 from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
-from cam_core.models import DEFAULT_MODEL, DataConfig, LoadedModel, load_model
-from cam_core.threshold import foreground, pas_normalize, threshold
+from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model
+from cam_core.protocol import CONVENTIONS, Protocol, prepare, prepare_mask
+from cam_core.threshold import Thresholding, pas_normalize, threshold_mask
 
-Protocol = Literal["stretch", "official"]
 Progress = Callable[[int, int], None]
-_NO_DOWNSCALE = 10**9  # boxes refer to the file's own pixels: never downscale on load
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class EvaluationResult:
         top1: top-1 classification accuracy over those images.
         skipped: ``{"file", "reason"}`` per image that could not be evaluated.
         configs: metrics per configuration name.
+        threshold_step: the theta grid step of the sweeps.
+        settings: per configuration name, what :func:`describe_config` says (rule, theta, sweep map...).
+        calibration: per configuration name, the values chosen on a calibration set (see
+            :mod:`cam_core.calibrate`), empty without one.
+        warnings: ``{"file", "reason"}`` per image evaluated with a correction (e.g. a clipped box).
     """
 
     model: str
@@ -70,87 +76,73 @@ class EvaluationResult:
     top1: float
     skipped: list[dict[str, str]] = field(default_factory=list)
     configs: dict[str, LocalizationMetrics] = field(default_factory=dict)
+    threshold_step: float = 0.01
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: the attributes, ``top1`` rounded, ``configs`` via ``LocalizationMetrics.to_dict``."""
-        head = {k: getattr(self, k) for k in ("model", "weights", "protocol", "n_images")}
-        configs = {name: m.to_dict() for name, m in self.configs.items()}
-        return head | {"top1": round(self.top1, 4), "skipped": self.skipped, "configs": configs}
+        """JSON-ready dict: the attributes, ``top1`` rounded, each config's metrics
+        (``LocalizationMetrics.to_dict``) with its ``settings``, and the evaluation's ``conventions``."""
+        head = {k: getattr(self, k) for k in ("model", "weights", "protocol", "n_images", "threshold_step")}
+        configs = {name: m.to_dict() | {"settings": self.settings.get(name, {})} for name, m in self.configs.items()}
+        extra = {"calibration": self.calibration} if self.calibration else {}
+        return head | {"conventions": CONVENTIONS, "top1": round(self.top1, 4), "skipped": self.skipped,
+                       "warnings": self.warnings, "configs": configs} | extra  # fmt: skip
 
 
-def default_configs(pooling: str = "gap", crf: bool = False) -> dict[str, ConfigSpec]:
+def describe_config(spec: ConfigSpec) -> dict[str, Any]:
+    """JSON-ready description of one configuration: modules, rule, theta, p, thresholding and sweep map.
+
+    The PaS sweep map ``min(1, CAM / P_p)`` is this project's extension (wsolevaluation sweeps the
+    min-max map only): its thresholds ``theta · P_p`` never reach above ``P_p``; the description says so.
+    """
+    cfg = spec.localization
+    pas = cfg.rule == "pas"
+    if spec.crf:
+        sweep_map = "none: CRF mask at the fixed threshold only"
+    elif pas:
+        sweep_map = (f"min(1, CAM / P{cfg.percentile:g}): project extension, not wsolevaluation's; the sweep "
+                     f"covers thresholds below P{cfg.percentile:g} only")  # fmt: skip
+    else:
+        sweep_map = "min-max normalised CAM (wsolevaluation)"
+    return {"nwc": cfg.nwc, "rule": cfg.rule, "theta": cfg.theta, "percentile": cfg.percentile if pas else None,
+            "thresholding": cfg.thresholding, "crf": spec.crf, "sweep_map": sweep_map}  # fmt: skip
+
+
+def default_configs(
+    pooling: str = "gap", crf: bool = False, thresholding: Thresholding = "8bit"
+) -> dict[str, ConfigSpec]:
     """The four configurations of the ablation, named ``cam, pas, nwc, nwc+pas`` (``tap, tap+pas,
-    tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``."""
-    specs = {name: ConfigSpec(cfg) for name, cfg in CONFIGS.items()}
+    tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``;
+    every one thresholds by ``thresholding`` (``"8bit"``: wsolevaluation's rule)."""
+    specs = {name: ConfigSpec(replace(cfg, thresholding=thresholding)) for name, cfg in CONFIGS.items()}
     if crf:
-        specs |= {"cam+crf": ConfigSpec(CONFIGS["cam"], True), "nwc+pas+crf": ConfigSpec(CONFIGS["nwc+pas"], True)}
+        specs |= {"cam+crf": ConfigSpec(specs["cam"].localization, True)}
+        specs |= {"nwc+pas+crf": ConfigSpec(specs["nwc+pas"].localization, True)}
     if pooling != "tap":
         return specs
     return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()}
 
 
-def prepare(
-    image: np.ndarray, boxes: np.ndarray, config: DataConfig, protocol: Protocol = "stretch"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the protocol's geometry to an image and its boxes.
-
-    Args:
-        image: uint8 (H, W, 3) RGB.
-        boxes: float (M, 4) inclusive boxes in image pixels.
-        config: the model's preprocessing (input size, resampling, crop_pct).
-        protocol: ``"stretch"`` (bilinear stretch) or ``"official"`` (resize shorter side, centre crop).
-
-    Returns:
-        ``(view, view_boxes)``: uint8 (H_in, W_in, 3) network-sized image, int64 (M', 4) inclusive boxes
-        in view pixels (``official`` drops boxes entirely outside the crop, so M' may be 0).
-    """
-    height, width = image.shape[:2]
-    h_in, w_in = config.input_size
-    if protocol == "stretch":
-        stretched = Image.fromarray(image).resize((w_in, h_in), Image.Resampling.BILINEAR)
-        return np.array(stretched), scale_boxes(boxes, (height, width), (h_in, w_in))
-    if protocol != "official":
-        raise ValueError(f"`protocol` must be 'stretch' or 'official', got {protocol!r}")
-    short = math.floor(min(h_in, w_in) / config.crop_pct)
-    new_w, new_h = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
-    resample = Image.Resampling[config.interpolation.upper()]
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample))
-    top, left = round((new_h - h_in) / 2.0), round((new_w - w_in) / 2.0)
-    view = resized[top : top + h_in, left : left + w_in].copy()  # writable, C-contiguous
-    scale, shift = np.array([new_w / width, new_h / height] * 2), np.array([left, top] * 2)
-    b = np.asarray(boxes, np.float64).reshape(-1, 4) * scale - shift  # (M, 4) in crop pixels, unclipped
-    inside = (b[:, 2] >= 0) & (b[:, 3] >= 0) & (b[:, 0] <= w_in - 1) & (b[:, 1] <= h_in - 1)
-    return view, scale_boxes(b[inside], (h_in, w_in), (h_in, w_in))
-
-
-def prepare_mask(mask: np.ndarray, config: DataConfig, protocol: Protocol = "stretch") -> np.ndarray:
-    """Apply :func:`prepare`'s geometry to a ground-truth mask (nearest neighbour): bool (H_in, W_in)."""
-    image = np.repeat(np.asarray(mask, dtype=np.uint8)[:, :, None] * 255, 3, axis=2)
-    nearest = DataConfig(config.input_size, config.mean, config.std, "nearest", config.crop_pct)
-    if protocol == "stretch":
-        height, width = config.input_size
-        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.NEAREST))[:, :, 0] > 127
-    return prepare(image, np.zeros((0, 4)), nearest, protocol)[0][:, :, 0] > 127
-
-
 def _load_mask(masks: Path, sample: Sample, size: tuple[int, int]) -> np.ndarray:
     """``masks/<image stem>.png`` as bool (H, W), nonzero = foreground; raises InvalidImageError."""
     path = masks / f"{sample.path.stem}.png"
-    mask = load_image(path, max_pixels=_NO_DOWNSCALE)[:, :, 0] > 0
+    mask = load_stored_image(path)[:, :, 0] > 0
     if mask.shape != size:
         raise InvalidImageError(f"mask {path.name} is {mask.shape[1]}x{mask.shape[0]}, the photo {size[1]}x{size[0]}")
     return mask
 
 
 def _crf_refiner() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
-    """``cam_core.crf.refine_mask``, imported lazily; raises ImportError with a clear message."""
+    """``cam_core.crf.refine_mask``, imported lazily; raises CrfUnavailableError with a clear message."""
     try:
         from cam_core.crf import crf_available, refine_mask
     except ImportError as exc:
-        raise ImportError("CRF configurations need cam_core/crf.py, which is not in this installation.") from exc
+        raise CrfUnavailableError("CRF configurations need cam_core/crf.py, which is not installed here.") from exc
     if crf_available():
         return refine_mask
-    raise ImportError("CRF configurations need `pydensecrf2`: pip install 'cam-explainer[crf]'.")
+    raise CrfUnavailableError("CRF configurations need `pydensecrf2`: pip install 'cam-explainer[crf]'.")
 
 
 def _score(
@@ -169,14 +161,13 @@ def _score(
         if cfg.nwc not in maps:  # one upsampled heatmap per weight choice, shared by MaS / PaS / CRF
             maps[cfg.nwc] = heatmap(analysis, label, cfg.nwc, size=analysis.image_size)
         cam = maps[cfg.nwc]
-        value = threshold(cam, cfg.rule, cfg.theta, cfg.percentile)
+        value, mask = threshold_mask(cam, cfg.rule, cfg.theta, cfg.percentile, cfg.thresholding)
         if spec.crf:
             mask = _crf_refiner()(analysis.image, cam, value)
             boxes = mask_to_boxes(mask)
             largest = mask_to_boxes(mask, largest_only=True)[0]
             evaluators[name].accumulate(None, gt, largest, correct, gt_mask, boxes, pred_mask=mask)
             continue
-        mask = foreground(cam, value)
         largest = mask_to_boxes(mask, largest_only=True)[0]
         sweep_map = cam if cfg.rule == "mas" else pas_normalize(cam, cfg.percentile)
         evaluators[name].accumulate(sweep_map, gt, largest, correct, gt_mask, pred_mask=mask)
@@ -197,7 +188,7 @@ def _load_batch(
             reason = f"class index {sample.class_index} out of range for a {loaded.num_classes}-class model"
         else:
             try:
-                image = load_image(sample.path, max_pixels=_NO_DOWNSCALE)
+                image = load_stored_image(sample.path)  # boxes are in stored pixels: no EXIF rotation
                 mask = None if masks is None else _load_mask(masks, sample, image.shape[:2])
             except InvalidImageError as exc:
                 reason = str(exc)
@@ -244,14 +235,18 @@ def evaluate(
         The metrics; unreadable images, out-of-range classes, boxes outside the crop go to ``skipped``.
 
     Raises:
-        DatasetError: no image could be evaluated. ImportError: CRF configs without the CRF backend.
+        DatasetError: no image could be evaluated. CrfUnavailableError: CRF configs without the CRF backend.
+        ParameterError: ``batch_size`` < 1 or an unknown ``protocol``.
     """
     if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+        raise ParameterError(f"`batch_size` must be >= 1, got {batch_size}")
     specs = dict(configs) if configs is not None else default_configs(loaded.pooling)
     if any(s.crf for s in specs.values()):
         _crf_refiner()  # fail before the first forward pass
-    evaluators = {name: Evaluator(step=step, sweep=not s.crf) for name, s in specs.items()}
+    evaluators = {
+        name: Evaluator(step=step, sweep=not s.crf, thresholding=s.localization.thresholding)
+        for name, s in specs.items()
+    }
     skipped: list[dict[str, str]] = []
     correct = 0
     for start in range(0, len(samples), batch_size):
@@ -271,7 +266,8 @@ def evaluate(
         raise DatasetError(f"No image could be evaluated ({len(skipped)} skipped).")
     metrics = {name: ev.compute() for name, ev in evaluators.items()}
     top1 = 100.0 * correct / n_images
-    return EvaluationResult(loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics)
+    settings = {name: describe_config(s) for name, s in specs.items()}
+    return EvaluationResult(loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics, step, settings)
 
 
 def format_table(result: EvaluationResult) -> str:
@@ -295,7 +291,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="fine-tuned checkpoint; overrides --model")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--step", type=float, default=0.01, help="theta step of the MaxBoxAcc sweep")
+    parser.add_argument(
+        "--threshold-step",
+        "--step",
+        dest="step",
+        type=float,
+        default=0.01,
+        help="theta step of the sweeps (wsolevaluation: 0.01 in its CLI, 0.001 in training)",
+    )
+    parser.add_argument(
+        "--thresholding",
+        choices=("8bit", "float"),
+        default="8bit",
+        help="8bit: uint8(255 s) > int(255 theta), as wsolevaluation (default); float: s > theta",
+    )
     parser.add_argument("--protocol", choices=("stretch", "official"), default="stretch")
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
     parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png: adds PxAP and mask IoU")
@@ -310,7 +319,7 @@ def _load_model(args: argparse.Namespace) -> LoadedModel:
     try:
         from cam_core.checkpoint import load_checkpoint
     except ImportError as exc:
-        raise ImportError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
+        raise CheckpointError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
     return load_checkpoint(args.checkpoint)
 
 
@@ -323,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         read = read_boxes_csv if args.boxes is not None else read_wsol_metadata
         samples = read(args.boxes or args.metadata, args.images)[: args.limit]
         loaded = _load_model(args)
-        specs = default_configs(loaded.pooling, crf=args.crf)
+        specs = default_configs(loaded.pooling, crf=args.crf, thresholding=args.thresholding)
         from tqdm import tqdm
 
         with tqdm(total=len(samples), unit="img", disable=args.no_progress, file=sys.stderr) as bar:
@@ -331,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loaded, samples, specs, protocol=args.protocol, batch_size=args.batch_size, step=args.step,
                 progress=lambda done, _total: bar.update(done - bar.n), masks=args.masks,
             )  # fmt: skip
-    except (CamError, ImportError, ValueError) as exc:
+    except (CamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for item in result.skipped:

@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from cam_core.cam import preprocess
 from cam_core.checkpoint import set_pooling
+from cam_core.datasets import load_stored_image
 from cam_core.errors import ParameterError
-from cam_core.image import load_image
+from cam_core.image import DEFAULT_MAX_PIXELS
 from cam_core.models import DataConfig, LoadedModel, eval_mode
 
 Stage = Callable[[torch.Tensor], torch.Tensor]
@@ -208,7 +209,8 @@ def build_cache(
     teach: list[torch.Tensor] = []
     with eval_mode(model), torch.inference_mode():
         for path in tqdm(paths, desc="caching views", unit="photo"):
-            views = view_batch(load_image(path), loaded.data_config, rng, recipe, recipe.views).to(device)
+            photo = load_stored_image(path, DEFAULT_MAX_PIXELS)  # stored pixel order, as for evaluation
+            views = view_batch(photo, loaded.data_config, rng, recipe, recipe.views).to(device)
             z = frozen(views)  # (V, C', h', w')
             feats.append(z.half().cpu())
             teach.append(model.forward_head(stage(z)).half().cpu())  # type: ignore[operator]  # (V, K)
@@ -329,7 +331,7 @@ def train_online(
     teacher_model = copy.deepcopy(model).eval().requires_grad_(False)
     set_pooling(model, recipe.pooling, recipe.tau)
     optimizer = make_optimizer(model, prefixes, recipe)
-    images = [load_image(p) for p in paths]
+    images = [load_stored_image(p, DEFAULT_MAX_PIXELS) for p in paths]  # stored pixel order, as for evaluation
     target = torch.tensor(list(labels), dtype=torch.int64)
     steps = recipe.epochs * math.ceil(len(images) / recipe.batch_size)
     scheduler, rng = _cosine(optimizer, steps), np.random.default_rng(recipe.seed)

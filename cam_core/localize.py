@@ -1,8 +1,9 @@
 """From a cached :class:`~cam_core.cam.Analysis` to heatmap, threshold, mask and boxes.
 
 This is the pipeline shared by the app and the evaluation: pick the weights (plain or NWC), upsample
-the raw map bicubically to the target size, min-max normalise, threshold by MaS or PaS, and box the
-foreground. No network call happens here.
+the raw map bicubically to the target size, min-max normalise, threshold by MaS or PaS (on 8 bits, as
+wsolevaluation: see :mod:`cam_core.threshold`), and box the foreground. No network call happens here, and
+the app and the evaluation share it, so one photo gives one box in both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from cam_core.boxes import mask_to_boxes
 from cam_core.cam import Analysis, normalize, upsample
-from cam_core.threshold import Rule, check_percentile, check_theta, foreground, threshold
+from cam_core.errors import ParameterError
+from cam_core.threshold import Rule, Thresholding, check_percentile, check_theta, threshold_mask
 
 
 @dataclass(frozen=True)
@@ -25,16 +27,21 @@ class LocalizationConfig:
         rule: ``"mas"`` (theta · max) or ``"pas"`` (theta · P_p, module M3).
         theta: threshold fraction in ``[0, 1]``.
         percentile: p for PaS in ``(0, 100]`` (ignored by MaS).
+        thresholding: ``"8bit"`` (wsolevaluation's ``uint8(255 · M) > int(255 · theta)``, the default) or
+            ``"float"`` (``M > theta``).
     """
 
     nwc: bool = False
     rule: Rule = "mas"
     theta: float = 0.2
     percentile: float = 90.0
+    thresholding: Thresholding = "8bit"
 
     def __post_init__(self) -> None:
         check_theta(self.theta)
         check_percentile(self.percentile)
+        if self.thresholding not in ("8bit", "float"):
+            raise ParameterError(f"`thresholding` must be '8bit' or 'float', got {self.thresholding!r}")
 
     @property
     def name(self) -> str:
@@ -58,8 +65,8 @@ class Localization:
 
     Attributes:
         heatmap: float32 (H, W) normalised map in ``[0, 1]``.
-        threshold: the foreground threshold on ``heatmap``.
-        mask: bool (H, W) ``heatmap > threshold``.
+        threshold: the foreground threshold on ``heatmap``; with 8-bit thresholding a multiple of 1/255.
+        mask: bool (H, W): ``uint8(255 · heatmap) > 255 · threshold`` (8-bit) or ``heatmap > threshold`` (float).
         box: int64 (4,) largest-contour box ``(x0, y0, x1, y1)``, inclusive.
         boxes: int64 (N, 4) one box per contour.
     """
@@ -101,7 +108,6 @@ def localize(
         size: output ``(H, W)``; defaults to the analysed image's size.
     """
     cam = heatmap(analysis, class_index, config.nwc, size)
-    value = threshold(cam, config.rule, config.theta, config.percentile)
-    mask = foreground(cam, value)
+    value, mask = threshold_mask(cam, config.rule, config.theta, config.percentile, config.thresholding)
     boxes = mask_to_boxes(mask)
     return Localization(cam, value, mask, mask_to_boxes(mask, largest_only=True)[0], boxes)

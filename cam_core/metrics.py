@@ -12,14 +12,17 @@ percentages in ``[0, 100]``:
   of images whose best IoU over *all* contour boxes x GT boxes is >= delta.
 * PxAP: pixel average precision of the score map against GT masks, when masks are given.
 
-Masks are ``scoremap > theta`` (strict) and boxes come from :func:`cam_core.boxes.mask_to_boxes`'s rule;
-IoU is :func:`cam_core.boxes.box_iou` (inclusive corners).
+Masks are wsolevaluation's 8-bit rule by default, ``uint8(255 · scoremap) > int(theta · max(uint8 map))``
+over ``theta in np.arange(0, 1, step)`` (float64, as its ``cam_threshold_list``), or ``scoremap > theta``
+with ``thresholding="float"``; boxes come from :func:`cam_core.boxes.mask_to_boxes`'s rule; IoU is
+:func:`cam_core.boxes.box_iou` (inclusive corners). PxAP histograms the float map (as wsolevaluation).
 
 The sweep is vectorised but exact: every pixel gets the number of thresholds strictly below its value
-(one ``searchsorted``), so ``mask_k = level > k``. Thresholds whose mask equals the previous one (no
-pixel value falls between them) reuse its boxes, empty masks need no contour pass, each contour pass
-runs on the crop around the mask only (the crop keeps a zero margin, so contours, their order and
-areas are those of the full image), and all IoUs of an image are one :func:`box_iou` call.
+(one ``searchsorted``; on 8 bits, below its quantised value), so ``mask_k = level > k``. Thresholds
+whose mask equals the previous one (no pixel value falls between them) reuse its boxes, empty masks need
+no contour pass, each contour pass runs on the crop around the mask only (the crop keeps a zero margin,
+so contours, their order and areas are those of the full image), and all IoUs of an image are one
+:func:`box_iou` call.
 """
 
 from __future__ import annotations
@@ -33,23 +36,24 @@ import numpy as np
 
 from cam_core.boxes import box_iou
 from cam_core.errors import ParameterError
+from cam_core.threshold import Thresholding, quantize
 
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 """MaxBoxAccV2's IoU thresholds delta."""
 
 
 def sweep_thresholds(step: float = 0.01) -> np.ndarray:
-    """The theta grid ``{0, step, 2 step, ...} < 1`` of wsolevaluation.
+    """The theta grid ``np.arange(0, 1, step)`` of wsolevaluation (its CLI: 0.01; its training code: 0.001).
 
     Returns:
-        float32 (T,) ascending, in ``[0, 1)``.
+        float64 (T,) ascending, in ``[0, 1)``.
 
     Raises:
         ParameterError: ``step`` is not in ``(0, 1]``.
     """
     if not (isinstance(step, (int, float)) and 0.0 < float(step) <= 1.0):
         raise ParameterError(f"`step` must be a number in (0, 1], got {step!r}")
-    return np.arange(0.0, 1.0, float(step)).astype(np.float32)
+    return np.arange(0, 1, float(step))
 
 
 def _check_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
@@ -88,24 +92,38 @@ def _extent(line_max: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
-def _levels(scoremap: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Per pixel, the number of thresholds strictly below its value, so that ``mask_k = levels > k``."""
-    cam = np.asarray(scoremap, dtype=np.float32)
-    thr = np.asarray(thresholds, dtype=np.float32)
+def _levels(scoremap: np.ndarray, thresholds: np.ndarray, thresholding: Thresholding = "8bit") -> np.ndarray:
+    """Per pixel, the number of thresholds strictly below its value, so that ``mask_k = levels > k``.
+
+    On 8 bits the value is ``q = uint8(255 · scoremap)`` and threshold k is ``int(theta_k · max(q))``
+    (non-decreasing in k; equal neighbours give equal masks).
+    """
+    cam = np.asarray(scoremap)
+    thr = np.asarray(thresholds, dtype=np.float64)
     if cam.ndim != 2:
         raise ParameterError(f"`scoremap` must be 2-D (H, W), got shape {cam.shape}")
     if thr.ndim != 1 or thr.size == 0 or (np.diff(thr) <= 0).any():
         raise ParameterError("`thresholds` must be a non-empty strictly ascending 1-D array")
-    levels = np.searchsorted(thr, cam, side="left")  # (H, W), compared in float32 like `cam > theta`
+    if thresholding == "8bit":
+        quantized = quantize(cam)  # (H, W) uint8, in the map's own dtype as wsolevaluation
+        integer = (thr * float(quantized.max())).astype(np.int64)  # (T,) int(theta · max q), as cv2's thresh
+        levels = np.searchsorted(integer, quantized, side="left")  # (H, W): #{k: integer_k < q}
+    elif thresholding == "float":
+        levels = np.searchsorted(thr.astype(np.float32), cam.astype(np.float32), side="left")  # float32 `cam > theta`
+    else:
+        raise ParameterError(f"`thresholding` must be '8bit' or 'float', got {thresholding!r}")
     return levels.astype(np.uint8 if thr.size < 256 else np.int32)
 
 
-def sweep_boxes(scoremap: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes of ``scoremap > theta`` for every theta, each distinct mask boxed once.
+def sweep_boxes(
+    scoremap: np.ndarray, thresholds: np.ndarray, thresholding: Thresholding = "8bit"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes of the foreground at every theta, each distinct mask boxed once.
 
     Args:
-        scoremap: float (H, W) in ``[0, 1]`` (compared in float32, like ``cam > theta`` on a float32 map).
+        scoremap: float (H, W) in ``[0, 1]`` (quantised in its own dtype on 8 bits; compared in float32 otherwise).
         thresholds: float (T,) strictly ascending.
+        thresholding: ``"8bit"`` (wsolevaluation) or ``"float"`` (``scoremap > theta``).
 
     Returns:
         ``(boxes, starts, largest, group_of)`` flattened over the G distinct masks: ``boxes`` int64
@@ -113,7 +131,7 @@ def sweep_boxes(scoremap: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarra
         ``largest`` int64 (G,) the row of each mask's largest contour, ``group_of`` int64 (T,) the mask
         of each threshold. An empty mask has the single box ``(0, 0, 0, 0)``.
     """
-    levels = _levels(scoremap, thresholds)
+    levels = _levels(scoremap, thresholds, thresholding)
     height, width = levels.shape
     count = len(thresholds)
     row_max, col_max = levels.max(axis=1), levels.max(axis=0)  # (H,), (W,)
@@ -140,20 +158,23 @@ def sweep_boxes(scoremap: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarra
     return np.array(boxes, dtype=np.int64), np.array(starts), np.array(largest), group_of
 
 
-def sweep_ious(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sweep_ious(
+    scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, thresholding: Thresholding = "8bit"
+) -> tuple[np.ndarray, np.ndarray]:
     """Best IoU with the ground truth at every threshold, largest contour and all contours.
 
     Args:
         scoremap: float (H, W) in ``[0, 1]``.
         gt_boxes: (M, 4) inclusive ``(x0, y0, x1, y1)`` in scoremap pixels, M >= 1.
         thresholds: float (T,) strictly ascending.
+        thresholding: ``"8bit"`` (wsolevaluation) or ``"float"``.
 
     Returns:
         ``(largest, best)``: float64 (T,) each, in ``[0, 1]``; ``largest[k]`` is the best IoU of the
         largest-contour box over GT boxes, ``best[k]`` the best over all contour boxes x GT boxes.
     """
     gt = _check_boxes(gt_boxes, "gt_boxes")
-    boxes, starts, largest, group_of = sweep_boxes(scoremap, thresholds)
+    boxes, starts, largest, group_of = sweep_boxes(scoremap, thresholds, thresholding)
     per_box = box_iou(boxes, gt).max(axis=1)  # (N,)
     return per_box[largest][group_of], np.maximum.reduceat(per_box, starts)[group_of]
 
@@ -215,11 +236,12 @@ class Evaluator:
     """Accumulates one configuration's localisation results image by image.
 
     Args:
-        step: theta grid step of the sweep (wsolevaluation: 0.01).
+        step: theta grid step of the sweep (wsolevaluation's CLI: 0.01; its training code: 0.001).
         iou_thresholds: MaxBoxAccV2's deltas.
         v1_iou: MaxBoxAcc v1's and GT-known's delta.
         sweep: ``False`` for maps that can only be evaluated at their fixed threshold (e.g. after CRF):
             pass ``fixed_boxes`` instead of a scoremap; v1/v2 are then the accuracies at that threshold.
+        thresholding: the sweep's comparison, ``"8bit"`` (wsolevaluation, default) or ``"float"``.
 
     Example:
         >>> ev = Evaluator()
@@ -233,8 +255,12 @@ class Evaluator:
         iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
         v1_iou: float = 0.5,
         sweep: bool = True,
+        thresholding: Thresholding = "8bit",
     ) -> None:
-        self.thresholds = sweep_thresholds(step) if sweep else np.zeros(1, np.float32)
+        if thresholding not in ("8bit", "float"):
+            raise ParameterError(f"`thresholding` must be '8bit' or 'float', got {thresholding!r}")
+        self.thresholding = thresholding
+        self.thresholds = sweep_thresholds(step) if sweep else np.zeros(1)
         self.iou_thresholds = np.asarray(iou_thresholds, dtype=np.float64)
         if self.iou_thresholds.ndim != 1 or self.iou_thresholds.size == 0:
             raise ParameterError("`iou_thresholds` must be a non-empty sequence of numbers in (0, 1]")
@@ -289,7 +315,7 @@ class Evaluator:
         if self.sweep:
             if scoremap is None:
                 raise ParameterError("`scoremap` is required when the evaluator sweeps thresholds")
-            largest, best = sweep_ious(scoremap, gt, self.thresholds)  # (T,), (T,)
+            largest, best = sweep_ious(scoremap, gt, self.thresholds, self.thresholding)  # (T,), (T,)
             if gt_mask is not None:
                 self._accumulate_mask(np.asarray(scoremap, dtype=np.float32), gt_mask)
         else:

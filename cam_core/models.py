@@ -218,6 +218,31 @@ def find_global_pool(model: nn.Module) -> tuple[nn.Module, str]:
     raise NotCamExactError(f"{type(model).__name__} has no `global_pool` module: CAM needs pooling + linear head.")
 
 
+def classifier_weights(classifier: object, name: str = "model") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The classifier as a matrix: ``W`` float (K, C) and bias ``b`` float (K,) or ``None``.
+
+    Accepts one ``nn.Linear`` or a 1x1 ``nn.Conv2d`` (stride 1, no groups, no dilation effect), the head
+    of BiT / ResNetV2, whose ``(K, C, 1, 1)`` kernel is reshaped to ``(K, C)``. The tensors are views of
+    the module's parameters (no copy).
+
+    Raises:
+        NotCamExactError: any other classifier (an MLP, a wider convolution, grouped convolution, none).
+    """
+    if isinstance(classifier, nn.Linear):
+        return classifier.weight, classifier.bias
+    if (
+        isinstance(classifier, nn.Conv2d)
+        and tuple(classifier.kernel_size) == (1, 1)
+        and tuple(classifier.stride) == (1, 1)
+        and classifier.groups == 1
+        and tuple(classifier.padding) == (0, 0)
+    ):
+        return classifier.weight.flatten(1), classifier.bias  # (K, C, 1, 1) -> (K, C)
+    raise NotCamExactError(
+        f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear or 1x1 nn.Conv2d: CAM is not exact."
+    )
+
+
 def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "model") -> float:
     """Prove ``forward_head(F) == W · pool(F) + b`` on a seeded probe input; return the relative error.
 
@@ -233,13 +258,9 @@ def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "
         max |difference| / max(1, max |logit|), a float below ``1e-4``.
 
     Raises:
-        NotCamExactError: the head is not a single linear layer over globally pooled features.
+        NotCamExactError: the head is not a single linear layer (or 1x1 convolution) over globally pooled features.
     """
-    classifier = getattr(model, "get_classifier", lambda: None)()
-    if not isinstance(classifier, nn.Linear):
-        raise NotCamExactError(
-            f"{name}: classifier is {type(classifier).__name__}, not one nn.Linear: CAM is not exact."
-        )
+    weight, bias = classifier_weights(getattr(model, "get_classifier", lambda: None)(), name)  # (K, C), (K,)
     parent, attr = find_global_pool(model)
     pool = getattr(parent, attr)
     generator = torch.Generator().manual_seed(0)
@@ -247,15 +268,15 @@ def check_cam_exact(model: nn.Module, input_size: tuple[int, int], name: str = "
     net: Any = model  # timm API (forward_features / forward_head) is not in nn.Module's type
     with eval_mode(model), torch.inference_mode():
         features = net.forward_features(probe)  # (2, C, h, w)
-        if features.ndim != 4 or features.shape[1] != classifier.in_features:
+        if features.ndim != 4 or features.shape[1] != weight.shape[1]:
             raise NotCamExactError(
                 f"{name}: forward_features gives shape {tuple(features.shape)} but the classifier expects "
-                f"{classifier.in_features} channels: there are layers between pooling and the classifier "
+                f"{weight.shape[1]} channels: there are layers between pooling and the classifier "
                 "(e.g. MobileNetV3's conv_head), so CAM is not exact."
             )
         logits = net.forward_head(features)  # (2, K)
         pooled = pool(features) if isinstance(pool, ThresholdedAvgPool2d) else features.mean(dim=(2, 3))  # (2, C)
-        expected = pooled @ classifier.weight.T + (classifier.bias if classifier.bias is not None else 0.0)
+        expected = pooled @ weight.T + (bias if bias is not None else 0.0)  # (2, K)
         error = float((logits - expected).abs().max() / logits.abs().max().clamp(min=1.0))
     if not error < 1e-4:
         raise NotCamExactError(
@@ -297,12 +318,12 @@ def wrap_model(model: nn.Module, name: str, weights: str) -> LoadedModel:
     pool = getattr(parent, attr)
     is_tap = isinstance(pool, ThresholdedAvgPool2d)
     model.eval().requires_grad_(False)
-    classifier: nn.Linear = model.get_classifier()  # type: ignore[assignment,operator]
+    weight, _ = classifier_weights(model.get_classifier(), name)  # type: ignore[operator]
     return LoadedModel(
         name=name,
         model=model,
         data_config=data_config,
-        class_names=_class_names(classifier.out_features),
+        class_names=_class_names(int(weight.shape[0])),
         pooling="tap" if is_tap else "gap",
         tap_tau=float(pool.tau) if is_tap else None,
         weights=weights,

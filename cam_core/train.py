@@ -32,7 +32,7 @@ import torch
 from timm.data import ImageNetInfo
 
 from cam_core.checkpoint import build_base, save_checkpoint, write_card_json
-from cam_core.errors import CamError, DatasetError
+from cam_core.errors import CamError, CheckpointError, DatasetError, ParameterError
 from cam_core.finetune import Recipe, finetune
 from cam_core.models import DEFAULT_MODEL, resolve_spec
 
@@ -194,9 +194,9 @@ def _short(arch: str) -> str:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     """Train and save as the parsed CLI arguments say; return the model card."""
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise CamError("`--device cuda` was asked but CUDA is not available")
+        raise ParameterError("`--device cuda` was asked but CUDA is not available")
     if args.out.suffix != ".safetensors":
-        raise CamError(f"`--out` {str(args.out)!r} must end in .safetensors")
+        raise CheckpointError(f"`--out` {str(args.out)!r} must end in .safetensors")
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = recipe_from_args(args)
@@ -205,7 +205,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     classes = args.num_classes or loaded.num_classes
     if classes != loaded.num_classes:
         if recipe.distill > 0:
-            raise CamError(f"`--num-classes` {classes} differs from the base's {loaded.num_classes}: use --distill 0")
+            msg = f"`--num-classes` {classes} differs from the base's {loaded.num_classes}: use --distill 0"
+            raise ParameterError(msg)
         loaded.model.reset_classifier(classes)  # type: ignore[operator]
     if max(c for _, c in samples) >= classes:
         raise DatasetError(f"a class index is >= the model's {classes} classes: pass --num-classes")

@@ -45,8 +45,10 @@ def test_iou_hand_computed() -> None:
 
 def test_iou_pairwise_shape_and_flipped_box() -> None:
     assert cam_core.box_iou(np.zeros((3, 4)), np.zeros((2, 4))).shape == (3, 2)
-    with pytest.raises(ValueError, match="flipped"):
+    with pytest.raises(cam_core.ParameterError, match="flipped"):
         cam_core.box_iou([5, 0, 1, 3], [0, 0, 1, 1])
+    with pytest.raises(cam_core.ParameterError, match="2-D"):
+        cam_core.mask_to_boxes(np.zeros((2, 2, 2), bool))
 
 
 def test_scale_boxes() -> None:

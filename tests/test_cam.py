@@ -84,7 +84,7 @@ def test_class_index_errors(tiny_model: cam_core.LoadedModel) -> None:
         analysis.cam(-1)
     with pytest.raises(cam_core.ClassIndexError, match="int"):
         analysis.cam("1")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(cam_core.ParameterError, match="variant"):
         analysis.cam(0, "grad")  # type: ignore[arg-type]
 
 

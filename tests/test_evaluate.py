@@ -89,14 +89,14 @@ def test_prepare_geometry() -> None:
     config = DataConfig((224, 224), (0.5,) * 3, (0.5,) * 3, "bilinear", 0.875)
     view, boxes = prepare(image, np.array([[0, 0, 99.0, 49.0]]), config, "stretch")
     assert view.shape == (224, 224, 3)
-    np.testing.assert_array_equal(boxes, [[0, 0, round(99 * 1.12), round(49 * 2.24)]])
+    np.testing.assert_array_equal(boxes, [[0, 0, 110, 109]])  # int(99 * 224 / 200), int(49 * 224 / 100): truncated
     # official: shorter side 100 -> floor(224 / 0.875) = 256, so 512 x 256; crop offsets left 144, top 16.
     view, boxes = prepare(
         image, np.array([[0, 0, 199.0, 99.0], [0, 0, 40.0, 40.0], [100, 50, 110, 60]]), config, "official"
     )
     assert view.shape == (224, 224, 3)
     np.testing.assert_array_equal(
-        boxes, [[0, 0, 223, 223], [256 - 144, 128 - 16, round(110 * 2.56) - 144, round(60 * 2.56) - 16]]
+        boxes, [[0, 0, 223, 223], [256 - 144, 128 - 16, int(110 * 2.56 - 144), int(60 * 2.56 - 16)]]
     )
 
 
@@ -229,3 +229,64 @@ def test_prepare_mask_follows_the_image_geometry() -> None:
     assert stretched.shape == (32, 32) and stretched[:, :16].all() and not stretched[:, 16:].any()
     cropped = prepare_mask(mask, config, "official")  # shorter side 36, centre crop 32 of a 72-wide image
     assert cropped.shape == (32, 32) and cropped[:, 0].all() and not cropped[:, -1].any()
+
+
+def test_library_errors_are_typed(
+    tiny_model: cam_core.LoadedModel, dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from cam_core import evaluate as ev
+    from cam_core.errors import CheckpointError, CrfUnavailableError, ParameterError
+
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)[:1]
+    with pytest.raises(ParameterError, match="batch_size"):
+        evaluate(tiny_model, samples, batch_size=0)
+    with pytest.raises(ParameterError, match="protocol"):
+        prepare(np.zeros((8, 8, 3), np.uint8), np.zeros((1, 4)), tiny_model.data_config, "crop")  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "cam_core.crf", None)
+    with pytest.raises(CrfUnavailableError, match=r"crf\.py"):
+        ev._crf_refiner()
+    monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.py"):
+        ev._load_model(argparse.Namespace(checkpoint=Path("x.safetensors"), model="tiny"))
+
+
+def test_exif_orientation_is_ignored_in_evaluation(tiny_model: cam_core.LoadedModel, tmp_path: Path) -> None:
+    """Boxes are in stored pixels: a photo tagged orientation 6 must score exactly as the untagged file."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 60, (40, 24, 3), dtype=np.uint8)  # stored sideways: 24 wide, 40 tall
+    pixels[4:20, 6:18] = (240, 200, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewers rotate it 90 degrees clockwise
+    Image.fromarray(pixels).save(tmp_path / "plain.jpg", quality=95)
+    Image.fromarray(pixels).save(tmp_path / "tagged.jpg", quality=95, exif=exif.tobytes())
+    box = np.array([[6.0, 4.0, 17.0, 19.0]])
+    views: dict[str, np.ndarray] = {}
+    results = {}
+    for name in ("plain", "tagged"):
+        sample = Sample(tmp_path / f"{name}.jpg", 1, box)
+        on_image = lambda s, analysis, gt, n=name: views.setdefault(n, analysis.image)  # noqa: E731
+        results[name] = evaluate(tiny_model, [sample], on_image=on_image).to_dict()["configs"]
+    np.testing.assert_array_equal(views["plain"], views["tagged"])
+    assert results["plain"] == results["tagged"]
+    assert cam_core.datasets.load_stored_image(tmp_path / "tagged.jpg").shape == (40, 24, 3)
+
+
+def test_cli_threshold_step_and_thresholding_are_recorded(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "fine.json"
+    args = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--limit", "2"]
+    status, _, err = run_cli(
+        [*args, "--threshold-step", "0.001", "--thresholding", "float", "--out", str(out_file)], capsys
+    )
+    assert status == 0, err
+    result = json.loads(out_file.read_text())
+    assert result["threshold_step"] == 0.001 and "resize_bbox" in result["conventions"]["gt_box_scaling"]
+    cam, pas = result["configs"]["cam"], result["configs"]["pas"]
+    assert len(cam["curves"]["thresholds"]) == 1000 and cam["settings"]["thresholding"] == "float"
+    assert "project extension" in pas["settings"]["sweep_map"] and pas["settings"]["percentile"] == 90.0
+    status, _, err = run_cli([*args, "--out", str(out_file)], capsys)
+    result = json.loads(out_file.read_text())
+    assert result["threshold_step"] == 0.01 and result["configs"]["cam"]["settings"]["thresholding"] == "8bit"

@@ -15,8 +15,10 @@ from cam_core.threshold import pas_normalize
 def nested_squares() -> np.ndarray:
     """20x20 map: background 0.095, square rows/cols 2..14 at 0.405, inner square 5..9 at 0.805.
 
-    Thresholds k = 0..9 keep the whole image, 10..40 the outer square, 41..80 the inner one, 81..99
-    nothing (values chosen between grid points so that float rounding cannot matter).
+    With the float rule ``cam > theta``, thresholds k = 0..9 keep the whole image, 10..40 the outer square,
+    41..80 the inner one, 81..99 nothing (values chosen between grid points so that float rounding cannot
+    matter). The 8-bit rule scales the thresholds by the map's maximum (here 0.805, not 1): see
+    tests/test_we_parity.py for its hand-computed values.
     """
     cam = np.full((20, 20), 0.095, np.float32)
     cam[2:15, 2:15] = 0.405
@@ -24,11 +26,16 @@ def nested_squares() -> np.ndarray:
     return cam
 
 
-def naive_sweep(cam: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def naive_sweep(
+    cam: np.ndarray, gt: np.ndarray, thresholds: np.ndarray, thresholding: str = "8bit"
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference: one full-image contour pass per threshold, straight from cam_core.boxes."""
     largest, best = [], []
+    quantized = (cam * 255).astype(np.uint8)
     for theta in thresholds:
-        mask = cam > theta  # float32 map vs float32 threshold
+        # 8bit: wsolevaluation's cv2.threshold(uint8 map, int(theta * max), THRESH_BINARY); float: float32 compare
+        eight = thresholding == "8bit"
+        mask = quantized > int(theta * quantized.max()) if eight else cam > np.float32(theta)
         largest.append(box_iou(mask_to_boxes(mask, largest_only=True), gt).max())
         best.append(box_iou(mask_to_boxes(mask), gt).max())
     return np.array(largest), np.array(best)
@@ -36,7 +43,9 @@ def naive_sweep(cam: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> tupl
 
 def test_sweep_thresholds_grid() -> None:
     grid = sweep_thresholds()
-    assert grid.dtype == np.float32 and grid.size == 100
+    assert grid.dtype == np.float64 and grid.size == 100
+    np.testing.assert_array_equal(grid, np.arange(0, 1, 0.01))  # wsolevaluation's cam_threshold_list, bit for bit
+    assert sweep_thresholds(0.001).size == 1000
     assert grid[0] == 0.0 and grid[-1] == pytest.approx(0.99)
     assert sweep_thresholds(0.25).tolist() == [0.0, 0.25, 0.5, 0.75]
     with pytest.raises(ParameterError, match="step"):
@@ -45,7 +54,7 @@ def test_sweep_thresholds_grid() -> None:
 
 def test_sweep_ious_nested_squares_by_hand() -> None:
     thresholds = sweep_thresholds()
-    largest, best = sweep_ious(nested_squares(), np.array([[2, 2, 14, 14]]), thresholds)
+    largest, best = sweep_ious(nested_squares(), np.array([[2, 2, 14, 14]]), thresholds, "float")
     # Boxes carry wsolevaluation's +1 (x1 = x + w): whole image (0,0,19,19), outer (2,2,15,15), inner (5,5,10,10).
     expected = np.zeros(100)
     expected[:10] = 169 / 400
@@ -61,7 +70,7 @@ def test_maxboxacc_best_theta_and_v2_mean_by_hand() -> None:
     A: IoU 0.4225 (k<10), 0.862 (10..40), 0.213 (41..80). B: 0.0625, 0.128, 0.694 (25/36), 0.
     delta 0.3: k 41..80 has B, B -> 2/3; delta 0.5: same, 2/3; delta 0.7: only A at k 10..40 -> 1/3.
     """
-    ev = Evaluator()
+    ev = Evaluator(thresholding="float")
     cam = nested_squares()
     for gt in ([2, 2, 14, 14], [5, 5, 9, 9], [5, 5, 9, 9]):
         ev.accumulate(cam, np.array([gt]), fixed_box=np.array([0, 0, 0, 0]))
@@ -79,7 +88,7 @@ def test_v2_uses_all_contours_v1_only_the_largest() -> None:
     cam = np.zeros((30, 30), np.float32)
     cam[2:20, 2:20] = 0.5  # large blob, area 324
     cam[24:28, 24:28] = 0.9  # small blob, the object
-    ev = Evaluator()
+    ev = Evaluator(thresholding="float")
     ev.accumulate(cam, np.array([[24, 24, 27, 27]]), fixed_box=np.array([2, 2, 20, 20]))
     result = ev.compute()
     # theta < 0.5: both blobs; the largest is the big one (IoU 0), all contours include the small one.
@@ -88,7 +97,7 @@ def test_v2_uses_all_contours_v1_only_the_largest() -> None:
     assert result.curves["50"][:90] == [100.0] * 90 and result.curves["50"][90:] == [0.0] * 10
     assert result.best_theta["v1"] == pytest.approx(0.5) and result.best_theta["50"] == 0.0
     assert result.maxboxacc_v2_by_iou == {"30": 100.0, "50": 100.0, "70": 0.0}
-    largest, best = sweep_ious(cam, np.array([[24, 24, 27, 27]]), sweep_thresholds())
+    largest, best = sweep_ious(cam, np.array([[24, 24, 27, 27]]), sweep_thresholds(), "float")
     assert largest[:50].max() < 0.05 and best[:50].max() == pytest.approx(0.64)
 
 
@@ -157,13 +166,15 @@ def random_maps(rng: np.random.Generator) -> list[np.ndarray]:
     return maps
 
 
-def test_vectorised_sweep_equals_naive_loop(rng: np.random.Generator) -> None:
-    thresholds = sweep_thresholds()
-    for cam in random_maps(rng):
+@pytest.mark.parametrize("thresholding", ["8bit", "float"])
+@pytest.mark.parametrize("step", [0.01, 0.001])
+def test_vectorised_sweep_equals_naive_loop(rng: np.random.Generator, thresholding: str, step: float) -> None:
+    thresholds = sweep_thresholds(step)
+    for cam in random_maps(rng)[:: 1 if step == 0.01 else 4]:
         height, width = cam.shape
         gt = np.array([[0, 0, width // 2, height // 2], [width // 3, height // 4, width - 1, height - 1]])
-        expected = naive_sweep(cam, gt, thresholds)
-        got = sweep_ious(cam, gt, thresholds)
+        expected = naive_sweep(cam, gt, thresholds, thresholding)
+        got = sweep_ious(cam, gt, thresholds, thresholding)  # type: ignore[arg-type]
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
 

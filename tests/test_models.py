@@ -55,3 +55,42 @@ def test_bundled_weights_rename_every_key(default_model: cam_core.LoadedModel) -
     torch.testing.assert_close(default_model.model.state_dict()["classifier.weight"], source["_fc.weight"])
     assert default_model.data_config.mean == (0.5, 0.5, 0.5) and default_model.data_config.interpolation == "bicubic"
     assert default_model.class_names[285].startswith("Egyptian cat")
+
+
+class _ConvHeadCNN(torch.nn.Module):
+    """BiT / ResNetV2-style head: GAP keeping (B, C, 1, 1), then Conv2d(C, K, 1), then flatten."""
+
+    def __init__(self, kernel: int = 1) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, stride=4, padding=1), torch.nn.ReLU())
+        self.global_pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Conv2d(5, 3, kernel, padding=kernel // 2)
+        self.pretrained_cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                               "interpolation": "bilinear", "crop_pct": 1.0}  # fmt: skip
+
+    def get_classifier(self) -> torch.nn.Module:
+        return self.fc
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.global_pool(x)).flatten(1)
+
+
+def test_1x1_conv_head_is_an_exact_cam_model() -> None:
+    torch.manual_seed(0)
+    net = _ConvHeadCNN()
+    loaded = cam_core.wrap_model(net, "convhead", "random init")
+    assert loaded.num_classes == 3 and loaded.exactness_error < 1e-5
+    image = torch.Generator().manual_seed(1)
+    pixels = (torch.rand(32, 32, 3, generator=image) * 255).to(torch.uint8).numpy()
+    analysis = cam_core.analyze(loaded, pixels)
+    assert analysis.class_weights.shape == (3, 5)
+    torch.testing.assert_close(torch.from_numpy(analysis.class_weights), net.fc.weight[:, :, 0, 0])
+    for c in range(3):  # GAP(cam_c) + b_c == logit_c, by hand: sum_k W[c, k] mean(F_k) + b_c
+        by_hand = float((analysis.class_weights[c] * analysis.feature_maps.mean(axis=(1, 2))).sum() + analysis.bias[c])
+        assert float(analysis.cam(c).mean()) + float(analysis.bias[c]) == pytest.approx(by_hand, abs=1e-5)
+        assert by_hand == pytest.approx(float(analysis.logits[c]), abs=1e-5)
+    with pytest.raises(cam_core.NotCamExactError, match="1x1"):
+        cam_core.wrap_model(_ConvHeadCNN(kernel=3), "conv3", "random init")

@@ -47,3 +47,32 @@ def test_rule_validation_and_presets() -> None:
         threshold(np.ones((2, 2)), "median", 0.5)  # type: ignore[arg-type]
     assert cam_core.PRESETS["paper code"].percentile == 90 and cam_core.PRESETS["paper code"].tau_tap == 0.1
     assert cam_core.PRESETS["LID challenge"].percentile == 98 and cam_core.PRESETS["LID challenge"].tau_tap == 0.05
+
+
+def test_8bit_rule_by_hand() -> None:
+    """wsolevaluation: foreground = uint8(255 s) > int(theta * max(uint8 map)), i.e. s >= (int(255 theta) + 1) / 255."""
+    from cam_core.threshold import quantize, threshold_8bit, threshold_mask
+
+    cam = np.array([[1.0, 0.2019, 0.2040], [0.2, 0.0, 0.6]], np.float32)
+    # 255 s = 255, 51.48, 52.02, 51.0, 0, 153 -> q = 255, 51, 52, 51, 0, 153; int(0.2 * 255) = 51
+    np.testing.assert_array_equal(quantize(cam), [[255, 51, 52], [51, 0, 153]])
+    assert threshold_8bit(quantize(cam), "mas", 0.2) == 51
+    value, mask = threshold_mask(cam, "mas", 0.2)
+    assert value == pytest.approx(51 / 255)
+    np.testing.assert_array_equal(mask, [[True, False, True], [False, False, True]])
+    _, float_mask = threshold_mask(cam, "mas", 0.2, thresholding="float")  # 0.2019 > 0.2 counts here
+    np.testing.assert_array_equal(float_mask, [[True, True, True], [False, False, True]])
+    # PaS on 8 bits (rethinkingCAM): int(theta * P_p(q)); q sorted 0, 51, 51, 52, 153, 255 -> P_50 = 51.5
+    assert threshold_8bit(quantize(cam), "pas", 0.5, 50.0) == int(0.5 * 51.5) == 25
+    with pytest.raises(cam_core.ParameterError, match="thresholding"):
+        threshold_mask(cam, "mas", 0.2, thresholding="int")  # type: ignore[arg-type]
+
+
+def test_localize_uses_the_8bit_rule(tiny_model: cam_core.LoadedModel) -> None:
+    analysis = cam_core.analyze(tiny_model, np.full((32, 32, 3), 90, np.uint8))
+    for rule in ("mas", "pas"):
+        config = cam_core.LocalizationConfig(rule=rule, theta=0.35)  # type: ignore[arg-type]
+        loc = cam_core.localize(analysis, 1, config)
+        quantized = (loc.heatmap * 255).astype(np.uint8)
+        np.testing.assert_array_equal(loc.mask, quantized > round(loc.threshold * 255))
+        assert round(loc.threshold * 255) == pytest.approx(loc.threshold * 255)

@@ -138,3 +138,16 @@ def test_trainable_prefixes_and_recipe_checks() -> None:
         Recipe(tau=1.0)
     with pytest.raises(ParameterError, match="nothing to train"):
         Recipe(distill=0, ce=0)
+
+
+def test_run_raises_typed_errors(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cam_core.errors import CheckpointError
+    from cam_core.train import _parser, run
+
+    argv = ["--images", str(image_folder), *FAST, "--out", str(tmp_path / "x.pth")]
+    with pytest.raises(CheckpointError, match="--out"):
+        run(_parser().parse_args(argv), argv)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["--images", str(image_folder), *FAST, "--device", "cuda", "--out", str(tmp_path / "x.safetensors")]
+    with pytest.raises(ParameterError, match="--device cuda"):
+        run(_parser().parse_args(argv), argv)

@@ -1,0 +1,80 @@
+"""Evaluation geometry and conventions: how a photo, its boxes and its masks become network-sized views.
+
+Protocol ``stretch`` (default, method.md's and wsolevaluation's): image stretched to the model input
+(bilinear), GT boxes scaled by the same factors and truncated as wsolevaluation's ``resize_bbox``, GT
+masks resized with ``cv2.resize(..., INTER_NEAREST)`` as its ``load_mask_image``. Protocol ``official``
+(timm's validation transform): shorter side resized to ``input / crop_pct`` with the model's resampling,
+then a centre crop; boxes transformed alike and clipped into the crop, boxes wholly outside dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from cam_core.boxes import scale_boxes
+from cam_core.errors import ParameterError
+from cam_core.models import DataConfig
+
+Protocol = Literal["stretch", "official"]
+
+CONVENTIONS: dict[str, str] = {
+    "decoding": "stored pixel order: EXIF orientation ignored (boxes and masks refer to stored pixels)",
+    "gt_box_scaling": "int(x * W_in / W) toward zero, as wsolevaluation's resize_bbox",
+    "threshold_grid": "np.arange(0, 1, threshold_step), float64, as wsolevaluation's cam_threshold_list",
+    "gt_mask_resize": "cv2.resize INTER_NEAREST of the union of instance masks; ignore pixels excluded from PxAP",
+}
+"""The evaluation's fixed conventions, written into every JSON result."""
+
+
+def prepare(
+    image: np.ndarray, boxes: np.ndarray, config: DataConfig, protocol: Protocol = "stretch"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the protocol's geometry to an image and its boxes.
+
+    Args:
+        image: uint8 (H, W, 3) RGB.
+        boxes: float (M, 4) inclusive boxes in image pixels.
+        config: the model's preprocessing (input size, resampling, crop_pct).
+        protocol: ``"stretch"`` (bilinear stretch) or ``"official"`` (resize shorter side, centre crop).
+
+    Returns:
+        ``(view, view_boxes)``: uint8 (H_in, W_in, 3) network-sized image, int64 (M', 4) inclusive boxes
+        in view pixels, truncated toward zero as wsolevaluation's ``resize_bbox`` (``official`` drops boxes
+        entirely outside the crop, so M' may be 0).
+    """
+    height, width = image.shape[:2]
+    h_in, w_in = config.input_size
+    if protocol == "stretch":
+        stretched = Image.fromarray(image).resize((w_in, h_in), Image.Resampling.BILINEAR)
+        return np.array(stretched), scale_boxes(boxes, (height, width), (h_in, w_in), "truncate")
+    if protocol != "official":
+        raise ParameterError(f"`protocol` must be 'stretch' or 'official', got {protocol!r}")
+    short = math.floor(min(h_in, w_in) / config.crop_pct)
+    new_w, new_h = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+    resample = Image.Resampling[config.interpolation.upper()]
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample))
+    top, left = round((new_h - h_in) / 2.0), round((new_w - w_in) / 2.0)
+    view = resized[top : top + h_in, left : left + w_in].copy()  # writable, C-contiguous
+    scale, shift = np.array([new_w / width, new_h / height] * 2), np.array([left, top] * 2)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4) * scale - shift  # (M, 4) in crop pixels, unclipped
+    inside = (b[:, 2] >= 0) & (b[:, 3] >= 0) & (b[:, 0] <= w_in - 1) & (b[:, 1] <= h_in - 1)
+    return view, scale_boxes(b[inside], (h_in, w_in), (h_in, w_in), "truncate")
+
+
+def prepare_mask(mask: np.ndarray, config: DataConfig, protocol: Protocol = "stretch") -> np.ndarray:
+    """Apply :func:`prepare`'s geometry to a ground-truth mask (nearest neighbour): bool (H_in, W_in).
+
+    ``stretch`` resizes with ``cv2.resize(..., INTER_NEAREST)``, as wsolevaluation's ``load_mask_image``.
+    """
+    if protocol == "stretch":
+        height, width = config.input_size
+        binary = np.asarray(mask, dtype=np.uint8)  # (H, W) 0/1
+        return cv2.resize(binary, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    image = np.repeat(np.asarray(mask, dtype=np.uint8)[:, :, None] * 255, 3, axis=2)
+    nearest = DataConfig(config.input_size, config.mean, config.std, "nearest", config.crop_pct)
+    return prepare(image, np.zeros((0, 4)), nearest, protocol)[0][:, :, 0] > 127
