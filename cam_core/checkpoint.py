@@ -152,7 +152,7 @@ def save_checkpoint(
     """
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise CheckpointError(f"`path` {str(path)!r} must end in .safetensors")
+        raise CheckpointError(f"`path` {path.name!r} must end in .safetensors")
     full = {**card, "format": FORMAT, "trained": list(trained_prefixes)}
     _check_card(full, path)
     tensors = trained_tensors(model, trained_prefixes)
@@ -161,25 +161,75 @@ def save_checkpoint(
     return full
 
 
+MAX_CLASSES = 100_000
+"""Largest ``num_classes`` a card may ask for (a 100k x 2048 fp32 head is 0.8 GB)."""
+
+
+def _fail(path: Path, field: str, rule: str, value: object) -> CheckpointError:
+    """A card error naming the field; ``path`` appears by base name only (never a server path)."""
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return CheckpointError(f"{path.name}: `{field}` must be {rule}, got {shown}")
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_base(base: object, path: Path) -> None:
+    """Validate the card's ``base_weights`` entry (types and ranges)."""
+    if not isinstance(base, Mapping):
+        raise _fail(path, "base_weights", "an object with 'name' and 'sha256'", base)
+    if not isinstance(base.get("name"), str) or not base["name"]:
+        raise _fail(path, "base_weights.name", "a non-empty string", base.get("name"))
+    sha = base.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise _fail(path, "base_weights.sha256", "64 lower-case hex digits", sha)
+    if "pretrained" in base and not isinstance(base["pretrained"], bool):
+        raise _fail(path, "base_weights.pretrained", "true or false (a JSON boolean)", base["pretrained"])
+    if "init_seed" in base and not _is_int(base["init_seed"], 0, 2**63 - 1):
+        raise _fail(path, "base_weights.init_seed", "an integer >= 0", base["init_seed"])
+    if base.get("hash_of", "file") not in ("file", "state_dict"):
+        raise _fail(path, "base_weights.hash_of", "'file' or 'state_dict'", base["hash_of"])
+
+
 def _check_card(card: Mapping[str, Any], path: Path) -> None:
+    """Validate a model card's fields, types and ranges; raise :class:`CheckpointError` naming the field."""
     missing = [f for f in _CARD_FIELDS if f not in card]
     if missing:
-        raise CheckpointError(f"{path}: model card lacks {', '.join(missing)}")
+        raise CheckpointError(f"{path.name}: model card lacks {', '.join(f'`{m}`' for m in missing)}")
     if card["format"] != FORMAT:
-        raise CheckpointError(f"{path}: unknown format {card['format']!r} (expected {FORMAT!r})")
-    base = card["base_weights"]
-    if not isinstance(base, Mapping) or not {"name", "sha256"} <= set(base):
-        raise CheckpointError(f"{path}: card's base_weights must hold 'name' and 'sha256'")
+        raise _fail(path, "format", repr(FORMAT), card["format"])
+    if not isinstance(card["architecture"], str) or not card["architecture"]:
+        raise _fail(path, "architecture", "a non-empty timm model name", card["architecture"])
+    _check_base(card["base_weights"], path)
+    if card["pooling"] not in ("gap", "tap"):
+        raise _fail(path, "pooling", "'gap' or 'tap'", card["pooling"])
+    tau = card["tau"]
+    tau_ok = isinstance(tau, (int, float)) and not isinstance(tau, bool) and 0.0 <= tau < 1.0
+    if (card["pooling"] == "tap" and not tau_ok) or (tau is not None and not tau_ok):
+        raise _fail(path, "tau", "a number in [0, 1) (required for 'tap', null for 'gap')", tau)
+    trained = card["trained"]
+    if not isinstance(trained, list) or not all(isinstance(x, str) for x in trained):
+        raise _fail(path, "trained", "a list of module-name strings", trained)
+    if "num_classes" in card and card["num_classes"] is not None and not _is_int(card["num_classes"], 1, MAX_CLASSES):
+        raise _fail(path, "num_classes", f"an integer in [1, {MAX_CLASSES}]", card["num_classes"])
+    if "name" in card and card["name"] is not None and not isinstance(card["name"], str):
+        raise _fail(path, "name", "a string", card["name"])
+
+
+def _no_path(exc: Exception, path: Path) -> str:
+    """``exc``'s message with the file's directory removed (messages name files by base name only)."""
+    return str(exc).replace(str(path.parent) + "/", "").replace(str(path.parent), "")
 
 
 def _open_checked(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(
-            f"{path}: not a .safetensors file; only safetensors checkpoints are read (never pickle: .pth/.pt)"
+            f"{path.name}: not a .safetensors file; only safetensors checkpoints are read (never pickle: .pth/.pt)"
         )
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+        raise CheckpointError(f"{path.name}: checkpoint file not found")
     return path
 
 
@@ -194,15 +244,15 @@ def read_card(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({exc})") from exc
+        raise CheckpointError(f"{path.name}: corrupt or unreadable safetensors file ({_no_path(exc, path)})") from exc
     if CARD_KEY not in metadata:
-        raise CheckpointError(f"{path}: no model card in the safetensors metadata (key {CARD_KEY!r})")
+        raise CheckpointError(f"{path.name}: no model card in the safetensors metadata (key {CARD_KEY!r})")
     try:
         card = json.loads(metadata[CARD_KEY])
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: the model card is not valid JSON ({exc})") from exc
+        raise CheckpointError(f"{path.name}: the model card is not valid JSON ({exc})") from exc
     if not isinstance(card, dict):
-        raise CheckpointError(f"{path}: the model card must be a JSON object")
+        raise CheckpointError(f"{path.name}: the model card must be a JSON object")
     _check_card(card, path)
     return card
 
@@ -211,21 +261,21 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: corrupt safetensors tensor data ({exc})") from exc
+        raise CheckpointError(f"{path.name}: corrupt safetensors tensor data ({_no_path(exc, path)})") from exc
 
 
 def _apply_tensors(model: nn.Module, tensors: Mapping[str, torch.Tensor], trained: Sequence[str], path: Path) -> None:
     state = model.state_dict()
     unknown = [k for k in tensors if k not in state]
     if unknown:
-        raise CheckpointError(f"{path}: unknown tensor keys for this architecture: {', '.join(unknown[:5])}")
+        raise CheckpointError(f"{path.name}: unknown tensor keys for this architecture: {', '.join(unknown[:5])}")
     outside = [k for k in tensors if "" not in trained and not _in_prefixes(k, trained)]
     if outside:
-        raise CheckpointError(f"{path}: tensors outside the card's trained prefixes: {', '.join(outside[:5])}")
+        raise CheckpointError(f"{path.name}: tensors outside the card's trained prefixes: {', '.join(outside[:5])}")
     for key, tensor in tensors.items():
         if tuple(tensor.shape) != tuple(state[key].shape):
             raise CheckpointError(
-                f"{path}: shape mismatch for {key!r}: file {tuple(tensor.shape)}, model {tuple(state[key].shape)}"
+                f"{path.name}: shape mismatch for {key!r}: file {tuple(tensor.shape)}, model {tuple(state[key].shape)}"
             )
     with torch.no_grad():
         for key, tensor in tensors.items():
@@ -255,14 +305,14 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     tensors = _load_tensors(path)
     base = card["base_weights"]
     try:
-        loaded, info = build_base(base["name"], bool(base.get("pretrained", True)), int(base.get("init_seed", 0)))
+        loaded, info = build_base(base["name"], base.get("pretrained", True), base.get("init_seed", 0))
     except CamError as exc:
         if isinstance(exc, CheckpointError):
             raise
-        raise CheckpointError(f"{path}: cannot build the base model {base['name']!r}: {exc}") from exc
+        raise CheckpointError(f"{path.name}: cannot build the base model {base['name']!r}: {exc}") from exc
     if info["sha256"] != base["sha256"]:
         raise CheckpointError(
-            f"{path}: base weights mismatch for {base['name']!r}: this machine's {info['hash_of']} has SHA-256 "
+            f"{path.name}: base weights mismatch for {base['name']!r}: this machine's {info['hash_of']} has SHA-256 "
             f"{info['sha256'][:16]}..., the card expects {str(base['sha256'])[:16]}..."
         )
     model = loaded.model

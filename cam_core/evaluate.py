@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from cam_core.boxes import mask_to_boxes
 from cam_core.cam import Analysis, analyze_batch
-from cam_core.datasets import Sample, load_stored_image, read_boxes_csv, read_wsol_metadata
+from cam_core.datasets import Sample, fit_boxes, load_stored_image, load_wsol_masks, read_boxes_csv, read_wsol_metadata
 from cam_core.errors import (
     CamError,
     CheckpointError,
@@ -34,21 +35,14 @@ from cam_core.errors import (
     InvalidImageError,
     ParameterError,
 )
-from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
+from cam_core.localize import heatmap
 from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
 from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model
-from cam_core.protocol import CONVENTIONS, Protocol, prepare, prepare_mask
-from cam_core.threshold import Thresholding, pas_normalize, threshold_mask
+from cam_core.protocol import CONVENTIONS, ConfigSpec, Protocol, default_configs, describe_config, prepare, prepare_mask
+from cam_core.threshold import pas_normalize, threshold_mask
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class ConfigSpec:
-    """One evaluated configuration: the localisation rule, optionally followed by dense-CRF refinement."""
-
-    localization: LocalizationConfig
-    crf: bool = False
+View = tuple[Sample, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 @dataclass
@@ -91,38 +85,25 @@ class EvaluationResult:
                        "warnings": self.warnings, "configs": configs} | extra  # fmt: skip
 
 
-def describe_config(spec: ConfigSpec) -> dict[str, Any]:
-    """JSON-ready description of one configuration: modules, rule, theta, p, thresholding and sweep map.
+def _ground_truth(
+    sample: Sample, size: tuple[int, int], masks: Path | None, protocol: Protocol
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str]]:
+    """``(boxes, mask, ignore, warnings)`` of one sample in stored pixels (boxes fitted by :func:`fit_boxes`).
 
-    The PaS sweep map ``min(1, CAM / P_p)`` is this project's extension (wsolevaluation sweeps the
-    min-max map only): its thresholds ``theta · P_p`` never reach above ``P_p``; the description says so.
+    Raises:
+        InvalidImageError: a box wholly outside the photo, a missing or unreadable mask, or no mask root.
     """
-    cfg = spec.localization
-    pas = cfg.rule == "pas"
-    if spec.crf:
-        sweep_map = "none: CRF mask at the fixed threshold only"
-    elif pas:
-        sweep_map = (f"min(1, CAM / P{cfg.percentile:g}): project extension, not wsolevaluation's; the sweep "
-                     f"covers thresholds below P{cfg.percentile:g} only")  # fmt: skip
-    else:
-        sweep_map = "min-max normalised CAM (wsolevaluation)"
-    return {"nwc": cfg.nwc, "rule": cfg.rule, "theta": cfg.theta, "percentile": cfg.percentile if pas else None,
-            "thresholding": cfg.thresholding, "crf": spec.crf, "sweep_map": sweep_map}  # fmt: skip
-
-
-def default_configs(
-    pooling: str = "gap", crf: bool = False, thresholding: Thresholding = "8bit"
-) -> dict[str, ConfigSpec]:
-    """The four configurations of the ablation, named ``cam, pas, nwc, nwc+pas`` (``tap, tap+pas,
-    tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``;
-    every one thresholds by ``thresholding`` (``"8bit"``: wsolevaluation's rule)."""
-    specs = {name: ConfigSpec(replace(cfg, thresholding=thresholding)) for name, cfg in CONFIGS.items()}
-    if crf:
-        specs |= {"cam+crf": ConfigSpec(specs["cam"].localization, True)}
-        specs |= {"nwc+pas+crf": ConfigSpec(specs["nwc+pas"].localization, True)}
-    if pooling != "tap":
-        return specs
-    return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()}
+    if not sample.masks:
+        boxes, warnings = fit_boxes(sample.boxes, sample.lines, size)
+        return boxes, None if masks is None else _load_mask(masks, sample, size), None, warnings
+    if masks is None:
+        raise InvalidImageError("a mask-only sample (OpenImages layout) needs `masks`, the mask root (--masks)")
+    mask, ignore, boxes = load_wsol_masks(masks, sample)
+    if protocol != "stretch" and mask.shape != size:
+        raise InvalidImageError(f"its masks are {mask.shape[1]}x{mask.shape[0]}, the photo {size[1]}x{size[0]}")
+    if not len(boxes):
+        raise InvalidImageError("every instance mask is empty")
+    return boxes, mask, ignore, []
 
 
 def _load_mask(masks: Path, sample: Sample, size: tuple[int, int]) -> np.ndarray:
@@ -152,6 +133,7 @@ def _score(
     specs: Mapping[str, ConfigSpec],
     evaluators: Mapping[str, Evaluator],
     gt_mask: np.ndarray | None = None,
+    gt_ignore: np.ndarray | None = None,
 ) -> None:
     """Accumulate one analysed image into every configuration's evaluator."""
     correct = int(np.argmax(analysis.logits)) == label
@@ -166,11 +148,11 @@ def _score(
             mask = _crf_refiner()(analysis.image, cam, value)
             boxes = mask_to_boxes(mask)
             largest = mask_to_boxes(mask, largest_only=True)[0]
-            evaluators[name].accumulate(None, gt, largest, correct, gt_mask, boxes, pred_mask=mask)
+            evaluators[name].accumulate(None, gt, largest, correct, gt_mask, boxes, mask, gt_ignore)
             continue
         largest = mask_to_boxes(mask, largest_only=True)[0]
         sweep_map = cam if cfg.rule == "mas" else pas_normalize(cam, cfg.percentile)
-        evaluators[name].accumulate(sweep_map, gt, largest, correct, gt_mask, pred_mask=mask)
+        evaluators[name].accumulate(sweep_map, gt, largest, correct, gt_mask, None, mask, gt_ignore)
 
 
 def _load_batch(
@@ -179,8 +161,10 @@ def _load_batch(
     protocol: Protocol,
     skipped: list[dict[str, str]],
     masks: Path | None = None,
-) -> list[tuple[Sample, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """``(sample, view, view_boxes, view_mask)`` of each usable sample; the others go to ``skipped``."""
+    warnings: list[dict[str, str]] | None = None,
+) -> list[View]:
+    """``(sample, view, view_boxes, view_mask, view_ignore)`` of each usable sample; the others go to
+    ``skipped``, corrections (clipped boxes) to ``warnings``."""
     batch = []
     for sample in samples:
         reason = ""
@@ -189,14 +173,17 @@ def _load_batch(
         else:
             try:
                 image = load_stored_image(sample.path)  # boxes are in stored pixels: no EXIF rotation
-                mask = None if masks is None else _load_mask(masks, sample, image.shape[:2])
+                gt, mask, ignore, notes = _ground_truth(sample, image.shape[:2], masks, protocol)
             except InvalidImageError as exc:
                 reason = str(exc)
             else:
-                view, boxes = prepare(image, sample.boxes, loaded.data_config, protocol)
-                view_mask = None if mask is None else prepare_mask(mask, loaded.data_config, protocol)
+                view, boxes = prepare(image, gt, loaded.data_config, protocol)
+                view_mask, view_ignore = (None if m is None else prepare_mask(m, loaded.data_config, protocol)
+                                          for m in (mask, ignore))  # fmt: skip
                 if len(boxes):
-                    batch.append((sample, view, boxes, view_mask))
+                    batch.append((sample, view, boxes, view_mask, view_ignore))
+                    if warnings is not None:
+                        warnings.extend({"file": str(sample.path), "reason": note} for note in notes)
                 else:
                     reason = "no ground-truth box inside the centre crop"
         if reason:
@@ -228,11 +215,14 @@ def evaluate(
         progress: called as ``progress(done, total)`` after each batch (done counts skipped images).
         on_image: called as ``on_image(sample, analysis, gt_boxes)`` for each evaluated image (gt_boxes:
             int64 (M, 4) in input pixels), e.g. to collect per-image results without a second forward.
-        masks: folder of ground-truth masks ``<image stem>.png`` (nonzero = object): adds PxAP and the mean
-            mask IoU of every configuration's own mask; an image without its mask is skipped.
+        masks: folder of ground-truth masks ``<image stem>.png`` (nonzero = object), or, for mask-only
+            samples (wsolevaluation's OpenImages layout), the root their instance and ignore masks are
+            relative to: adds PxAP (ignore pixels excluded) and the mean mask IoU of every configuration's
+            own mask; an image without its mask is skipped.
 
     Returns:
-        The metrics; unreadable images, out-of-range classes, boxes outside the crop go to ``skipped``.
+        The metrics; unreadable images, out-of-range classes, boxes outside the photo or the crop go to
+        ``skipped`` (a box partly outside the photo is clipped and listed under ``warnings``).
 
     Raises:
         DatasetError: no image could be evaluated. CrfUnavailableError: CRF configs without the CRF backend.
@@ -248,26 +238,30 @@ def evaluate(
         for name, s in specs.items()
     }
     skipped: list[dict[str, str]] = []
+    warnings: list[dict[str, str]] = []
     correct = 0
     for start in range(0, len(samples), batch_size):
         mask_dir = None if masks is None else Path(masks)
-        batch = _load_batch(loaded, samples[start : start + batch_size], protocol, skipped, mask_dir)
+        batch = _load_batch(loaded, samples[start : start + batch_size], protocol, skipped, mask_dir, warnings)
         if batch:  # views are already network-sized: analyze_batch's resize is the identity
-            analyses = analyze_batch(loaded, [view for _, view, _, _ in batch])
-            for (sample, _, gt, gt_mask), analysis in zip(batch, analyses, strict=True):
+            analyses = analyze_batch(loaded, [view for _, view, _, _, _ in batch])
+            for (sample, _, gt, gt_mask, gt_ignore), analysis in zip(batch, analyses, strict=True):
                 correct += int(np.argmax(analysis.logits)) == sample.class_index
-                _score(analysis, sample.class_index, gt, specs, evaluators, gt_mask)
+                _score(analysis, sample.class_index, gt, specs, evaluators, gt_mask, gt_ignore)
                 if on_image is not None:
                     on_image(sample, analysis, gt)
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
     n_images = len(samples) - len(skipped)
     if n_images == 0:
-        raise DatasetError(f"No image could be evaluated ({len(skipped)} skipped).")
+        first = "; ".join(f"{Path(s['file']).name}: {s['reason']}" for s in skipped[:3])
+        raise DatasetError(f"No image could be evaluated ({len(skipped)} skipped; first: {first}).")
     metrics = {name: ev.compute() for name, ev in evaluators.items()}
     top1 = 100.0 * correct / n_images
     settings = {name: describe_config(s) for name, s in specs.items()}
-    return EvaluationResult(loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics, step, settings)
+    return EvaluationResult(
+        loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics, step, settings, warnings=warnings
+    )
 
 
 def format_table(result: EvaluationResult) -> str:
@@ -307,9 +301,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--protocol", choices=("stretch", "official"), default="stretch")
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
-    parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png: adds PxAP and mask IoU")
+    parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png, or the mask root of wsolevaluation's "
+                        "OpenImages metadata (path,mask,ignore): adds PxAP and mask IoU")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    from cam_core.calibrate import add_arguments  # calibrate imports this module
+
+    add_arguments(parser)
     return parser
 
 
@@ -323,16 +321,39 @@ def _load_model(args: argparse.Namespace) -> LoadedModel:
     return load_checkpoint(args.checkpoint)
 
 
+def check_out(path: Path | None) -> None:
+    """Refuse an output path before any work: a folder, a missing or read-only parent, a read-only file.
+
+    Raises:
+        ParameterError: naming ``--out`` and the reason.
+    """
+    if path is None:
+        return
+    parent = path.parent
+    if path.is_dir():
+        raise ParameterError(f"`--out` {str(path)!r} is a folder; name a .json file")
+    if not parent.is_dir():
+        raise ParameterError(f"`--out`: the folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ParameterError(f"`--out` {str(path)!r} is not writable")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (0 ok, 2 bad data / model / options)."""
     args = _parser().parse_args(argv)
     try:
+        check_out(args.out)
         if args.limit is not None and args.limit < 1:
             raise DatasetError(f"`--limit` must be >= 1, got {args.limit}")
         read = read_boxes_csv if args.boxes is not None else read_wsol_metadata
         samples = read(args.boxes or args.metadata, args.images)[: args.limit]
         loaded = _load_model(args)
         specs = default_configs(loaded.pooling, crf=args.crf, thresholding=args.thresholding)
+        calibration: dict[str, dict[str, Any]] = {}
+        if args.calibrate_on is not None:
+            from cam_core.calibrate import run_calibration  # imports this module
+
+            specs, calibration = run_calibration(args, loaded, specs, samples)
         from tqdm import tqdm
 
         with tqdm(total=len(samples), unit="img", disable=args.no_progress, file=sys.stderr) as bar:
@@ -343,8 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    result.calibration = calibration
     for item in result.skipped:
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+    for item in result.warnings:
+        print(f"warning {item['file']}: {item['reason']}", file=sys.stderr)
     print(format_table(result))
     if args.out is not None:
         args.out.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Evaluation geometry and conventions: how a photo, its boxes and its masks become network-sized views.
+"""Evaluation protocol: the configurations evaluated, and how a photo, its boxes and masks become network views.
 
 Protocol ``stretch`` (default, method.md's and wsolevaluation's): image stretched to the model input
 (bilinear), GT boxes scaled by the same factors and truncated as wsolevaluation's ``resize_bbox``, GT
@@ -10,7 +10,8 @@ then a centre crop; boxes transformed alike and clipped into the crop, boxes who
 from __future__ import annotations
 
 import math
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -18,7 +19,9 @@ from PIL import Image
 
 from cam_core.boxes import scale_boxes
 from cam_core.errors import ParameterError
+from cam_core.localize import CONFIGS, LocalizationConfig
 from cam_core.models import DataConfig
+from cam_core.threshold import Thresholding
 
 Protocol = Literal["stretch", "official"]
 
@@ -29,6 +32,48 @@ CONVENTIONS: dict[str, str] = {
     "gt_mask_resize": "cv2.resize INTER_NEAREST of the union of instance masks; ignore pixels excluded from PxAP",
 }
 """The evaluation's fixed conventions, written into every JSON result."""
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    """One evaluated configuration: the localisation rule, optionally followed by dense-CRF refinement."""
+
+    localization: LocalizationConfig
+    crf: bool = False
+
+
+def describe_config(spec: ConfigSpec) -> dict[str, Any]:
+    """JSON-ready description of one configuration: modules, rule, theta, p, thresholding and sweep map.
+
+    The PaS sweep map ``min(1, CAM / P_p)`` is this project's extension (wsolevaluation sweeps the
+    min-max map only): its thresholds ``theta · P_p`` never reach above ``P_p``; the description says so.
+    """
+    cfg = spec.localization
+    pas = cfg.rule == "pas"
+    if spec.crf:
+        sweep_map = "none: CRF mask at the fixed threshold only"
+    elif pas:
+        sweep_map = (f"min(1, CAM / P{cfg.percentile:g}): project extension, not wsolevaluation's; the sweep "
+                     f"covers thresholds below P{cfg.percentile:g} only")  # fmt: skip
+    else:
+        sweep_map = "min-max normalised CAM (wsolevaluation)"
+    return {"nwc": cfg.nwc, "rule": cfg.rule, "theta": cfg.theta, "percentile": cfg.percentile if pas else None,
+            "thresholding": cfg.thresholding, "crf": spec.crf, "sweep_map": sweep_map}  # fmt: skip
+
+
+def default_configs(
+    pooling: str = "gap", crf: bool = False, thresholding: Thresholding = "8bit"
+) -> dict[str, ConfigSpec]:
+    """The four configurations of the ablation, named ``cam, pas, nwc, nwc+pas`` (``tap, tap+pas,
+    tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``;
+    every one thresholds by ``thresholding`` (``"8bit"``: wsolevaluation's rule)."""
+    specs = {name: ConfigSpec(replace(cfg, thresholding=thresholding)) for name, cfg in CONFIGS.items()}
+    if crf:
+        specs |= {"cam+crf": ConfigSpec(specs["cam"].localization, True)}
+        specs |= {"nwc+pas+crf": ConfigSpec(specs["nwc+pas"].localization, True)}
+    if pooling != "tap":
+        return specs
+    return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()}
 
 
 def prepare(

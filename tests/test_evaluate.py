@@ -290,3 +290,16 @@ def test_cli_threshold_step_and_thresholding_are_recorded(
     status, _, err = run_cli([*args, "--out", str(out_file)], capsys)
     result = json.loads(out_file.read_text())
     assert result["threshold_step"] == 0.01 and result["configs"]["cam"]["settings"]["thresholding"] == "8bit"
+
+
+def test_cli_checks_out_before_the_run(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--model", "no_such_model_xyz"]
+    for out, reason in ((tmp_path, "is a folder"), (tmp_path / "absent" / "r.json", "does not exist")):
+        status, _, err = run_cli([*base, "--out", str(out)], capsys)
+        assert status == 2 and reason in err and "no_such_model_xyz" not in err  # refused before the model
+
+
+def test_no_image_lists_the_first_reasons(tiny_model: cam_core.LoadedModel, tmp_path: Path) -> None:
+    samples = [Sample(tmp_path / f"gone{i}.png", 0, np.array([[0.0, 0, 1, 1]])) for i in range(5)]
+    with pytest.raises(DatasetError, match=r"5 skipped; first: gone0\.png: .*; gone1\.png: .*; gone2\.png: [^;]*\)"):
+        evaluate(tiny_model, samples)
