@@ -183,13 +183,19 @@ def read_calibration_set(path: str | Path, images: str | Path | None = None) -> 
     return read_boxes_csv(path, path.parent if images is None else images)
 
 
+def _identities(samples: Sequence[Sample]) -> set[str]:
+    """Base names: copies of a photo in two folders (even re-encoded, e.g. ImageNet ids) count as one."""
+    return {s.path.name for s in samples}
+
+
 def run_calibration(
     args: argparse.Namespace, loaded: LoadedModel, specs: Mapping[str, ConfigSpec], test: Sequence[Sample]
 ) -> tuple[dict[str, ConfigSpec], dict[str, dict[str, Any]]]:
     """The CLI's ``--calibrate-on``: calibrate ``specs`` and return them plus their ``@cal`` versions, and
-    the JSON ``calibration`` entry (chosen values, calibration score, set name, overlap with the test set)."""
+    the JSON ``calibration`` entry (chosen values, calibration score, set name, and the number of photos in
+    both sets, by base name)."""
     samples = read_calibration_set(args.calibrate_on, args.calibrate_images)
-    overlap = len({s.path.resolve() for s in samples} & {s.path.resolve() for s in test})
+    overlap = len(_identities(samples) & _identities(test))
     if overlap:
         print(f"warning: {overlap} calibration photos are also test photos", file=sys.stderr)
     percentiles = [float(p) for p in str(args.calibrate_percentiles).split(",") if p.strip()]

@@ -70,8 +70,8 @@ def two_sets(tmp_path: Path) -> tuple[Path, Path]:
         for i in range(3):
             pixels = rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)
             pixels[8 + i : 24 + i, 10:30] = (230, 200, 40)
-            Image.fromarray(pixels).save(tmp_path / split / f"{i}.png")
-            rows.append(f"{i}.png,{i},10,{8 + i},29,{23 + i}\n")
+            Image.fromarray(pixels).save(tmp_path / split / f"{split}{i}.png")
+            rows.append(f"{split}{i}.png,{i},10,{8 + i},29,{23 + i}\n")
         (tmp_path / split / "boxes.csv").write_text("".join(rows))
     return tmp_path / "cal", tmp_path / "test"
 
@@ -100,3 +100,12 @@ def test_cli_calibrate_on(two_sets: tuple[Path, Path], tmp_path: Path, capsys: p
     assert pas["overlap_with_test"] == 0 and pas["n_images"] == 3
     settings = result["configs"]["pas@cal"]["settings"]
     assert (settings["theta"], settings["percentile"]) == (pas["theta"], pas["percentile"])
+
+
+def test_overlap_counts_copies_by_base_name(tmp_path: Path) -> None:
+    from cam_core.calibrate import _identities
+    from cam_core.datasets import Sample
+
+    box = np.zeros((1, 4))
+    cal = [Sample(tmp_path / "a" / "x.JPEG", 0, box), Sample(tmp_path / "a" / "y.JPEG", 0, box)]
+    assert _identities(cal) & _identities([Sample(tmp_path / "b" / "x.JPEG", 0, box)]) == {"x.JPEG"}

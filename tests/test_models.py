@@ -87,7 +87,7 @@ def test_1x1_conv_head_is_an_exact_cam_model() -> None:
     pixels = (torch.rand(32, 32, 3, generator=image) * 255).to(torch.uint8).numpy()
     analysis = cam_core.analyze(loaded, pixels)
     assert analysis.class_weights.shape == (3, 5)
-    torch.testing.assert_close(torch.from_numpy(analysis.class_weights), net.fc.weight[:, :, 0, 0])
+    torch.testing.assert_close(torch.tensor(analysis.class_weights), net.fc.weight[:, :, 0, 0])
     for c in range(3):  # GAP(cam_c) + b_c == logit_c, by hand: sum_k W[c, k] mean(F_k) + b_c
         by_hand = float((analysis.class_weights[c] * analysis.feature_maps.mean(axis=(1, 2))).sum() + analysis.bias[c])
         assert float(analysis.cam(c).mean()) + float(analysis.bias[c]) == pytest.approx(by_hand, abs=1e-5)
