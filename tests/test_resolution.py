@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,19 @@ def test_boxes_map_back_to_the_original_photo(tiny_model: cam_core.LoadedModel) 
     np.testing.assert_array_equal(plain.to_original(np.array([10, 20, 110, 220])), [[10, 20, 110, 220]])
     with pytest.raises(cam_core.ParameterError, match="original_size"):
         cam_core.analyze(tiny_model, image, original_size=(0, 800))
+
+
+def test_checkpoint_rebuilt_with_a_finer_stride(tmp_path: Path) -> None:
+    from cam_core.checkpoint import build_base, load_checkpoint, save_checkpoint, set_pooling
+
+    loaded, base = build_base("test_efficientnet", pretrained=False, init_seed=3)
+    set_pooling(loaded.model, "tap", 0.1)
+    card = {"architecture": "test_efficientnet", "base_weights": base, "pooling": "tap", "tau": 0.1, "name": "tiny",
+            "data": {}, "recipe": {"unfreeze": "head"}, "evaluation": {}}  # fmt: skip
+    path = tmp_path / "tiny_tap.safetensors"
+    save_checkpoint(path, loaded.model, ["classifier"], card)
+    plain, fine = load_checkpoint(path), load_checkpoint(path, output_stride=16)  # same weights, same SHA-256
+    assert (plain.output_stride, fine.output_stride, fine.pooling) == (32, 16, "tap") and fine.exactness_error < 1e-4
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert cam_core.analyze(fine, image, input_size=64).feature_size == (4, 4)
+    assert cam_core.analyze(plain, image, input_size=64).feature_size == (2, 2)
