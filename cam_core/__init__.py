@@ -36,6 +36,7 @@ from cam_core.models import (
     load_model,
     wrap_model,
 )
+from cam_core.resolution import OUTPUT_STRIDES, resolution_label, with_input_size
 from cam_core.tap import ChannelStats, ThresholdedAvgPool2d, channel_stats, tap_pool
 from cam_core.threshold import PRESETS, Preset, mas_threshold, pas_normalize, pas_threshold
 
@@ -48,6 +49,7 @@ __all__ = [
     "CONFIGS",
     "DEFAULT_MODEL",
     "MODELS",
+    "OUTPUT_STRIDES",
     "PRESETS",
     "Analysis",
     "CamError",
@@ -92,10 +94,12 @@ __all__ = [
     "read_card",
     "refine_mask",
     "refine_probability",
+    "resolution_label",
     "save_checkpoint",
     "scale_boxes",
     "tap_pool",
     "to_rgb_array",
     "upsample",
+    "with_input_size",
     "wrap_model",
 ]  # fmt: skip

@@ -5,14 +5,18 @@ logit of a GAP head. NWC (Bae et al., module M2) clamps the weights: ``sum_k max
 The decomposition ``M_c = M_c^+ - M_c^-`` uses ``M^+ = sum_k max(W, 0) F_k`` and
 ``M^- = sum_k max(-W, 0) F_k``; NWC is exactly ``M^+``.
 
-Geometry: the whole image is resized (stretched) to the network input, so input pixel ``(x, y)`` maps
-to original pixel ``(x · W / W_in, y · H / H_in)`` and a CAM is upsampled straight to any target size.
+Geometry: the whole image is resized (stretched) to the network input ``(H_in, W_in)`` (the analysis
+resolution, 224 by default; see :func:`cam_core.models.with_input_size`), so input pixel ``(x, y)`` maps
+to image pixel ``(x · W / W_in, y · H / H_in)`` and a CAM is upsampled straight to any target size. The
+feature map is ``(h, w) ~ (H_in, W_in) / output_stride``. When the analysed image is a downscaled copy of
+the user's photo, :attr:`Analysis.original_size` records the photo's size and
+:meth:`Analysis.to_original` maps boxes back to its pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import cv2
@@ -20,8 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cam_core.boxes import scale_boxes
 from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError, ParameterError
-from cam_core.models import DataConfig, LoadedModel, classifier_weights, eval_mode
+from cam_core.models import DataConfig, LoadedModel, classifier_weights, eval_mode, with_input_size
+from cam_core.resolution import resolution_label
 
 Variant = Literal["cam", "nwc", "positive", "negative"]
 _RESAMPLE = {
@@ -45,8 +51,11 @@ class Analysis:
         logits: float32 (K,).
         probabilities: float32 (K,) softmax of ``logits``, sums to 1.
         class_names: K names.
-        input_size: network input ``(H_in, W_in)``.
+        input_size: network input ``(H_in, W_in)``: the analysis resolution the image was stretched to.
         pooling: ``"gap"`` or ``"tap"``; tap_tau: TAP threshold when ``pooling == "tap"``.
+        output_stride: input pixels per feature cell of the model (32 as trained, 16 / 8 dilated).
+        original_size: ``(H, W)`` of the photo the user gave when :attr:`image` is a downscaled copy of
+            it, else ``None`` (the image *is* the photo). Boxes map back with :meth:`to_original`.
     """
 
     model_name: str
@@ -60,11 +69,40 @@ class Analysis:
     input_size: tuple[int, int]
     pooling: Literal["gap", "tap"] = "gap"
     tap_tau: float | None = None
+    output_stride: int = 32
+    original_size: tuple[int, int] | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
         """``(H, W)`` of :attr:`image`."""
         return int(self.image.shape[0]), int(self.image.shape[1])
+
+    @property
+    def feature_size(self) -> tuple[int, int]:
+        """``(h, w)`` of :attr:`feature_maps`: the resolution of every raw CAM."""
+        return int(self.feature_maps.shape[1]), int(self.feature_maps.shape[2])
+
+    @property
+    def photo_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the user's photo: :attr:`original_size`, or :attr:`image_size` when that is ``None``."""
+        return self.original_size if self.original_size is not None else self.image_size
+
+    @property
+    def resolution(self) -> str:
+        """The analysis resolution in words, e.g. ``"448 px, stride 16 -> 28x28 map"``."""
+        return resolution_label(self.input_size, self.output_stride, self.feature_size)
+
+    def to_original(self, boxes: np.ndarray) -> np.ndarray:
+        """Map boxes from :attr:`image` pixels to the user's photo's pixels (:attr:`photo_size`).
+
+        Args:
+            boxes: (N, 4) or (4,) inclusive ``(x0, y0, x1, y1)`` in :attr:`image_size` pixels.
+
+        Returns:
+            int64 (N, 4) inclusive boxes in :attr:`photo_size` pixels (rounded, clipped); unchanged
+            values when the image is the photo.
+        """
+        return scale_boxes(boxes, self.image_size, self.photo_size)
 
     @property
     def num_classes(self) -> int:
@@ -135,8 +173,21 @@ def preprocess(image: np.ndarray, config: DataConfig, interpolation: str | None 
     return (tensor - mean) / std
 
 
+def _classifier_arrays(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier as numpy: ``W`` float32 (K, C) read-only and ``b`` float32 (K,) (zeros without bias)."""
+    weight_tensor, bias_tensor = classifier_weights(loaded.model.get_classifier(), loaded.name)  # type: ignore[operator]
+    weights = weight_tensor.detach().cpu().numpy()  # (K, C), also for a 1x1-conv head
+    weights.setflags(write=False)
+    bias = bias_tensor.detach().cpu().numpy() if bias_tensor is not None else np.zeros(weights.shape[0], np.float32)
+    return weights, bias
+
+
 def analyze_batch(
-    loaded: LoadedModel, images: Sequence[np.ndarray], interpolation: str | None = None
+    loaded: LoadedModel,
+    images: Sequence[np.ndarray],
+    interpolation: str | None = None,
+    *,
+    input_size: int | tuple[int, int] | None = None,
 ) -> list[Analysis]:
     """Run the network once over a batch and keep what every CAM needs.
 
@@ -144,19 +195,22 @@ def analyze_batch(
         loaded: model from :func:`cam_core.models.load_model`.
         images: uint8 (H, W, 3) RGB arrays (sizes may differ).
         interpolation: resampling for the input resize; defaults to the model's own.
+        input_size: analysis square N or ``(H_in, W_in)``; ``None`` uses ``loaded.data_config.input_size``.
+            The forward's cost grows with ``H_in · W_in``.
 
     Returns:
-        One :class:`Analysis` per image, in order.
+        One :class:`Analysis` per image, in order, each with ``feature_maps`` (C, h, w),
+        ``(h, w) ~ (H_in, W_in) / loaded.output_stride``.
 
     Raises:
         InvalidImageError: an image is not uint8 (H, W, 3).
         NonFiniteMapError: the network produced NaN or infinity.
+        ParameterError: ``input_size`` out of range.
     """
+    if input_size is not None:
+        loaded = with_input_size(loaded, input_size)
     model = loaded.model
-    weight_tensor, bias_tensor = classifier_weights(model.get_classifier(), loaded.name)  # type: ignore[operator]
-    weights = weight_tensor.detach().cpu().numpy()  # (K, C), also for a 1x1-conv head
-    weights.setflags(write=False)
-    bias = bias_tensor.detach().cpu().numpy() if bias_tensor is not None else np.zeros(weights.shape[0], np.float32)
+    weights, bias = _classifier_arrays(loaded)
     batch = torch.stack(
         [preprocess(image, loaded.data_config, interpolation) for image in images]
     )  # (B, 3, H_in, W_in)
@@ -183,14 +237,36 @@ def analyze_batch(
             input_size=loaded.data_config.input_size,
             pooling=loaded.pooling,
             tap_tau=loaded.tap_tau,
+            output_stride=loaded.output_stride,
         )
         for i, image in enumerate(images)
     ]
 
 
-def analyze(loaded: LoadedModel, image: np.ndarray, interpolation: str | None = None) -> Analysis:
-    """Single-image :func:`analyze_batch`."""
-    return analyze_batch(loaded, [image], interpolation)[0]
+def analyze(
+    loaded: LoadedModel,
+    image: np.ndarray,
+    interpolation: str | None = None,
+    *,
+    input_size: int | tuple[int, int] | None = None,
+    original_size: tuple[int, int] | None = None,
+) -> Analysis:
+    """Single-image :func:`analyze_batch`.
+
+    Args:
+        loaded, image, interpolation, input_size: as :func:`analyze_batch`.
+        original_size: ``(H, W)`` of the user's photo when ``image`` is a downscaled copy of it (recorded
+            as :attr:`Analysis.original_size`, so boxes can be mapped back with :meth:`Analysis.to_original`).
+
+    Raises:
+        ParameterError: ``original_size`` is not two positive ints.
+    """
+    analysis = analyze_batch(loaded, [image], interpolation, input_size=input_size)[0]
+    if original_size is None:
+        return analysis
+    if not (len(original_size) == 2 and all(isinstance(v, int) and v > 0 for v in original_size)):
+        raise ParameterError(f"`original_size` must be (H, W) of positive ints, got {original_size!r}")
+    return replace(analysis, original_size=(int(original_size[0]), int(original_size[1])))
 
 
 def upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -65,13 +65,16 @@ def sha256_state_dict(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def build_base(name: str, pretrained: bool = True, init_seed: int = 0) -> tuple[LoadedModel, dict[str, Any]]:
+def build_base(
+    name: str, pretrained: bool = True, init_seed: int = 0, output_stride: int = 32
+) -> tuple[LoadedModel, dict[str, Any]]:
     """Build a base model and describe its weights for a model card.
 
     Args:
         name: registry or timm name (see :func:`cam_core.models.load_model`).
         pretrained: ImageNet weights (``True``) or a random init seeded with ``init_seed`` (tests).
         init_seed: torch seed of the random init; the global RNG state is restored afterwards.
+        output_stride: 32, or 16 / 8 (dilated last stages: same weights, same SHA-256).
 
     Returns:
         ``(loaded, base_weights)``: the model, and the card's ``base_weights`` dict with ``name``,
@@ -82,7 +85,7 @@ def build_base(name: str, pretrained: bool = True, init_seed: int = 0) -> tuple[
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        loaded = load_model(name, pretrained=pretrained)
+        loaded = load_model(name, pretrained=pretrained, output_stride=output_stride)
     info: dict[str, Any] = {"name": name, "pretrained": pretrained}
     if not pretrained:
         info["init_seed"] = init_seed
@@ -272,8 +275,11 @@ def describe(card: Mapping[str, Any]) -> str:
     return f"{card['pooling']}-{card['architecture']} ({unfreeze} fine-tune)"
 
 
-def load_checkpoint(path: str | Path) -> LoadedModel:
+def load_checkpoint(path: str | Path, output_stride: int = 32) -> LoadedModel:
     """Rebuild a fine-tuned model from a checkpoint written by :func:`save_checkpoint`.
+
+    ``output_stride`` 16 or 8 rebuilds it with dilated last stages (same weights; a head trained at
+    stride 32 is then used outside the setting it was trained in).
 
     Returns:
         A CAM-exact :class:`LoadedModel` (eval mode, fp32) named after the card's ``name`` (or
@@ -289,7 +295,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     tensors = _load_tensors(path)
     base = card["base_weights"]
     try:
-        loaded, info = build_base(base["name"], base.get("pretrained", True), base.get("init_seed", 0))
+        loaded, info = build_base(base["name"], base.get("pretrained", True), base.get("init_seed", 0), output_stride)
     except CamError as exc:
         if isinstance(exc, CheckpointError):
             raise
@@ -309,7 +315,7 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     trained = "+".join(card["trained"]) or "all layers"
     pool = f"TAP tau={card['tau']}" if card["pooling"] == "tap" else "GAP"
     weights = f"{loaded.weights}, then {trained} fine-tuned with {pool} ({path.name})"
-    return wrap_model(model, name, weights)
+    return wrap_model(model, name, weights, output_stride=loaded.output_stride)
 
 
 def attach_evaluation(path: str | Path, evaluation: Mapping[str, Any]) -> dict[str, Any]:

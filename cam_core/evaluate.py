@@ -36,9 +36,10 @@ from cam_core.errors import (
     ParameterError,
 )
 from cam_core.localize import heatmap
-from cam_core.metrics import Evaluator, LocalizationMetrics, format_rows
-from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model
+from cam_core.metrics import Evaluator, ImageHits, LocalizationMetrics, format_rows
+from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model, with_input_size
 from cam_core.protocol import CONVENTIONS, ConfigSpec, Protocol, default_configs, describe_config, prepare, prepare_mask
+from cam_core.resolution import OUTPUT_STRIDES, resolution_label
 from cam_core.threshold import pas_normalize, threshold_mask
 
 Progress = Callable[[int, int], None]
@@ -61,6 +62,11 @@ class EvaluationResult:
         calibration: per configuration name, the values chosen on a calibration set (see
             :mod:`cam_core.calibrate`), empty without one.
         warnings: ``{"file", "reason"}`` per image evaluated with a correction (e.g. a clipped box).
+        input_size: ``(H_in, W_in)`` the photos were stretched to (the frame the boxes are scored in).
+        output_stride: the model's output stride. feature_size: ``(h, w)`` of the CAMs.
+        per_image: per configuration name, one :class:`ImageHits` per evaluated image, in ``evaluated``
+            order (only with ``evaluate(..., per_image=True)``; not written to JSON).
+        evaluated: the evaluated files, in order (skipped ones excluded).
     """
 
     model: str
@@ -74,11 +80,18 @@ class EvaluationResult:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)
+    input_size: tuple[int, int] = (224, 224)
+    output_stride: int = 32
+    feature_size: tuple[int, int] | None = None
+    per_image: dict[str, list[ImageHits]] = field(default_factory=dict)
+    evaluated: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the attributes, ``top1`` rounded, each config's metrics
         (``LocalizationMetrics.to_dict``) with its ``settings``, and the evaluation's ``conventions``."""
         head = {k: getattr(self, k) for k in ("model", "weights", "protocol", "n_images", "threshold_step")}
+        feature = None if self.feature_size is None else list(self.feature_size)
+        head |= {"input_size": list(self.input_size), "output_stride": self.output_stride, "feature_size": feature}
         configs = {name: m.to_dict() | {"settings": self.settings.get(name, {})} for name, m in self.configs.items()}
         extra = {"calibration": self.calibration} if self.calibration else {}
         return head | {"conventions": CONVENTIONS, "top1": round(self.top1, 4), "skipped": self.skipped,
@@ -202,6 +215,7 @@ def evaluate(
     progress: Progress | None = None,
     on_image: Callable[[Sample, Analysis, np.ndarray], None] | None = None,
     masks: str | Path | None = None,
+    per_image: bool = False,
 ) -> EvaluationResult:
     """Evaluate WSOL metrics of ``loaded`` over ``samples``, one forward pass per image.
 
@@ -219,6 +233,10 @@ def evaluate(
             samples (wsolevaluation's OpenImages layout), the root their instance and ignore masks are
             relative to: adds PxAP (ignore pixels excluded) and the mean mask IoU of every configuration's
             own mask; an image without its mask is skipped.
+        per_image: keep every image's hits (:attr:`EvaluationResult.per_image`), e.g. for paired bootstraps.
+
+    The photos are stretched to ``loaded.data_config.input_size`` (see :func:`cam_core.models.with_input_size`)
+    and scored in that frame; GT boxes are read in the stored photo's pixels and scaled into it.
 
     Returns:
         The metrics; unreadable images, out-of-range classes, boxes outside the photo or the crop go to
@@ -234,11 +252,13 @@ def evaluate(
     if any(s.crf for s in specs.values()):
         _crf_refiner()  # fail before the first forward pass
     evaluators = {
-        name: Evaluator(step=step, sweep=not s.crf, thresholding=s.localization.thresholding)
+        name: Evaluator(step=step, sweep=not s.crf, thresholding=s.localization.thresholding, keep_per_image=per_image)
         for name, s in specs.items()
     }
     skipped: list[dict[str, str]] = []
     warnings: list[dict[str, str]] = []
+    evaluated: list[str] = []
+    feature_size: tuple[int, int] | None = None
     correct = 0
     for start in range(0, len(samples), batch_size):
         mask_dir = None if masks is None else Path(masks)
@@ -247,6 +267,8 @@ def evaluate(
             analyses = analyze_batch(loaded, [view for _, view, _, _, _ in batch])
             for (sample, _, gt, gt_mask, gt_ignore), analysis in zip(batch, analyses, strict=True):
                 correct += int(np.argmax(analysis.logits)) == sample.class_index
+                evaluated.append(str(sample.path))
+                feature_size = analysis.feature_size
                 _score(analysis, sample.class_index, gt, specs, evaluators, gt_mask, gt_ignore)
                 if on_image is not None:
                     on_image(sample, analysis, gt)
@@ -259,15 +281,19 @@ def evaluate(
     metrics = {name: ev.compute() for name, ev in evaluators.items()}
     top1 = 100.0 * correct / n_images
     settings = {name: describe_config(s) for name, s in specs.items()}
+    hits = {name: ev.per_image for name, ev in evaluators.items()} if per_image else {}
     return EvaluationResult(
-        loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics, step, settings, warnings=warnings
-    )
+        loaded.name, loaded.weights, protocol, n_images, top1, skipped, metrics, step, settings, warnings=warnings,
+        input_size=loaded.data_config.input_size, output_stride=loaded.output_stride, feature_size=feature_size,
+        per_image=hits, evaluated=evaluated,
+    )  # fmt: skip
 
 
 def format_table(result: EvaluationResult) -> str:
     """Plain-text table of a result: a header line, then :func:`cam_core.metrics.format_rows`."""
+    resolution = resolution_label(result.input_size, result.output_stride, result.feature_size)
     head = (
-        f"{result.model} ({result.weights}), protocol {result.protocol}: {result.n_images} images, "
+        f"{result.model} ({result.weights}), protocol {result.protocol}, {resolution}: {result.n_images} images, "
         f"top-1 {result.top1:.1f} %, {len(result.skipped)} skipped"
     )
     masks = [f"{n}: mask IoU {m.mask_iou:.1f}" + ("" if m.pxap is None else f", PxAP {m.pxap:.1f}")
@@ -300,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
         help="8bit: uint8(255 s) > int(255 theta), as wsolevaluation (default); float: s > theta",
     )
     parser.add_argument("--protocol", choices=("stretch", "official"), default="stretch")
+    parser.add_argument("--input-size", type=int, help="analysis square in px (default: the model's own, 224)")
+    parser.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
+                        help="32 as trained; 16 / 8 dilate the last stages (finer map, slower)")  # fmt: skip
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
     parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png, or the mask root of wsolevaluation's "
                         "OpenImages metadata (path,mask,ignore): adds PxAP and mask IoU")  # fmt: skip
@@ -312,13 +341,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_model(args: argparse.Namespace) -> LoadedModel:
+    stride, size = getattr(args, "output_stride", 32), getattr(args, "input_size", None)
     if args.checkpoint is None:
-        return load_model(args.model)
+        return load_model(args.model, output_stride=stride, input_size=size)
     try:
         from cam_core.checkpoint import load_checkpoint
     except ImportError as exc:
         raise CheckpointError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
-    return load_checkpoint(args.checkpoint)
+    loaded = load_checkpoint(args.checkpoint, output_stride=stride)
+    return loaded if size is None else with_input_size(loaded, size)
 
 
 def check_out(path: Path | None) -> None:

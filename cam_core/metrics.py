@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,6 +43,20 @@ __all__ = [
     "sweep_ious",
     "sweep_thresholds",
 ]
+
+
+class ImageHits(NamedTuple):
+    """One image's hits, kept by ``Evaluator(keep_per_image=True)`` for paired bootstraps over images.
+
+    Attributes:
+        gt_known: GT-known hit at the fixed threshold. top1_loc: and top-1 right (``None`` if not given).
+        v1: bool (T,) largest-contour IoU >= 0.5 per theta. v2: bool (D, T) best IoU >= delta per theta.
+    """
+
+    gt_known: bool
+    top1_loc: bool | None
+    v1: np.ndarray
+    v2: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,7 @@ class Evaluator:
         sweep: ``False`` for maps that can only be evaluated at their fixed threshold (e.g. after CRF):
             pass ``fixed_boxes`` instead of a scoremap; v1/v2 are then the accuracies at that threshold.
         thresholding: the sweep's comparison, ``"8bit"`` (wsolevaluation, default) or ``"float"``.
+        keep_per_image: also keep each image's hits in :attr:`per_image` (:class:`ImageHits`).
 
     Example:
         >>> ev = Evaluator()
@@ -122,7 +137,9 @@ class Evaluator:
         v1_iou: float = 0.5,
         sweep: bool = True,
         thresholding: Thresholding = "8bit",
+        keep_per_image: bool = False,
     ) -> None:
+        self.keep_per_image = keep_per_image  # fill `per_image` with one ImageHits per accumulated image
         if thresholding not in ("8bit", "float"):
             raise ParameterError(f"`thresholding` must be '8bit' or 'float', got {thresholding!r}")
         self.thresholding = thresholding
@@ -150,6 +167,7 @@ class Evaluator:
         self._pos_hist = np.zeros(max(edges.size - 1, 0), dtype=np.float64)
         self._neg_hist = np.zeros(max(edges.size - 1, 0), dtype=np.float64)
         self._mask_ious: list[float] = []
+        self.per_image: list[ImageHits] = []
 
     def accumulate(
         self,
@@ -202,6 +220,11 @@ class Evaluator:
         if top1_correct is not None:
             self._top1_given += 1
             self._top1 += hit and bool(top1_correct)
+        if self.keep_per_image:
+            top1 = None if top1_correct is None else hit and bool(top1_correct)
+            self.per_image.append(
+                ImageHits(hit, top1, largest >= self.v1_iou, best[None, :] >= self.iou_thresholds[:, None])
+            )
 
     def _accumulate_mask(self, scoremap: np.ndarray, gt_mask: np.ndarray, gt_ignore: np.ndarray | None) -> None:
         mask = np.asarray(gt_mask, dtype=bool)

