@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import cam_core
+from cam_core import evaluate_cli
 from cam_core.errors import DatasetError
 from cam_core.evaluate import (
     ConfigSpec,
@@ -249,7 +250,7 @@ def test_library_errors_are_typed(
         ev._crf_refiner()
     monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)
     with pytest.raises(CheckpointError, match=r"checkpoint\.py"):
-        ev._load_model(argparse.Namespace(checkpoint=Path("x.safetensors"), model="tiny"))
+        evaluate_cli._load_model(argparse.Namespace(checkpoint=Path("x.safetensors"), model="tiny"))
 
 
 def test_exif_orientation_is_ignored_in_evaluation(tiny_model: cam_core.LoadedModel, tmp_path: Path) -> None:
