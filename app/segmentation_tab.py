@@ -125,14 +125,17 @@ def new_photo(request: SegRequest, tab: str | None) -> tuple[Any, ...]:
 
 
 @user_errors
-def add_class(request: SegRequest, choice: Any) -> Any:
-    """A class found by search joins the picked ones (or the automatic set, when none was picked)."""
+def add_class(request: SegRequest, choice: Any) -> tuple[Any]:
+    """A class found by search joins the picked ones (or the automatic set, when none was picked).
+
+    Returns a 1-tuple (the picker's update), as :func:`~app.errors.with_notice` appends the notice to a tuple.
+    """
     session = need_session(request.session)
     analysis = get_analysis(session, session.model)
     index = resolve_class(choice, analysis)
     current = [str(c) for c in seg.chosen_classes(request, analysis)]
     value = current if str(index) in current else [*current, str(index)]
-    return gr.update(choices=seg.class_choices(analysis, value), value=value)
+    return (gr.update(choices=seg.class_choices(analysis, value), value=value),)
 
 
 @user_errors
