@@ -19,6 +19,7 @@ from app import evaluation, texts, views
 from app.handlers import SWIPE_TAB
 from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
 from app.models import model_choices, tap_partner
+from app.segmentation_tab import SegmentationTab, build_segmentation_tab
 from cam_core import crf
 
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
@@ -342,6 +343,7 @@ class Page:
     notice: gr.Markdown
     controls: ControlsPanel
     api: ApiInputs
+    segmentation: SegmentationTab
 
     def view_inputs(self) -> dict[str, Any]:
         """Inputs by the names of :func:`app.inputs.view_request`'s and :func:`app.inputs.crf_params`' parameters."""
@@ -380,7 +382,7 @@ def build_page() -> Page:
             with gr.Tabs() as tabs:
                 compare, swipe, weights = build_compare_tab(), build_swipe_tab(), build_weights_tab()
                 why_tap, crf_tab, evaluate = build_why_tap_tab(), build_crf_tab(), build_evaluate_tab()
-                export = build_export_tab()
+                export, segmentation = build_export_tab(), build_segmentation_tab()
             notice = gr.Markdown(elem_id="notice")
             controls = build_controls()
             with gr.Accordion("How it works", open=False):
@@ -401,4 +403,5 @@ def build_page() -> Page:
         notice,
         controls,
         api,
+        segmentation,
     )

@@ -23,6 +23,7 @@ from app import evaluation, handlers
 from app.errors import user_errors, with_notice
 from app.inputs import CRF, DRAG, VIEW, Entrance
 from app.layout import Page
+from app.segmentation_tab import wire_segmentation
 
 R = TypeVar("R")
 
@@ -263,5 +264,6 @@ def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "u
         wire_evaluate,
         wire_export,
         wire_api,
+        wire_segmentation,
     ):
         wire(w)

@@ -75,5 +75,7 @@ def test_slider_events_stay_cheap_in_the_browser() -> None:
     assert len(search["props"]["choices"]) == 1000 and search["id"] not in outputs
     sliders = [c["id"] for c in config["components"] if c["type"] == "slider"]
     theta_mas = next(i for i in sliders if components[i]["props"]["label"].startswith("θ for MaS"))
-    (update,) = [dep for dep in config["dependencies"] if [theta_mas, "change"] in map(list, dep["targets"])]
-    assert update["queue"] is False
+    updates = [dep for dep in config["dependencies"] if [theta_mas, "change"] in map(list, dep["targets"])]
+    # the main views' update, and the Segmentation tab's (a no-op while that tab is hidden)
+    assert sorted(dep["api_name"] for dep in updates) == ["segmentation_live", "update_theta_mas"]
+    assert all(dep["queue"] is False for dep in updates)

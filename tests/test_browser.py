@@ -144,3 +144,33 @@ def test_swipe_view_follows_the_sliders_while_open(page) -> None:
     number.press("Enter")
     page.wait_for_function("([old]) => document.querySelector('#caption').innerText !== old", arg=[caption])
     assert pictures() == moved  # hidden: not redrawn
+
+
+def test_segmentation_tab_follows_the_sliders(page) -> None:
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "astronaut.jpg"))
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+    page.get_by_role("tab", name="Segmentation").click()
+    page.wait_for_function("document.querySelector('#seg-legend tr[data-slot=\"3\"]') !== null")
+    legend = page.locator("#seg-legend").inner_text()
+    assert "bobsled" in legend and "football helmet" in legend
+    overlay = _attr(page, "#seg-plain img.labels", "src")
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill("0.5")
+    number.press("Enter")
+    page.wait_for_function(
+        "([old]) => document.querySelector('#seg-plain img.labels').getAttribute('src') !== old", arg=[overlay]
+    )
+    assert page.locator("#seg-legend").inner_text() != legend  # the plain areas moved
+    assert page.locator("#seg-notice").inner_text().strip() == ""
+    search = page.locator("#seg-add input").first
+    search.click()
+    search.fill("281: tabby")
+    search.press("ArrowDown")
+    search.press("Enter")  # the first match joins the automatic three
+    page.wait_for_function("document.querySelector('#seg-legend tr[data-slot=\"4\"]') !== null")
+    assert "281: tabby" in page.locator("#seg-legend").inner_text()
+    assert page.locator("#seg-notice").inner_text().strip() == ""
+    page.locator("#seg-legend").scroll_into_view_if_needed()
+    shot = Path(os.environ.get("CAM_SCREENSHOT_DIR", "/tmp")) / "segtab.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000

@@ -23,10 +23,12 @@ from PIL import Image
 import cam_core
 from app import analysis_views as av
 from app import evaluation as ev
-from app import handlers, hosting, inputs, state
-from app.errors import without_paths
+from app import handlers, hosting, inputs, segmentation_tab, state
+from app.errors import with_notice, without_paths
 from app.explanation import start_session
 from app.inputs import CRF, VIEW
+from app.segmentation import SEG
+from app.segmentation import SEG_TAB as SEGMENT_TAB
 from app.wiring import event
 from tests.test_app_server import ROOT, load_app_module
 
@@ -193,6 +195,21 @@ def test_the_analysis_tabs_check_their_inputs() -> None:
         av.render_weights(session, "", ["shared"])
     with pytest.raises(gr.Error, match="`iterations`"):
         event(av.render_crf, VIEW, CRF)(session, "", *CONTROLS, "", 3, 3, 80, 13, 10, 10**9)
+
+
+def test_the_segmentation_tab_refuses_hostile_values_over_the_pages_route(http: httpx.Client, demo: Any) -> None:
+    """Issue #16: the tab's events are reachable with ``queue/join`` too; lists, strings and bools are refused."""
+    session = start_session({"path": str(CAT)}, MODEL)
+    raw = with_notice(event(segmentation_tab.render_segmentation, SEG), 4)
+    hostile = [(7, "285", "seg_classes"), (7, [[285]], "seg_classes"), (8, "5", "top_k"), (8, [5], "top_k"),
+               (9, True, "min_probability"), (1, ["0.2"], "theta_mas")]  # fmt: skip
+    for position, value, name in hostile:
+        args: list[Any] = [session, *CONTROLS, ["285"], 5, 0.05, SEGMENT_TAB]
+        args[position] = value
+        notice = raw(*args)[-1]
+        assert f"`{name}`" in notice and "Internal error" not in notice
+    output = queue_join(http, demo, "segmentation_open", [None, *CONTROLS, "285", 5, 0.05])
+    assert "Internal error" not in json.dumps(output)
 
 
 # ------------------------------------------------------------------ item 3 (app side): instant events never decode
