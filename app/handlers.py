@@ -15,16 +15,26 @@ import zipfile
 from typing import Any, NamedTuple
 
 import gradio as gr
+import numpy as np
 
 import cam_core
 from app import files, inputs, views
 from app.errors import user_errors
-from app.explanation import explain_arrays, explain_request, explanation_json, resolve_class, short_name, start_session
+from app.explanation import (
+    Explanation,
+    explain_arrays,
+    explain_request,
+    explanation_json,
+    resolve_class,
+    short_name,
+    start_session,
+)
 from app.inputs import Controls, ViewRequest
 from app.models import tap_partner
 from app.state import Session, get_analysis, get_model
 
 SWIPE_TAB = "Swipe"
+EXPORT_TAB = "JSON & export"
 _DEFAULT = Controls()
 
 
@@ -46,7 +56,8 @@ class ModelSwitch(NamedTuple):
 
 
 class LinkedViews(NamedTuple):
-    """:class:`~app.views.LocalizationViews` plus the swipe pictures (``gr.skip()`` while their tab is hidden)."""
+    """:class:`~app.views.LocalizationViews` plus the swipe pictures and the export zip (``gr.skip()`` each while
+    its tab is hidden)."""
 
     plain: str
     ours: str
@@ -55,6 +66,7 @@ class LinkedViews(NamedTuple):
     caption: str
     payload: dict[str, Any]
     swipe: Any
+    download: Any
 
 
 class DrawnBox(NamedTuple):
@@ -132,14 +144,17 @@ def render_localization(request: ViewRequest) -> views.LocalizationViews:
 
 @user_errors
 def render_linked(request: ViewRequest, tab: str | None) -> LinkedViews:
-    """:func:`render_localization` plus the swipe pictures (only while their tab is open), from one localisation.
+    """:func:`render_localization` plus the swipe pictures and the export zip, each only while its tab is open.
 
-    The swipe view needs two encoded pictures, so it is redrawn only where someone can see it; opening
-    its tab draws it for the current controls (:func:`swipe_pair`).
+    The swipe view needs two encoded pictures and the zip five, so each is redrawn only where someone can
+    see it; opening its tab draws it for the current controls (:func:`swipe_pair`, :func:`export_zip`).
+    The zip is made *before* the click: a ``gr.DownloadButton`` downloads the value it holds when clicked,
+    so a zip made by the click itself would arrive one click late.
     """
     ex = explain_request(request)
     swipe = views.swipe_pictures(ex, request.gt) if tab == SWIPE_TAB else gr.skip()
-    return LinkedViews(*views.localization_views(ex, request.gt), swipe)
+    download = zip_file(ex, request.gt) if tab == EXPORT_TAB else gr.skip()
+    return LinkedViews(*views.localization_views(ex, request.gt), swipe, download)
 
 
 @user_errors
@@ -197,13 +212,19 @@ def explain(
     )
 
 
-@user_errors
-def export_zip(request: ViewRequest) -> str:
-    """Bundle the JSON and the current pictures (PNG) into one zip for download."""
-    ex = explain_request(request)
+def zip_file(ex: Explanation, gt: np.ndarray | None) -> str:
+    """Bundle the JSON and the pictures (PNG) of ``ex`` into one zip file; returns its path."""
     path = files.new_path(".zip")
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("explanation.json", json.dumps(explanation_json(ex, request.gt), indent=2))
-        for name, picture in views.export_pictures(ex, request.gt)._asdict().items():
+        archive.writestr("explanation.json", json.dumps(explanation_json(ex, gt), indent=2))
+        for name, picture in views.export_pictures(ex, gt)._asdict().items():
             archive.write(files.save_png(picture), f"{name}.png")
     return path
+
+
+@user_errors
+def export_zip(request: ViewRequest) -> str | None:
+    """The download button's zip for the current controls, made when the export tab opens (none before a photo)."""
+    if request.session is None:
+        return None
+    return zip_file(explain_request(request), request.gt)

@@ -16,7 +16,7 @@ import gradio as gr
 
 import cam_core
 from app import evaluation, texts, views
-from app.handlers import SWIPE_TAB
+from app.handlers import EXPORT_TAB, SWIPE_TAB
 from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
 from app.models import model_choices, tap_partner
 from cam_core import crf
@@ -285,18 +285,19 @@ def build_evaluate_tab() -> EvaluateTab:
 
 @dataclass(frozen=True)
 class ExportTab:
-    """The explanation's JSON and the zip download."""
+    """The explanation's JSON and the zip download (made while the tab is open, before any click)."""
 
+    tab: gr.Tab
     json: gr.JSON
     download: gr.DownloadButton
 
 
 def build_export_tab() -> ExportTab:
     """JSON & export."""
-    with gr.Tab("JSON & export"):
+    with gr.Tab(EXPORT_TAB) as tab:
         json = gr.JSON(label="Explanation (boxes in original-image pixels)")
-        download = gr.DownloadButton("Download JSON + PNGs (.zip)")
-    return ExportTab(json, download)
+        download = gr.DownloadButton("Download JSON + PNGs (.zip)", elem_id="download")
+    return ExportTab(tab, json, download)
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,7 @@ class Page:
             "caption": c.caption,
             "payload": self.export.json,
             "swipe": self.swipe.view,
+            "download": self.export.download,
             "gt_text": self.sidebar.gt_box,
         }
 

@@ -223,10 +223,14 @@ def wire_evaluate(w: Wiring) -> None:
 
 
 def wire_export(w: Wiring) -> None:
-    """The zip of the JSON and the current pictures."""
-    download = w.page.export.download
-    download.click(
-        event(handlers.export_zip, VIEW), components(w.page.view_inputs(), VIEW), [download], api_visibility="private"
+    """Opening the export tab makes the zip of the JSON and the current pictures; while it stays open the
+    slider updates remake it (:func:`app.handlers.render_linked`), so a click downloads what is on screen."""
+    export = w.page.export
+    export.tab.select(
+        event(handlers.export_zip, VIEW),
+        components(w.page.view_inputs(), VIEW),
+        [export.download],
+        api_visibility="private",
     )
 
 

@@ -245,6 +245,21 @@ def test_presets_and_export(cat_session: Session) -> None:
         assert json.loads(archive.read("explanation.json"))["class"]["index"] == 285
 
 
+def test_export_zip_is_made_before_the_click_and_matches_the_screen(cat_session: Session) -> None:
+    """Issue #14 item 7: the download button holds the zip of what is on screen, remade on every update."""
+    hidden = handlers.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
+    assert hidden.download == gr.skip()  # nobody sees the export tab: no zip is made
+    for theta in (0.2, 0.6):
+        shown = handlers.render_linked(request(cat_session, "285", theta_mas=theta), handlers.EXPORT_TAB)
+        with zipfile.ZipFile(shown.download) as archive:
+            exported = json.loads(archive.read("explanation.json"))
+        assert exported == shown.payload and exported["plain"]["theta"] == theta
+        assert f"θ·max = {theta:.2f}" in shown.caption
+    opened = handlers.export_zip(request(cat_session, "285", theta_mas=0.6))  # the tab just opened
+    assert opened is not None and json.loads(zipfile.ZipFile(opened).read("explanation.json"))["plain"]["theta"] == 0.6
+    assert handlers.export_zip(request(None, "")) is None
+
+
 def test_explain_api_function() -> None:
     result = handlers.explain({"path": CAT}, cam_core.DEFAULT_MODEL, "", *CONTROLS)
     assert result.payload["class"]["name"] == "Egyptian cat"

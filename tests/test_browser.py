@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +146,33 @@ def test_swipe_view_follows_the_sliders_while_open(page) -> None:
     number.press("Enter")
     page.wait_for_function("([old]) => document.querySelector('#caption').innerText !== old", arg=[caption])
     assert pictures() == moved  # hidden: not redrawn
+
+
+def _set_theta_mas(page, value: str) -> None:
+    caption = page.locator("#caption").first.text_content()
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill(value)
+    number.press("Enter")
+    page.wait_for_function("([old]) => document.querySelector('#caption').textContent !== old", arg=[caption])
+
+
+def _download_json(page) -> dict:
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        return json.loads(archive.read("explanation.json"))
+
+
+def test_the_download_is_what_the_screen_shows(page, tmp_path: Path) -> None:
+    """Issue #14 item 7: the zip matches the caption at the moment of the click, from the first click on."""
+    _upload_cat(page)
+    _set_theta_mas(page, "0.6")
+    page.get_by_role("tab", name="JSON & export").click()
+    page.wait_for_timeout(1000)  # the tab's select event makes the zip
+    caption = page.locator("#caption").first.text_content() or ""
+    assert "θ·max = 0.60" in caption and _download_json(page)["plain"]["theta"] == 0.6
+    _set_theta_mas(page, "0.3")  # moved while the export tab is open: the zip is remade before the click
+    page.wait_for_timeout(500)
+    caption = page.locator("#caption").first.text_content() or ""
+    assert "θ·max = 0.30" in caption and _download_json(page)["plain"]["theta"] == 0.3
+    page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_export.png"))
