@@ -47,8 +47,10 @@ class Photo(NamedTuple):
 
 
 class ModelSwitch(NamedTuple):
-    """After a model change: :class:`Photo`'s outputs for the current photo, plus the TAP toggle's availability."""
+    """After a model change: the Model field (put back after a failed load), :class:`Photo`'s outputs for the
+    current photo, plus the TAP toggle's availability."""
 
+    model: Any
     session: Session | None
     class_pick: Any
     status: str
@@ -120,20 +122,34 @@ def pick_class(choice: Any, session: Session | None) -> Any:
 
 @user_errors
 def on_model(model: str, session: Session | None) -> ModelSwitch:
-    """A new model for the current photo (one forward pass), plus the TAP toggle's availability."""
-    partner = tap_partner(model)
+    """A new model for the current photo (one forward pass), plus the TAP toggle's availability.
+
+    A model that cannot be loaded (offline hub, bad checkpoint) or a photo that expired is said once, in the
+    status line, and the Model field goes back to the model the panels still show (no toast, no half switch).
+    """
+    shown = session.model if session is not None else cam_core.DEFAULT_MODEL
+    try:
+        return _switch_model(model, session)
+    except gr.Error as exc:
+        status = f"⚠️ {exc.message} The panels still show **{get_model(shown).name}**."
+        return ModelSwitch(gr.update(value=shown), gr.skip(), gr.skip(), status, gr.skip())
+
+
+@user_errors  # library errors become gr.Error here, so that on_model can say them
+def _switch_model(model: str, session: Session | None) -> ModelSwitch:
+    partner = tap_partner(model) if isinstance(model, str) else None
     # TAP stays as the user set it where a TAP-trained partner exists; it is switched off where none does
     tap_update = gr.update(interactive=True) if partner is not None else gr.update(interactive=False, value=False)
     if session is None:
         get_model(model)  # load now so that errors show at once
-        return ModelSwitch(None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
+        return ModelSwitch(gr.update(), None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
     try:
         photo = on_image({"path": session.source}, model)
     except gr.Error as exc:
         if exc.message != inputs.NOT_A_FILE:
             raise
         raise gr.Error("This photo is no longer on the server (uploads expire): upload it again.") from exc
-    return ModelSwitch(*photo, tap_update)
+    return ModelSwitch(gr.update(), *photo, tap_update)
 
 
 @user_errors

@@ -124,7 +124,8 @@ class Wiring:
 def wire_sidebar(w: Wiring) -> None:
     """A new photo or model (one forward pass), a class picked or searched, a typed or cleared ground truth."""
     page, side = w.page, w.page.sidebar
-    named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap}
+    named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap,
+             "model": side.model}  # fmt: skip
     visibility = w.quiet["api_visibility"]
     side.image.change(None, None, side.gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
     photo = side.image.change(
@@ -137,7 +138,7 @@ def wire_sidebar(w: Wiring) -> None:
         **w.heavy,
     )
     w.render_all(photo)
-    model = side.model.change(
+    model = side.model.input(  # the user's pick only: a failed load puts the old value back without a new event
         handlers.on_model,
         [side.model, page.session],
         outputs(named, handlers.ModelSwitch),

@@ -18,7 +18,7 @@ from PIL import Image
 
 import cam_core
 from app import analysis_views as av
-from app import explanation, files, handlers, inputs, render, views
+from app import explanation, files, handlers, inputs, render, state, views
 from app.errors import with_notice
 from app.explanation import resolve_class
 from app.inputs import CRF, VIEW, Controls, ViewRequest, crf_params
@@ -197,6 +197,27 @@ def test_tap_panel_uses_the_tap_checkpoint(cat_session: Session) -> None:
     assert views.payload["ours"]["modules"] == ["TAP", "NWC", "PaS"]
     assert views.payload["ours"]["model"] == get_model(partner).name
     assert views.payload["plain"]["box"] != [] and "TAP on" in views.caption
+
+
+def test_a_failed_model_load_puts_the_field_back_and_says_so_once(
+    cat_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #14 item 8: the Model field shows the model the panels show; one message, no exception (no toast)."""
+    real_get = state.MODELS.get
+
+    def offline(name: object) -> cam_core.LoadedModel:
+        if name == "resnet50":
+            raise cam_core.WeightsUnavailableError("resnet50's weights could not be downloaded (offline).")
+        return real_get(name)
+
+    monkeypatch.setattr(state.MODELS, "get", offline)
+    for session, shown in ((cat_session, cat_session.model), (None, cam_core.DEFAULT_MODEL)):
+        switch = handlers.on_model("resnet50", session)
+        assert switch.model == gr.update(value=shown)
+        assert switch.session == switch.class_pick == switch.tap == gr.skip()  # the panels keep their photo
+        assert switch.status.count("could not be downloaded") == 1 and "still show" in switch.status
+    ok = handlers.on_model(cam_core.DEFAULT_MODEL, cat_session)
+    assert ok.model == gr.update() and ok.session is not None and "Egyptian cat" in ok.status
 
 
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
