@@ -25,12 +25,13 @@ from app.explanation import (
     explain_arrays,
     explain_request,
     explanation_json,
+    percent,
     resolve_class,
     short_name,
     start_session,
 )
 from app.inputs import Controls, ViewRequest
-from app.models import tap_partner
+from app.models import tap_toggle
 from app.state import Session, get_analysis, get_model
 
 SWIPE_TAB = "Swipe"
@@ -107,7 +108,7 @@ def on_image(payload: Any, model: str) -> Photo:
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
     loaded = get_model(model)
-    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({100 * top[2]:.1f} %)."
+    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({percent(top[2])})."
     return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0])), status)
 
 
@@ -137,9 +138,8 @@ def on_model(model: str, session: Session | None) -> ModelSwitch:
 
 @user_errors  # library errors become gr.Error here, so that on_model can say them
 def _switch_model(model: str, session: Session | None) -> ModelSwitch:
-    partner = tap_partner(model) if isinstance(model, str) else None
-    # TAP stays as the user set it where a TAP-trained partner exists; it is switched off where none does
-    tap_update = gr.update(interactive=True) if partner is not None else gr.update(interactive=False, value=False)
+    # TAP stays as the user set it where a TAP-trained partner exists; on for a TAP-trained model, off where none
+    tap_update = gr.update(**tap_toggle(model))
     if session is None:
         get_model(model)  # load now so that errors show at once
         return ModelSwitch(gr.update(), None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)

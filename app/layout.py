@@ -18,7 +18,7 @@ import cam_core
 from app import evaluation, texts, views
 from app.handlers import EXPORT_TAB, SWIPE_TAB
 from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
-from app.models import model_choices, tap_partner
+from app.models import model_choices, tap_toggle
 from cam_core import crf
 
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
@@ -118,9 +118,8 @@ def build_controls() -> ControlsPanel:
     start = Controls()
     with gr.Row(equal_height=True):
         preset = gr.Radio([*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2)
-        has_tap = tap_partner(cam_core.DEFAULT_MODEL) is not None
-        tap_info = "uses the shipped TAP-trained head" if has_tap else "needs a TAP-trained model"
-        tap = gr.Checkbox(start.tap, label="TAP", interactive=has_tap, scale=1, info=tap_info, elem_id="tap")
+        toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL)}
+        tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)
         nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
         pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
     with gr.Row():

@@ -17,7 +17,7 @@ import numpy as np
 
 import cam_core
 from app import files, histogram, html_views, render
-from app.explanation import Explanation, explanation_json, short_name
+from app.explanation import Explanation, explanation_json, percent, short_name
 from app.state import SmallLRU
 from cam_core.cam import Analysis
 
@@ -30,10 +30,10 @@ _LINE_COLOURS = {"mas": (50, 50, 50), "percentile": (140, 0, 204), "threshold": 
 
 def class_choices(analysis: Analysis, extra: int | None = None) -> list[tuple[str, str]]:
     """Class picker choices: the top-5 with probabilities, plus ``extra`` (a class picked by search) if not in them."""
-    top = [(f"{short_name(name)} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
+    top = [(f"{short_name(name)} ({percent(p)})", str(i)) for i, name, p in analysis.top_k(5)]
     if extra is not None and str(extra) not in {value for _, value in top}:
         name, p = short_name(analysis.class_names[extra]), float(analysis.probabilities[extra])
-        top.append((f"{extra}: {name} ({f'{100 * p:.2f}' if p >= 5e-5 else '< 0.01'} %)", str(extra)))
+        top.append((f"{name} ({percent(p)})", str(extra)))  # written as the top-5 are
     return top
 
 
@@ -53,7 +53,6 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     neg_map = np.clip(cam_core.upsample(negative, ex.display), 0, None)  # bicubic overshoot below 0 clipped
     x0, y0, x1, y1 = ex.ours.box
     share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
-    tap_note = "on (TAP-trained head)" if c.tap else "off: TAP changes training, and this model was trained with GAP"
     if c.pas:
         rule = (
             f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} "
@@ -62,10 +61,11 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
     lines = [
-        f"**Plain CAM (blue box)**: MaS threshold θ·max = {c.theta_mas:.2f} keeps "
-        f"{100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
-        f"**{name} (green box)**: NWC {'on' if c.nwc else 'off'}, TAP {tap_note}; {rule} keeps "
+        f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
+        f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
+        f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
+        *_tap_story(ex),
         f"Box IoU plain vs {name}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
         f"Share of the negative map M- inside the green box: {100 * share:.0f} %.",
     ]
@@ -73,6 +73,24 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         gt = payload["ground_truth"]
         lines.append(f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}.")
     return "\n\n".join(lines)
+
+
+def weights_note(ex: Explanation, which: str) -> str:
+    """Which weights a panel's map is made of, and the pooling they were trained with."""
+    analysis, pooling = (ex.plain_analysis, ex.trained_with[0]) if which == "plain" else (
+        ex.ours_analysis, ex.trained_with[1])  # fmt: skip
+    return f"weights of {analysis.model_name}, trained with {pooling}"
+
+
+def _tap_story(ex: Explanation) -> list[str]:
+    """What the TAP toggle did: nothing to say for two GAP panels; otherwise whose TAP-trained head is where."""
+    plain, ours = ex.trained_with
+    if plain == "TAP":
+        return ["The picked model was trained with TAP, so **both panels use its TAP-trained head** (TAP is locked "
+                "on); pick its GAP control or the base model to see TAP against GAP."]  # fmt: skip
+    if ours == "TAP":
+        return ["TAP on: the green panel uses the shipped TAP-trained head, the blue one the GAP-trained model."]
+    return []
 
 
 # ---------------------------------------------------------------- burnt-in pictures
@@ -181,13 +199,13 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
     return LocalizationViews(
         html_views.panel_html(
-            f"Plain CAM for “{target}”, MaS box (blue)",
+            f"Plain CAM for “{target}” ({ex.trained_with[0]}-trained weights), MaS box (blue)",
             cached.plain_url,
             ex.display,
             [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)],
         ),
         html_views.panel_html(
-            f"{name} for “{target}”, green box",
+            f"{name} for “{target}” ({ex.trained_with[1]}-trained weights), green box",
             cached.ours_url,
             ex.display,
             [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)],

@@ -18,7 +18,7 @@ from PIL import Image
 
 import cam_core
 from app import analysis_views as av
-from app import explanation, files, handlers, inputs, render, state, views
+from app import explanation, files, handlers, inputs, models, render, state, views
 from app.errors import with_notice
 from app.explanation import resolve_class
 from app.inputs import CRF, VIEW, Controls, ViewRequest, crf_params
@@ -72,7 +72,7 @@ def test_search_picks_any_class_into_the_picker(cat_session: Session) -> None:
     analysis = get_analysis(cat_session, cat_session.model)
     p = 100 * float(analysis.probabilities[292])
     assert update["value"] == "292" and len(update["choices"]) == 6
-    assert update["choices"][5] == (f"292: tiger ({p:.2f} %)" if p >= 0.005 else "292: tiger (< 0.01 %)", "292")
+    assert update["choices"][5] == (f"tiger ({explanation.percent(p / 100)})", "292")  # as the top-5 are written
     top = handlers.pick_class("285", cat_session)  # already in the top-5: selected, nothing added
     assert top["value"] == "285" and len(top["choices"]) == 5
     with pytest.raises(gr.Error, match="Unknown class"):
@@ -218,6 +218,36 @@ def test_a_failed_model_load_puts_the_field_back_and_says_so_once(
         assert switch.status.count("could not be downloaded") == 1 and "still show" in switch.status
     ok = handlers.on_model(cam_core.DEFAULT_MODEL, cat_session)
     assert ok.model == gr.update() and ok.session is not None and "Egyptian cat" in ok.status
+
+
+def test_probabilities_never_read_zero() -> None:
+    """Issue #14 item 9: below 0.01 % a probability reads "< 0.01 %", never "(0.0 %)"."""
+    cases = {0.799: "79.9 %", 0.001: "0.1 %", 0.0004: "0.04 %", 0.0001: "0.01 %", 0.00009: "< 0.01 %", 0.0: "< 0.01 %"}
+    assert {p: explanation.percent(p) for p in cases} == cases
+
+
+def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
+    """Issue #14 item 9: with the TAP checkpoint picked, toggle, caption, titles and JSON all say TAP weights."""
+    tap_model = tap_partner(cam_core.DEFAULT_MODEL)
+    if tap_model is None:
+        pytest.skip("no TAP checkpoint in assets/checkpoints")
+    switch = handlers.on_model(tap_model, cat_session)
+    assert switch.tap == gr.update(value=True, interactive=False, info=models.tap_toggle(tap_model)["info"])
+    assert "TAP" in switch.status and "(0.0 %)" not in switch.status
+    session = switch.session
+    loaded = get_model(tap_model).name
+    for tap in (True, False):  # the toggle is locked on; an API call with tap=False gets the same true story
+        out = handlers.render_localization(request(session, "285", tap=tap))
+        assert out.caption.count(f"weights of {loaded}, trained with TAP") == 2
+        assert "both panels use its TAP-trained head" in out.caption and "trained with GAP" not in out.caption
+        assert "TAP-trained weights" in out.plain and "TAP-trained weights" in out.ours
+        assert out.payload["plain"]["trained_with"] == out.payload["ours"]["trained_with"] == "TAP"
+    base = handlers.on_model(cam_core.DEFAULT_MODEL, session)
+    assert base.tap["interactive"] is True
+    mixed = handlers.render_localization(request(base.session, "285", tap=True))
+    assert mixed.payload["plain"]["trained_with"] == "GAP" and mixed.payload["ours"]["trained_with"] == "TAP"
+    assert "trained with GAP:" in mixed.caption and "trained with TAP:" in mixed.caption
+    assert models.tap_toggle("resnet50") == {"value": False, "interactive": False, "info": "needs a TAP-trained model"}
 
 
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
