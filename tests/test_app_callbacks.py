@@ -251,10 +251,13 @@ def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
 
 
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
-    pos, neg, _, caption = av.render_weights(cat_session, "285", "shared")
+    pos, neg, bar_path, caption = av.render_weights(cat_session, "285", "shared")
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
     assert f"**{int((analysis.class_weights[285] < 0).sum())}** of 1280" in caption
     assert "not comparable" in av.render_weights(cat_session, "285", "per map")[3]
+    bar = np.asarray(Image.open(bar_path).convert("RGB")).reshape(-1, 3).astype(int)
+    for entry in (render.DIVERGING[40], render.DIVERGING[128], render.DIVERGING[250]):  # issue #14 item 10
+        assert (np.abs(bar - entry).sum(axis=1) <= 6).sum() > 100, entry  # the colours themselves are shown
     assert Image.open(pos).size == Image.open(neg).size
 
 
