@@ -15,7 +15,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from app.histogram import HistogramBase
+from app.histogram import HistogramBase, Line
 from app.render import Colour
 from cam_core.boxes import largest_box
 
@@ -71,23 +71,33 @@ def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np
     return figure(title, url, size, svg, f"{title}: heatmap with boxes", drawable=True)
 
 
-def histogram_html(url: str, base: HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
-    """Histogram plot (static file) with threshold lines at the given normalised values, as SVG."""
+def _legend(entries: list[tuple[Colour, str, str]]) -> str:
+    """A one-line HTML legend: (colour, CSS border style of the swatch, text) per entry."""
+    items = "".join(
+        f'<span style="white-space:nowrap"><span style="display:inline-block;width:18px;vertical-align:middle;'
+        f'border-top:4px {style} {_css(colour)};margin-right:4px"></span>{html.escape(text)}</span>'
+        for colour, style, text in entries
+    )
+    return f'<div class="cam-legend" style="display:flex;flex-wrap:wrap;gap:4px 14px;font-size:0.8rem">{items}</div>'
+
+
+def histogram_html(url: str, base: HistogramBase, lines: list[Line], maps: list[tuple[Colour, str]], title: str) -> str:
+    """Histogram plot (static file) with threshold lines at the given normalised values (SVG) and a legend
+    (HTML) of the maps and of the lines shown. The first line is drawn widest: a line on top of it leaves it visible.
+    """
     height, width = base.picture.shape[:2]
     svg = ""
-    for value, colour, dashed in lines:
+    for row, (value, colour, dashed, _) in enumerate(lines):
         x = base.x0_px + float(np.clip(value, 0.0, 1.0)) * (base.x1_px - base.x0_px)
         dash = ' stroke-dasharray="6 4"' if dashed else ""
         svg += (
             f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
-            f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>'
+            f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="{6 if row == 0 else 2.5}"{dash}/>'
         )
-    return figure(
-        "Histogram of the green panel's map (log scale) with both thresholds",
-        url,
-        (height, width),
-        svg,
-        "histogram of normalised CAM values with MaS and PaS thresholds",
+    legend = [(colour, "solid", text) for colour, text in maps]
+    legend += [(colour, "dashed" if dashed else "solid", text) for _, colour, dashed, text in lines]
+    return figure(title, url, (height, width), svg, "histograms of both normalised maps with their thresholds") + (
+        _legend(legend)
     )
 
 

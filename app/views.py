@@ -22,7 +22,8 @@ from app.state import SmallLRU
 from cam_core.cam import Analysis
 
 PLAIN_LABEL = "CAM, MaS"
-_LINE_COLOURS = {"mas": (50, 50, 50), "percentile": (140, 0, 204), "threshold": (0, 153, 0)}
+_PERCENTILE_COLOUR = (140, 0, 204)
+_OURS_LINE = (0, 140, 0)
 
 
 # ---------------------------------------------------------------- class picker labels
@@ -106,10 +107,34 @@ def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndar
     return render.draw_box(picture, loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name)
 
 
+def histogram_lines(ex: Explanation) -> list[histogram.Line]:
+    """Each panel's threshold over its own map's histogram; P_p only while PaS is on (the plain line first)."""
+    c, ours = ex.controls, ex.ours.threshold
+    lines: list[histogram.Line] = [
+        (ex.plain.threshold, histogram.PLAIN_STEP, False, f"blue: MaS θ·max = {ex.plain.threshold:.3f}")
+    ]
+    if c.pas:
+        lines += [
+            (ex.percentile_value, _PERCENTILE_COLOUR, True, f"green: P{c.percentile:g} = {ex.percentile_value:.3f}"),
+            (ours, _OURS_LINE, False, f"green: PaS θ·P{c.percentile:g} = {ours:.3f}"),
+        ]
+    else:
+        lines.append((ours, _OURS_LINE, False, f"green: MaS θ·max = {ours:.3f}"))
+    return lines
+
+
+def histogram_maps(ex: Explanation) -> list[tuple[render.Colour, str]]:
+    """The legend of the two histograms: the plain map's outline, the improved map's bars."""
+    return [
+        (histogram.PLAIN_STEP, "plain CAM's map (outline)"),
+        (histogram.OURS_BAR, f"{ex.controls.name}'s map (bars)"),
+    ]
+
+
 def histogram_picture(ex: Explanation) -> np.ndarray:
-    """Histogram of the improved panel's map with burnt-in threshold lines (exports)."""
-    base = histogram.histogram_base(ex.ours.heatmap)
-    return histogram.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
+    """Both maps' histograms with burnt-in threshold lines and legend (exports)."""
+    base = histogram.histogram_base(ex.plain.heatmap, ex.ours.heatmap)
+    return histogram.histogram_with_thresholds(base, histogram_lines(ex), histogram_maps(ex))
 
 
 def swipe_pictures(ex: Explanation, gt: np.ndarray | None) -> tuple[str, str]:
@@ -162,7 +187,7 @@ def statics(ex: Explanation) -> Statics:
     key = (ex.image_hash, ex.plain_analysis.model_name, ex.ours_analysis.model_name, ex.class_index, ex.controls.nwc)
 
     def make() -> Statics:
-        plot = histogram.histogram_base(ex.ours.heatmap)
+        plot = histogram.histogram_base(ex.plain.heatmap, ex.ours.heatmap)
         return Statics(
             files.static_url(render.overlay(ex.photo, ex.plain.heatmap)),
             files.static_url(render.overlay(ex.photo, ex.ours.heatmap)),
@@ -191,11 +216,6 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     gt_boxes = [] if gt is None else [(ex.to_display(gt), render.GT_COLOUR, "GT")]
     name, target = ex.controls.name, ex.class_name
     payload = explanation_json(ex, gt)
-    lines = [
-        (ex.controls.theta_mas, _LINE_COLOURS["mas"], False),
-        (ex.percentile_value, _LINE_COLOURS["percentile"], True),
-        (ex.ours.threshold, _LINE_COLOURS["threshold"], False),
-    ]
     masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
     return LocalizationViews(
         html_views.panel_html(
@@ -210,7 +230,13 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
             ex.display,
             [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)],
         ),
-        html_views.histogram_html(cached.histogram_url, cached.histogram, lines),
+        html_views.histogram_html(
+            cached.histogram_url,
+            cached.histogram,
+            histogram_lines(ex),
+            histogram_maps(ex),
+            f"Histograms of both maps (log scale): plain CAM outlined, {name} as bars; each threshold on its own map",
+        ),
         html_views.masks_html(cached.photo_url, ex.display, masks),
         caption(ex, payload),
         payload,

@@ -9,6 +9,7 @@ import json
 import re
 import zipfile
 from dataclasses import astuple, replace
+from html import unescape
 from pathlib import Path
 
 import gradio as gr
@@ -18,7 +19,7 @@ from PIL import Image
 
 import cam_core
 from app import analysis_views as av
-from app import explanation, files, handlers, inputs, models, render, state, views
+from app import explanation, files, handlers, histogram, inputs, models, render, state, views
 from app.errors import with_notice
 from app.explanation import resolve_class
 from app.inputs import CRF, VIEW, Controls, ViewRequest, crf_params
@@ -98,6 +99,28 @@ def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeyp
     assert re.findall(r'src="(gradio_api[^"]+)"', low.plain) == re.findall(r'src="(gradio_api[^"]+)"', high.plain)
     assert low.histogram != high.histogram and "data-value" in low.histogram  # histogram lines moved
     assert low.masks.count("data:image/png;base64") == 2
+
+
+def test_histogram_shows_what_belongs_to_which_map(cat_session: Session) -> None:
+    """Issue #14 item 11: both maps' histograms, each panel's threshold, only the lines of rules that are on."""
+    on = handlers.render_localization(request(cat_session, "285", theta_mas=0.3))
+    off = handlers.render_localization(request(cat_session, "285", theta_mas=0.3, pas=False))
+    values = lambda html: [float(v) for v in re.findall(r'class="threshold" data-value="([0-9.]+)"', html)]  # noqa: E731
+    legend = lambda html: unescape(re.search(r"class=\"cam-legend\".*", html).group(0))  # type: ignore[union-attr]  # noqa: E731
+    assert values(on.histogram) == pytest.approx(
+        [on.payload["plain"]["threshold"], on.payload["ours"]["percentile_value"], on.payload["ours"]["threshold"]],
+        abs=1e-4,
+    )
+    assert values(off.histogram) == pytest.approx([0.3, 0.3], abs=2 / 255)  # each panel's MaS line, P_p gone
+    assert "P90" not in legend(off.histogram) and "PaS" not in legend(off.histogram)
+    assert "P90" in legend(on.histogram) and "PaS θ·P90" in legend(on.histogram)
+    for html, name in ((on.histogram, "NWC+PaS"), (off.histogram, "NWC")):
+        assert "plain CAM's map (outline)" in legend(html) and f"{name}'s map (bars)" in legend(html)
+    widths = re.findall(r'class="threshold"[^>]*stroke-width="([0-9.]+)"', off.histogram)
+    assert float(widths[0]) > float(widths[1])  # the blue line stays visible under the green one on top of it
+    picture = np.asarray(panel_picture(on.histogram).convert("RGB")).reshape(-1, 3)
+    for colour in (histogram.PLAIN_STEP, histogram.OURS_BAR):  # both maps are drawn
+        assert (np.abs(picture.astype(int) - colour).sum(axis=1) == 0).sum() > 100
 
 
 def test_json_matches_library(cat_session: Session) -> None:
