@@ -40,9 +40,9 @@ _DEFAULT = Controls()
 
 
 class Photo(NamedTuple):
-    """After an upload: the session, the class picker (top-1 chosen), the status line."""
+    """After an upload: the session (``None`` after a refused file), the class picker (top-1 chosen), the status."""
 
-    session: Session
+    session: Session | None
     class_pick: Any
     status: str
 
@@ -101,15 +101,36 @@ class ApiResult(NamedTuple):
     ours_png: str
 
 
-@user_errors
-def on_image(payload: Any, model: str) -> Photo:
-    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line."""
+def _photo(payload: Any, model: str) -> Photo:
     session = start_session(payload, model)
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
     loaded = get_model(model)
     status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({percent(top[2])})."
     return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0])), status)
+
+
+@user_errors
+def on_image(payload: Any, model: str) -> Photo:
+    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line.
+
+    Raises ``gr.Error`` for anything wrong (the API contract; the page's own event is :func:`on_photo`).
+    """
+    return _photo(payload, model)
+
+
+@user_errors
+def on_photo(payload: Any, model: str) -> Photo:
+    """The page's photo event: :func:`on_image`, but a photo that cannot be read (or none) empties the session, the
+    class picker and, through :func:`render_photo`, every view, and is said once in the status line (no toast:
+    the browser sends a refused file's change event twice). A payload that is no upload is refused as ever."""
+    try:
+        return _photo(payload, model)
+    except cam_core.InvalidImageError as exc:
+        if str(exc) == inputs.NOT_A_FILE:
+            raise
+        status = f"⚠️ {exc}" if payload is not None else "Upload a photo or pick an example."
+        return Photo(None, gr.update(choices=[], value=None), status)  # type: ignore[arg-type]
 
 
 @user_errors
@@ -171,6 +192,17 @@ def render_linked(request: ViewRequest, tab: str | None) -> LinkedViews:
     swipe = views.swipe_pictures(ex, request.gt) if tab == SWIPE_TAB else gr.skip()
     download = zip_file(ex, request.gt) if tab == EXPORT_TAB else gr.skip()
     return LinkedViews(*views.localization_views(ex, request.gt), swipe, download)
+
+
+CLEARED = LinkedViews("", "", "", "", "", {}, None, None)
+"""Every linked view emptied (no photo, or a refused one)."""
+
+
+@user_errors
+def render_photo(request: ViewRequest, tab: str | None) -> LinkedViews:
+    """After a new photo, model or class: :func:`render_linked`, or every view emptied when there is no photo
+    (a refused upload, a model picked first): the status line has said why, so no second message."""
+    return CLEARED if request.session is None else render_linked(request, tab)
 
 
 @user_errors

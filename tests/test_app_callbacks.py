@@ -313,6 +313,24 @@ def test_bad_upload_messages(uploads: Path) -> None:
         handlers.on_image(None, cam_core.DEFAULT_MODEL)
 
 
+def test_a_refused_upload_empties_everything_and_says_so_once(uploads: Path, cat_session: Session) -> None:
+    """Issue #14 item 16: one message in the status line, no exception (no toast), class picker and views emptied."""
+    text = uploads / "notes.png"
+    text.write_text("not an image")
+    photo = handlers.on_photo({"path": str(text)}, cam_core.DEFAULT_MODEL)
+    assert photo.session is None and photo.class_pick == gr.update(choices=[], value=None)
+    assert photo.status.count("not an image format") == 1
+    assert handlers.on_photo(None, cam_core.DEFAULT_MODEL).status == "Upload a photo or pick an example."
+    with pytest.raises(gr.Error, match=re.escape(inputs.NOT_A_FILE)):  # no upload at all: refused as ever
+        handlers.on_photo({"path": "/etc/passwd"}, cam_core.DEFAULT_MODEL)
+    cleared = with_notice(event(handlers.render_photo, VIEW), 8)(None, "", *CONTROLS, "", "Plain vs improved")
+    assert cleared == (*handlers.CLEARED, "")  # every view emptied, and no second message
+    assert av.render_weights(None, "", "shared") == (None, None, None, "")
+    assert av.render_p1(None, "", 0.1, None)[3] == ""
+    shown = handlers.render_photo(request(cat_session, "285"), "Plain vs improved")
+    assert shown.payload["class"]["index"] == 285
+
+
 def test_presets_and_export(cat_session: Session) -> None:
     assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05)
     path = handlers.export_zip(request(cat_session, "285"))

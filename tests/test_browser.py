@@ -148,6 +148,22 @@ def test_swipe_view_follows_the_sliders_while_open(page) -> None:
     assert pictures() == moved  # hidden: not redrawn
 
 
+def test_a_refused_upload_is_said_once_and_empties_the_views(page, tmp_path: Path) -> None:
+    """Issue #14 item 16: no "Error (2)" toast, no red badges, no old panels: one status line."""
+    _upload_cat(page)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('not an image format')")
+    page.wait_for_function("document.querySelector('#plain-panel img') === null")
+    page.wait_for_timeout(1500)  # the browser sends this change twice: both answers must be quiet
+    assert page.locator("#status").inner_text().count("not an image format") == 1
+    assert page.locator(".toast-body").count() == 0 and page.locator("#notice").inner_text().strip() == ""
+    assert page.locator("#class-pick input[type=radio]").count() == 0
+    assert page.locator("#histogram line.threshold").count() == 0 and page.locator("#caption").inner_text() == ""
+    page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_refused_upload.png"))
+
+
 def _set_theta_mas(page, value: str) -> None:
     caption = page.locator("#caption").first.text_content()
     number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
