@@ -274,9 +274,16 @@ def build_evaluate_tab() -> EvaluateTab:
             run_examples = gr.Button("Evaluate the bundled examples")
         table = gr.Markdown(elem_id="eval-table")
         curves = gr.Image(label="BoxAcc (IoU ≥ 0.5) against θ", format="png", interactive=False)
+        gr.Markdown(  # not the gallery's own label: that one covers the pictures' top edge
+            "**Where NWC+PaS wins and loses against plain CAM** (blue: plain, green: NWC+PaS, gold: ground truth); "
+            "each photo as the network sees it, stretched to its input."
+        )
         gallery = gr.Gallery(
-            label="Where NWC+PaS wins and loses against plain CAM (blue: plain, green: NWC+PaS, gold: ground truth)",
-            columns=4,
+            label="Wins and losses",
+            show_label=False,
+            columns=3,
+            object_fit="contain",  # whole pictures: a cropped thumbnail cut the boxes
+            elem_id="eval-gallery",
         )
         json = gr.JSON(label="Evaluation JSON (same schema as the CLI)")
     return EvaluateTab(images, boxes_csv, run, run_examples, table, curves, gallery, json)

@@ -57,6 +57,20 @@ CRF_UNAVAILABLE = (
 )
 
 
+EVALUATE_PROTOCOL = (
+    "**These IoUs are not the main tab's.** Here each photo is stretched to the network input (e.g. 224 × 224, "
+    "aspect ratio not kept, stored pixel order: EXIF rotation ignored), its ground-truth boxes are scaled into "
+    "that frame and truncated, the map is thresholded there, and a photo counts its best IoU over its boxes "
+    "(wsolevaluation's protocol). The main tab thresholds the map upsampled to the upright photo at display size "
+    "and compares boxes in the photo's own pixels. So the same photo, box and class can give different IoUs."
+)
+EVALUATE_PAS = (
+    "PaS rows: MaxBoxAcc and PxAP sweep the map min(1, CAM / P_p), this project's extension, not "
+    "wsolevaluation's, so their thresholds never go above P_p; MaS rows sweep the min-max map exactly as "
+    "wsolevaluation."
+)
+
+
 def evaluate_intro(max_images: int, max_total_mb: int) -> str:
     """The Evaluate tab's explanation, with the in-app limits."""
     return (
@@ -64,5 +78,8 @@ def evaluate_intro(max_images: int, max_total_mb: int) -> str:
         "MaxBoxAcc, MaxBoxAccV2), same code as `python -m cam_core.evaluate`. Upload up to "
         f"{max_images} photos ({max_total_mb} MB) and a CSV "
         "`filename,class_index,x0,y0,x1,y1`"
-        " (one row per box, pixels of each file), or run the three bundled examples."
+        " (one row per box, pixels of each file), or run the three bundled examples.\n\n"
+        + EVALUATE_PROTOCOL
+        + "\n\n"
+        + EVALUATE_PAS
     )

@@ -72,7 +72,10 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     ]
     if "ground_truth" in payload:
         gt = payload["ground_truth"]
-        lines.append(f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}.")
+        lines.append(
+            f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}, in the photo's "
+            "own pixels (the Evaluate tab stretches photos to the network input, so its IoUs differ)."
+        )
     return "\n\n".join(lines)
 
 
