@@ -22,6 +22,10 @@ from app.models import model_choices, tap_toggle
 from cam_core import crf
 
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
+EXAMPLES_LABEL = (  # in EXAMPLE_FILES' order, one label per photo
+    "Examples, left to right: cat (fills the photo), espresso (large), rocket (small), "
+    "coins (several objects), astronaut (no ImageNet class fits)"
+)
 DRAW_BOX_JS = Path(__file__).with_name("draw_box.js").read_text(encoding="utf-8")  # drag a ground-truth box
 COMPARE_TAB = "Plain vs improved"
 
@@ -67,7 +71,7 @@ def build_sidebar() -> Sidebar:
     gr.Examples(
         [[str(EXAMPLES / name)] for name in EXAMPLE_FILES],
         inputs=[image],
-        label="Examples: part-only CAM, large, small, several objects, no class fits",
+        label=EXAMPLES_LABEL,
     )
     model = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
     class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")

@@ -68,7 +68,9 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
         *_tap_story(ex),
         f"Box IoU plain vs {name}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
-        f"Share of the negative map M- inside the green box: {100 * share:.0f} %.",
+        f"Share of M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
+        "plain CAM subtracts and NWC drops; a high share means it sits on the region the green box keeps, "
+        "see the M+ / M− tab).",
     ]
     if "ground_truth" in payload:
         gt = payload["ground_truth"]

@@ -331,6 +331,22 @@ def test_a_refused_upload_empties_everything_and_says_so_once(uploads: Path, cat
     assert shown.payload["class"]["index"] == 285
 
 
+def test_wording_says_what_is_on_screen(cat_session: Session) -> None:
+    """Issue #14 item 18: no tab that does not exist, only the project's own numbers, each example named."""
+    from app import layout, texts
+
+    assert "histogram tab" not in texts.HOW_IT_WORKS and "histogram under the panels" in texts.HOW_IT_WORKS
+    readme = (EXAMPLES.parent.parent / "README.md").read_text()
+    for number in re.findall(r"\b\d+\.\d\b", texts.HOW_IT_WORKS):  # every measured number is in the README
+        assert number in readme, number
+    assert "Bae et al.'s LID 2020 entry" in texts.CRF_INTRO and "seed paper" not in texts.CRF_INTRO
+    named = layout.EXAMPLES_LABEL.split(": ", 1)[1].split(", ")
+    assert [label.split()[0] for label in named] == ["cat", "espresso", "rocket", "coins", "astronaut"]
+    assert len(named) == len(layout.EXAMPLE_FILES) and "part-only" not in layout.EXAMPLES_LABEL
+    caption = handlers.render_localization(request(cat_session, "285")).caption
+    assert "Share of M- inside the green box" in caption and "evidence *against* the class" in caption
+
+
 def test_presets_and_export(cat_session: Session) -> None:
     assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05)
     path = handlers.export_zip(request(cat_session, "285"))
