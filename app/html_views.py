@@ -111,8 +111,45 @@ def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+GAINED: Colour = (230, 40, 230)
+LOST: Colour = (255, 140, 0)
+
+
+def gain_loss_url(plain: np.ndarray, ours: np.ndarray) -> str:
+    """Two bool (H, W) masks as a 4-colour palette PNG data URL: outside both darkened, inside both clear,
+    only in ``ours`` (gained) and only in ``plain`` (lost) tinted."""
+    codes = plain.astype(np.uint8) * 2 + ours.astype(np.uint8)  # 0 neither, 1 gained, 2 lost, 3 both
+    height, width = codes.shape
+    picture = Image.frombytes("P", (width, height), np.ascontiguousarray(codes).tobytes())
+    picture.putpalette([0, 0, 0, *GAINED, *LOST, 0, 0, 0])
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1, transparency=bytes([170, 200, 200, 0]))
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def gain_loss_cell(
+    photo_url: str, size: tuple[int, int], plain: np.ndarray, ours: np.ndarray, boxes: list[tuple[np.ndarray, Colour]]
+) -> str:
+    """One masks cell: what the improved rule adds to plain CAM's foreground and what it drops, with both boxes."""
+    height, width = size
+    stroke = max(3.0, max(size) / 150)
+    svg = "".join(box_svg(box, colour, "", stroke) for box, colour in boxes)
+    gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
+    return (
+        f'<div class="cam-mask cam-gain-loss" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" '
+        f'alt="photo" width="{width}" height="{height}" {_BASE}/><img class="mask" src="{gain_loss_url(plain, ours)}" '
+        f'alt="gained and lost pixels" {_OVER}/><svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'{_OVER}>{svg}</svg></div><span style="font-size:0.8rem"><b style="color:{_css(GAINED)}">+{gained:.0f} % '
+        f'gained</b>, <b style="color:{_css(LOST)}">{lost:.0f} % lost</b> vs plain CAM</span></div>'
+    )
+
+
 def masks_html(
-    photo_url: str, size: tuple[int, int], masks: list[tuple[np.ndarray, Colour, str]], boxes: bool = False
+    photo_url: str,
+    size: tuple[int, int],
+    masks: list[tuple[np.ndarray, Colour, str]],
+    boxes: bool = False,
+    extra_cell: str = "",
 ) -> str:
     """The photo once per mask, with the mask laid over it (inline PNG: a few kB each), optionally boxed."""
     height, width = size
@@ -131,4 +168,5 @@ def masks_html(
         for mask, colour, title in masks
     )
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
+    cells += extra_cell
     return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

@@ -5,6 +5,8 @@ enter), used where a test sends what an event would send."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import zipfile
@@ -98,7 +100,7 @@ def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeyp
     assert panel_picture(low.plain).size == (451, 300)  # the heatmap picture is reused, only the SVG changes
     assert re.findall(r'src="(gradio_api[^"]+)"', low.plain) == re.findall(r'src="(gradio_api[^"]+)"', high.plain)
     assert low.histogram != high.histogram and "data-value" in low.histogram  # histogram lines moved
-    assert low.masks.count("data:image/png;base64") == 2
+    assert low.masks.count("data:image/png;base64") == 3  # both masks, and the gain / loss picture
 
 
 def test_histogram_shows_what_belongs_to_which_map(cat_session: Session) -> None:
@@ -121,6 +123,23 @@ def test_histogram_shows_what_belongs_to_which_map(cat_session: Session) -> None
     picture = np.asarray(panel_picture(on.histogram).convert("RGB")).reshape(-1, 3)
     for colour in (histogram.PLAIN_STEP, histogram.OURS_BAR):  # both maps are drawn
         assert (np.abs(picture.astype(int) - colour).sum(axis=1) == 0).sum() > 100
+
+
+def test_gain_loss_view_follows_the_sliders(cat_session: Session) -> None:
+    """Issue #14 item 1: pixels the improved rule adds to plain CAM's foreground and drops, both boxes, mask IoU."""
+    for theta in (0.2, 0.6):
+        req = request(cat_session, "285", theta_mas=theta)
+        out, ex = handlers.render_localization(req), explanation.explain_request(req)
+        plain, ours = ex.plain.mask, ex.ours.mask
+        cell = out.masks[out.masks.index("cam-gain-loss") :]
+        data = re.search(r'class="mask" src="data:image/png;base64,([^"]+)"', cell).group(1)  # type: ignore[union-attr]
+        codes = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+        np.testing.assert_array_equal(codes, plain.astype(np.uint8) * 2 + ours)  # 1 gained, 2 lost, 3 both
+        assert svg_boxes(cell) == [ex.plain.box.tolist(), ex.ours.box.tolist()]
+        gained, lost = 100 * (ours & ~plain).mean(), 100 * (plain & ~ours).mean()
+        iou = (plain & ours).sum() / (plain | ours).sum()
+        assert f"+{gained:.0f} % of the photo gained (magenta), {lost:.0f} % lost (orange)" in out.caption
+        assert f"IoU of the two masks {iou:.2f}" in out.caption and f"+{gained:.0f} % gained" in cell
 
 
 def test_json_matches_library(cat_session: Session) -> None:
