@@ -107,7 +107,7 @@ def _photo(payload: Any, model: str) -> Photo:
     top = analysis.top_k(1)[0]
     loaded = get_model(model)
     status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({percent(top[2])})."
-    return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0])), status)
+    return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0]), visible=True), status)
 
 
 @user_errors
@@ -130,7 +130,8 @@ def on_photo(payload: Any, model: str) -> Photo:
         if str(exc) == inputs.NOT_A_FILE:
             raise
         status = f"⚠️ {exc}" if payload is not None else "Upload a photo or pick an example."
-        return Photo(None, gr.update(choices=[], value=None), status)  # type: ignore[arg-type]
+        # hidden, not emptied: an event still in flight sends the old class, which must stay a valid choice
+        return Photo(None, gr.update(value=None, visible=False), status)
 
 
 @user_errors

@@ -337,7 +337,7 @@ def test_a_refused_upload_empties_everything_and_says_so_once(uploads: Path, cat
     text = uploads / "notes.png"
     text.write_text("not an image")
     photo = handlers.on_photo({"path": str(text)}, cam_core.DEFAULT_MODEL)
-    assert photo.session is None and photo.class_pick == gr.update(choices=[], value=None)
+    assert photo.session is None and photo.class_pick == gr.update(value=None, visible=False)
     assert photo.status.count("not an image format") == 1
     assert handlers.on_photo(None, cam_core.DEFAULT_MODEL).status == "Upload a photo or pick an example."
     with pytest.raises(gr.Error, match=re.escape(inputs.NOT_A_FILE)):  # no upload at all: refused as ever

@@ -159,9 +159,12 @@ def test_a_refused_upload_is_said_once_and_empties_the_views(page, tmp_path: Pat
     page.wait_for_timeout(1500)  # the browser sends this change twice: both answers must be quiet
     assert page.locator("#status").inner_text().count("not an image format") == 1
     assert page.locator(".toast-body").count() == 0 and page.locator("#notice").inner_text().strip() == ""
-    assert page.locator("#class-pick input[type=radio]").count() == 0
+    assert not page.locator("#class-pick").first.is_visible()
     assert page.locator("#histogram line.threshold").count() == 0 and page.locator("#caption").inner_text() == ""
     page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_refused_upload.png"))
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "coffee.jpg"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('espresso')")
+    assert page.locator("#class-pick").first.is_visible()  # a good photo brings the picker back
 
 
 def _set_theta_mas(page, value: str) -> None:
