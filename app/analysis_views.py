@@ -14,7 +14,7 @@ import cam_core
 from app import files, html_views, inputs, plots, render, views
 from app.errors import user_errors
 from app.explanation import explain_request, resolve_class, short_name
-from app.inputs import ViewRequest, need_session
+from app.inputs import ViewRequest
 from app.models import tap_partner
 from app.state import Session, get_analysis, get_model
 from cam_core import crf
@@ -23,9 +23,10 @@ from cam_core.tap import channel_stats
 
 
 @user_errors
-def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str, str, str, str]:
-    """Positive-only and negative-only weight maps on one shared colour scale (or per map)."""
-    session = need_session(session)
+def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str | None, ...]:
+    """Positive-only and negative-only weight maps on one shared colour scale (or per map); empty without a photo."""
+    if session is None:
+        return None, None, None, ""
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
     display = session.size_on_screen
@@ -44,9 +45,10 @@ def render_weights(session: Session | None, class_choice: Any, scale: str) -> tu
 
 
 @user_errors
-def render_p1(session: Session | None, class_choice: Any, tau: float, channel: Any) -> tuple[str, str, Any, str]:
-    """Why TAP: per-channel active area vs weight, GAP vs TAP values, and one channel's map."""
-    session = need_session(session)
+def render_p1(session: Session | None, class_choice: Any, tau: float, channel: Any) -> tuple[Any, ...]:
+    """Why TAP: per-channel active area vs weight, GAP vs TAP values, and one channel's map; empty without a photo."""
+    if session is None:
+        return None, None, gr.update(choices=[], value=None), ""
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
     tau = inputs.number(tau, "tau", 0.0, 1.0)

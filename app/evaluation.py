@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 import cam_core
-from app import files, inputs, plots, render
+from app import files, inputs, plots, render, texts
 from app.errors import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
@@ -30,6 +30,8 @@ MAX_TOTAL_MB = 50
 MAX_EVAL_PIXELS = 16_000_000
 """Evaluation decodes each photo whole (its boxes are in its pixels): the app bounds that to 48 MB of RGB."""
 GALLERY_SIZE = 6
+CAPTION_PX = 40
+"""White strip under each gallery picture: the gallery draws its caption over the picture's bottom edge."""
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the gallery picks each outcome once
@@ -139,6 +141,7 @@ def table_markdown(result: EvaluationResult) -> str:
             f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
             f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |"
         )
+    lines += ["", texts.EVALUATE_PROTOCOL, "", texts.EVALUATE_PAS]  # said where the numbers are
     return "\n".join(lines)
 
 
@@ -153,12 +156,16 @@ def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
             render.draw_box(picture, box, render.GT_COLOUR)
         render.draw_box(picture, o.plain_box, render.PLAIN_COLOUR)
         render.draw_box(picture, o.ours_box, render.OURS_COLOUR)
-        delta = o.ours_iou - o.plain_iou
-        verdict = "win" if delta >= 0.005 else "loss" if delta <= -0.005 else "tie"  # shown to 2 decimals
-        items.append(
-            (files.save_jpeg(picture), f"{verdict} {delta:+.2f}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f} ({o.name})")
-        )
+        picture = np.pad(picture, ((0, CAPTION_PX), (0, 0), (0, 0)), constant_values=255)  # room for the caption
+        items.append((files.save_jpeg(picture), gallery_caption(o)))
     return items
+
+
+def gallery_caption(o: ImageOutcome) -> str:
+    """``"cat.jpg: IoU 0.31 → 0.55, win +0.24"``: the name first (a long caption is cut at its end), a tie unsigned."""
+    delta = round(o.ours_iou - o.plain_iou, 2)  # as shown: a difference that rounds to 0.00 is a tie, never "-0.00"
+    verdict = f"win +{delta:.2f}" if delta > 0 else f"loss −{-delta:.2f}" if delta < 0 else "tie"
+    return f"{inputs.shown(o.name, 40)}: IoU {o.plain_iou:.2f} → {o.ours_iou:.2f}, {verdict}"
 
 
 @user_errors

@@ -15,7 +15,7 @@ import numpy as np
 import cam_core
 from app import inputs, render
 from app.inputs import Controls, ViewRequest
-from app.models import tap_partner
+from app.models import tap_partner, trained_with
 from app.state import ANALYSES, Session, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
@@ -37,6 +37,14 @@ def start_session(payload: Any, model: Any) -> Session:
     if ANALYSES.get(model, session.image_hash) is None:
         ANALYSES.put(model, session.image_hash, cam_core.analyze(loaded, image))
     return session
+
+
+def percent(probability: float) -> str:
+    """A probability in [0, 1] for people: ``"79.9 %"``, ``"0.04 %"``, or ``"< 0.01 %"`` (never ``"0.0 %"``)."""
+    value = 100 * float(probability)
+    if value >= 0.1:
+        return f"{value:.1f} %"
+    return f"{value:.2f} %" if value >= 0.01 else "< 0.01 %"
 
 
 def short_name(description: str) -> str:
@@ -79,6 +87,7 @@ class Explanation:
         display: ``(h, w)`` of :attr:`photo` and of both localisations.
         size: ``(H, W)`` of the original photo: the frame of every reported box.
         photo: uint8 (h, w, 3), the photo at display size.
+        trained_with: ``("GAP" | "TAP", "GAP" | "TAP")``: the pooling each panel's weights were trained with.
     """
 
     image_hash: str
@@ -94,6 +103,7 @@ class Explanation:
     display: tuple[int, int]
     size: tuple[int, int]
     photo: np.ndarray
+    trained_with: tuple[str, str] = ("GAP", "GAP")
 
     def to_original(self, box: np.ndarray) -> np.ndarray:
         """A display-pixel box (int (4,)) in original-image pixels."""
@@ -120,7 +130,8 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
     partner = tap_partner(session.model)
     if controls.tap and partner is None:
         raise cam_core.ParameterError("TAP needs a TAP-trained model; none is available for this model.")
-    ours_analysis = get_analysis(session, partner) if controls.tap and partner else plain_analysis
+    ours_model = partner if controls.tap and partner else session.model
+    ours_analysis = get_analysis(session, ours_model) if ours_model != session.model else plain_analysis
     class_index = resolve_class(class_choice, plain_analysis)
     display = session.size_on_screen
     plain_config, ours_config = controls.plain_config, controls.ours_config
@@ -144,6 +155,7 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
         display,
         session.size,
         session.display,
+        (trained_with(session.model), trained_with(ours_model)),
     )
 
 
@@ -154,11 +166,13 @@ def explain_request(request: ViewRequest) -> Explanation:
 
 def _panel_json(ex: Explanation, which: str) -> dict[str, Any]:
     config, loc = (ex.plain_config, ex.plain) if which == "plain" else (ex.ours_config, ex.ours)
-    head: dict[str, Any] = {"modules": [], "rule": config.rule, "theta": config.theta}
+    trained = {"model": ex.plain_analysis.model_name, "trained_with": ex.trained_with[0]}
+    head: dict[str, Any] = {"modules": [], **trained, "rule": config.rule, "theta": config.theta}
     if which == "ours":
         head = {
             "modules": ex.controls.modules,
             "model": ex.ours_analysis.model_name,
+            "trained_with": ex.trained_with[1],
             "rule": config.rule,
             "theta": config.theta,
             "percentile": config.percentile,

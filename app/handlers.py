@@ -15,30 +15,43 @@ import zipfile
 from typing import Any, NamedTuple
 
 import gradio as gr
+import numpy as np
 
 import cam_core
 from app import files, inputs, views
 from app.errors import user_errors
-from app.explanation import explain_arrays, explain_request, explanation_json, resolve_class, short_name, start_session
+from app.explanation import (
+    Explanation,
+    explain_arrays,
+    explain_request,
+    explanation_json,
+    percent,
+    resolve_class,
+    short_name,
+    start_session,
+)
 from app.inputs import Controls, ViewRequest
-from app.models import tap_partner
+from app.models import tap_toggle
 from app.state import Session, get_analysis, get_model
 
 SWIPE_TAB = "Swipe"
+EXPORT_TAB = "JSON & export"
 _DEFAULT = Controls()
 
 
 class Photo(NamedTuple):
-    """After an upload: the session, the class picker (top-1 chosen), the status line."""
+    """After an upload: the session (``None`` after a refused file), the class picker (top-1 chosen), the status."""
 
-    session: Session
+    session: Session | None
     class_pick: Any
     status: str
 
 
 class ModelSwitch(NamedTuple):
-    """After a model change: :class:`Photo`'s outputs for the current photo, plus the TAP toggle's availability."""
+    """After a model change: the Model field (put back after a failed load), :class:`Photo`'s outputs for the
+    current photo, plus the TAP toggle's availability."""
 
+    model: Any
     session: Session | None
     class_pick: Any
     status: str
@@ -46,7 +59,8 @@ class ModelSwitch(NamedTuple):
 
 
 class LinkedViews(NamedTuple):
-    """:class:`~app.views.LocalizationViews` plus the swipe pictures (``gr.skip()`` while their tab is hidden)."""
+    """:class:`~app.views.LocalizationViews` plus the swipe pictures and the export zip (``gr.skip()`` each while
+    its tab is hidden)."""
 
     plain: str
     ours: str
@@ -55,6 +69,7 @@ class LinkedViews(NamedTuple):
     caption: str
     payload: dict[str, Any]
     swipe: Any
+    download: Any
 
 
 class DrawnBox(NamedTuple):
@@ -86,15 +101,37 @@ class ApiResult(NamedTuple):
     ours_png: str
 
 
-@user_errors
-def on_image(payload: Any, model: str) -> Photo:
-    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line."""
+def _photo(payload: Any, model: str) -> Photo:
     session = start_session(payload, model)
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
     loaded = get_model(model)
-    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({100 * top[2]:.1f} %)."
-    return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0])), status)
+    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({percent(top[2])})."
+    return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0]), visible=True), status)
+
+
+@user_errors
+def on_image(payload: Any, model: str) -> Photo:
+    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line.
+
+    Raises ``gr.Error`` for anything wrong (the API contract; the page's own event is :func:`on_photo`).
+    """
+    return _photo(payload, model)
+
+
+@user_errors
+def on_photo(payload: Any, model: str) -> Photo:
+    """The page's photo event: :func:`on_image`, but a photo that cannot be read (or none) empties the session, the
+    class picker and, through :func:`render_photo`, every view, and is said once in the status line (no toast:
+    the browser sends a refused file's change event twice). A payload that is no upload is refused as ever."""
+    try:
+        return _photo(payload, model)
+    except cam_core.InvalidImageError as exc:
+        if str(exc) == inputs.NOT_A_FILE:
+            raise
+        status = f"⚠️ {exc}" if payload is not None else "Upload a photo or pick an example."
+        # hidden, not emptied: an event still in flight sends the old class, which must stay a valid choice
+        return Photo(None, gr.update(value=None, visible=False), status)
 
 
 @user_errors
@@ -108,20 +145,33 @@ def pick_class(choice: Any, session: Session | None) -> Any:
 
 @user_errors
 def on_model(model: str, session: Session | None) -> ModelSwitch:
-    """A new model for the current photo (one forward pass), plus the TAP toggle's availability."""
-    partner = tap_partner(model)
-    # TAP stays as the user set it where a TAP-trained partner exists; it is switched off where none does
-    tap_update = gr.update(interactive=True) if partner is not None else gr.update(interactive=False, value=False)
+    """A new model for the current photo (one forward pass), plus the TAP toggle's availability.
+
+    A model that cannot be loaded (offline hub, bad checkpoint) or a photo that expired is said once, in the
+    status line, and the Model field goes back to the model the panels still show (no toast, no half switch).
+    """
+    shown = session.model if session is not None else cam_core.DEFAULT_MODEL
+    try:
+        return _switch_model(model, session)
+    except gr.Error as exc:
+        status = f"⚠️ {exc.message} The panels still show **{get_model(shown).name}**."
+        return ModelSwitch(gr.update(value=shown), gr.skip(), gr.skip(), status, gr.skip())
+
+
+@user_errors  # library errors become gr.Error here, so that on_model can say them
+def _switch_model(model: str, session: Session | None) -> ModelSwitch:
+    # TAP stays as the user set it where a TAP-trained partner exists; on for a TAP-trained model, off where none
+    tap_update = gr.update(**tap_toggle(model))
     if session is None:
         get_model(model)  # load now so that errors show at once
-        return ModelSwitch(None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
+        return ModelSwitch(gr.update(), None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
     try:
         photo = on_image({"path": session.source}, model)
     except gr.Error as exc:
         if exc.message != inputs.NOT_A_FILE:
             raise
         raise gr.Error("This photo is no longer on the server (uploads expire): upload it again.") from exc
-    return ModelSwitch(*photo, tap_update)
+    return ModelSwitch(gr.update(), *photo, tap_update)
 
 
 @user_errors
@@ -132,14 +182,28 @@ def render_localization(request: ViewRequest) -> views.LocalizationViews:
 
 @user_errors
 def render_linked(request: ViewRequest, tab: str | None) -> LinkedViews:
-    """:func:`render_localization` plus the swipe pictures (only while their tab is open), from one localisation.
+    """:func:`render_localization` plus the swipe pictures and the export zip, each only while its tab is open.
 
-    The swipe view needs two encoded pictures, so it is redrawn only where someone can see it; opening
-    its tab draws it for the current controls (:func:`swipe_pair`).
+    The swipe view needs two encoded pictures and the zip five, so each is redrawn only where someone can
+    see it; opening its tab draws it for the current controls (:func:`swipe_pair`, :func:`export_zip`).
+    The zip is made *before* the click: a ``gr.DownloadButton`` downloads the value it holds when clicked,
+    so a zip made by the click itself would arrive one click late.
     """
     ex = explain_request(request)
     swipe = views.swipe_pictures(ex, request.gt) if tab == SWIPE_TAB else gr.skip()
-    return LinkedViews(*views.localization_views(ex, request.gt), swipe)
+    download = zip_file(ex, request.gt) if tab == EXPORT_TAB else gr.skip()
+    return LinkedViews(*views.localization_views(ex, request.gt), swipe, download)
+
+
+CLEARED = LinkedViews("", "", "", "", "", {}, None, None)
+"""Every linked view emptied (no photo, or a refused one)."""
+
+
+@user_errors
+def render_photo(request: ViewRequest, tab: str | None) -> LinkedViews:
+    """After a new photo, model or class: :func:`render_linked`, or every view emptied when there is no photo
+    (a refused upload, a model picked first): the status line has said why, so no second message."""
+    return CLEARED if request.session is None else render_linked(request, tab)
 
 
 @user_errors
@@ -197,13 +261,19 @@ def explain(
     )
 
 
-@user_errors
-def export_zip(request: ViewRequest) -> str:
-    """Bundle the JSON and the current pictures (PNG) into one zip for download."""
-    ex = explain_request(request)
+def zip_file(ex: Explanation, gt: np.ndarray | None) -> str:
+    """Bundle the JSON and the pictures (PNG) of ``ex`` into one zip file; returns its path."""
     path = files.new_path(".zip")
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("explanation.json", json.dumps(explanation_json(ex, request.gt), indent=2))
-        for name, picture in views.export_pictures(ex, request.gt)._asdict().items():
+        archive.writestr("explanation.json", json.dumps(explanation_json(ex, gt), indent=2))
+        for name, picture in views.export_pictures(ex, gt)._asdict().items():
             archive.write(files.save_png(picture), f"{name}.png")
     return path
+
+
+@user_errors
+def export_zip(request: ViewRequest) -> str | None:
+    """The download button's zip for the current controls, made when the export tab opens (none before a photo)."""
+    if request.session is None:
+        return None
+    return zip_file(explain_request(request), request.gt)

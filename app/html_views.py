@@ -15,7 +15,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from app.histogram import HistogramBase
+from app.histogram import HistogramBase, Line
 from app.render import Colour
 from cam_core.boxes import largest_box
 
@@ -71,23 +71,33 @@ def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np
     return figure(title, url, size, svg, f"{title}: heatmap with boxes", drawable=True)
 
 
-def histogram_html(url: str, base: HistogramBase, lines: list[tuple[float, Colour, bool]]) -> str:
-    """Histogram plot (static file) with threshold lines at the given normalised values, as SVG."""
+def _legend(entries: list[tuple[Colour, str, str]]) -> str:
+    """A one-line HTML legend: (colour, CSS border style of the swatch, text) per entry."""
+    items = "".join(
+        f'<span style="white-space:nowrap"><span style="display:inline-block;width:18px;vertical-align:middle;'
+        f'border-top:4px {style} {_css(colour)};margin-right:4px"></span>{html.escape(text)}</span>'
+        for colour, style, text in entries
+    )
+    return f'<div class="cam-legend" style="display:flex;flex-wrap:wrap;gap:4px 14px;font-size:0.8rem">{items}</div>'
+
+
+def histogram_html(url: str, base: HistogramBase, lines: list[Line], maps: list[tuple[Colour, str]], title: str) -> str:
+    """Histogram plot (static file) with threshold lines at the given normalised values (SVG) and a legend
+    (HTML) of the maps and of the lines shown. The first line is drawn widest: a line on top of it leaves it visible.
+    """
     height, width = base.picture.shape[:2]
     svg = ""
-    for value, colour, dashed in lines:
+    for row, (value, colour, dashed, _) in enumerate(lines):
         x = base.x0_px + float(np.clip(value, 0.0, 1.0)) * (base.x1_px - base.x0_px)
         dash = ' stroke-dasharray="6 4"' if dashed else ""
         svg += (
             f'<line class="threshold" data-value="{value:.4f}" x1="{x:.1f}" x2="{x:.1f}" y1="{base.top_px}" '
-            f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="2.5"{dash}/>'
+            f'y2="{base.bottom_px}" stroke="{_css(colour)}" stroke-width="{6 if row == 0 else 2.5}"{dash}/>'
         )
-    return figure(
-        "Histogram of the green panel's map (log scale) with both thresholds",
-        url,
-        (height, width),
-        svg,
-        "histogram of normalised CAM values with MaS and PaS thresholds",
+    legend = [(colour, "solid", text) for colour, text in maps]
+    legend += [(colour, "dashed" if dashed else "solid", text) for _, colour, dashed, text in lines]
+    return figure(title, url, (height, width), svg, "histograms of both normalised maps with their thresholds") + (
+        _legend(legend)
     )
 
 
@@ -101,8 +111,45 @@ def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+GAINED: Colour = (230, 40, 230)
+LOST: Colour = (255, 140, 0)
+
+
+def gain_loss_url(plain: np.ndarray, ours: np.ndarray) -> str:
+    """Two bool (H, W) masks as a 4-colour palette PNG data URL: outside both darkened, inside both clear,
+    only in ``ours`` (gained) and only in ``plain`` (lost) tinted."""
+    codes = plain.astype(np.uint8) * 2 + ours.astype(np.uint8)  # 0 neither, 1 gained, 2 lost, 3 both
+    height, width = codes.shape
+    picture = Image.frombytes("P", (width, height), np.ascontiguousarray(codes).tobytes())
+    picture.putpalette([0, 0, 0, *GAINED, *LOST, 0, 0, 0])
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1, transparency=bytes([170, 200, 200, 0]))
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def gain_loss_cell(
+    photo_url: str, size: tuple[int, int], plain: np.ndarray, ours: np.ndarray, boxes: list[tuple[np.ndarray, Colour]]
+) -> str:
+    """One masks cell: what the improved rule adds to plain CAM's foreground and what it drops, with both boxes."""
+    height, width = size
+    stroke = max(3.0, max(size) / 150)
+    svg = "".join(box_svg(box, colour, "", stroke) for box, colour in boxes)
+    gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
+    return (
+        f'<div class="cam-mask cam-gain-loss" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" '
+        f'alt="photo" width="{width}" height="{height}" {_BASE}/><img class="mask" src="{gain_loss_url(plain, ours)}" '
+        f'alt="gained and lost pixels" {_OVER}/><svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'{_OVER}>{svg}</svg></div><span style="font-size:0.8rem"><b style="color:{_css(GAINED)}">+{gained:.0f} % '
+        f'gained</b>, <b style="color:{_css(LOST)}">{lost:.0f} % lost</b> vs plain CAM</span></div>'
+    )
+
+
 def masks_html(
-    photo_url: str, size: tuple[int, int], masks: list[tuple[np.ndarray, Colour, str]], boxes: bool = False
+    photo_url: str,
+    size: tuple[int, int],
+    masks: list[tuple[np.ndarray, Colour, str]],
+    boxes: bool = False,
+    extra_cell: str = "",
 ) -> str:
     """The photo once per mask, with the mask laid over it (inline PNG: a few kB each), optionally boxed."""
     height, width = size
@@ -121,4 +168,5 @@ def masks_html(
         for mask, colour, title in masks
     )
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
+    cells += extra_cell
     return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

@@ -16,13 +16,17 @@ import gradio as gr
 
 import cam_core
 from app import evaluation, texts, views
-from app.handlers import SWIPE_TAB
+from app.handlers import EXPORT_TAB, SWIPE_TAB
 from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
-from app.models import model_choices, tap_partner
+from app.models import model_choices, tap_toggle
 from app.segmentation_tab import SegmentationTab, build_segmentation_tab
 from cam_core import crf
 
 EXAMPLE_FILES = ["cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg"]
+EXAMPLES_LABEL = (  # in EXAMPLE_FILES' order, one label per photo
+    "Examples, left to right: cat (fills the photo), espresso (large), rocket (small), "
+    "coins (several objects), astronaut (no ImageNet class fits)"
+)
 DRAW_BOX_JS = Path(__file__).with_name("draw_box.js").read_text(encoding="utf-8")  # drag a ground-truth box
 COMPARE_TAB = "Plain vs improved"
 
@@ -68,7 +72,7 @@ def build_sidebar() -> Sidebar:
     gr.Examples(
         [[str(EXAMPLES / name)] for name in EXAMPLE_FILES],
         inputs=[image],
-        label="Examples: part-only CAM, large, small, several objects, no class fits",
+        label=EXAMPLES_LABEL,
     )
     model = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
     class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
@@ -119,9 +123,8 @@ def build_controls() -> ControlsPanel:
     start = Controls()
     with gr.Row(equal_height=True):
         preset = gr.Radio([*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2)
-        has_tap = tap_partner(cam_core.DEFAULT_MODEL) is not None
-        tap_info = "uses the shipped TAP-trained head" if has_tap else "needs a TAP-trained model"
-        tap = gr.Checkbox(start.tap, label="TAP", interactive=has_tap, scale=1, info=tap_info, elem_id="tap")
+        toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL)}
+        tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)
         nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
         pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
     with gr.Row():
@@ -276,9 +279,16 @@ def build_evaluate_tab() -> EvaluateTab:
             run_examples = gr.Button("Evaluate the bundled examples")
         table = gr.Markdown(elem_id="eval-table")
         curves = gr.Image(label="BoxAcc (IoU ≥ 0.5) against θ", format="png", interactive=False)
+        gr.Markdown(  # not the gallery's own label: that one covers the pictures' top edge
+            "**Where NWC+PaS wins and loses against plain CAM** (blue: plain, green: NWC+PaS, gold: ground truth); "
+            "each photo as the network sees it, stretched to its input."
+        )
         gallery = gr.Gallery(
-            label="Where NWC+PaS wins and loses against plain CAM (blue: plain, green: NWC+PaS, gold: ground truth)",
-            columns=4,
+            label="Wins and losses",
+            show_label=False,
+            columns=3,
+            object_fit="contain",  # whole pictures: a cropped thumbnail cut the boxes
+            elem_id="eval-gallery",
         )
         json = gr.JSON(label="Evaluation JSON (same schema as the CLI)")
     return EvaluateTab(images, boxes_csv, run, run_examples, table, curves, gallery, json)
@@ -286,18 +296,19 @@ def build_evaluate_tab() -> EvaluateTab:
 
 @dataclass(frozen=True)
 class ExportTab:
-    """The explanation's JSON and the zip download."""
+    """The explanation's JSON and the zip download (made while the tab is open, before any click)."""
 
+    tab: gr.Tab
     json: gr.JSON
     download: gr.DownloadButton
 
 
 def build_export_tab() -> ExportTab:
     """JSON & export."""
-    with gr.Tab("JSON & export"):
+    with gr.Tab(EXPORT_TAB) as tab:
         json = gr.JSON(label="Explanation (boxes in original-image pixels)")
-        download = gr.DownloadButton("Download JSON + PNGs (.zip)")
-    return ExportTab(json, download)
+        download = gr.DownloadButton("Download JSON + PNGs (.zip)", elem_id="download")
+    return ExportTab(tab, json, download)
 
 
 @dataclass(frozen=True)
@@ -366,6 +377,7 @@ class Page:
             "caption": c.caption,
             "payload": self.export.json,
             "swipe": self.swipe.view,
+            "download": self.export.download,
             "gt_text": self.sidebar.gt_box,
         }
 

@@ -71,6 +71,22 @@ def _base_name(card: dict[str, Any]) -> str | None:
     return base.get("name") if isinstance(base, dict) else None
 
 
+def trained_with(model: Any) -> str:
+    """``"TAP"`` for a TAP-trained checkpoint, else ``"GAP"`` (the registry's models and the GAP controls)."""
+    card = checkpoint_cards().get(model) if isinstance(model, str) else None
+    return "TAP" if card is not None and card.get("pooling") == "tap" else "GAP"
+
+
+def tap_toggle(model: Any) -> dict[str, Any]:
+    """The TAP checkbox's props for ``model``: locked on for a TAP-trained model (both panels use its weights),
+    free where a TAP-trained partner is shipped, locked off where none is."""
+    if trained_with(model) == "TAP":
+        return {"value": True, "interactive": False, "info": "the picked model is TAP-trained: both panels use it"}
+    if isinstance(model, str) and tap_partner(model) is not None:
+        return {"interactive": True, "info": "green panel: the shipped TAP-trained head"}
+    return {"value": False, "interactive": False, "info": "needs a TAP-trained model"}
+
+
 def tap_partner(model: str) -> str | None:
     """The TAP-trained checkpoint to use for ``model``'s TAP panel, or ``None``.
 

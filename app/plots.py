@@ -61,14 +61,16 @@ def signed_pair(positive: np.ndarray, negative: np.ndarray, shared: bool) -> tup
     top = max(top_pos, top_neg) if shared else None
     pos = colorize(positive / (top or top_pos), DIVERGING)
     neg = colorize(negative / (top or top_neg), DIVERGING)
-    figure, canvas = _figure(6.0, 0.75)
-    axis = figure.subplots()
-    axis.imshow(np.linspace(0, 1, 256)[None, :], aspect="auto", cmap="magma", extent=(0, top or 1.0, 0, 1))
+    figure, canvas = _figure(6.0, 1.1)
+    # fixed margins: tight_layout squeezed the strip to zero height in so short a figure (a bare axis, no colours)
+    figure.subplots_adjust(left=0.04, right=0.96, top=0.92, bottom=0.55)
+    axis = figure.add_subplot()
+    strip = DIVERGING[None, :, :]  # (1, 256, 3): the very colour table the two maps are drawn with
+    axis.imshow(strip, aspect="auto", extent=(0, top or 1.0, 0, 1), interpolation="nearest")
     axis.set_yticks([])
     axis.set_xlabel(
         "activation (same units for M+ and M-)" if shared else "fraction of each map's own max (NOT comparable)"
     )
-    figure.tight_layout()
     return pos, neg, _to_array(canvas)
 
 

@@ -28,7 +28,8 @@ largest contour is boxed (wsolevaluation's conventions).
 value sets the threshold, so a very peaky map gives a small box.
 
 **PaS** (percentile as standard): foreground $= M > \theta \cdot P_p(M)$, the $p$-th percentile of all pixels
-(paper code $p = 90,\ \theta = 0.35$; LID challenge $p = 98$). The histogram tab shows both thresholds.
+(paper code $p = 90,\ \theta = 0.35$; LID challenge $p = 98$). The histogram under the panels shows both maps,
+each with its own threshold.
 
 **NWC** (negative weight clamping): $M_c = \sum_k \max(W_{c,k}, 0) F_k$. Channels with negative weights often
 fire *on* the object too and subtract from it; compare $M^+$ and $M^-$ on one colour scale in their tab.
@@ -39,14 +40,16 @@ $F_k > \tau \max F_k$ and average only those. Under GAP, a channel active on a s
 value, so training gives it a large weight, and at the CAM peak it dominates. TAP needs a model **trained**
 with it; the "Why TAP" tab shows the per-channel statistics behind this argument for the current model.
 
-**Honesty notes.** CAM is exact only for GAP + linear heads. On an off-the-shelf ImageNet model NWC and PaS
-change little (measured on 497 ImageNet photos: GT-known Loc 60.4 → 62.0); the paper's large gains come
-with TAP-trained, WSOL-fine-tuned backbones. A heatmap shows what the classifier's evidence correlates
+**Honesty notes.** CAM is exact only for GAP + linear heads. On this app's default model NWC and PaS
+change little: this project measured GT-known Loc 60.4 (CAM) → 62.0 (NWC+PaS) and MaxBoxAccV2 60.2 → 60.5
+on its 497-photo imagenette evaluation set (README, self-check table). The paper reports large gains with
+TAP-trained, WSOL-fine-tuned backbones; this project's head-only TAP fine-tune on 1k photos did not
+reproduce them (README, TAP table). A heatmap shows what the classifier's evidence correlates
 with, not a causal proof.
 """
 
 CRF_INTRO = (
-    "Dense CRF (Krähenbühl & Koltun 2011), as in the seed paper team's WSSS entry: the "
+    "Dense CRF (Krähenbühl & Koltun 2011), as in Bae et al.'s LID 2020 entry: the "
     "CAM's foreground probability against background, with Gaussian (smoothness) and "
     "bilateral (colour) pairwise terms, pulls each mask onto the photo's edges. "
     "About half a second per mask, so it runs on request."
@@ -57,6 +60,20 @@ CRF_UNAVAILABLE = (
 )
 
 
+EVALUATE_PROTOCOL = (
+    "**These IoUs are not the main tab's.** Here each photo is stretched to the network input (e.g. 224 × 224, "
+    "aspect ratio not kept, stored pixel order: EXIF rotation ignored), its ground-truth boxes are scaled into "
+    "that frame and truncated, the map is thresholded there, and a photo counts its best IoU over its boxes "
+    "(wsolevaluation's protocol). The main tab thresholds the map upsampled to the upright photo at display size "
+    "and compares boxes in the photo's own pixels. So the same photo, box and class can give different IoUs."
+)
+EVALUATE_PAS = (
+    "PaS rows: MaxBoxAcc and PxAP sweep the map min(1, CAM / P_p), this project's extension, not "
+    "wsolevaluation's, so their thresholds never go above P_p; MaS rows sweep the min-max map exactly as "
+    "wsolevaluation."
+)
+
+
 def evaluate_intro(max_images: int, max_total_mb: int) -> str:
     """The Evaluate tab's explanation, with the in-app limits."""
     return (
@@ -64,5 +81,8 @@ def evaluate_intro(max_images: int, max_total_mb: int) -> str:
         "MaxBoxAcc, MaxBoxAccV2), same code as `python -m cam_core.evaluate`. Upload up to "
         f"{max_images} photos ({max_total_mb} MB) and a CSV "
         "`filename,class_index,x0,y0,x1,y1`"
-        " (one row per box, pixels of each file), or run the three bundled examples."
+        " (one row per box, pixels of each file), or run the three bundled examples.\n\n"
+        + EVALUATE_PROTOCOL
+        + "\n\n"
+        + EVALUATE_PAS
     )

@@ -17,12 +17,13 @@ import numpy as np
 
 import cam_core
 from app import files, histogram, html_views, render
-from app.explanation import Explanation, explanation_json, short_name
+from app.explanation import Explanation, explanation_json, percent, short_name
 from app.state import SmallLRU
 from cam_core.cam import Analysis
 
 PLAIN_LABEL = "CAM, MaS"
-_LINE_COLOURS = {"mas": (50, 50, 50), "percentile": (140, 0, 204), "threshold": (0, 153, 0)}
+_PERCENTILE_COLOUR = (140, 0, 204)
+_OURS_LINE = (0, 140, 0)
 
 
 # ---------------------------------------------------------------- class picker labels
@@ -30,10 +31,10 @@ _LINE_COLOURS = {"mas": (50, 50, 50), "percentile": (140, 0, 204), "threshold": 
 
 def class_choices(analysis: Analysis, extra: int | None = None) -> list[tuple[str, str]]:
     """Class picker choices: the top-5 with probabilities, plus ``extra`` (a class picked by search) if not in them."""
-    top = [(f"{short_name(name)} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(5)]
+    top = [(f"{short_name(name)} ({percent(p)})", str(i)) for i, name, p in analysis.top_k(5)]
     if extra is not None and str(extra) not in {value for _, value in top}:
         name, p = short_name(analysis.class_names[extra]), float(analysis.probabilities[extra])
-        top.append((f"{extra}: {name} ({f'{100 * p:.2f}' if p >= 5e-5 else '< 0.01'} %)", str(extra)))
+        top.append((f"{name} ({percent(p)})", str(extra)))  # written as the top-5 are
     return top
 
 
@@ -53,7 +54,6 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     neg_map = np.clip(cam_core.upsample(negative, ex.display), 0, None)  # bicubic overshoot below 0 clipped
     x0, y0, x1, y1 = ex.ours.box
     share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
-    tap_note = "on (TAP-trained head)" if c.tap else "off: TAP changes training, and this model was trained with GAP"
     if c.pas:
         rule = (
             f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} "
@@ -62,17 +62,54 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
     lines = [
-        f"**Plain CAM (blue box)**: MaS threshold θ·max = {c.theta_mas:.2f} keeps "
-        f"{100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
-        f"**{name} (green box)**: NWC {'on' if c.nwc else 'off'}, TAP {tap_note}; {rule} keeps "
+        f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
+        f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
+        f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
+        *_tap_story(ex),
         f"Box IoU plain vs {name}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
-        f"Share of the negative map M- inside the green box: {100 * share:.0f} %.",
+        f"Share of M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
+        "plain CAM subtracts and NWC drops; a high share means it sits on the region the green box keeps, "
+        "see the M+ / M− tab).",
     ]
+    lines.append(gain_loss_line(ex))
     if "ground_truth" in payload:
         gt = payload["ground_truth"]
-        lines.append(f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}.")
+        lines.append(
+            f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}, in the photo's "
+            "own pixels (the Evaluate tab stretches photos to the network input, so its IoUs differ)."
+        )
     return "\n\n".join(lines)
+
+
+def gain_loss_line(ex: Explanation) -> str:
+    """``+12 % of the photo gained, 3 % lost``: the improved rule's foreground against plain CAM's, and their IoU."""
+    plain, ours = ex.plain.mask, ex.ours.mask
+    union = float((plain | ours).sum())
+    iou = float((plain & ours).sum()) / union if union else 1.0
+    gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
+    return (
+        f"**Gain / loss, {ex.controls.name} vs plain CAM** (last mask picture): +{gained:.0f} % of the photo gained "
+        f"(magenta), {lost:.0f} % lost (orange); IoU of the two masks {iou:.2f}."
+    )
+
+
+def weights_note(ex: Explanation, which: str) -> str:
+    """Which weights a panel's map is made of, and the pooling they were trained with."""
+    analysis, pooling = (ex.plain_analysis, ex.trained_with[0]) if which == "plain" else (
+        ex.ours_analysis, ex.trained_with[1])  # fmt: skip
+    return f"weights of {analysis.model_name}, trained with {pooling}"
+
+
+def _tap_story(ex: Explanation) -> list[str]:
+    """What the TAP toggle did: nothing to say for two GAP panels; otherwise whose TAP-trained head is where."""
+    plain, ours = ex.trained_with
+    if plain == "TAP":
+        return ["The picked model was trained with TAP, so **both panels use its TAP-trained head** (TAP is locked "
+                "on); pick its GAP control or the base model to see TAP against GAP."]  # fmt: skip
+    if ours == "TAP":
+        return ["TAP on: the green panel uses the shipped TAP-trained head, the blue one the GAP-trained model."]
+    return []
 
 
 # ---------------------------------------------------------------- burnt-in pictures
@@ -88,10 +125,34 @@ def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndar
     return render.draw_box(picture, loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name)
 
 
+def histogram_lines(ex: Explanation) -> list[histogram.Line]:
+    """Each panel's threshold over its own map's histogram; P_p only while PaS is on (the plain line first)."""
+    c, ours = ex.controls, ex.ours.threshold
+    lines: list[histogram.Line] = [
+        (ex.plain.threshold, histogram.PLAIN_STEP, False, f"blue: MaS θ·max = {ex.plain.threshold:.3f}")
+    ]
+    if c.pas:
+        lines += [
+            (ex.percentile_value, _PERCENTILE_COLOUR, True, f"green: P{c.percentile:g} = {ex.percentile_value:.3f}"),
+            (ours, _OURS_LINE, False, f"green: PaS θ·P{c.percentile:g} = {ours:.3f}"),
+        ]
+    else:
+        lines.append((ours, _OURS_LINE, False, f"green: MaS θ·max = {ours:.3f}"))
+    return lines
+
+
+def histogram_maps(ex: Explanation) -> list[tuple[render.Colour, str]]:
+    """The legend of the two histograms: the plain map's outline, the improved map's bars."""
+    return [
+        (histogram.PLAIN_STEP, "plain CAM's map (outline)"),
+        (histogram.OURS_BAR, f"{ex.controls.name}'s map (bars)"),
+    ]
+
+
 def histogram_picture(ex: Explanation) -> np.ndarray:
-    """Histogram of the improved panel's map with burnt-in threshold lines (exports)."""
-    base = histogram.histogram_base(ex.ours.heatmap)
-    return histogram.histogram_with_thresholds(base, ex.controls.theta_mas, ex.percentile_value, ex.ours.threshold)
+    """Both maps' histograms with burnt-in threshold lines and legend (exports)."""
+    base = histogram.histogram_base(ex.plain.heatmap, ex.ours.heatmap)
+    return histogram.histogram_with_thresholds(base, histogram_lines(ex), histogram_maps(ex))
 
 
 def swipe_pictures(ex: Explanation, gt: np.ndarray | None) -> tuple[str, str]:
@@ -144,7 +205,7 @@ def statics(ex: Explanation) -> Statics:
     key = (ex.image_hash, ex.plain_analysis.model_name, ex.ours_analysis.model_name, ex.class_index, ex.controls.nwc)
 
     def make() -> Statics:
-        plot = histogram.histogram_base(ex.ours.heatmap)
+        plot = histogram.histogram_base(ex.plain.heatmap, ex.ours.heatmap)
         return Statics(
             files.static_url(render.overlay(ex.photo, ex.plain.heatmap)),
             files.static_url(render.overlay(ex.photo, ex.ours.heatmap)),
@@ -173,27 +234,39 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     gt_boxes = [] if gt is None else [(ex.to_display(gt), render.GT_COLOUR, "GT")]
     name, target = ex.controls.name, ex.class_name
     payload = explanation_json(ex, gt)
-    lines = [
-        (ex.controls.theta_mas, _LINE_COLOURS["mas"], False),
-        (ex.percentile_value, _LINE_COLOURS["percentile"], True),
-        (ex.ours.threshold, _LINE_COLOURS["threshold"], False),
-    ]
     masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
     return LocalizationViews(
         html_views.panel_html(
-            f"Plain CAM for “{target}”, MaS box (blue)",
+            f"Plain CAM for “{target}” ({ex.trained_with[0]}-trained weights), MaS box (blue)",
             cached.plain_url,
             ex.display,
             [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)],
         ),
         html_views.panel_html(
-            f"{name} for “{target}”, green box",
+            f"{name} for “{target}” ({ex.trained_with[1]}-trained weights), green box",
             cached.ours_url,
             ex.display,
             [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)],
         ),
-        html_views.histogram_html(cached.histogram_url, cached.histogram, lines),
-        html_views.masks_html(cached.photo_url, ex.display, masks),
+        html_views.histogram_html(
+            cached.histogram_url,
+            cached.histogram,
+            histogram_lines(ex),
+            histogram_maps(ex),
+            f"Histograms of both maps (log scale): plain CAM outlined, {name} as bars; each threshold on its own map",
+        ),
+        html_views.masks_html(
+            cached.photo_url,
+            ex.display,
+            masks,
+            extra_cell=html_views.gain_loss_cell(
+                cached.photo_url,
+                ex.display,
+                ex.plain.mask,
+                ex.ours.mask,
+                [(ex.plain.box, render.PLAIN_COLOUR), (ex.ours.box, render.OURS_COLOUR)],
+            ),
+        ),
         caption(ex, payload),
         payload,
     )

@@ -118,27 +118,29 @@ class Wiring:
         )
 
     def render_all(self, dependency: Any) -> None:
-        """After ``dependency`` succeeds, redraw every view of the photo."""
-        self.render_rest(dependency.success(self.render_now, self.view_inputs, self.view_outputs, **self.instant))
+        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo)."""
+        photo_now = with_notice(event(handlers.render_photo, VIEW), len(handlers.LinkedViews._fields))
+        self.render_rest(dependency.success(photo_now, self.view_inputs, self.view_outputs, **self.instant))
 
 
 def wire_sidebar(w: Wiring) -> None:
     """A new photo or model (one forward pass), a class picked or searched, a typed or cleared ground truth."""
     page, side = w.page, w.page.sidebar
-    named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap}
+    named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap,
+             "model": side.model}  # fmt: skip
     visibility = w.quiet["api_visibility"]
     side.image.change(None, None, side.gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
     photo = side.image.change(
-        handlers.on_image,
+        handlers.on_photo,
         [side.image, side.model],
         outputs(named, handlers.Photo),
         preprocess=False,
         api_visibility=visibility,
-        api_name="on_image",
+        api_name="on_image",  # the name benchmarks and tests call it by
         **w.heavy,
     )
     w.render_all(photo)
-    model = side.model.change(
+    model = side.model.input(  # the user's pick only: a failed load puts the old value back without a new event
         handlers.on_model,
         [side.model, page.session],
         outputs(named, handlers.ModelSwitch),
@@ -224,10 +226,14 @@ def wire_evaluate(w: Wiring) -> None:
 
 
 def wire_export(w: Wiring) -> None:
-    """The zip of the JSON and the current pictures."""
-    download = w.page.export.download
-    download.click(
-        event(handlers.export_zip, VIEW), components(w.page.view_inputs(), VIEW), [download], api_visibility="private"
+    """Opening the export tab makes the zip of the JSON and the current pictures; while it stays open the
+    slider updates remake it (:func:`app.handlers.render_linked`), so a click downloads what is on screen."""
+    export = w.page.export
+    export.tab.select(
+        event(handlers.export_zip, VIEW),
+        components(w.page.view_inputs(), VIEW),
+        [export.download],
+        api_visibility="private",
     )
 
 

@@ -5,10 +5,13 @@ enter), used where a test sends what an event would send."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import zipfile
 from dataclasses import astuple, replace
+from html import unescape
 from pathlib import Path
 
 import gradio as gr
@@ -18,7 +21,7 @@ from PIL import Image
 
 import cam_core
 from app import analysis_views as av
-from app import explanation, files, handlers, inputs, render, views
+from app import explanation, files, handlers, histogram, inputs, models, render, state, views
 from app.errors import with_notice
 from app.explanation import resolve_class
 from app.inputs import CRF, VIEW, Controls, ViewRequest, crf_params
@@ -72,7 +75,7 @@ def test_search_picks_any_class_into_the_picker(cat_session: Session) -> None:
     analysis = get_analysis(cat_session, cat_session.model)
     p = 100 * float(analysis.probabilities[292])
     assert update["value"] == "292" and len(update["choices"]) == 6
-    assert update["choices"][5] == (f"292: tiger ({p:.2f} %)" if p >= 0.005 else "292: tiger (< 0.01 %)", "292")
+    assert update["choices"][5] == (f"tiger ({explanation.percent(p / 100)})", "292")  # as the top-5 are written
     top = handlers.pick_class("285", cat_session)  # already in the top-5: selected, nothing added
     assert top["value"] == "285" and len(top["choices"]) == 5
     with pytest.raises(gr.Error, match="Unknown class"):
@@ -97,7 +100,46 @@ def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeyp
     assert panel_picture(low.plain).size == (451, 300)  # the heatmap picture is reused, only the SVG changes
     assert re.findall(r'src="(gradio_api[^"]+)"', low.plain) == re.findall(r'src="(gradio_api[^"]+)"', high.plain)
     assert low.histogram != high.histogram and "data-value" in low.histogram  # histogram lines moved
-    assert low.masks.count("data:image/png;base64") == 2
+    assert low.masks.count("data:image/png;base64") == 3  # both masks, and the gain / loss picture
+
+
+def test_histogram_shows_what_belongs_to_which_map(cat_session: Session) -> None:
+    """Issue #14 item 11: both maps' histograms, each panel's threshold, only the lines of rules that are on."""
+    on = handlers.render_localization(request(cat_session, "285", theta_mas=0.3))
+    off = handlers.render_localization(request(cat_session, "285", theta_mas=0.3, pas=False))
+    values = lambda html: [float(v) for v in re.findall(r'class="threshold" data-value="([0-9.]+)"', html)]  # noqa: E731
+    legend = lambda html: unescape(re.search(r"class=\"cam-legend\".*", html).group(0))  # type: ignore[union-attr]  # noqa: E731
+    assert values(on.histogram) == pytest.approx(
+        [on.payload["plain"]["threshold"], on.payload["ours"]["percentile_value"], on.payload["ours"]["threshold"]],
+        abs=1e-4,
+    )
+    assert values(off.histogram) == pytest.approx([0.3, 0.3], abs=2 / 255)  # each panel's MaS line, P_p gone
+    assert "P90" not in legend(off.histogram) and "PaS" not in legend(off.histogram)
+    assert "P90" in legend(on.histogram) and "PaS θ·P90" in legend(on.histogram)
+    for html, name in ((on.histogram, "NWC+PaS"), (off.histogram, "NWC")):
+        assert "plain CAM's map (outline)" in legend(html) and f"{name}'s map (bars)" in legend(html)
+    widths = re.findall(r'class="threshold"[^>]*stroke-width="([0-9.]+)"', off.histogram)
+    assert float(widths[0]) > float(widths[1])  # the blue line stays visible under the green one on top of it
+    picture = np.asarray(panel_picture(on.histogram).convert("RGB")).reshape(-1, 3)
+    for colour in (histogram.PLAIN_STEP, histogram.OURS_BAR):  # both maps are drawn
+        assert (np.abs(picture.astype(int) - colour).sum(axis=1) == 0).sum() > 100
+
+
+def test_gain_loss_view_follows_the_sliders(cat_session: Session) -> None:
+    """Issue #14 item 1: pixels the improved rule adds to plain CAM's foreground and drops, both boxes, mask IoU."""
+    for theta in (0.2, 0.6):
+        req = request(cat_session, "285", theta_mas=theta)
+        out, ex = handlers.render_localization(req), explanation.explain_request(req)
+        plain, ours = ex.plain.mask, ex.ours.mask
+        cell = out.masks[out.masks.index("cam-gain-loss") :]
+        data = re.search(r'class="mask" src="data:image/png;base64,([^"]+)"', cell).group(1)  # type: ignore[union-attr]
+        codes = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+        np.testing.assert_array_equal(codes, plain.astype(np.uint8) * 2 + ours)  # 1 gained, 2 lost, 3 both
+        assert svg_boxes(cell) == [ex.plain.box.tolist(), ex.ours.box.tolist()]
+        gained, lost = 100 * (ours & ~plain).mean(), 100 * (plain & ~ours).mean()
+        iou = (plain & ours).sum() / (plain | ours).sum()
+        assert f"+{gained:.0f} % of the photo gained (magenta), {lost:.0f} % lost (orange)" in out.caption
+        assert f"IoU of the two masks {iou:.2f}" in out.caption and f"+{gained:.0f} % gained" in cell
 
 
 def test_json_matches_library(cat_session: Session) -> None:
@@ -199,11 +241,65 @@ def test_tap_panel_uses_the_tap_checkpoint(cat_session: Session) -> None:
     assert views.payload["plain"]["box"] != [] and "TAP on" in views.caption
 
 
+def test_a_failed_model_load_puts_the_field_back_and_says_so_once(
+    cat_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #14 item 8: the Model field shows the model the panels show; one message, no exception (no toast)."""
+    real_get = state.MODELS.get
+
+    def offline(name: object) -> cam_core.LoadedModel:
+        if name == "resnet50":
+            raise cam_core.WeightsUnavailableError("resnet50's weights could not be downloaded (offline).")
+        return real_get(name)
+
+    monkeypatch.setattr(state.MODELS, "get", offline)
+    for session, shown in ((cat_session, cat_session.model), (None, cam_core.DEFAULT_MODEL)):
+        switch = handlers.on_model("resnet50", session)
+        assert switch.model == gr.update(value=shown)
+        assert switch.session == switch.class_pick == switch.tap == gr.skip()  # the panels keep their photo
+        assert switch.status.count("could not be downloaded") == 1 and "still show" in switch.status
+    ok = handlers.on_model(cam_core.DEFAULT_MODEL, cat_session)
+    assert ok.model == gr.update() and ok.session is not None and "Egyptian cat" in ok.status
+
+
+def test_probabilities_never_read_zero() -> None:
+    """Issue #14 item 9: below 0.01 % a probability reads "< 0.01 %", never "(0.0 %)"."""
+    cases = {0.799: "79.9 %", 0.001: "0.1 %", 0.0004: "0.04 %", 0.0001: "0.01 %", 0.00009: "< 0.01 %", 0.0: "< 0.01 %"}
+    assert {p: explanation.percent(p) for p in cases} == cases
+
+
+def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
+    """Issue #14 item 9: with the TAP checkpoint picked, toggle, caption, titles and JSON all say TAP weights."""
+    tap_model = tap_partner(cam_core.DEFAULT_MODEL)
+    if tap_model is None:
+        pytest.skip("no TAP checkpoint in assets/checkpoints")
+    switch = handlers.on_model(tap_model, cat_session)
+    assert switch.tap == gr.update(value=True, interactive=False, info=models.tap_toggle(tap_model)["info"])
+    assert "TAP" in switch.status and "(0.0 %)" not in switch.status
+    session = switch.session
+    loaded = get_model(tap_model).name
+    for tap in (True, False):  # the toggle is locked on; an API call with tap=False gets the same true story
+        out = handlers.render_localization(request(session, "285", tap=tap))
+        assert out.caption.count(f"weights of {loaded}, trained with TAP") == 2
+        assert "both panels use its TAP-trained head" in out.caption and "trained with GAP" not in out.caption
+        assert "TAP-trained weights" in out.plain and "TAP-trained weights" in out.ours
+        assert out.payload["plain"]["trained_with"] == out.payload["ours"]["trained_with"] == "TAP"
+    base = handlers.on_model(cam_core.DEFAULT_MODEL, session)
+    assert base.tap["interactive"] is True
+    mixed = handlers.render_localization(request(base.session, "285", tap=True))
+    assert mixed.payload["plain"]["trained_with"] == "GAP" and mixed.payload["ours"]["trained_with"] == "TAP"
+    assert "trained with GAP:" in mixed.caption and "trained with TAP:" in mixed.caption
+    assert models.tap_toggle("resnet50") == {"value": False, "interactive": False, "info": "needs a TAP-trained model"}
+
+
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
-    pos, neg, _, caption = av.render_weights(cat_session, "285", "shared")
+    pos, neg, bar_path, caption = av.render_weights(cat_session, "285", "shared")
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
     assert f"**{int((analysis.class_weights[285] < 0).sum())}** of 1280" in caption
     assert "not comparable" in av.render_weights(cat_session, "285", "per map")[3]
+    bar = np.asarray(Image.open(bar_path).convert("RGB")).reshape(-1, 3).astype(int)
+    for entry in (render.DIVERGING[40], render.DIVERGING[128], render.DIVERGING[250]):  # issue #14 item 10
+        assert (np.abs(bar - entry).sum(axis=1) <= 6).sum() > 100, entry  # the colours themselves are shown
     assert Image.open(pos).size == Image.open(neg).size
 
 
@@ -236,6 +332,40 @@ def test_bad_upload_messages(uploads: Path) -> None:
         handlers.on_image(None, cam_core.DEFAULT_MODEL)
 
 
+def test_a_refused_upload_empties_everything_and_says_so_once(uploads: Path, cat_session: Session) -> None:
+    """Issue #14 item 16: one message in the status line, no exception (no toast), class picker and views emptied."""
+    text = uploads / "notes.png"
+    text.write_text("not an image")
+    photo = handlers.on_photo({"path": str(text)}, cam_core.DEFAULT_MODEL)
+    assert photo.session is None and photo.class_pick == gr.update(value=None, visible=False)
+    assert photo.status.count("not an image format") == 1
+    assert handlers.on_photo(None, cam_core.DEFAULT_MODEL).status == "Upload a photo or pick an example."
+    with pytest.raises(gr.Error, match=re.escape(inputs.NOT_A_FILE)):  # no upload at all: refused as ever
+        handlers.on_photo({"path": "/etc/passwd"}, cam_core.DEFAULT_MODEL)
+    cleared = with_notice(event(handlers.render_photo, VIEW), 8)(None, "", *CONTROLS, "", "Plain vs improved")
+    assert cleared == (*handlers.CLEARED, "")  # every view emptied, and no second message
+    assert av.render_weights(None, "", "shared") == (None, None, None, "")
+    assert av.render_p1(None, "", 0.1, None)[3] == ""
+    shown = handlers.render_photo(request(cat_session, "285"), "Plain vs improved")
+    assert shown.payload["class"]["index"] == 285
+
+
+def test_wording_says_what_is_on_screen(cat_session: Session) -> None:
+    """Issue #14 item 18: no tab that does not exist, only the project's own numbers, each example named."""
+    from app import layout, texts
+
+    assert "histogram tab" not in texts.HOW_IT_WORKS and "histogram under the panels" in texts.HOW_IT_WORKS
+    readme = (EXAMPLES.parent.parent / "README.md").read_text()
+    for number in re.findall(r"\b\d+\.\d\b", texts.HOW_IT_WORKS):  # every measured number is in the README
+        assert number in readme, number
+    assert "Bae et al.'s LID 2020 entry" in texts.CRF_INTRO and "seed paper" not in texts.CRF_INTRO
+    named = layout.EXAMPLES_LABEL.split(": ", 1)[1].split(", ")
+    assert [label.split()[0] for label in named] == ["cat", "espresso", "rocket", "coins", "astronaut"]
+    assert len(named) == len(layout.EXAMPLE_FILES) and "part-only" not in layout.EXAMPLES_LABEL
+    caption = handlers.render_localization(request(cat_session, "285")).caption
+    assert "Share of M- inside the green box" in caption and "evidence *against* the class" in caption
+
+
 def test_presets_and_export(cat_session: Session) -> None:
     assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05)
     path = handlers.export_zip(request(cat_session, "285"))
@@ -243,6 +373,21 @@ def test_presets_and_export(cat_session: Session) -> None:
         names = {"explanation.json", "plain_cam.png", "improved_cam.png", "histogram.png", "masks.png"}
         assert set(archive.namelist()) == names
         assert json.loads(archive.read("explanation.json"))["class"]["index"] == 285
+
+
+def test_export_zip_is_made_before_the_click_and_matches_the_screen(cat_session: Session) -> None:
+    """Issue #14 item 7: the download button holds the zip of what is on screen, remade on every update."""
+    hidden = handlers.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
+    assert hidden.download == gr.skip()  # nobody sees the export tab: no zip is made
+    for theta in (0.2, 0.6):
+        shown = handlers.render_linked(request(cat_session, "285", theta_mas=theta), handlers.EXPORT_TAB)
+        with zipfile.ZipFile(shown.download) as archive:
+            exported = json.loads(archive.read("explanation.json"))
+        assert exported == shown.payload and exported["plain"]["theta"] == theta
+        assert f"θ·max = {theta:.2f}" in shown.caption
+    opened = handlers.export_zip(request(cat_session, "285", theta_mas=0.6))  # the tab just opened
+    assert opened is not None and json.loads(zipfile.ZipFile(opened).read("explanation.json"))["plain"]["theta"] == 0.6
+    assert handlers.export_zip(request(None, "")) is None
 
 
 def test_explain_api_function() -> None:

@@ -10,15 +10,34 @@ from PIL import Image
 
 import cam_core
 from app import evaluation as ev
+from tests.test_app_server import load_app_module
 
 
 def test_bundled_examples() -> None:
     table, curves, gallery, payload = ev.run_examples(cam_core.DEFAULT_MODEL, progress=lambda *a, **k: None)
     assert payload["n_images"] == 3 and set(payload["configs"]) == {"cam", "pas", "nwc", "nwc+pas"}
     assert "| nwc+pas |" in table and Image.open(curves).size[0] > 300
-    assert len(gallery) == 3 and all(caption.split()[0] in ("win", "loss", "tie") for _, caption in gallery)
+    assert len(gallery) == 3 and all(
+        caption.split(", ")[-1].split()[0] in ("win", "loss", "tie") for _, caption in gallery
+    )
+    assert all(caption.split(":")[0].endswith(".jpg") for _, caption in gallery)  # the name first, never cut
+    assert ev.texts.EVALUATE_PROTOCOL in table and ev.texts.EVALUATE_PAS in table  # where the numbers are
     cat = payload["configs"]["cam"]
     assert 0 <= cat["gt_known_loc"] <= 100 and len(cat["curves"]["50"]) == 100
+
+
+def test_gallery_captions_and_the_evaluate_tab_say_what_they_measure() -> None:
+    """Issue #14 item 17: no "tie -0.00", names first, whole pictures, the protocol and PaS sweep said."""
+    outcome = lambda plain, ours: ev.ImageOutcome("a_rather_long_photo_name.jpg", None, None, None, None, plain, ours)  # type: ignore[arg-type]  # noqa: E731
+    assert ev.gallery_caption(outcome(0.5, 0.499)) == "a_rather_long_photo_name.jpg: IoU 0.50 → 0.50, tie"
+    assert ev.gallery_caption(outcome(0.31, 0.55)).endswith("win +0.24")
+    assert ev.gallery_caption(outcome(0.55, 0.31)).endswith("loss −0.24")
+    assert "PaS rows: MaxBoxAcc and PxAP sweep the map min(1, CAM / P_p), this project's extension" in (
+        ev.texts.evaluate_intro(ev.MAX_IMAGES, ev.MAX_TOTAL_MB)
+    )
+    config = load_app_module().demo.get_config_file()
+    (gallery,) = [c for c in config["components"] if c["props"].get("elem_id") == "eval-gallery"]
+    assert gallery["props"]["object_fit"] == "contain"
 
 
 def test_uploaded_set_with_a_missing_photo(uploads: Path) -> None:

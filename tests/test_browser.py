@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +176,52 @@ def test_segmentation_tab_follows_the_sliders(page) -> None:
     shot = Path(os.environ.get("CAM_SCREENSHOT_DIR", "/tmp")) / "segtab.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+
+
+def test_a_refused_upload_is_said_once_and_empties_the_views(page, tmp_path: Path) -> None:
+    """Issue #14 item 16: no "Error (2)" toast, no red badges, no old panels: one status line."""
+    _upload_cat(page)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('not an image format')")
+    page.wait_for_function("document.querySelector('#plain-panel img') === null")
+    page.wait_for_timeout(1500)  # the browser sends this change twice: both answers must be quiet
+    assert page.locator("#status").inner_text().count("not an image format") == 1
+    assert page.locator(".toast-body").count() == 0 and page.locator("#notice").inner_text().strip() == ""
+    assert not page.locator("#class-pick").first.is_visible()
+    assert page.locator("#histogram line.threshold").count() == 0 and page.locator("#caption").inner_text() == ""
+    page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_refused_upload.png"))
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "coffee.jpg"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('espresso')")
+    assert page.locator("#class-pick").first.is_visible()  # a good photo brings the picker back
+
+
+def _set_theta_mas(page, value: str) -> None:
+    caption = page.locator("#caption").first.text_content()
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill(value)
+    number.press("Enter")
+    page.wait_for_function("([old]) => document.querySelector('#caption').textContent !== old", arg=[caption])
+
+
+def _download_json(page) -> dict:
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        return json.loads(archive.read("explanation.json"))
+
+
+def test_the_download_is_what_the_screen_shows(page, tmp_path: Path) -> None:
+    """Issue #14 item 7: the zip matches the caption at the moment of the click, from the first click on."""
+    _upload_cat(page)
+    _set_theta_mas(page, "0.6")
+    page.get_by_role("tab", name="JSON & export").click()
+    page.wait_for_timeout(1000)  # the tab's select event makes the zip
+    caption = page.locator("#caption").first.text_content() or ""
+    assert "θ·max = 0.60" in caption and _download_json(page)["plain"]["theta"] == 0.6
+    _set_theta_mas(page, "0.3")  # moved while the export tab is open: the zip is remade before the click
+    page.wait_for_timeout(500)
+    caption = page.locator("#caption").first.text_content() or ""
+    assert "θ·max = 0.30" in caption and _download_json(page)["plain"]["theta"] == 0.3
+    page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_export.png"))
