@@ -55,9 +55,10 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     x0, y0, x1, y1 = ex.ours.box
     share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
     if c.pas:
+        level = ex.percentile_value * 255  # P_p of the 8-bit map: the threshold is int(θ · that) / 255
         rule = (
-            f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} "
-            f"= {ex.ours.threshold:.3f}"
+            f"PaS: threshold θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f} → "
+            f"{ex.ours.threshold:.3f} (on 8 bits, as wsolevaluation: ⌊{c.theta_pas:.2f} × {level:.1f}⌋ / 255)"
         )
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
