@@ -164,7 +164,9 @@ def wire_segmentation(w: Wiring) -> None:
     named = {**page.view_inputs(), **own}
     inputs, outputs, visibility = components(named, SEG), [*tab.views, tab.notice], w.quiet["api_visibility"]
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
-    for component in [*page.controls.by_field().values(), tab.top_k, tab.min_probability]:
+    for update in w.control_updates.values():  # after the main views' request, not alongside it
+        update.then(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
+    for component in (tab.top_k, tab.min_probability):
         component.change(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
     tab.classes.input(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
     opened = with_notice(event(open_segmentation, SEG), len(SegViews._fields))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import gradio as gr
@@ -86,6 +86,9 @@ class Wiring:
     heavy: dict[str, Any]
     quiet: dict[str, Any]
     instant: dict[str, Any]
+    control_updates: dict[str, Any] = field(default_factory=dict)
+    """Each control's view update (``name -> Dependency``), filled by :func:`wire_controls`: views of other
+    tabs chain after it (``.then``), so a slider move draws the visible panels in one request first."""
 
     @property
     def view_inputs(self) -> list[Component]:
@@ -164,7 +167,9 @@ def wire_controls(w: Wiring) -> None:
     """Every control redraws the views; a hand-moved slider leaves the preset; a preset sets the sliders."""
     controls = w.page.controls
     for name, component in controls.by_field().items():
-        component.change(w.render_now, w.view_inputs, w.view_outputs, api_name=f"update_{name}", **w.instant)
+        w.control_updates[name] = component.change(
+            w.render_now, w.view_inputs, w.view_outputs, api_name=f"update_{name}", **w.instant
+        )
     for slider in controls.sliders:
         slider.input(None, None, controls.preset, js="() => 'custom'")  # browser-only, no round trip
     controls.preset.change(handlers.apply_preset, [controls.preset], controls.sliders, api_visibility="private")
