@@ -35,7 +35,7 @@ from app.state import Session, SmallLRU, get_analysis
 from cam_core.cam import Analysis
 from cam_core.crf import CrfParams
 from cam_core.localize import LocalizationConfig
-from cam_core.segment import Segmentation, SegmentConfig, class_maps, label_map, palette, segment, select_classes
+from cam_core.segment import Segmentation, SegmentConfig, class_maps, from_maps, palette, segment, select_classes
 from cam_core.segment import standards as map_standards
 from cam_core.segment_cli import write_label_png
 from cam_core.threshold import quantize
@@ -160,15 +160,7 @@ def segment_cached(analysis: Analysis, image_hash: str, config: SegmentConfig, s
     key, maps = _maps(analysis, image_hash, classes, loc.nwc, size)
     standard, reference = _standards(key, maps, loc)
     levels = np.array([int(loc.theta * r) for r in reference], np.int64) if loc.thresholding == "8bit" else None
-    return Segmentation(
-        labels=label_map(maps, standard, loc.theta, levels),
-        classes=classes,
-        names=tuple(analysis.class_names[c] for c in classes),
-        confidences=analysis.probabilities[list(classes)].astype(np.float32),
-        maps=maps,
-        standards=standard,
-        config=config,
-    )
+    return from_maps(analysis, classes, maps, standard, levels, config)
 
 
 @dataclass(frozen=True)

@@ -363,8 +363,28 @@ def segment(
     loc = config.localization
     maps = class_maps(analysis, classes, loc.nwc, size)  # (n, H, W)
     standard = standards(maps, loc.rule, loc.percentile)  # (n,)
+    return from_maps(analysis, classes, maps, standard, _levels(maps, loc), config)
+
+
+def from_maps(
+    analysis: Analysis,
+    classes: tuple[int, ...],
+    maps: np.ndarray,
+    standard: np.ndarray,
+    levels: np.ndarray | None,
+    config: SegmentConfig,
+) -> Segmentation:
+    """The :class:`Segmentation` of maps and standards already computed (e.g. cached by a caller).
+
+    Args:
+        analysis: the analysis the maps come from (names, probabilities).
+        classes: the n class indices, in slot order.
+        maps: float32 (n, H, W) from :func:`class_maps`; standard: float (n,) from :func:`standards`.
+        levels: int (n,) from :func:`levels_8bit` (8-bit rule) or ``None`` (float rule).
+        config: the configuration the maps were made for.
+    """
     return Segmentation(
-        labels=label_map(maps, standard, loc.theta, _levels(maps, loc)),
+        labels=label_map(maps, standard, config.localization.theta, levels),
         classes=classes,
         names=tuple(analysis.class_names[c] for c in classes),
         confidences=analysis.probabilities[list(classes)].astype(np.float32),
