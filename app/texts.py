@@ -5,6 +5,9 @@ from __future__ import annotations
 CSS = """
 .caption {font-size: 0.95rem}
 #notice p {color: var(--color-red-600, #dc2626); font-weight: 600}
+@media (max-width: 640px) {  /* phones: each panel full width, stacked, instead of ~120 px side by side */
+  .cam-panel {min-width: 100% !important; flex: 1 1 100% !important}
+}
 """
 
 INTRO = """
