@@ -206,17 +206,22 @@ def build_cache(
     rng = np.random.default_rng(recipe.seed)
     feats: torch.Tensor | None = None  # allocated once the first photo gives the shape: one copy in memory
     teach: torch.Tensor | None = None
-    with eval_mode(model), torch.inference_mode():
-        for i, path in enumerate(tqdm(paths, desc="caching views", unit="photo")):
-            photo = load_stored_image(path, DEFAULT_MAX_PIXELS)  # stored pixel order, as for evaluation
-            views = view_batch(photo, loaded.data_config, rng, recipe, recipe.views).to(device)
-            z = frozen(views)  # (V, C', h', w')
-            logits = model.forward_head(stage(z))  # type: ignore[operator]  # (V, K)
-            if feats is None or teach is None:
-                feats = torch.empty((len(paths), *z.shape), dtype=torch.float16)
-                teach = torch.empty((len(paths), *logits.shape), dtype=torch.float16)
-            feats[i] = z.half().cpu()
-            teach[i] = logits.half().cpu()
+    model.to(memory_format=torch.channels_last)  # ~1.3x faster depthwise convs on CPU; same values to ~1e-6
+    try:
+        with eval_mode(model), torch.inference_mode():
+            for i, path in enumerate(tqdm(paths, desc="caching views", unit="photo")):
+                photo = load_stored_image(path, DEFAULT_MAX_PIXELS)  # stored pixel order, as for evaluation
+                views = view_batch(photo, loaded.data_config, rng, recipe, recipe.views)
+                views = views.to(device, memory_format=torch.channels_last)
+                z = frozen(views)  # (V, C', h', w')
+                logits = model.forward_head(stage(z))  # type: ignore[operator]  # (V, K)
+                if feats is None or teach is None:
+                    feats = torch.empty((len(paths), *z.shape), dtype=torch.float16)
+                    teach = torch.empty((len(paths), *logits.shape), dtype=torch.float16)
+                feats[i] = z.half().cpu()
+                teach[i] = logits.half().cpu()
+    finally:
+        model.to(memory_format=torch.contiguous_format)
     if feats is None or teach is None:
         raise ParameterError("`paths` is empty: no photo to cache")
     return FeatureCache(feats, teach, torch.tensor(list(labels), dtype=torch.int64))
