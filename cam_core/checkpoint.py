@@ -311,8 +311,10 @@ def load_checkpoint(path: str | Path, output_stride: int | None = None, input_si
         output_stride: ``None`` (default) builds the model at the card's ``resolution.output_stride`` (32
             for a card without ``resolution``); 32, 16 or 8 overrides it (same weights; the head is then
             used outside the setting it was trained in).
-        input_size: ``None`` (default) uses the card's ``resolution.input_size`` when the card has one (the
-            model's own otherwise); N overrides it (see :func:`cam_core.resolution.with_input_size`).
+        input_size: ``None`` (default): the card's ``resolution.input_size`` when ``output_stride`` is also
+            ``None`` and the card has a ``resolution``, the model's own (224 for the default) otherwise; N
+            overrides it (see :func:`cam_core.resolution.with_input_size`). So an explicit stride alone never
+            mixes with the card's input size (``load_checkpoint(p, output_stride=32)`` is the 224 / 32 model).
 
     Returns:
         A CAM-exact :class:`LoadedModel` (eval mode, fp32) named after the card's ``name`` (or
@@ -328,11 +330,10 @@ def load_checkpoint(path: str | Path, output_stride: int | None = None, input_si
     card = read_card(path)
     tensors = _load_tensors(path)
     base = card["base_weights"]
-    resolution = card_resolution(card)
-    if output_stride is None:
-        output_stride = resolution["output_stride"]
-    if input_size is None and "resolution" in card:
-        input_size = resolution["input_size"]
+    if output_stride is None:  # the card's resolution as a whole (input size too, when the card names one)
+        output_stride = card_resolution(card)["output_stride"]
+        if input_size is None and "resolution" in card:
+            input_size = card_resolution(card)["input_size"]
     try:
         loaded, info = build_base(base["name"], base.get("pretrained", True), base.get("init_seed", 0), output_stride)
     except CamError as exc:

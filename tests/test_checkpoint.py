@@ -200,6 +200,8 @@ def test_stride_16_card_rebuilds_a_stride_16_model(saved: Path, tmp_path: Path) 
     assert all(torch.equal(params[k].half(), v) for k, v in load_file(str(path)).items())  # same tensors
     override = load_checkpoint(path, output_stride=32, input_size=64)  # explicit arguments win
     assert override.output_stride == 32 and override.data_config.input_size == (64, 64)
+    stride_only = load_checkpoint(path, output_stride=8)  # never the card's size with another stride
+    assert stride_only.output_stride == 8 and stride_only.data_config.input_size == (160, 160)
 
 
 @pytest.mark.parametrize(
