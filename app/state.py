@@ -174,7 +174,9 @@ class ModelCache:
         self._futures: OrderedDict[ModelKey, Future[cam_core.LoadedModel]] = OrderedDict()
         self._failed_at: dict[ModelKey, float] = {}
         self._registered: dict[ModelKey, cam_core.LoadedModel] = {}
-        self._lock = threading.Lock()  # guards the dicts only; never held while a model loads
+        # guards the dicts only; never held while a model loads. Reentrant: a load that fails at once (a stride
+        # the architecture refuses) is done before `add_done_callback`, which then runs `_finished` right there
+        self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-load")
 
     def known(self) -> set[str]:

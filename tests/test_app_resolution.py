@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import threading
 import zipfile
 from pathlib import Path
 
@@ -195,6 +196,7 @@ def test_explain_takes_the_resolution_last(cat: Session) -> None:
 
 
 def test_the_model_cache_is_keyed_by_name_and_stride(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-key futures and failure memory; a load that finishes at once (a refused stride) must not deadlock."""
     calls: list[tuple[str, int]] = []
 
     def fake_load(name: str, output_stride: int) -> object:
@@ -205,16 +207,26 @@ def test_the_model_cache_is_keyed_by_name_and_stride(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(state, "_load", fake_load)
     cache = state.ModelCache()
-    assert cache.get("resnet18", 32) == "resnet18@32" and cache.get("resnet18", 16) == "resnet18@16"
-    assert cache.get("resnet18", 32) == "resnet18@32"
-    for _ in range(2):  # a failure is remembered per key: not retried, and the other strides keep working
-        with pytest.raises(cam_core.ParameterError, match="no stride 8"):
-            cache.get("resnet18", 8)
-    assert calls == [("resnet18", 32), ("resnet18", 16), ("resnet18", 8)]
-    with pytest.raises(cam_core.ParameterError, match="output_stride"):
-        cache.get("resnet18", 12)
-    with pytest.raises(cam_core.UnknownModelError):
-        cache.get("../resnet18", 16)
+
+    def body() -> None:
+        assert cache.get("resnet18", 32) == "resnet18@32" and cache.get("resnet18", 16) == "resnet18@16"
+        assert cache.get("resnet18", 32) == "resnet18@32"
+        for _ in range(2):  # a failure is remembered per key: not retried, and the other strides keep working
+            with pytest.raises(cam_core.ParameterError, match="no stride 8"):
+                cache.get("resnet18", 8)
+        assert calls == [("resnet18", 32), ("resnet18", 16), ("resnet18", 8)]
+        with pytest.raises(cam_core.ParameterError, match="output_stride"):
+            cache.get("resnet18", 12)
+        with pytest.raises(cam_core.UnknownModelError):
+            cache.get("../resnet18", 16)
+        done.append(True)
+
+    done: list[bool] = []
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "ModelCache.get deadlocked on a load that finished at once"
+    assert done == [True]
 
 
 def test_a_registered_model_is_never_rebuilt_at_another_stride(tiny_model: cam_core.LoadedModel) -> None:
