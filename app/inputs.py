@@ -235,8 +235,8 @@ class ResolutionChoice:
 
     @property
     def label(self) -> str:
-        """``"448 px, stride 16 -> 28x28 map (forward x3.7)"``."""
-        return f"{self.resolution.label} (forward x{self.forward_cost:.1f})"
+        """``"448 px, stride 16 -> 28x28 map"`` (:func:`cam_core.resolution_label`)."""
+        return self.resolution.label
 
 
 RESOLUTIONS: tuple[ResolutionChoice, ...] = (
@@ -264,9 +264,17 @@ DEFAULT_RESOLUTION = Resolution(_START.input_size, _START.output_stride)
 
 
 def resolution_choices() -> list[tuple[str, str]]:
-    """The Resolution menu's ``(label, value)`` pairs, e.g. ``("448 px, stride 16 -> 28x28 map (forward x3.7)",
-    "448/16")``."""
+    """The Resolution menu's ``(label, value)`` pairs, e.g. ``("448 px, stride 16 -> 28x28 map", "448/16")``."""
     return [(choice.label, choice.resolution.value) for choice in RESOLUTIONS]
+
+
+def resolution_info() -> str:
+    """The Resolution menu's info line: what N and the stride do, and each choice's measured forward cost."""
+    costs = ", ".join(f"{c.resolution.map_side}x{c.resolution.map_side} x{c.forward_cost:.1f}" for c in RESOLUTIONS)
+    return (
+        "The photo is stretched to N x N px; the map has N / stride cells a side. Forward time vs 224 px "
+        f"(measured): {costs}. Sliders stay instant."
+    )
 
 
 def resolution_choice(value: Any, name: str = "resolution") -> Resolution:

@@ -17,7 +17,7 @@ import gradio as gr
 import cam_core
 from app import evaluation, texts, views
 from app.handlers import EXPORT_TAB, SWIPE_TAB
-from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, EXAMPLES, Controls, resolution_choices
+from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, EXAMPLES, Controls, resolution_choices, resolution_info
 from app.models import model_choices, tap_toggle
 from app.segmentation_tab import SegmentationTab, build_segmentation_tab
 from cam_core import crf
@@ -79,8 +79,8 @@ def build_sidebar() -> Sidebar:
     resolution = gr.Dropdown(
         resolution_choices(),
         value=DEFAULT_RESOLUTION.value,
-        label="Resolution: the photo is stretched to N x N; the map has N / stride cells a side",
-        info="Finer maps cost a slower first analysis (forward time vs 224 px, measured); sliders stay instant.",
+        label="Resolution",
+        info=resolution_info(),
         elem_id="resolution",
     )
     class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
