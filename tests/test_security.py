@@ -200,6 +200,20 @@ def test_explain_refuses_resolutions_it_does_not_offer_over_raw_http(
     assert time.perf_counter() - started < 10  # refused before any forward pass
 
 
+def test_an_explain_call_written_before_the_resolution_parameters_still_works_over_raw_http(
+    http: httpx.Client,
+) -> None:
+    """Issue #13: ``input_size`` / ``output_stride`` were appended with defaults, so the 9 values an older raw
+    caller sends get the default 28 x 28 map; 8 values (a required one missing) are still refused."""
+    kind, payload = call(http, "explain", [{"path": str(CAT)}, MODEL, "", *CONTROLS])
+    assert kind == "complete", payload
+    assert payload[0]["resolution"]["feature_size"] == [28, 28]
+    kind, payload = call(http, "explain", [{"path": str(CAT)}, MODEL, "", *CONTROLS, 224])  # only input_size given
+    assert kind == "error" and "output_stride" in payload, payload  # 224 with the default stride 16: not offered
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", *CONTROLS[:-1]])
+    assert kind == "error", message
+
+
 def test_the_pages_resolution_event_refuses_what_the_menu_does_not_offer(http: httpx.Client, demo: Any) -> None:
     """The menu's own check (Gradio's, a value not among the choices) or ours (``None``) refuses, never a crash."""
     for value in ("1024/16", "448/8", ["448/16"], 448, None, "448/16\x00"):
