@@ -17,7 +17,7 @@ import gradio as gr
 import cam_core
 from app import evaluation, texts, views
 from app.handlers import EXPORT_TAB, SWIPE_TAB
-from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
+from app.inputs import DEFAULT_PRESET, EXAMPLES, MAX_GT_BOXES, Controls
 from app.models import model_choices, tap_toggle
 from app.segmentation_tab import SegmentationTab, build_segmentation_tab
 from cam_core import crf
@@ -64,6 +64,7 @@ class Sidebar:
     status: gr.Markdown
     gt_box: gr.Textbox
     gt_clear: gr.Button
+    gt_add: gr.Checkbox
 
 
 def build_sidebar() -> Sidebar:
@@ -87,12 +88,15 @@ def build_sidebar() -> Sidebar:
     )
     status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
     gt_box = gr.Textbox(
-        label="Ground-truth box (optional): drag on a photo, or type and press Enter",
-        placeholder="x0, y0, x1, y1 in photo pixels",
+        label=f"Ground-truth boxes (optional, up to {MAX_GT_BOXES}): drag on a photo, or type and press Enter",
+        placeholder="x0, y0, x1, y1; x0, y0, x1, y1 (photo pixels)",
+        info="A drag replaces the boxes; Shift+drag (or tick “add boxes”) adds one. IoU: the best-matching box.",
         elem_id="gt-box",
     )
-    gt_clear = gr.Button("Clear the ground-truth box", size="sm", variant="secondary")
-    return Sidebar(image, model, class_pick, class_search, status, gt_box, gt_clear)
+    with gr.Row(equal_height=True):
+        gt_add = gr.Checkbox(False, label="add boxes", info="drags add a box (touch screens)", elem_id="gt-add")
+        gt_clear = gr.Button("Clear the ground-truth boxes", size="sm", variant="secondary")
+    return Sidebar(image, model, class_pick, class_search, status, gt_box, gt_clear, gt_add)
 
 
 @dataclass(frozen=True)

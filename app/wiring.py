@@ -176,11 +176,12 @@ def wire_controls(w: Wiring) -> None:
 
 
 def wire_compare(w: Wiring) -> None:
-    """A box dragged on either panel (see ``app/draw_box.js``) becomes the ground truth."""
+    """A box dragged on either panel (see ``app/draw_box.js``) replaces the ground truth, or joins it (Shift)."""
     draw_now = with_notice(event(handlers.draw_gt, DRAG), len(handlers.DrawnBox._fields))
     drawn = [*outputs(w.page.view_outputs(), handlers.DrawnBox), w.page.notice]
+    sent = [*components(w.page.view_inputs(), DRAG), w.page.sidebar.gt_box]  # the old boxes, for an adding drag
     for panel in (w.page.compare.plain, w.page.compare.ours):
-        panel.select(draw_now, components(w.page.view_inputs(), DRAG), drawn, **w.instant)
+        panel.select(draw_now, sent, drawn, **w.instant)
 
 
 def wire_tabs(w: Wiring) -> None:
