@@ -20,6 +20,7 @@ from gradio.components import Component
 
 from app import analysis_views as av
 from app import evaluation, handlers
+from app.deeplink import after_photo_step, wire_links
 from app.errors import user_errors, with_notice
 from app.inputs import CRF, DRAG, VIEW, Entrance
 from app.layout import Page
@@ -142,7 +143,7 @@ def wire_sidebar(w: Wiring) -> None:
         api_name="on_image",  # the name benchmarks and tests call it by
         **w.heavy,
     )
-    w.render_all(photo)
+    w.render_all(after_photo_step(w, photo))  # a deep link's class and controls first (app/deeplink.py)
     model = side.model.input(  # the user's pick only: a failed load puts the old value back without a new event
         handlers.on_model,
         [side.model, page.session],
@@ -277,5 +278,6 @@ def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "u
         wire_export,
         wire_api,
         wire_segmentation,
+        wire_links,
     ):
         wire(w)
