@@ -21,7 +21,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gradio as gr
 from gradio.context import Context
@@ -35,6 +35,10 @@ from app.layout import COMPARE_TAB, EXAMPLE_FILES, THRESHOLD_SLIDERS
 from app.models import model_choices, tap_toggle
 from app.segmentation import SEG_TAB
 from app.state import Session, get_analysis, image_hash
+
+if TYPE_CHECKING:  # app.wiring imports this module
+    from app.layout import Page
+    from app.wiring import Wiring
 
 LINK_TABS: dict[str, str] = {
     "compare": COMPARE_TAB,
@@ -352,16 +356,17 @@ def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, 
 # ---------------------------------------------------------------- writing the URL (browser only)
 
 
-def writer_js() -> str:
+def writer_js(wait_ms: int = 0) -> str:
     """The browser-only step that writes the page state into the URL and returns the link.
 
     Its inputs are the example name, then each :data:`LINK_KEYS` target (in order, without the example
-    and the tab); the open tab is read from the page (the selected tab button of the first tab list).
+    and the tab); the open tab is read from the page (the selected tab button of the first tab list),
+    ``wait_ms`` after the event (a tab click marks its button a moment after the event fires).
     """
     keys = [key for key, spec in LINK_KEYS.items() if spec.target]
     tabs = {label: key for key, label in LINK_TABS.items()}
     return f"""async (example, ...values) => {{
-  await new Promise((done) => setTimeout(done, 30));  // a tab click updates the tab buttons first
+  if ({int(wait_ms)}) await new Promise((done) => setTimeout(done, {int(wait_ms)}));
   const keys = {json.dumps(keys)}, tabs = {json.dumps(tabs, ensure_ascii=False)};
   const query = new URLSearchParams();
   if (example) query.set("example", example);
@@ -379,12 +384,12 @@ def writer_js() -> str:
 }}"""
 
 
-def link_targets(page: Any) -> dict[str, Any]:
+def link_targets(page: Page) -> dict[str, Any]:
     """The components the link keys restore, by :attr:`LinkKey.target` name."""
     return {"model": page.sidebar.model, "class_pick": page.sidebar.class_pick, **page.controls.by_field()}
 
 
-def wire_links(w: Any) -> None:
+def wire_links(w: Wiring) -> None:
     """Restore the page from its URL on load; write the URL after every change of what it records."""
     page, link = w.page, w.page.sidebar.link
     targets = link_targets(page)
@@ -395,14 +400,16 @@ def wire_links(w: Any) -> None:
     if demo is None:
         raise RuntimeError("wire_links must run inside the gr.Blocks of the page")
     demo.load(restore_event(tab_ids, cam_core.DEFAULT_MODEL), None, restored, api_visibility="private", queue=False)
-    written = [link.example, *(targets[spec.target] for spec in LINK_KEYS.values() if spec.target)]
+    keys = ["example", *(key for key, spec in LINK_KEYS.items() if spec.target)]
+    written = [link.example, *(targets[LINK_KEYS[key].target] for key in keys[1:])]
     script = writer_js()
-    for component in written:
-        component.change(None, written, link.box, js=script)
-    page.tabs.select(None, written, link.box, js=script)
+    for name, component in zip(keys, written, strict=True):
+        update = w.control_updates.get(name)  # a slider's view update: the URL is written after it, never before
+        (update.then if update is not None else component.change)(None, written, link.box, js=script)
+    page.tabs.select(None, written, link.box, js=writer_js(wait_ms=30))
 
 
-def after_photo_step(w: Any, photo: Any) -> Any:
+def after_photo_step(w: Wiring, photo: Any) -> Any:
     """Chain :func:`after_photo` onto a photo event; the views' redraw follows it (see ``wire_sidebar``)."""
     page, link = w.page, w.page.sidebar.link
     targets = link_targets(page)

@@ -89,7 +89,7 @@ def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, 
 
 def test_a_hostile_link_still_loads_and_says_what_it_ignored(browser, app_url: str) -> None:
     page = _open(browser, f"{app_url}?example=..%2F..%2Fetc%2Fpasswd&theta_mas=abc&nwc=false&zzz=%3Cb%3Ex")
-    page.wait_for_function("document.querySelector('#link-notice').innerText.includes('Link')")
+    page.wait_for_function("(document.querySelector('#link-notice')?.innerText || '').includes('Link')")
     notice = page.locator("#link-notice").inner_text()
     assert "example=../../etc/passwd ignored: example must be one of" in notice
     assert "theta_mas=abc ignored: theta_mas must be a number" in notice and "unknown key zzz ignored" in notice
