@@ -208,10 +208,9 @@ def tap_update(model: str, linked: bool | None, notices: list[str]) -> Any:
 
 @dataclass(frozen=True)
 class Pending:
-    """What waits for the linked example's analysis: the class and the control values (by key), the notices."""
+    """What waits for the linked example's analysis: the class and the control values, by key."""
 
     values: dict[str, Any]
-    notices: tuple[str, ...]
 
 
 class Restored(NamedTuple):
@@ -227,13 +226,13 @@ class Restored(NamedTuple):
     controls: tuple[Any, ...]
 
 
-@functools.lru_cache(maxsize=1)
-def example_cache() -> dict[str, str]:
-    """Each bundled example copied into Gradio's upload folder (what a page may show), by file name."""
+def example_copy(name: str) -> str:
+    """A bundled example copied into Gradio's upload folder (where a page may show files from), each time: the
+    copy is reused while it exists, and made again after the upload folder's clean-up removed it."""
     from gradio.processing_utils import save_file_to_cache
     from gradio.utils import get_upload_folder
 
-    return {name: save_file_to_cache(inputs.EXAMPLES / name, get_upload_folder()) for name in EXAMPLE_FILES}
+    return save_file_to_cache(inputs.EXAMPLES / name, get_upload_folder())
 
 
 def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_now: str) -> Restored:
@@ -255,14 +254,14 @@ def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_
     skip = gr.skip()
     if example is not None and values:
         now: dict[str, Any] = {}
-        pending: Any = Pending(values, ())
+        pending: Any = Pending(values)
     else:
         now, pending = values, skip
     if model is not None or "tap" in now:
         now["tap"] = tap_update(model or model_now, now.get("tap"), notices)
     controls = tuple(now.get(key, skip) for key in CONTROL_KEYS)
     return Restored(
-        example_cache()[example] if example is not None else skip,
+        example_copy(example) if example is not None else skip,
         model if model is not None else skip,
         gr.update(selected=tab_ids[tab]) if tab is not None else skip,
         tab if tab is not None else skip,
@@ -314,27 +313,20 @@ def example_name(session: Session | None) -> str:
     return "" if session is None else example_hashes().get(session.image_hash, "")
 
 
-class Applied(NamedTuple):
-    """After each photo: the class picker, what waited (cleared), the photo's example name, the notice, then
-    one value per :data:`CONTROL_KEYS` key and the preset."""
-
-    class_pick: Any
-    link_pending: Any
-    link_example: str
-    link_notice: Any
-    controls: tuple[Any, ...]
-
-
 @user_errors
 def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, ...]:
     """Apply a linked class and controls once their example is analysed; always say which example is shown.
 
     Runs after every photo event (a few ms): without a waiting link it only updates the example name.
+
+    Returns:
+        The class picker, what waited (``None``: cleared), the photo's example name (``""`` for an upload),
+        the link notice, then one value per :data:`CONTROL_KEYS` key and the preset (``gr.skip()`` for "as is").
     """
     skip = gr.skip()
     if not isinstance(pending, Pending):
         return (skip, skip, example_name(session), skip, *(skip,) * (len(CONTROL_KEYS) + 1))
-    values, notices = dict(pending.values), list(pending.notices)
+    values, notices = dict(pending.values), []
     class_pick: Any = skip
     if session is None:
         notices.append("the linked example could not be shown")

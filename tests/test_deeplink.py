@@ -99,7 +99,7 @@ def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> N
     assert Path(restored.image).resolve().is_relative_to(Path(get_upload_folder()).resolve())  # a page may show it
     assert restored.model == "tf_efficientnet_lite0"
     assert restored.tabs == gr.update(selected=TAB_IDS["M+ / M−"]) and restored.open_tab == "M+ / M−"
-    assert restored.link_pending == Pending({"class": 281, "theta_mas": 0.6, "nwc": False}, ())
+    assert restored.link_pending == Pending({"class": 281, "theta_mas": 0.6, "nwc": False})
     assert restored.controls[CONTROL["theta_mas"]] == SKIP and restored.link_notice == SKIP
     assert restored.controls[CONTROL["tap"]]["interactive"] is True  # the linked model's TAP availability
     assert restored.controls[-1] == SKIP  # the preset waits with the thresholds
@@ -116,18 +116,15 @@ def test_restore_without_an_example_sets_the_controls_at_once() -> None:
     assert all(value == SKIP for value in (*empty[:-1], *empty.controls))  # a bare URL changes nothing
 
 
-def test_a_tap_value_the_model_forbids_is_said() -> None:
-    checkpoints = [name for name in deeplink.model_choices() if deeplink.tap_toggle(name[1]).get("value") is True]
+@pytest.mark.parametrize(("model", "linked"), [("resnet50", True), ("lite0_tap_head", False)])
+def test_a_tap_value_the_model_forbids_is_said(model: str, linked: bool) -> None:
+    """resnet50 has no TAP-trained partner (TAP locked off); lite0_tap_head is TAP-trained (locked on)."""
     notices: list[str] = []
-    no_partner = next((v for _, v in deeplink.model_choices() if "value" in deeplink.tap_toggle(v)
-                       and deeplink.tap_toggle(v)["value"] is False), None)  # fmt: skip
-    if no_partner is None and not checkpoints:
-        pytest.skip("every model here has a free TAP toggle")
-    model = no_partner or checkpoints[0][1]
-    forced = deeplink.tap_toggle(model)["value"]
-    update = deeplink.tap_update(model, not forced, notices)
-    assert update["value"] is forced and notices == [f"`tap={str(not forced).lower()}` ignored: "
-                                                     f"{deeplink.tap_toggle(model)['info']}"]  # fmt: skip
+    update = deeplink.tap_update(model, linked, notices)
+    assert update["value"] is (not linked) and update["interactive"] is False
+    assert notices == [f"`tap={str(linked).lower()}` ignored: {deeplink.tap_toggle(model)['info']}"]
+    free = deeplink.tap_update(cam_core.DEFAULT_MODEL, True, notices)  # a TAP partner is shipped: as linked
+    assert free["value"] is True and free["interactive"] is True and len(notices) == 1
 
 
 @pytest.fixture(scope="module")
@@ -136,20 +133,20 @@ def cat() -> Any:
 
 
 def test_after_photo_applies_the_class_and_the_controls(cat: Any) -> None:
-    out = after_photo(Pending({"class": 281, "theta_mas": 0.6, "nwc": False}, ()), cat)
+    out = after_photo(Pending({"class": 281, "theta_mas": 0.6, "nwc": False}), cat)
     class_pick, cleared, example, notice, *controls = out
     assert class_pick["value"] == "281" and ("tabby (7.0 %)", "281") in class_pick["choices"]
     assert cleared is None and example == "cat.jpg" and notice == SKIP
     assert controls[CONTROL["theta_mas"]] == 0.6 and controls[CONTROL["nwc"]] is False and controls[-1] == "custom"
-    by_name = after_photo(Pending({"class": "tabby"}, ()), cat)
+    by_name = after_photo(Pending({"class": "tabby"}), cat)
     assert by_name[0]["value"] == "281"
-    unknown = after_photo(Pending({"class": "unicorn"}, ()), cat)
+    unknown = after_photo(Pending({"class": "unicorn"}), cat)
     assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[3]
-    out_of_range = after_photo(Pending({"class": 5000}, ()), cat)
+    out_of_range = after_photo(Pending({"class": 5000}), cat)
     assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[3]
     idle = after_photo(None, cat)
     assert idle[2] == "cat.jpg" and all(value == SKIP for i, value in enumerate(idle) if i != 2)
-    assert after_photo(Pending({"class": 281}, ()), None)[3].endswith("the linked example could not be shown.")
+    assert after_photo(Pending({"class": 281}), None)[3].endswith("the linked example could not be shown.")
 
 
 def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
