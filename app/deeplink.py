@@ -11,8 +11,10 @@ unknown key is ignored and said in one notice, never an error page. The model an
 once; with an example, the photo is set too (its upload event runs as for a click on the example) and
 the class and the controls wait in a ``gr.State`` until that photo is analysed (:func:`after_photo`).
 
-**Write (browser).** After every change of a linked control a browser-only step (:func:`writer_js`)
-writes the state with ``history.replaceState`` (no reload) and shows the link in a copyable field.
+**Write (browser).** After every change of a linked control (after a slider's view update, never beside
+it) a browser-only step (:func:`writer_js`) writes the state with ``history.replaceState`` (no reload)
+and shows the link in a copyable field. A photo with the pixels of a bundled example is linked as that
+example (:func:`example_name`); any other photo leaves only the settings in the link.
 """
 
 from __future__ import annotations
