@@ -286,8 +286,8 @@ def restore_event(tab_ids: Mapping[str, int], model_now: str) -> Callable[..., t
 
     @user_errors
     def restore_link(request: gr.Request) -> tuple[Any, ...]:
-        params = getattr(request, "query_params", None)
-        pairs = params.multi_items() if hasattr(params, "multi_items") else dict(params or {}).items()
+        params: Any = getattr(request, "query_params", None) or {}  # starlette QueryParams (a multi-dict)
+        pairs = params.multi_items() if hasattr(params, "multi_items") else dict(params).items()
         restored = restore(pairs, tab_ids, model_now)
         return (*restored[:-1], *restored.controls)
 
@@ -388,7 +388,7 @@ def wire_links(w: Wiring) -> None:
     page, link = w.page, w.page.sidebar.link
     targets = link_targets(page)
     controls = [targets[key] for key in CONTROL_KEYS] + [page.controls.preset]
-    tab_ids = {tab.label: tab._id for tab in page.tabs.children}
+    tab_ids = {str(tab.label): tab._id for tab in page.tabs.children if isinstance(tab, gr.Tab)}
     restored = [page.sidebar.image, page.sidebar.model, page.tabs, page.open_tab, link.pending, link.notice, *controls]
     demo = Context.root_block  # the gr.Blocks being built (wiring runs inside it)
     if demo is None:

@@ -224,7 +224,7 @@ def ground_truth_json(plain_box: list[int], ours_box: list[int], gt: np.ndarray)
     boxes = np.asarray(gt).reshape(-1, 4)
     scored: dict[str, Any] = {"boxes": boxes.tolist(), "scoring": GT_SCORING}
     for key, box in (("plain", plain_box), ("ours", ours_box)):
-        ious = cam_core.box_iou(box, boxes)[0]  # (M,): the same IoU the Evaluator takes the max of
+        ious = cam_core.box_iou(np.asarray(box), boxes)[0]  # (M,): the same IoU the Evaluator takes the max of
         best = int(np.argmax(ious))
         scored[f"iou_{key}"] = round(float(ious[best]), 6)
         scored[f"best_box_{key}"] = best
