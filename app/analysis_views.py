@@ -116,7 +116,7 @@ def render_crf(request: ViewRequest, params: CrfParams) -> tuple[str, str]:
         before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
         line = f"**{label}** (threshold {loc.threshold:.3f}): box {before.tolist()} → CRF box {after.tolist()}"
         if request.gt is not None:
-            iou = lambda box: float(cam_core.box_iou(box, request.gt)[0, 0])  # noqa: E731
+            iou = lambda box: float(cam_core.box_iou(box, request.gt).max())  # noqa: E731  (best-matching GT box)
             line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
         lines.append(line + ".")
     lines.append(f"For “{ex.class_name}” with the controls as they were at the click; after moving them, refine again.")

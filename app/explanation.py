@@ -227,9 +227,31 @@ def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
         "box_convention": BOX_CONVENTION,
     }
     if gt is not None:
-        result["ground_truth"] = {
-            "box": gt.tolist(),
-            "iou_plain": round(float(cam_core.box_iou(result["plain"]["box"], gt)[0, 0]), 6),
-            "iou_ours": round(float(cam_core.box_iou(result["ours"]["box"], gt)[0, 0]), 6),
-        }
+        result["ground_truth"] = ground_truth_json(result["plain"]["box"], result["ours"]["box"], gt)
     return result
+
+
+GT_SCORING = "IoU with the best-matching ground-truth box (wsolevaluation's GT-known rule)"
+
+
+def ground_truth_json(plain_box: list[int], ours_box: list[int], gt: np.ndarray) -> dict[str, Any]:
+    """Both boxes scored against several ground-truth boxes, as WSOL does: the IoU with the best-matching one.
+
+    Args:
+        plain_box, ours_box: ``[x0, y0, x1, y1]`` in original pixels, inclusive.
+        gt: int (M, 4) ground-truth boxes (or (4,) for one) in the same pixels.
+
+    Returns:
+        ``boxes`` (all M), ``iou_plain`` / ``iou_ours`` (the best, in ``[0, 1]``), ``best_box_plain`` /
+        ``best_box_ours`` (its position in ``boxes``, the first on ties) and ``ious_plain`` / ``ious_ours``
+        (one per box), rounded to 6 digits.
+    """
+    boxes = np.asarray(gt).reshape(-1, 4)
+    scored: dict[str, Any] = {"boxes": boxes.tolist(), "scoring": GT_SCORING}
+    for key, box in (("plain", plain_box), ("ours", ours_box)):
+        ious = cam_core.box_iou(np.asarray(box), boxes)[0]  # (M,): the same IoU the Evaluator takes the max of
+        best = int(np.argmax(ious))
+        scored[f"iou_{key}"] = round(float(ious[best]), 6)
+        scored[f"best_box_{key}"] = best
+        scored[f"ious_{key}"] = [round(float(v), 6) for v in ious]
+    return scored

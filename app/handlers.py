@@ -292,12 +292,31 @@ def selected_tab(event: gr.SelectData) -> str:
     return str(event.value)[:40]
 
 
+ADD_BOX = "add"
+"""``event.value`` of a drag that adds a box (Shift held, or the "add boxes" checkbox); any other replaces them."""
+
+
 @user_errors
-def draw_gt(request: ViewRequest, event: gr.SelectData) -> DrawnBox:
-    """A box dragged on either panel (``event.index`` = corner fractions): fill the ground-truth field, re-render."""
-    box = inputs.box_from_fractions(event.index, request.need_session().size)
+def draw_gt(request: ViewRequest, gt_text: Any, event: gr.SelectData) -> DrawnBox:
+    """A box dragged on either panel (``event.index`` = corner fractions): fill the ground-truth field, re-render.
+
+    A plain drag replaces the boxes; an adding drag (``event.value == "add"``, see ``app/draw_box.js``) appends
+    the box to those in ``gt_text`` (the field's raw text, checked here), up to :data:`app.inputs.MAX_GT_BOXES`.
+    """
+    size = request.need_session().size
+    box = inputs.box_from_fractions(event.index, size)[None, :]  # (1, 4)
+    if event.value == ADD_BOX:
+        try:
+            before = inputs.parse_boxes(gt_text, size)
+        except cam_core.ParameterError as exc:
+            raise cam_core.ParameterError(
+                f"{exc} Fix or clear the field, or drag without Shift to replace it."
+            ) from exc
+        if before is not None and len(before) >= inputs.MAX_GT_BOXES:
+            raise cam_core.ParameterError(f"At most {inputs.MAX_GT_BOXES} ground-truth boxes: clear some first.")
+        box = box if before is None else np.concatenate([before, box])
     drawn = dataclasses.replace(request, gt=box)
-    return DrawnBox(inputs.format_box(box), *render_localization(drawn))
+    return DrawnBox(inputs.format_boxes(box), *render_localization(drawn))
 
 
 def apply_preset(name: str) -> PresetValues:

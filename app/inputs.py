@@ -14,7 +14,8 @@ inputs with the functions here before using them:
 * **resolutions**: only the offered :data:`RESOLUTIONS` (the menu's ``"448/16"`` values, or ``/explain``'s
   ``input_size`` and ``output_stride`` as one offered pair; see :func:`resolution`);
 * **classes**: empty (top-1), an index in ASCII digits, or a class name (see :func:`class_reference`);
-* **boxes**: ``"x0, y0, x1, y1"`` typed, or a drag's corner fractions, inside the photo (see :func:`parse_box`).
+* **boxes**: ``"x0, y0, x1, y1; x0, y0, x1, y1"`` typed (at most :data:`MAX_GT_BOXES`), or a drag's corner
+  fractions, inside the photo (see :func:`parse_boxes`).
 
 Each message names the parameter (```theta_pas` must be ...``). Errors are the library's typed
 :class:`~cam_core.errors.CamError` subclasses; :func:`app.errors.user_errors` shows them to the user.
@@ -162,29 +163,65 @@ def _show(value: Any) -> str:
 # ---------------------------------------------------------------- ground-truth boxes
 
 
-def parse_box(value: Any, size: tuple[int, int]) -> np.ndarray | None:
-    """``"x0, y0, x1, y1"`` in original pixels -> int64 (4,), or ``None`` for an empty field.
+MAX_GT_BOXES = 20
+"""The most ground-truth boxes one photo takes (typed or drawn)."""
+MAX_GT_CHARS = 40 * MAX_GT_BOXES
+"""The longest ground-truth text: :data:`MAX_GT_BOXES` boxes of four 6-digit numbers fit with room to spare."""
+
+
+def parse_boxes(value: Any, size: tuple[int, int]) -> np.ndarray | None:
+    """``"x0, y0, x1, y1; x0, y0, x1, y1"`` in original pixels -> int64 (M, 4), or ``None`` for an empty field.
+
+    Boxes are separated by ``;`` (or line breaks); empty pieces (a trailing ``;``) are skipped, so today's
+    single-box text ``"x0, y0, x1, y1"`` is one box. Numbers are rounded to whole pixels.
 
     Args:
         value: the ground-truth field's text (``None`` counts as empty).
-        size: ``(H, W)`` of the photo: the box must lie inside it.
+        size: ``(H, W)`` of the photo: every box must lie inside it.
+
+    Returns:
+        int64 (M, 4) inclusive boxes, 1 <= M <= :data:`MAX_GT_BOXES`, in the order given; or ``None``.
 
     Raises:
-        ParameterError: not a short text, not four numbers, corners out of order, or outside the photo.
+        ParameterError: not a text, a NUL, more than :data:`MAX_GT_BOXES` boxes or :data:`MAX_GT_CHARS`
+            characters, or a box that is not four finite numbers with corners in order inside the photo
+            (the message names the box and, with several, its position).
     """
-    box_text = text(value, "ground-truth box")
-    if not box_text.strip():
+    if value is None:
         return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise cam_core.ParameterError("Ground-truth boxes must be a text of numbers `x0, y0, x1, y1; ...`.")
+    if len(value) > MAX_GT_CHARS:  # refused before splitting: a huge text is never split into pieces
+        separators = value.count(";") + value.count("\n")
+        if separators >= MAX_GT_BOXES:
+            raise cam_core.ParameterError(f"At most {MAX_GT_BOXES} ground-truth boxes, got {separators + 1}.")
+        raise cam_core.ParameterError(
+            f"The ground-truth text has {len(value)} characters; the limit is {MAX_GT_CHARS} "
+            f"(up to {MAX_GT_BOXES} boxes `x0, y0, x1, y1`)."
+        )
+    pieces = [piece.strip() for piece in re.split(r"[;\n]", value) if piece.strip()]
+    if not pieces:
+        return None
+    if len(pieces) > MAX_GT_BOXES:
+        raise cam_core.ParameterError(f"At most {MAX_GT_BOXES} ground-truth boxes, got {len(pieces)}: remove some.")
+    boxes = [_one_box(piece, size, f" (box {i + 1} of {len(pieces)})" if len(pieces) > 1 else "")
+             for i, piece in enumerate(pieces)]  # fmt: skip
+    return np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+
+
+def _one_box(piece: str, size: tuple[int, int], where: str) -> list[int]:
+    """One ``"x0, y0, x1, y1"`` piece -> four whole pixels inside the ``(H, W)`` photo, else ``ParameterError``."""
+    named = f"Ground-truth box {shown(piece)!r}{where}"
     try:
-        values = [round(float(v)) for v in box_text.replace(";", ",").split(",")]
+        values = [round(float(v)) for v in piece.split(",")]  # nan -> ValueError, inf -> OverflowError
     except (ValueError, OverflowError) as exc:
-        raise cam_core.ParameterError(f"Ground-truth box {box_text!r}: write four numbers `x0, y0, x1, y1`.") from exc
+        raise cam_core.ParameterError(f"{named}: write four numbers `x0, y0, x1, y1`.") from exc
     if len(values) != 4 or values[2] < values[0] or values[3] < values[1]:
-        raise cam_core.ParameterError(f"Ground-truth box {box_text!r}: need four numbers with x0 <= x1 and y0 <= y1.")
+        raise cam_core.ParameterError(f"{named}: need four numbers `x0, y0, x1, y1` with x0 <= x1 and y0 <= y1.")
     height, width = size
     if values[0] < 0 or values[1] < 0 or values[2] >= width or values[3] >= height:
-        raise cam_core.ParameterError(f"Ground-truth box {box_text!r} leaves the {width}x{height} photo.")
-    return np.asarray(values, dtype=np.int64)
+        raise cam_core.ParameterError(f"{named} leaves the {width}x{height} photo.")
+    return values
 
 
 def box_from_fractions(fractions: Any, size: tuple[int, int]) -> np.ndarray:
@@ -213,8 +250,13 @@ def box_from_fractions(fractions: Any, size: tuple[int, int]) -> np.ndarray:
 
 
 def format_box(box: np.ndarray) -> str:
-    """``"x0, y0, x1, y1"``: the ground-truth field's format (see :func:`parse_box`)."""
+    """``"x0, y0, x1, y1"``: one box in the ground-truth field's format (see :func:`parse_boxes`)."""
     return ", ".join(str(int(v)) for v in box)
+
+
+def format_boxes(boxes: np.ndarray) -> str:
+    """``"x0, y0, x1, y1; x0, y0, x1, y1"``: int (M, 4) boxes as the ground-truth field writes them."""
+    return "; ".join(format_box(box) for box in np.asarray(boxes).reshape(-1, 4))
 
 
 # ---------------------------------------------------------------- analysis resolution
@@ -386,7 +428,8 @@ class ViewRequest:
         session: the browser session's photo (``None`` before the first upload).
         class_ref: the class as given: ``None`` (top-1), an index, or a name (see :func:`class_reference`).
         controls: the sliders and toggles.
-        gt: int64 (4,) ground-truth box in original pixels, inclusive, or ``None``.
+        gt: int64 (M, 4) ground-truth boxes in original pixels, inclusive, 1 <= M <= :data:`MAX_GT_BOXES`,
+            or ``None``; each rule is scored by its IoU with the best-matching one (WSOL's GT-known rule).
     """
 
     session: Session | None
@@ -424,7 +467,7 @@ def view_request(
     """
     controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     reference = class_reference(class_choice)
-    gt = parse_box(gt_text, session.size) if session is not None else None  # no photo: the handler says so
+    gt = parse_boxes(gt_text, session.size) if session is not None else None  # no photo: the handler says so
     return ViewRequest(session, reference, controls, gt)
 
 
@@ -458,8 +501,8 @@ class Entrance(Generic[T]):
 
     Attributes:
         build: the conversion (:func:`view_request`, :func:`crf_params`).
-        omit: trailing parameters with defaults that this event does not send (a drag replaces the
-            ground-truth field, so it does not read the field's old text).
+        omit: trailing parameters with defaults that this event does not convert (a drag replaces the
+            ground-truth field, so the field's old text is not parsed here; an adding drag gets it raw).
     """
 
     build: Callable[..., T]
@@ -474,6 +517,7 @@ class Entrance(Generic[T]):
 VIEW: Entrance[ViewRequest] = Entrance(view_request)
 """Session, class, the six controls, the ground-truth field: every localisation view's inputs."""
 DRAG: Entrance[ViewRequest] = Entrance(view_request, omit=("gt_text",))
-""":data:`VIEW` without the ground-truth field (a dragged box replaces it)."""
+""":data:`VIEW` without the ground-truth field's conversion (a dragged box replaces it, or joins it: see
+:func:`app.handlers.draw_gt`, which gets the field's raw text after these)."""
 CRF: Entrance[CrfParams] = Entrance(crf_params)
 """The six CRF sliders."""

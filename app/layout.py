@@ -17,7 +17,15 @@ import gradio as gr
 import cam_core
 from app import evaluation, texts, views
 from app.handlers import EXPORT_TAB, SWIPE_TAB
-from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, EXAMPLES, Controls, resolution_choices, resolution_info
+from app.inputs import (
+    DEFAULT_PRESET,
+    DEFAULT_RESOLUTION,
+    EXAMPLES,
+    MAX_GT_BOXES,
+    Controls,
+    resolution_choices,
+    resolution_info,
+)
 from app.models import model_choices, tap_toggle
 from app.segmentation_tab import SegmentationTab, build_segmentation_tab
 from cam_core import crf
@@ -54,8 +62,41 @@ def _slider(name: str, value: float) -> gr.Slider:
 
 
 @dataclass(frozen=True)
+class LinkRow:
+    """The deep link (see :mod:`app.deeplink`): the link field, its notice, and two hidden helpers.
+
+    Attributes:
+        box: the link to this view, written by the browser (copy button).
+        notice: what a link's restore ignored.
+        example: hidden: the bundled example the photo is (``""`` for an upload), for the link.
+        pending: ``gr.State`` of what a link restores once its example is analysed.
+    """
+
+    box: gr.Textbox
+    notice: gr.Markdown
+    example: gr.Textbox
+    pending: gr.State
+
+
+def build_link_row() -> LinkRow:
+    """The "link to this view" field: filled by the browser from the page state."""
+    box = gr.Textbox(
+        label="Link to this view",
+        info="Restores an example photo, the model, class, sliders, toggles and tab. Uploaded photos are not "
+        "linkable: the link then keeps only the settings.",
+        interactive=False,
+        max_lines=3,
+        buttons=["copy"],
+        elem_id="link",
+    )
+    notice = gr.Markdown(elem_id="link-notice")
+    example = gr.Textbox("", visible=False, elem_id="link-example")
+    return LinkRow(box, notice, example, gr.State(None))
+
+
+@dataclass(frozen=True)
 class Sidebar:
-    """The left column: photo, model, resolution, class, ground truth, status."""
+    """The left column: photo, model, resolution, class, ground truth, status, deep link."""
 
     image: gr.Image
     model: gr.Dropdown
@@ -65,10 +106,13 @@ class Sidebar:
     status: gr.Markdown
     gt_box: gr.Textbox
     gt_clear: gr.Button
+    gt_add: gr.Checkbox
+    link: LinkRow
 
 
 def build_sidebar() -> Sidebar:
-    """Photo upload with examples, model and resolution menus, class picker and search, ground-truth field."""
+    """Photo upload with examples, model and resolution menus, class picker and search, ground-truth field,
+    deep link."""
     image = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240)
     gr.Examples(
         [[str(EXAMPLES / name)] for name in EXAMPLE_FILES],
@@ -95,12 +139,16 @@ def build_sidebar() -> Sidebar:
     )
     status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
     gt_box = gr.Textbox(
-        label="Ground-truth box (optional): drag on a photo, or type and press Enter",
-        placeholder="x0, y0, x1, y1 in photo pixels",
+        label=f"Ground-truth boxes (optional, up to {MAX_GT_BOXES}): drag on a photo, or type and press Enter",
+        placeholder="x0, y0, x1, y1; x0, y0, x1, y1 (photo pixels)",
+        info="A drag replaces the boxes; Shift+drag (or tick “add boxes”) adds one. IoU: the best-matching box.",
         elem_id="gt-box",
     )
-    gt_clear = gr.Button("Clear the ground-truth box", size="sm", variant="secondary")
-    return Sidebar(image, model, resolution, class_pick, class_search, status, gt_box, gt_clear)
+    with gr.Row(equal_height=True):
+        gt_add = gr.Checkbox(False, label="add boxes", info="drags add a box (touch screens)", elem_id="gt-add")
+        gt_clear = gr.Button("Clear the ground-truth boxes", size="sm", variant="secondary")
+    link = build_link_row()
+    return Sidebar(image, model, resolution, class_pick, class_search, status, gt_box, gt_clear, gt_add, link)
 
 
 @dataclass(frozen=True)

@@ -76,12 +76,29 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     ]
     lines.append(gain_loss_line(ex))
     if "ground_truth" in payload:
-        gt = payload["ground_truth"]
-        lines.append(
-            f"**Ground truth (gold)**: IoU plain {gt['iou_plain']:.2f}, {name} {gt['iou_ours']:.2f}, in the photo's "
-            "own pixels (the Evaluate tab stretches photos to the network input, so its IoUs differ)."
-        )
+        lines.append(ground_truth_line(payload["ground_truth"], name))
     return "\n\n".join(lines)
+
+
+def ground_truth_line(gt: dict[str, Any], name: str) -> str:
+    """The caption's ground-truth line: each rule's IoU with its best-matching gold box ("best of N boxes")."""
+    count = len(gt["boxes"])
+    if count == 1:
+        head, plain, ours = "**Ground truth (gold)**", f"{gt['iou_plain']:.2f}", f"{gt['iou_ours']:.2f}"
+    else:
+        head = f"**Ground truth (gold), best of {count} boxes**"
+        plain = f"{gt['iou_plain']:.2f} (with GT{gt['best_box_plain'] + 1})"
+        ours = f"{gt['iou_ours']:.2f} (with GT{gt['best_box_ours'] + 1})"
+    return (
+        f"{head}: IoU plain {plain}, {name} {ours}, in the photo's own pixels (the Evaluate tab stretches photos "
+        "to the network input, so its IoUs differ)."
+    )
+
+
+def gt_labels(gt: np.ndarray | None) -> list[str]:
+    """The gold boxes' labels: ``GT`` for one box, ``GT1``, ``GT2``, ... for several (the caption's names)."""
+    count = 0 if gt is None else len(np.asarray(gt).reshape(-1, 4))
+    return ["GT"] if count == 1 else [f"GT{i + 1}" for i in range(count)]
 
 
 def gain_loss_line(ex: Explanation) -> str:
@@ -132,12 +149,20 @@ def _tap_story(ex: Explanation) -> list[str]:
 # ---------------------------------------------------------------- burnt-in pictures
 
 
+def _gt_on_screen(ex: Explanation, gt: np.ndarray | None) -> np.ndarray:
+    """int64 (M, 4) ground-truth boxes in display pixels ((0, 4) for none)."""
+    if gt is None:
+        return np.zeros((0, 4), dtype=np.int64)
+    return cam_core.scale_boxes(np.asarray(gt).reshape(-1, 4), ex.size, ex.display)
+
+
 def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
-    """One panel (``"plain"`` or ``"ours"``) as RGB uint8 (h, w, 3): heatmap overlay, boxes drawn in."""
+    """One panel (``"plain"`` or ``"ours"``) as RGB uint8 (h, w, 3): heatmap overlay, boxes drawn in
+    (``gt``: int (M, 4) ground-truth boxes in original pixels, or ``None``)."""
     loc = ex.plain if which == "plain" else ex.ours
     picture = render.overlay(ex.photo, loc.heatmap)
-    if gt is not None:
-        render.draw_box(picture, ex.to_display(gt), render.GT_COLOUR, "GT")
+    for box, label in zip(_gt_on_screen(ex, gt), gt_labels(gt), strict=True):
+        render.draw_box(picture, box, render.GT_COLOUR, label)
     colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
     return render.draw_box(picture, loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name)
 
@@ -246,9 +271,9 @@ class LocalizationViews(NamedTuple):
 
 
 def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationViews:
-    """The live views of ``ex`` (``gt``: int64 (4,) in original pixels, or ``None``)."""
+    """The live views of ``ex`` (``gt``: int64 (M, 4) ground-truth boxes in original pixels, or ``None``)."""
     cached = statics(ex)
-    gt_boxes = [] if gt is None else [(ex.to_display(gt), render.GT_COLOUR, "GT")]
+    gt_boxes = [(box, render.GT_COLOUR, label) for box, label in zip(_gt_on_screen(ex, gt), gt_labels(gt), strict=True)]
     name, target = ex.controls.name, ex.class_name
     payload = explanation_json(ex, gt)
     masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]

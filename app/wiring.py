@@ -20,6 +20,7 @@ from gradio.components import Component
 
 from app import analysis_views as av
 from app import evaluation, handlers
+from app.deeplink import after_photo_step, wire_links
 from app.errors import user_errors, with_notice
 from app.inputs import CRF, DRAG, VIEW, Entrance
 from app.layout import Page
@@ -143,7 +144,7 @@ def wire_sidebar(w: Wiring) -> None:
         api_name="on_image",  # the name benchmarks and tests call it by
         **w.heavy,
     )
-    w.render_all(photo)
+    w.render_all(after_photo_step(w, photo))  # a deep link's class and controls first (app/deeplink.py)
     model = side.model.input(  # the user's pick only: a failed load puts the old value back without a new event
         handlers.on_model,
         [side.model, page.session, side.resolution],
@@ -194,11 +195,12 @@ def wire_controls(w: Wiring) -> None:
 
 
 def wire_compare(w: Wiring) -> None:
-    """A box dragged on either panel (see ``app/draw_box.js``) becomes the ground truth."""
+    """A box dragged on either panel (see ``app/draw_box.js``) replaces the ground truth, or joins it (Shift)."""
     draw_now = with_notice(event(handlers.draw_gt, DRAG), len(handlers.DrawnBox._fields))
     drawn = [*outputs(w.page.view_outputs(), handlers.DrawnBox), w.page.notice]
+    sent = [*components(w.page.view_inputs(), DRAG), w.page.sidebar.gt_box]  # the old boxes, for an adding drag
     for panel in (w.page.compare.plain, w.page.compare.ours):
-        panel.select(draw_now, components(w.page.view_inputs(), DRAG), drawn, **w.instant)
+        panel.select(draw_now, sent, drawn, **w.instant)
 
 
 def wire_tabs(w: Wiring) -> None:
@@ -296,5 +298,6 @@ def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "u
         wire_export,
         wire_api,
         wire_segmentation,
+        wire_links,
     ):
         wire(w)

@@ -188,13 +188,13 @@ def test_box_from_fractions_hand_computed() -> None:
 
 
 def test_drawn_box_fills_the_field_and_scores_both_rules(cat_session: Session) -> None:
-    drag = gr.SelectData(None, {"index": [0.0, 0.0, 1.0, 1.0], "value": "ground-truth box"})
-    drawn = handlers.draw_gt(request(cat_session, "285"), drag)
+    drag = gr.SelectData(None, {"index": [0.0, 0.0, 1.0, 1.0], "value": "replace"})
+    drawn = handlers.draw_gt(request(cat_session, "285"), "5, 5, 9, 9", drag)  # a plain drag replaces the field
     assert drawn.gt_text == "0, 0, 450, 299"
     typed = handlers.render_localization(request(cat_session, "285", gt="0, 0, 450, 299"))
     assert drawn.payload == typed.payload and "**Ground truth (gold)**: IoU plain" in drawn.caption
     with pytest.raises(gr.Error, match="x0 < x1"):
-        handlers.draw_gt(request(cat_session, "285"), gr.SelectData(None, {"index": [1, 0, 0, 1], "value": ""}))
+        handlers.draw_gt(request(cat_session, "285"), "", gr.SelectData(None, {"index": [1, 0, 0, 1], "value": ""}))
 
 
 def test_unqueued_events_report_errors_inline(cat_session: Session) -> None:

@@ -193,4 +193,4 @@ def test_a_large_photos_boxes_are_in_its_own_pixels(uploads: Path) -> None:
     views = handlers.render_localization(
         view_request(session, "", 0.2, 0.35, 90, False, True, True, "100, 100, 2800, 2100")
     )
-    assert views.payload["ground_truth"]["box"] == [100, 100, 2800, 2100]  # the real box is not "outside"
+    assert views.payload["ground_truth"]["boxes"] == [[100, 100, 2800, 2100]]  # the real box is not "outside"

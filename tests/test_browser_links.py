@@ -1,0 +1,144 @@
+"""Issue #14 items 5 and 6 in Debian's Chromium: several ground-truth boxes drawn, and a deep link restored."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.test_app_server import ROOT, load_app_module
+from tests.test_browser import ARGS, CHROMIUM
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+THETA_MAS = "number input for θ for MaS: threshold = θ · max"
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    demo = load_app_module().demo
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1500, "height": 1150})
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    return page
+
+
+def _shot(page, name: str, tmp_path: Path) -> Path:
+    path = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _query(page) -> dict[str, list[str]]:
+    return parse_qs(urlparse(page.url).query)
+
+
+def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, app_url: str, tmp_path: Path) -> None:
+    link = "example=cat.jpg&class=281&theta_mas=0.6&nwc=false&tab=swipe&input_size=336&output_stride=16"
+    page = _open(browser, f"{app_url}?{link}")
+    page.wait_for_function("document.querySelectorAll('#swipe img').length === 2")  # the swipe tab, drawn
+    page.wait_for_function("document.querySelector('#caption').innerText.includes('θ·max = 0.60')")
+    page.wait_for_function("document.querySelector('#caption').innerText.includes('336 px, stride 16 -> 21x21 map')")
+    assert page.locator("#resolution input").input_value() == "336 px, stride 16 -> 21x21 map"
+    assert page.get_by_role("tab", name="Swipe").get_attribute("aria-selected") == "true"
+    assert page.get_by_label(THETA_MAS).input_value() == "0.6"
+    assert not page.locator("#nwc input[type=checkbox]").is_checked()
+    assert page.locator("#pas input[type=checkbox]").is_checked()  # not in the link: the default
+    page.wait_for_function("document.querySelector('#class-pick input[value=\"281\"]').checked")
+    assert "tabby" in page.locator("#plain-panel figcaption").inner_text()  # the panels explain the linked class
+    assert "NWC off" in page.locator("#caption").inner_text()
+    assert page.locator("#link-notice").inner_text().strip() == ""
+    page.wait_for_function("location.search.includes('example=cat.jpg')")
+    query = _query(page)
+    assert query["class"] == ["281"] and query["theta_mas"] == ["0.6"] and query["nwc"] == ["false"]
+    assert query["tab"] == ["swipe"] and query["input_size"] == ["336"] and query["output_stride"] == ["16"]
+    assert page.locator("#link textarea").input_value() == page.url  # the copyable link is the URL
+    shot = _shot(page, "app_deep_link.png", tmp_path)
+    assert shot.stat().st_size > 50_000
+
+    page.get_by_role("tab", name="Plain vs improved").click()
+    page.wait_for_function("!location.search.includes('tab=')")  # the main tab is the default
+    number = page.get_by_label(THETA_MAS)
+    number.fill("0.3")
+    number.press("Enter")
+    page.wait_for_function("location.search.includes('theta_mas=0.3')")  # written without a reload
+    assert _query(page)["example"] == ["cat.jpg"] and _query(page)["class"] == ["281"]
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+def test_a_hostile_link_still_loads_and_says_what_it_ignored(browser, app_url: str) -> None:
+    page = _open(browser, f"{app_url}?example=..%2F..%2Fetc%2Fpasswd&theta_mas=abc&nwc=false&zzz=%3Cb%3Ex")
+    page.wait_for_function("(document.querySelector('#link-notice')?.innerText || '').includes('Link')")
+    notice = page.locator("#link-notice").inner_text()
+    assert "example=../../etc/passwd ignored: example must be one of" in notice
+    assert "theta_mas=abc ignored: theta_mas must be a number" in notice and "unknown key zzz ignored" in notice
+    page.wait_for_function("!document.querySelector('#nwc input[type=checkbox]').checked")  # the good value holds
+    assert page.get_by_label(THETA_MAS).input_value() == "0.2"  # the bad one is ignored
+    assert page.locator(".toast-body").count() == 0
+
+
+def _drag(page, panel: str, start: tuple[float, float], end: tuple[float, float], shift: bool = False) -> None:
+    page.locator(f"#{panel} .cam-stack").first.scroll_into_view_if_needed()  # mouse positions are in the viewport
+    stack = page.locator(f"#{panel} .cam-stack").first.bounding_box()
+    assert stack is not None
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.move(stack["x"] + start[0] * stack["width"], stack["y"] + start[1] * stack["height"])
+    page.mouse.down()
+    page.mouse.move(stack["x"] + end[0] * stack["width"], stack["y"] + end[1] * stack["height"], steps=4)
+    page.mouse.up()
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def test_several_ground_truth_boxes_on_the_coins(browser, app_url: str, tmp_path: Path) -> None:
+    page = _open(browser, app_url)
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "coins.jpg"))
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+    field = page.locator("#gt-box textarea, #gt-box input").first
+    _drag(page, "plain-panel", (0.05, 0.05), (0.35, 0.45))
+    page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 2")
+    _drag(page, "ours-panel", (0.55, 0.5), (0.95, 0.95), shift=True)  # Shift adds a second box
+    page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 3")
+    assert field.input_value().count(";") == 1
+    page.wait_for_function("document.querySelector('#caption').innerText.includes('best of 2 boxes')")
+    for panel in ("plain-panel", "ours-panel"):  # both gold boxes on both panels
+        assert page.locator(f"#{panel} text", has_text="GT1").count() == 1
+        assert page.locator(f"#{panel} text", has_text="GT2").count() == 1
+    _shot(page, "app_two_ground_truth_boxes.png", tmp_path)
+
+    page.locator("#gt-add input[type=checkbox]").check()  # touch screens: the checkbox instead of Shift
+    _drag(page, "plain-panel", (0.6, 0.05), (0.9, 0.3))
+    page.wait_for_function("document.querySelector('#caption').innerText.includes('best of 3 boxes')")
+    page.locator("#gt-add input[type=checkbox]").uncheck()
+    _drag(page, "plain-panel", (0.1, 0.6), (0.3, 0.9))  # a plain drag replaces them all
+    page.wait_for_function("document.querySelectorAll('#plain-panel rect.box').length === 2")
+    assert ";" not in field.input_value()
+
+    field.fill("; ".join(["1, 1, 5, 5"] * 21))
+    field.press("Enter")
+    page.wait_for_function("document.querySelector('#notice').innerText.includes('At most 20 ground-truth boxes')")

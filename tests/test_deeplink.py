@@ -1,0 +1,228 @@
+"""Issue #14 item 6: deep links. The query is parsed with the app's input checks; bad values become a notice."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import httpx
+import pytest
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+import cam_core
+from app import deeplink, handlers, layout
+from app.deeplink import LINK_KEYS, LINK_TABS, Pending, after_photo, parse_query, restore
+from app.inputs import EXAMPLES
+from tests.test_app_server import load_app_module
+
+SKIP = gr.skip()
+TAB_IDS = {label: i for i, label in enumerate(LINK_TABS.values())}
+CONTROL = {key: i for i, key in enumerate(deeplink.CONTROL_KEYS)}
+
+
+def pairs(query: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(query, keep_blank_values=True)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_good_keys_are_read_with_their_types() -> None:
+    state = parse_query(pairs(
+        "example=cat.jpg&model=tf_efficientnet_lite0&class=281&theta_mas=0.6&theta_pas=0.4&percentile=95"
+        "&tap=FALSE&nwc=false&pas=true&tab=swipe"
+    ))  # fmt: skip
+    assert state.notices == ()
+    assert state.values == {"example": "cat.jpg", "model": "tf_efficientnet_lite0", "class": 281, "theta_mas": 0.6,
+                            "theta_pas": 0.4, "percentile": 95.0, "tap": False, "nwc": False, "pas": True,
+                            "tab": handlers.SWIPE_TAB}  # fmt: skip
+    assert parse_query(pairs("class=tabby")).values == {"class": "tabby"}  # a name, resolved after the photo
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("theta_mas=abc", "`theta_mas=abc` ignored: `theta_mas` must be a number in [0, 1], got 'abc'"),
+        ("theta_mas=1.5", "`theta_mas` must be a number in [0, 1], got 1.5"),
+        ("theta_pas=nan", "`theta_pas` must be a number in [0, 1], got nan"),
+        ("theta_pas=1e999", "`theta_pas` must be a number in [0, 1], got inf"),
+        ("percentile=30", "`percentile` must be a number in [50, 100]"),  # the slider's range, not only (0, 100]
+        ("percentile=" + "9" * 40, "`percentile` must be a number in [50, 100]"),
+        ("tap=yes", "`tap` must be true or false, got 'yes'"),
+        ("nwc=1", "`nwc` must be true or false, got '1'"),
+        ("model=../../etc/passwd", "`model` must be one of"),
+        ("model=resnet50.a1_in1k%2F..", "`model` must be one of"),
+        ("example=../../etc/passwd", "`example` must be one of ['cat.jpg'"),
+        ("example=notes.png", "`example` must be one of"),
+        ("class=", "`class` is empty"),
+        ("tab=api", "`tab` must be one of ['compare'"),
+        ("theta_mas=0.5%00", "`theta_mas` must be a text of at most 100 characters"),
+        ("model=" + "x" * 10**5, "`model` must be a text of at most 100 characters"),
+    ],
+)
+def test_each_bad_value_is_ignored_with_a_notice(query: str, message: str) -> None:
+    state = parse_query(pairs(query))
+    assert state.values == {}
+    (notice,) = state.notices
+    assert message in notice and len(notice) < 400, notice
+
+
+def test_unknown_repeated_and_too_many_keys() -> None:
+    state = parse_query(pairs("theta=0.6&zzz=1&theta_mas=0.3&theta_mas=0.9&view=api&__theme=dark"))
+    assert state.values == {"theta_mas": 0.3}  # the first of a repeated key; Gradio's own keys pass silently
+    assert state.notices == (
+        "`theta_mas` was given twice: the first value is used",
+        f"unknown keys `theta`, `zzz` ignored (known: {', '.join(LINK_KEYS)})",
+    )
+    many = parse_query([("nwc", "false")] + [(f"k{i}", "1") for i in range(100)])
+    assert many.values == {"nwc": False} and "only the first 40 query parameters were read" in many.notices
+    hostile = parse_query([("nwc\x00", "true"), (5, "x"), ("pas", None), ("tab", "<script>alert(1)</script>")])
+    assert hostile.values == {} and "\x00" not in " ".join(hostile.notices)
+    text = deeplink.notice_text(hostile.notices)
+    assert text.startswith("⚠️ **Link:** `tab=<script>alert(1)</script>` ignored: `tab` must be one of")
+    assert "; unknown key `nwc\\x00` ignored" in text and text.endswith(".")
+
+
+# ---------------------------------------------------------------- restoring
+
+
+def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> None:
+    query = "example=coins.jpg&class=281&theta_mas=0.6&nwc=false&tab=weights&model=tf_efficientnet_lite0"
+    restored = restore(pairs(query), TAB_IDS, cam_core.DEFAULT_MODEL)
+    assert Path(restored.image).read_bytes() == (EXAMPLES / "coins.jpg").read_bytes()
+    assert Path(restored.image).resolve().is_relative_to(Path(get_upload_folder()).resolve())  # a page may show it
+    assert restored.model == "tf_efficientnet_lite0"
+    assert restored.tabs == gr.update(selected=TAB_IDS["M+ / M−"]) and restored.open_tab == "M+ / M−"
+    assert restored.link_pending == Pending({"class": 281, "theta_mas": 0.6, "nwc": False})
+    assert restored.controls[CONTROL["theta_mas"]] == SKIP and restored.link_notice == SKIP
+    assert restored.controls[CONTROL["tap"]]["interactive"] is True  # the linked model's TAP availability
+    assert restored.controls[-1] == SKIP  # the preset waits with the thresholds
+
+
+def test_restore_without_an_example_sets_the_controls_at_once() -> None:
+    restored = restore(pairs("theta_mas=0.6&tap=true&class=281"), TAB_IDS, cam_core.DEFAULT_MODEL)
+    assert restored.image == SKIP and restored.link_pending == SKIP and restored.tabs == SKIP
+    assert restored.controls[CONTROL["theta_mas"]] == 0.6 and restored.controls[-1] == "custom"
+    toggle = deeplink.tap_toggle(cam_core.DEFAULT_MODEL, deeplink.DEFAULT_AT)
+    assert restored.controls[CONTROL["tap"]] == gr.update(**{**toggle, "value": True})
+    assert "`class` ignored: it needs an `example` photo (uploaded photos are not linkable)" in restored.link_notice
+    empty = restore([], TAB_IDS, cam_core.DEFAULT_MODEL)
+    assert all(value == SKIP for value in (*empty[:-1], *empty.controls))  # a bare URL changes nothing
+
+
+def test_the_resolution_is_linked_as_explains_input_size_and_output_stride() -> None:
+    """Issue #13 x #14: the pair sets the Resolution menu at once (before the photo's forward pass); one key alone
+    keeps the default's other half; a pair the menu does not offer, or a value outside it, is said and dropped."""
+    assert parse_query(pairs("input_size=336&output_stride=16")).values == {"input_size": 336, "output_stride": 16}
+    restored = restore(pairs("example=cat.jpg&input_size=224&output_stride=32"), TAB_IDS, cam_core.DEFAULT_MODEL)
+    assert restored.resolution == "224/32" and restored.controls[-1] == "custom"  # not the default preset's
+    assert restore(pairs("input_size=512"), TAB_IDS, cam_core.DEFAULT_MODEL).resolution == "512/16"
+    unoffered = restore(pairs("input_size=224&output_stride=16"), TAB_IDS, cam_core.DEFAULT_MODEL)
+    assert unoffered.resolution == SKIP
+    assert "`input_size=224&output_stride=16` ignored: `input_size` 224 with `output_stride` 16 is not offered" in (
+        unoffered.link_notice
+    )
+    for query, message in [("input_size=1000", "`input_size` must be one of [224, 336, 448, 512], got '1000'"),
+                           ("output_stride=8", "`output_stride` must be one of [16, 32], got '8'"),
+                           ("input_size=%EF%BC%94%EF%BC%94%EF%BC%98", "`input_size` must be one of")]:  # fmt: skip
+        state = parse_query(pairs(query))
+        assert state.values == {} and message in state.notices[0], (query, state.notices)
+    default = restore(pairs("input_size=448&output_stride=16"), TAB_IDS, cam_core.DEFAULT_MODEL)
+    assert default.resolution == "448/16" and default.controls[-1] == SKIP
+
+
+@pytest.mark.parametrize(("model", "linked"), [("resnet50", True), ("lite0_tap_head", False)])
+def test_a_tap_value_the_model_forbids_is_said(model: str, linked: bool) -> None:
+    """resnet50 has no TAP-trained partner (TAP locked off); lite0_tap_head is TAP-trained (locked on)."""
+    notices: list[str] = []
+    update = deeplink.tap_update(model, linked, notices, deeplink.DEFAULT_AT)
+    assert update["value"] is (not linked) and update["interactive"] is False
+    assert notices == [
+        f"`tap={str(linked).lower()}` ignored: {deeplink.tap_toggle(model, deeplink.DEFAULT_AT)['info']}"
+    ]
+    free = deeplink.tap_update(cam_core.DEFAULT_MODEL, True, notices, deeplink.DEFAULT_AT)  # a TAP partner: as linked
+    assert free["value"] is True and free["interactive"] is True and len(notices) == 1
+
+
+@pytest.fixture(scope="module")
+def cat() -> Any:
+    return handlers.on_image({"path": str(EXAMPLES / "cat.jpg")}, cam_core.DEFAULT_MODEL)[0]
+
+
+def test_after_photo_applies_the_class_and_the_controls(cat: Any) -> None:
+    out = after_photo(Pending({"class": 281, "theta_mas": 0.6, "nwc": False}), cat)
+    class_pick, cleared, example, notice, *controls = out
+    assert class_pick["value"] == "281" and ("tabby (5.3 %)", "281") in class_pick["choices"]  # at 448 / 16
+    assert cleared is None and example == "cat.jpg" and notice == SKIP
+    assert controls[CONTROL["theta_mas"]] == 0.6 and controls[CONTROL["nwc"]] is False and controls[-1] == "custom"
+    by_name = after_photo(Pending({"class": "tabby"}), cat)
+    assert by_name[0]["value"] == "281"
+    unknown = after_photo(Pending({"class": "unicorn"}), cat)
+    assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[3]
+    out_of_range = after_photo(Pending({"class": 5000}), cat)
+    assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[3]
+    idle = after_photo(None, cat)
+    assert idle[2] == "cat.jpg" and all(value == SKIP for i, value in enumerate(idle) if i != 2)
+    assert after_photo(Pending({"class": 281}), None)[3].endswith("the linked example could not be shown.")
+
+
+def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
+    for name in layout.EXAMPLE_FILES:
+        session = handlers.on_image({"path": str(EXAMPLES / name)}, cam_core.DEFAULT_MODEL)[0]
+        assert deeplink.example_name(session) == name
+    edited = uploads / "cat.jpg"  # the same name, other pixels: an upload, not the example
+    Image.open(EXAMPLES / "cat.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(edited)
+    session = handlers.on_image({"path": str(edited)}, cam_core.DEFAULT_MODEL)[0]
+    assert deeplink.example_name(session) == "" and deeplink.example_name(None) == ""
+
+
+# ---------------------------------------------------------------- the page
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Any]:
+    demo = load_app_module().demo
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+def test_every_linked_tab_and_target_is_on_the_page(demo: Any) -> None:
+    config = demo.get_config_file()
+    labels = {c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"}
+    assert set(LINK_TABS.values()) <= labels
+    assert LINK_TABS["compare"] == layout.COMPARE_TAB
+    with gr.Blocks():
+        page = layout.build_page()
+    targets = deeplink.link_targets(page)
+    assert {spec.target for spec in LINK_KEYS.values() if spec.target} <= set(targets)
+
+
+HOSTILE = [
+    "theta_mas=abc&nwc=maybe&example=..%2F..%2Fetc%2Fpasswd",
+    "model=%00&class=%3Cscript%3Ealert(1)%3C%2Fscript%3E&tab=%F0%9F%92%A3",
+    "percentile=1e999&theta_pas=-0&" + "&".join(f"k{i}=v" for i in range(200)),
+    "example=" + "a" * 20_000,
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_the_page_with_a_hostile_query_still_loads(demo: Any, query: str) -> None:
+    with httpx.Client(base_url=demo.local_url, timeout=60) as client:
+        page = client.get(f"/?{query}")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        config = demo.get_config_file()
+        load = next(i for i, d in enumerate(config["dependencies"]) if [t[1] for t in d["targets"]] == ["load"])
+        body = {"data": [], "fn_index": load, "session_hash": os.urandom(8).hex()}
+        restored = client.post(f"/gradio_api/run/predict?{query}", json=body)  # what the page's load event sends
+        assert restored.status_code == 200, restored.text[:300]
+        notice = restored.json()["data"][deeplink.Restored._fields.index("link_notice")]
+        assert notice.startswith("⚠️ **Link:**") and "Internal error" not in notice and len(notice) < 2000
