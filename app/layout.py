@@ -199,7 +199,7 @@ class WeightsTab:
 
 def build_weights_tab() -> WeightsTab:
     """The M+ / M- decomposition and the signed map they make."""
-    image = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"]}
+    image: dict[str, Any] = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"]}
     with gr.Tab("M+ / M−"):
         with gr.Row():
             signed = gr.Image(label="M = M+ − M− (signed, logits)", elem_id="signed-map", **image)
