@@ -136,6 +136,9 @@ def colour_controls_html() -> str:
         'to right,#000,#fff);filter:url(#cam-colormap)"></span> high</span><label style="white-space:nowrap">'
         f'Heatmap opacity <input class="cam-opacity" type="range" min="0" max="1" step="0.05" value="{opacity}" '
         f'aria-label="heatmap opacity" style="vertical-align:middle"/> <output>{opacity:.2f}</output></label>'
+        f'<span style="opacity:0.7" title="The swipe view and the downloads are drawn on the server with '
+        f'{render.DEFAULT_COLOUR_MAP} at opacity {opacity:g}.">(this page only; swipe, zip: '
+        f"{render.DEFAULT_COLOUR_MAP})</span>"
         '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><filter id="cam-colormap" '
         f'color-interpolation-filters="sRGB"><feComponentTransfer>{funcs}</feComponentTransfer></filter></svg></div>'
     )
