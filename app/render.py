@@ -1,6 +1,8 @@
-"""Pixel primitives for the app: colour maps, overlays, boxes, masks; numpy and OpenCV only.
+"""Pixel primitives for the app: colour maps, overlays, boxes and their labels, masks; numpy and OpenCV only.
 
-Everything here takes and returns RGB uint8 ``(H, W, 3)`` arrays and has no side effect at import.
+Pictures here are RGB uint8 ``(H, W, 3)`` arrays (grey levels ``(H, W)``); nothing happens at import but
+reading matplotlib's colour tables. :func:`place_labels` decides where box labels go, for the SVG panels
+(:mod:`app.html_views`) and for the burnt-in pictures alike.
 Plots are in :mod:`app.plots`, files in :mod:`app.files`, and what changes with a slider is drawn by
 :mod:`app.html_views` over cached pictures.
 """
