@@ -3,6 +3,7 @@
 Pictures here are RGB uint8 ``(H, W, 3)`` arrays (grey levels ``(H, W)``); nothing happens at import but
 reading matplotlib's colour tables. :func:`place_labels` decides where box labels go, for the SVG panels
 (:mod:`app.html_views`) and for the burnt-in pictures alike.
+
 Plots are in :mod:`app.plots`, files in :mod:`app.files`, and what changes with a slider is drawn by
 :mod:`app.html_views` over cached pictures.
 """
