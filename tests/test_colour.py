@@ -184,3 +184,29 @@ def test_the_panels_draw_labels_where_placed(cat_session: Session) -> None:
     boxes = [np.array([int(v) for v in b.split(",")]) for b in re.findall(r'data-box="([0-9,]+)"', out.plain)]
     assert len(rects) == len(boxes) == 2 and ">GT</text>" in out.plain
     _check(boxes, rects, (300, 451), max(3.0, 451 / 150) + 2)
+
+
+def test_burnt_in_labels_sit_where_placed() -> None:
+    """The zip / swipe pictures: each label's tag is drawn inside the rectangle :func:`place_labels` gave it."""
+    picture = np.full((300, 451, 3), 255, np.uint8)
+    boxes = [(np.array([0, 0, 450, 299]), render.PLAIN_COLOUR, "CAM, MaS"), (np.array([200, 20, 230, 60]),
+             render.GT_COLOUR, "GT")]  # fmt: skip
+    render.draw_labelled_boxes(picture, boxes)
+    for (_, colour, _), rect in zip(boxes, _placed(picture, boxes), strict=True):
+        x0, y0, x1, y1 = (int(v) for v in rect)
+        tag = picture[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].reshape(-1, 3).astype(int)
+        assert (tag.sum(axis=1) == 0).mean() > 0.4  # the black tag
+        assert (np.abs(tag - colour).sum(axis=1) < 60).sum() > 10  # the text in the box's colour
+    assert _placed(picture, boxes)[1][1] > 60  # the small box's label below it (no room above)
+
+
+def _placed(picture: np.ndarray, boxes: list[tuple[np.ndarray, render.Colour, str]]) -> list[render.Rect]:
+    """The rectangles :func:`render.draw_labelled_boxes` uses (same sizes, same placement)."""
+    import cv2
+
+    scale = max(0.55, max(picture.shape[:2]) / 800)
+    sizes = []
+    for _, _, label in boxes:
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+        sizes.append((tw + 8.0, th + base + 6.0))
+    return render.place_labels([b for b, _, _ in boxes], sizes, picture.shape[:2], render.box_thickness(picture) + 2)
