@@ -44,7 +44,9 @@ JET = COLOUR_MAPS["jet"]
 DIVERGING = colour_table("RdBu_r", 255)
 """Signed maps: uint8 (255, 3), blue (negative) - white - red (positive); entry 127 is 0, exactly neutral."""
 SIGNED_OPACITY = 0.85
-"""Opacity of the signed map's colour at ``|M| = scale``; it falls linearly to 0 (the photo alone) at M = 0."""
+"""Opacity of the signed map's colour at ``|M| = scale``; it falls as ``sqrt(|M| / scale)`` to 0 (the photo
+alone) at M = 0: a square root, so a class whose map is a quarter of the photo's scale still shows at half
+opacity. The colour itself is linear in M; the colour bar is drawn with the same rule."""
 
 
 def display_size(height: int, width: int, side: int = DISPLAY_SIDE) -> tuple[int, int]:
@@ -89,14 +91,14 @@ def signed_overlay(image: np.ndarray, signed: np.ndarray, scale: float) -> np.nd
         scale: the ``|value|`` drawn fully saturated (> 0); larger values are clipped to it.
 
     Returns:
-        RGB uint8 (H, W, 3): ``(1 - a) · grey + a · DIVERGING[v]`` with ``a = SIGNED_OPACITY · |v| / scale``.
+        RGB uint8 (H, W, 3): ``(1 - a) · grey + a · DIVERGING[v]`` with ``a = SIGNED_OPACITY · sqrt(|v| / scale)``.
     """
     if not scale > 0:
         raise ValueError(f"`scale` must be > 0, got {scale}")
     fraction = np.clip(signed / scale, -1.0, 1.0)  # (H, W) in [-1, 1]
     colour = DIVERGING[np.rint(fraction * 127 + 127).astype(np.intp)].astype(np.float32)  # (H, W, 3)
     grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB).astype(np.float32)
-    alpha = (SIGNED_OPACITY * np.abs(fraction))[:, :, None]  # (H, W, 1)
+    alpha = (SIGNED_OPACITY * np.sqrt(np.abs(fraction)))[:, :, None]  # (H, W, 1)
     return np.rint((1 - alpha) * grey + alpha * colour).astype(np.uint8)
 
 

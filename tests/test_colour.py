@@ -90,6 +90,9 @@ def test_signed_overlay_is_the_photo_at_zero_and_hand_computed_elsewhere() -> No
     np.testing.assert_array_equal(out[0, 1], [90, 3, 29])
     # beyond -scale: clipped to the blue end, 0.15 · 18 + 0.85 · (5, 48, 97) = (6.95, 43.5, 85.15)
     np.testing.assert_array_equal(out[0, 2], [7, 44, 85])
+    # a quarter of the scale: entry 127 + 127 / 4 = 158.75 -> 159, opacity 0.85 · sqrt(1 / 4) = 0.425
+    quarter = render.signed_overlay(photo[:, 1:2], np.array([[0.5]]), 2.0)[0, 0]
+    np.testing.assert_array_equal(quarter, np.rint(0.575 * 18 + 0.425 * render.DIVERGING[159].astype(float)))
     with pytest.raises(ValueError, match="scale"):
         render.signed_overlay(photo, np.zeros((1, 3)), 0.0)
 
