@@ -132,12 +132,12 @@ def colour_controls_html() -> str:
         '<div class="cam-colour-controls" style="display:flex;flex-wrap:wrap;align-items:center;gap:6px 18px;'
         'font-size:0.85rem"><label>Colour map <select class="cam-colour-map" aria-label="colour map">'
         f'{options}</select></label><span style="white-space:nowrap">low <span class="cam-ramp" style="display:'
-        "inline-block;width:140px;height:12px;vertical-align:middle;border-radius:2px;background:linear-gradient("
+        "inline-block;width:90px;height:12px;vertical-align:middle;border-radius:2px;background:linear-gradient("
         'to right,#000,#fff);filter:url(#cam-colormap)"></span> high</span><label style="white-space:nowrap">'
-        f'Heatmap opacity <input class="cam-opacity" type="range" min="0" max="1" step="0.05" value="{opacity}" '
+        f'Opacity <input class="cam-opacity" type="range" min="0" max="1" step="0.05" value="{opacity}" '
         f'aria-label="heatmap opacity" style="vertical-align:middle"/> <output>{opacity:.2f}</output></label>'
         f'<span style="opacity:0.7" title="The swipe view and the downloads are drawn on the server with '
-        f'{render.DEFAULT_COLOUR_MAP} at opacity {opacity:g}.">(this page only; swipe, zip: '
+        f'{render.DEFAULT_COLOUR_MAP} at opacity {opacity:g}.">(swipe, zip: '
         f"{render.DEFAULT_COLOUR_MAP})</span>"
         '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><filter id="cam-colormap" '
         f'color-interpolation-filters="sRGB"><feComponentTransfer>{funcs}</feComponentTransfer></filter></svg></div>'
