@@ -32,6 +32,9 @@ MAX_CONCURRENT_UPLOADS = 4
 UPLOAD_WAIT_S = 30.0
 UPLOAD_BUDGET_BYTES = int(float(os.environ.get("CAM_UPLOAD_BUDGET_MB", "512")) * 2**20)
 UPLOAD_MAX_AGE_S = int(os.environ.get("CAM_UPLOAD_MAX_AGE_S", "3600"))
+OPTIONAL_TRAILING_INPUTS = {"explain": 2}
+"""Public endpoints whose last N inputs were added after release (``/explain``: ``input_size``,
+``output_stride``): a raw-HTTP call that omits them gets the components' defaults, as gradio_client fills them."""
 
 
 class _TooLargeError(Exception):
@@ -150,3 +153,12 @@ class ExplainerBlocks(gr.Blocks):
         if self.delete_cache is None:
             self.delete_cache = (min(600, UPLOAD_MAX_AGE_S), UPLOAD_MAX_AGE_S)
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
+
+    def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+        """Fill the omitted trailing inputs of :data:`OPTIONAL_TRAILING_INPUTS` with their components' values
+        (in place: Gradio reads ``inputs`` after this check), then let Gradio count them."""
+        optional = OPTIONAL_TRAILING_INPUTS.get(block_fn.api_name or "", 0)
+        missing = block_fn.inputs[len(inputs) :]
+        if 0 < len(missing) <= optional:
+            inputs.extend(component.value for component in missing)
+        super().validate_inputs(block_fn, inputs)

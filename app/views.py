@@ -63,6 +63,7 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
     lines = [
+        resolution_line(ex),
         f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
         f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
         f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
@@ -95,11 +96,26 @@ def gain_loss_line(ex: Explanation) -> str:
     )
 
 
+def resolution_line(ex: Explanation) -> str:
+    """``Analysed at 448 px, stride 16 -> 28x28 map``: the resolution both panels were analysed at."""
+    a = ex.plain_analysis
+    height, width = a.input_size
+    return (
+        f"**Analysed at {a.resolution}** (the photo stretched to {width} x {height} px; one map cell covers "
+        f"{a.output_stride} x {a.output_stride} of those pixels: the Resolution control sets both)."
+    )
+
+
 def weights_note(ex: Explanation, which: str) -> str:
-    """Which weights a panel's map is made of, and the pooling they were trained with."""
-    analysis, pooling = (ex.plain_analysis, ex.trained_with[0]) if which == "plain" else (
-        ex.ours_analysis, ex.trained_with[1])  # fmt: skip
-    return f"weights of {analysis.model_name}, trained with {pooling}"
+    """Which weights a panel's map is made of, the pooling they were trained with and, for a shipped checkpoint,
+    the resolution it was trained at (the chosen one, or the nearest trained)."""
+    analysis, pooling, trained = (ex.plain_analysis, ex.trained_with[0], ex.trained_at[0]) if which == "plain" else (
+        ex.ours_analysis, ex.trained_with[1], ex.trained_at[1])  # fmt: skip
+    note = f"weights of {analysis.model_name}, trained with {pooling}"
+    if trained is None:
+        return note
+    note += f" at {trained.input_size} px, stride {trained.output_stride}"
+    return note if trained == ex.resolution else f"{note} (the nearest trained head to this resolution)"
 
 
 def _tap_story(ex: Explanation) -> list[str]:

@@ -98,7 +98,7 @@ def test_signed_overlay_is_the_photo_at_zero_and_hand_computed_elsewhere() -> No
 
 
 def test_signed_view_prints_the_logit_and_one_scale_per_photo(cat_session: Session) -> None:
-    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
     signed, _, pos, neg, _, caption = av.render_weights(cat_session, "285", "shared")
     numbers = re.search(
         r"grid = (-?[\d.]+), plus the bias b = ([+-][\d.]+), gives (-?[\d.]+); the model's logit for "
@@ -136,7 +136,9 @@ def test_signed_colour_bar_shows_the_colours_centred_at_zero(cat_session: Sessio
 
 
 def test_a_tap_pooled_model_says_its_logit_is_not_the_mean(cat_session: Session) -> None:
-    analysis = replace(ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash), pooling="tap", tap_tau=0.1)
+    analysis = replace(
+        ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash), pooling="tap", tap_tau=0.1
+    )
     caption = weights_view.weights_views(cat_session.display, analysis, 285, True).caption
     assert "pools with TAP (τ = 0.1)" in caption and "is not mean(M) + b" in caption
 
