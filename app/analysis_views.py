@@ -11,9 +11,9 @@ import gradio as gr
 import numpy as np
 
 import cam_core
-from app import files, html_views, inputs, plots, render, views
+from app import files, html_views, inputs, plots, render, views, weights_view
 from app.errors import user_errors
-from app.explanation import explain_request, resolve_class, short_name
+from app.explanation import explain_request, resolve_class
 from app.inputs import ViewRequest
 from app.models import tap_partner
 from app.state import Session, get_analysis
@@ -24,24 +24,17 @@ from cam_core.tap import channel_stats
 
 @user_errors
 def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str | None, ...]:
-    """Positive-only and negative-only weight maps on one shared colour scale (or per map); empty without a photo."""
+    """The signed map in logit units, M+ and M- over the photo, their colour bars and caption
+    (:mod:`app.weights_view`); empty without a photo. ``scale``: M+ and M- ``"shared"`` or ``"per map"``."""
     if session is None:
-        return None, None, None, ""
+        return None, None, None, None, None, ""
     analysis = get_analysis(session, session.model)
     c = resolve_class(class_choice, analysis)
-    display = session.size_on_screen
-    positive = np.clip(cam_core.upsample(analysis.cam(c, "positive"), display), 0, None)
-    negative = np.clip(cam_core.upsample(analysis.cam(c, "negative"), display), 0, None)
     shared = inputs.choice(scale, "scale", ("shared", "per map")) == "shared"
-    pos_rgb, neg_rgb, bar = plots.signed_pair(positive, negative, shared=shared)
-    weights = analysis.class_weights[c]
-    caption = (
-        f"Class **{short_name(analysis.class_names[c])}**: **{int((weights < 0).sum())}** of {weights.size} weights "
-        f"are negative. Peak of M+ = {positive.max():.2f}, peak of M- = {negative.max():.2f}; mean M+ = "
-        f"{positive.mean():.2f}, mean M- = {negative.mean():.2f}. Plain CAM = M+ − M-; NWC keeps only M+."
-        + ("" if shared else " **Per-map scale: the two colours are not comparable.**")
-    )
-    return files.save_jpeg(pos_rgb), files.save_jpeg(neg_rgb), files.save_png(bar), caption
+    out = weights_view.weights_views(session.display, analysis, c, shared)
+    pictures = (files.save_jpeg(out.signed), files.save_png(out.signed_bar), files.save_jpeg(out.positive),
+                files.save_jpeg(out.negative), files.save_png(out.bar))  # fmt: skip
+    return (*pictures, out.caption)
 
 
 @user_errors

@@ -77,9 +77,11 @@ def new_path(suffix: str, keep: bool = False) -> str:
 
 
 def save_png(image: np.ndarray, keep: bool = False) -> str:
-    """Write RGB uint8 (H, W, 3) as a fast-compressed PNG (for plots); return its path (see :func:`new_path`)."""
+    """Write RGB uint8 (H, W, 3) or grey uint8 (H, W) as a fast-compressed PNG (plots, heatmap levels);
+    return its path (see :func:`new_path`)."""
     path = new_path(".png", keep)
-    cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(path, pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return path
 
 
@@ -91,7 +93,7 @@ def save_jpeg(image: np.ndarray, keep: bool = False) -> str:
 
 
 def static_url(image: np.ndarray, kind: str = "jpeg") -> str:
-    """Write RGB uint8 (H, W, 3) as a kept picture; return the relative URL Gradio serves it at."""
+    """Write RGB uint8 (H, W, 3) (or grey (H, W), as PNG) as a kept picture; return the URL Gradio serves it at."""
     path = save_jpeg(image, keep=True) if kind == "jpeg" else save_png(image, keep=True)
     return f"gradio_api/file={path}"
 

@@ -4,6 +4,13 @@ A slider move changes only boxes, threshold lines and binary masks. The heatmap 
 histogram plot stay the same, so they are written once per (photo, class, variant) as files served by
 Gradio, and each update sends a few hundred bytes of SVG plus two small mask PNGs inline. The browser
 keeps the big pictures cached: an update costs one Gradio round trip, not a round of image downloads.
+
+The heatmaps are coloured in the browser: a panel stacks the photo, the normalised map as an 8-bit grey
+PNG, and the SVG. The grey layer goes through the page's one SVG filter ``#cam-colormap`` (a
+``feComponentTransfer`` table per channel: the chosen colour map's 256 entries) at the opacity of the CSS
+variable ``--cam-opacity``. :func:`colour_controls_html` holds that filter and the controls that rewrite it
+(``app/colormap.js``), so a colour-map or opacity change costs no request, and it survives every panel
+update: the panels only name the filter and the variable.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from app import render
 from app.histogram import HistogramBase, Line
 from app.render import Colour
 from cam_core.boxes import largest_box
@@ -26,24 +34,52 @@ _STACK = 'style="position:relative;line-height:0"'
 _BASE = 'style="width:100%;height:auto;display:block;border-radius:4px"'
 _OVER = 'style="position:absolute;left:0;top:0;width:100%;height:100%"'
 _DRAWABLE = 'style="position:relative;line-height:0;cursor:crosshair;touch-action:none;user-select:none"'
+_HEAT = (
+    'style="position:absolute;left:0;top:0;width:100%;height:100%;filter:url(#cam-colormap);'
+    f'opacity:var(--cam-opacity,{render.DEFAULT_OPACITY})"'
+)
+COLOUR_MAP_LABELS = {
+    "inferno": "inferno (perceptually uniform)",
+    "viridis": "viridis (perceptually uniform)",
+    "jet": "jet (as in many papers)",
+}
 
 
 def _css(colour: Colour) -> str:
     return f"rgb({colour[0]},{colour[1]},{colour[2]})"
 
 
-def box_svg(box: np.ndarray, colour: Colour, label: str, stroke: float) -> str:
-    """An inclusive ``(x0, y0, x1, y1)`` box with a label at its bottom-left, as SVG in picture pixels."""
+def box_svg(box: np.ndarray, colour: Colour, stroke: float) -> str:
+    """An inclusive ``(x0, y0, x1, y1)`` box as SVG in picture pixels, black-outlined."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    font = max(12.0, 4.5 * stroke)
-    text_y = max(font + 2, y1 - stroke - 4)
     return (
         f'<rect x="{x0}" y="{y0}" width="{x1 - x0 + 1}" height="{y1 - y0 + 1}" fill="none" stroke="black" '
         f'stroke-width="{stroke + 2}"/><rect class="box" data-box="{int(x0)},{int(y0)},{int(x1)},{int(y1)}" '
         f'x="{x0}" y="{y0}" width="{x1 - x0 + 1}" height="{y1 - y0 + 1}" fill="none" stroke="{_css(colour)}" '
-        f'stroke-width="{stroke}"/><text x="{x0 + stroke + 3}" y="{text_y}" font-size="{font}" font-weight="bold" '
-        f'fill="{_css(colour)}" stroke="black" stroke-width="3" paint-order="stroke">{html.escape(label)}</text>'
+        f'stroke-width="{stroke}"/>'
     )
+
+
+def label_size(label: str, font: float) -> tuple[float, float]:
+    """``(width, height)`` of a label's tag: the text is stretched to exactly this (``textLength``)."""
+    return 0.62 * font * len(label) + 8, font + 6
+
+
+def boxes_svg(boxes: list[tuple[np.ndarray, Colour, str]], size: tuple[int, int], stroke: float) -> str:
+    """Boxes, then their labels as tags placed by :func:`app.render.place_labels` (off every edge, apart)."""
+    font = max(12.0, 4.5 * stroke)
+    sizes = [label_size(label, font) for _, _, label in boxes]
+    rects = render.place_labels([box for box, _, _ in boxes], sizes, size, stroke + 2)
+    svg = "".join(box_svg(box, colour, stroke) for box, colour, _ in boxes)
+    for (_, colour, label), (x0, y0, x1, y1) in zip(boxes, rects, strict=True):
+        svg += (
+            f'<g class="box-label" data-rect="{x0:.1f},{y0:.1f},{x1:.1f},{y1:.1f}"><rect x="{x0:.1f}" y="{y0:.1f}" '
+            f'width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" rx="3" fill="black" fill-opacity="0.75"/>'
+            f'<text x="{x0 + 4:.1f}" y="{(y0 + y1) / 2:.1f}" dominant-baseline="central" font-size="{font}" '
+            f'font-weight="bold" font-family="sans-serif" textLength="{x1 - x0 - 8:.1f}" '
+            f'lengthAdjust="spacingAndGlyphs" fill="{_css(colour)}">{html.escape(label)}</text></g>'
+        )
+    return svg
 
 
 def figure(
@@ -64,11 +100,48 @@ def figure(
     )
 
 
-def panel_html(title: str, url: str, size: tuple[int, int], boxes: list[tuple[np.ndarray, Colour, str]]) -> str:
-    """Heatmap overlay (static file) with its boxes drawn as SVG; a ground-truth box can be dragged on it."""
+def panel_html(
+    title: str, photo_url: str, heat_url: str, size: tuple[int, int], boxes: list[tuple[np.ndarray, Colour, str]]
+) -> str:
+    """Photo, heatmap levels coloured in the browser (both static files) and labelled boxes as SVG.
+
+    ``heat_url``: the normalised map as an 8-bit grey PNG, drawn through ``#cam-colormap`` at
+    ``--cam-opacity`` (see the module docstring). A ground-truth box can be dragged on the panel.
+    """
     stroke = max(3.0, max(size) / 150)
-    svg = "".join(box_svg(box, colour, label, stroke) for box, colour, label in boxes)
-    return figure(title, url, size, svg, f"{title}: heatmap with boxes", drawable=True)
+    heat = f'<img class="cam-heat" src="{heat_url}" alt="" draggable="false" {_HEAT}/>'
+    return figure(title, photo_url, size, boxes_svg(boxes, size, stroke), f"{title}: heatmap with boxes", heat, True)
+
+
+def colour_controls_html() -> str:
+    """The colour-map menu and opacity slider (plain HTML: they act in the browser only), a ramp of the
+    map in use, and the SVG filter ``#cam-colormap`` they rewrite (``app/colormap.js``)."""
+
+    def table(channel: np.ndarray) -> str:
+        return " ".join(f"{v / 255:.4f}".rstrip("0").rstrip(".") or "0" for v in channel)
+
+    options = "".join(
+        f'<option value="{name}" data-r="{table(lut[:, 0])}" data-g="{table(lut[:, 1])}" data-b="{table(lut[:, 2])}"'
+        f"{' selected' if name == render.DEFAULT_COLOUR_MAP else ''}>{html.escape(COLOUR_MAP_LABELS[name])}</option>"
+        for name, lut in render.COLOUR_MAPS.items()
+    )
+    start = render.COLOUR_MAPS[render.DEFAULT_COLOUR_MAP]
+    funcs = "".join(f'<feFunc{c} type="table" tableValues="{table(start[:, i])}"/>' for i, c in enumerate("RGB"))
+    opacity = render.DEFAULT_OPACITY
+    return (
+        '<div class="cam-colour-controls" style="display:flex;flex-wrap:wrap;align-items:center;gap:6px 18px;'
+        'font-size:0.85rem"><label>Colour map <select class="cam-colour-map" aria-label="colour map">'
+        f'{options}</select></label><span style="white-space:nowrap">low <span class="cam-ramp" style="display:'
+        "inline-block;width:90px;height:12px;vertical-align:middle;border-radius:2px;background:linear-gradient("
+        'to right,#000,#fff);filter:url(#cam-colormap)"></span> high</span><label style="white-space:nowrap">'
+        f'Opacity <input class="cam-opacity" type="range" min="0" max="1" step="0.05" value="{opacity}" '
+        f'aria-label="heatmap opacity" style="vertical-align:middle"/> <output>{opacity:.2f}</output></label>'
+        f'<span style="opacity:0.7" title="The swipe view and the downloads are drawn on the server with '
+        f'{render.DEFAULT_COLOUR_MAP} at opacity {opacity:g}.">(swipe, zip: '
+        f"{render.DEFAULT_COLOUR_MAP})</span>"
+        '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><filter id="cam-colormap" '
+        f'color-interpolation-filters="sRGB"><feComponentTransfer>{funcs}</feComponentTransfer></filter></svg></div>'
+    )
 
 
 def _legend(entries: list[tuple[Colour, str, str]]) -> str:
@@ -133,7 +206,7 @@ def gain_loss_cell(
     """One masks cell: what the improved rule adds to plain CAM's foreground and what it drops, with both boxes."""
     height, width = size
     stroke = max(3.0, max(size) / 150)
-    svg = "".join(box_svg(box, colour, "", stroke) for box, colour in boxes)
+    svg = "".join(box_svg(box, colour, stroke) for box, colour in boxes)
     gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
     return (
         f'<div class="cam-mask cam-gain-loss" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" '
@@ -160,7 +233,7 @@ def masks_html(
         f'alt="{html.escape(title)}" {_OVER}/>'
         + (
             f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>'
-            f"{box_svg(largest_box(mask), colour, '', stroke)}</svg>"
+            f"{box_svg(largest_box(mask), colour, stroke)}</svg>"
             if boxes
             else ""
         )

@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 import cam_core
-from app import evaluation, texts, views
+from app import evaluation, html_views, texts, views
 from app.handlers import EXPORT_TAB, SWIPE_TAB
 from app.inputs import (
     DEFAULT_PRESET,
@@ -36,6 +36,7 @@ EXAMPLES_LABEL = (  # in EXAMPLE_FILES' order, one label per photo
     "coins (several objects), astronaut (no ImageNet class fits)"
 )
 DRAW_BOX_JS = Path(__file__).with_name("draw_box.js").read_text(encoding="utf-8")  # drag a ground-truth box
+COLOUR_MAP_JS = Path(__file__).with_name("colormap.js").read_text(encoding="utf-8")  # colour map, opacity: browser only
 COMPARE_TAB = "Plain vs improved"
 
 # name: (minimum, maximum, step, label); the values come from Controls() and the preset
@@ -194,8 +195,10 @@ def build_controls() -> ControlsPanel:
 
 @dataclass(frozen=True)
 class CompareTab:
-    """Plain vs improved: both panels (a box can be dragged on either), caption, histogram, masks."""
+    """Plain vs improved: colour controls (browser only), both panels (a box can be dragged on either),
+    caption, histogram, masks."""
 
+    colours: gr.HTML
     plain: gr.HTML
     ours: gr.HTML
     caption: gr.Markdown
@@ -206,6 +209,7 @@ class CompareTab:
 def build_compare_tab() -> CompareTab:
     """The main tab."""
     with gr.Tab(COMPARE_TAB):
+        colours = gr.HTML(html_views.colour_controls_html(), js_on_load=COLOUR_MAP_JS, elem_id="colour-controls")
         with gr.Row():
             plain = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
             ours = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
@@ -213,7 +217,7 @@ def build_compare_tab() -> CompareTab:
         with gr.Row():
             histogram = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
             masks = gr.HTML(elem_id="masks", elem_classes="cam-panel")
-    return CompareTab(plain, ours, caption, histogram, masks)
+    return CompareTab(colours, plain, ours, caption, histogram, masks)
 
 
 @dataclass(frozen=True)
@@ -233,25 +237,36 @@ def build_swipe_tab() -> SwipeTab:
 
 @dataclass(frozen=True)
 class WeightsTab:
-    """M+ and M- on one colour scale (or per map)."""
+    """The signed CAM in logit units, and M+ and M- over the photo on one colour scale (or per map)."""
 
     scale: gr.Radio
+    signed: gr.Image
+    signed_bar: gr.Image
     positive: gr.Image
     negative: gr.Image
     colourbar: gr.Image
     caption: gr.Markdown
 
+    @property
+    def outputs(self) -> list[Any]:
+        """The components :func:`app.analysis_views.render_weights` fills, in its result's order."""
+        return [self.signed, self.signed_bar, self.positive, self.negative, self.colourbar, self.caption]
+
 
 def build_weights_tab() -> WeightsTab:
-    """The M+ / M- decomposition."""
+    """The M+ / M- decomposition and the signed map they make."""
+    image: dict[str, Any] = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"]}
     with gr.Tab("M+ / M−"):
-        scale = gr.Radio(["shared", "per map"], value="shared", label="Colour scale")
         with gr.Row():
-            positive = gr.Image(label="M+ = Σ max(W, 0) · F (what NWC keeps)", format="png", interactive=False)
-            negative = gr.Image(label="M− = Σ max(−W, 0) · F (what NWC drops)", format="png", interactive=False)
-        colourbar = gr.Image(label="Colour scale", format="png", interactive=False, height=110)
+            signed = gr.Image(label="M = M+ − M− (signed, logits)", elem_id="signed-map", **image)
+            positive = gr.Image(label="M+ = Σ max(W, 0)·F: NWC keeps", elem_id="positive-map", **image)
+            negative = gr.Image(label="M− = Σ max(−W, 0)·F: NWC drops", elem_id="negative-map", **image)
+        with gr.Row(equal_height=True):
+            signed_bar = gr.Image(label="Signed scale (logits)", height=110, elem_id="signed-bar", **image)
+            colourbar = gr.Image(label="M+ / M− scale", height=110, elem_id="weights-bar", **image)
+            scale = gr.Radio(["shared", "per map"], value="shared", label="M+ / M− colour scale", min_width=160)
         caption = gr.Markdown(elem_classes="caption", elem_id="weights-caption")
-    return WeightsTab(scale, positive, negative, colourbar, caption)
+    return WeightsTab(scale, signed, signed_bar, positive, negative, colourbar, caption)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Plots drawn with matplotlib: M+ / M- colour bar, histogram base, P1 scatter, evaluation curves.
+"""Plots drawn with matplotlib: colour bars, histogram base, P1 scatter, evaluation curves.
 
 Each plot is a :class:`matplotlib.figure.Figure` on its own Agg canvas, so importing this module sets no
 backend and touches no global pyplot state. Drawing is still serialised (:func:`plotting`): parts of
@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-from app.render import DIVERGING, colorize
 
 if TYPE_CHECKING:
     from cam_core.evaluate import EvaluationResult
@@ -49,29 +47,24 @@ def _to_array(canvas: FigureCanvasAgg) -> np.ndarray:
 
 
 @plotting
-def signed_pair(positive: np.ndarray, negative: np.ndarray, shared: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Colour M+ and M- (float (H, W), >= 0) on one shared scale, or each on its own.
+def colour_bar(strip: np.ndarray, low: float, high: float, label: str) -> np.ndarray:
+    """A horizontal colour bar: the colours of ``strip`` (uint8 (N, 3), low to high) over ``[low, high]``.
 
     Returns:
-        ``(positive_rgb, negative_rgb, colourbar_rgb)``; the colour bar is labelled with the shared
-        range (or with "per-map max" when not shared).
+        RGB uint8 (110, 400, 3): the strip with ticks in the map's units and ``label`` under it (a tick at 0
+        when the range spans it).
     """
-    top_pos = float(positive.max()) or 1.0
-    top_neg = float(negative.max()) or 1.0
-    top = max(top_pos, top_neg) if shared else None
-    pos = colorize(positive / (top or top_pos), DIVERGING)
-    neg = colorize(negative / (top or top_neg), DIVERGING)
-    figure, canvas = _figure(6.0, 1.1)
+    figure, canvas = _figure(4.0, 1.1)
     # fixed margins: tight_layout squeezed the strip to zero height in so short a figure (a bare axis, no colours)
-    figure.subplots_adjust(left=0.04, right=0.96, top=0.92, bottom=0.55)
+    figure.subplots_adjust(left=0.06, right=0.94, top=0.92, bottom=0.5)
     axis = figure.add_subplot()
-    strip = DIVERGING[None, :, :]  # (1, 256, 3): the very colour table the two maps are drawn with
-    axis.imshow(strip, aspect="auto", extent=(0, top or 1.0, 0, 1), interpolation="nearest")
+    axis.imshow(strip[None, :, :], aspect="auto", extent=(low, high, 0, 1), interpolation="nearest")
+    if low < 0 < high:
+        axis.set_xticks([low, low / 2, 0.0, high / 2, high])
+        axis.axvline(0.0, color="black", lw=0.8)
     axis.set_yticks([])
-    axis.set_xlabel(
-        "activation (same units for M+ and M-)" if shared else "fraction of each map's own max (NOT comparable)"
-    )
-    return pos, neg, _to_array(canvas)
+    axis.set_xlabel(label)
+    return _to_array(canvas)
 
 
 @plotting

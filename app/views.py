@@ -157,14 +157,18 @@ def _gt_on_screen(ex: Explanation, gt: np.ndarray | None) -> np.ndarray:
 
 
 def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
-    """One panel (``"plain"`` or ``"ours"``) as RGB uint8 (h, w, 3): heatmap overlay, boxes drawn in
-    (``gt``: int (M, 4) ground-truth boxes in original pixels, or ``None``)."""
+    """One panel (``"plain"`` or ``"ours"``) as RGB uint8 (h, w, 3): heatmap overlay, boxes and labels drawn in
+    (``gt``: int (M, 4) ground-truth boxes in original pixels, or ``None``).
+
+    The colour map is the default (:data:`app.render.DEFAULT_COLOUR_MAP`, opacity 0.5) whatever the browser's
+    colour controls show: these pictures are for the swipe view, ``/explain`` and the zip export.
+    """
     loc = ex.plain if which == "plain" else ex.ours
     picture = render.overlay(ex.photo, loc.heatmap)
-    for box, label in zip(_gt_on_screen(ex, gt), gt_labels(gt), strict=True):
-        render.draw_box(picture, box, render.GT_COLOUR, label)
+    boxes = [(box, render.GT_COLOUR, label) for box, label in zip(_gt_on_screen(ex, gt), gt_labels(gt), strict=True)]
     colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
-    return render.draw_box(picture, loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name)
+    boxes.append((loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name))
+    return render.draw_labelled_boxes(picture, boxes)
 
 
 def histogram_lines(ex: Explanation) -> list[histogram.Line]:
@@ -225,7 +229,10 @@ def export_pictures(ex: Explanation, gt: np.ndarray | None) -> ExportPictures:
 
 @dataclass(frozen=True)
 class Statics:
-    """Pictures that do not depend on the thresholds, written once per (photo, models, class, NWC)."""
+    """Pictures that do not depend on the thresholds, written once per (photo, models, class, NWC).
+
+    ``plain_url`` / ``ours_url``: each normalised map as 8-bit grey levels (PNG), coloured in the browser.
+    """
 
     plain_url: str
     ours_url: str
@@ -249,8 +256,8 @@ def statics(ex: Explanation) -> Statics:
     def make() -> Statics:
         plot = histogram.histogram_base(ex.plain.heatmap, ex.ours.heatmap)
         return Statics(
-            files.static_url(render.overlay(ex.photo, ex.plain.heatmap)),
-            files.static_url(render.overlay(ex.photo, ex.ours.heatmap)),
+            files.static_url(render.grey_levels(ex.plain.heatmap), "png"),
+            files.static_url(render.grey_levels(ex.ours.heatmap), "png"),
             files.static_url(ex.photo),
             files.static_url(plot.picture, "png"),
             plot,
@@ -280,12 +287,14 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     return LocalizationViews(
         html_views.panel_html(
             f"Plain CAM for “{target}” ({ex.trained_with[0]}-trained weights), MaS box (blue)",
+            cached.photo_url,
             cached.plain_url,
             ex.display,
             [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)],
         ),
         html_views.panel_html(
             f"{name} for “{target}” ({ex.trained_with[1]}-trained weights), green box",
+            cached.photo_url,
             cached.ours_url,
             ex.display,
             [*gt_boxes, (ex.ours.box, render.OURS_COLOUR, name)],

@@ -112,7 +112,7 @@ class Wiring:
         dependency.success(
             av.render_weights,
             [page.session, page.sidebar.class_pick, weights.scale],
-            [weights.positive, weights.negative, weights.colourbar, weights.caption],
+            weights.outputs,
             **self.quiet,
         ).success(
             av.render_p1,
@@ -221,7 +221,7 @@ def wire_analysis_tabs(w: Wiring) -> None:
     weights.scale.change(
         av.render_weights,
         [page.session, page.sidebar.class_pick, weights.scale],
-        [weights.positive, weights.negative, weights.colourbar, weights.caption],
+        weights.outputs,
         **w.quiet,
     )
     p1_inputs = [page.session, page.sidebar.class_pick, page.controls.tau, why.channel]

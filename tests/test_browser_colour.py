@@ -1,0 +1,115 @@
+"""Colour map and opacity act in the browser alone; labels apart; the signed map's tab (issue #14 items 2, 3, 15)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from app import render
+from tests import test_browser
+from tests.test_app_server import ROOT
+
+pytestmark = test_browser.pytestmark
+app_url, page = test_browser.app_url, test_browser.page  # the same fixtures: this module's own app and browser
+
+STACK = "#ours-panel .cam-stack"
+LABELS_APART = """() => {
+  const boxes = (sel) => [...document.querySelectorAll(sel)].map((e) => e.getBoundingClientRect());
+  const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const labels = boxes('#plain-panel g.box-label rect');
+  const stack = document.querySelector('#plain-panel .cam-stack').getBoundingClientRect();
+  const inside = labels.every((r) => r.left >= stack.left - 1 && r.right <= stack.right + 1
+                                   && r.top >= stack.top - 1 && r.bottom <= stack.bottom + 1);
+  const edges = boxes('#plain-panel rect.box').flatMap((b) => [
+    {left: b.left - 2, right: b.right + 2, top: b.top - 2, bottom: b.top + 2},
+    {left: b.left - 2, right: b.right + 2, top: b.bottom - 2, bottom: b.bottom + 2},
+    {left: b.left - 2, right: b.left + 2, top: b.top - 2, bottom: b.bottom + 2},
+    {left: b.right - 2, right: b.right + 2, top: b.top - 2, bottom: b.bottom + 2}]);
+  return {count: labels.length, inside, apart: !meet(labels[0], labels[1]),
+          uncut: labels.every((l) => edges.every((e) => !meet(l, e)))};
+}"""
+
+
+def _shots(tmp_path: Path) -> Path:
+    return Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
+
+
+def _centre(page) -> np.ndarray:
+    """The colour on screen at the middle of the improved panel's picture."""
+    shot = np.asarray(Image.open(io.BytesIO(page.locator(STACK).first.screenshot())).convert("RGB"))
+    height, width = shot.shape[:2]
+    return shot[height // 2 - 2 : height // 2 + 3, width // 2 - 2 : width // 2 + 3].reshape(-1, 3).mean(axis=0)
+
+
+def _layer(page, selector: str) -> np.ndarray:
+    """A served picture of the improved panel, read from the server's file (the app runs in this process)."""
+    src = page.locator(f"{STACK} {selector}").first.get_attribute("src") or ""
+    return np.asarray(Image.open(src.removeprefix("gradio_api/file=")))
+
+
+def test_colour_map_and_opacity_change_pixels_without_a_request(page, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+    field = page.locator("#gt-box textarea, #gt-box input").first
+    field.fill("60, 40, 300, 280")
+    field.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#plain-panel g.box-label').length === 2")
+    page.locator("#colour-controls").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(_shots(tmp_path) / "compare_inferno.png"))
+    placed = page.evaluate(LABELS_APART)
+    assert placed == {"count": 2, "inside": True, "apart": True, "uncut": True}  # issue #14 item 15, on screen
+
+    grey, photo = _layer(page, "img.cam-heat"), _layer(page, "img:not(.cam-heat)")
+    level = int(grey[grey.shape[0] // 2, grey.shape[1] // 2])
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    default = _centre(page)
+    expected = 0.5 * photo[photo.shape[0] // 2, photo.shape[1] // 2] + 0.5 * render.SEQUENTIAL[level]
+    assert np.abs(default - expected).max() < 16, (default, expected)  # inferno at 0.5 over the photo
+
+    page.locator("select.cam-colour-map").select_option("jet")
+    page.locator("input.cam-opacity").fill("1")
+    page.wait_for_timeout(300)
+    jet = _centre(page)
+    assert np.abs(jet - render.JET[level]).max() < 16, (jet, render.JET[level])  # the map alone, through jet
+    page.locator("input.cam-opacity").fill("0")
+    page.wait_for_timeout(300)
+    bare = _centre(page)
+    assert np.abs(bare - photo[photo.shape[0] // 2, photo.shape[1] // 2]).max() < 16  # the photo alone
+    assert [url for url in requests if "heartbeat" not in url] == []  # all of it in the browser
+
+    page.locator("input.cam-opacity").fill("1")
+    caption = page.locator("#caption").first.inner_text()
+    number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
+    number.fill("0.5")
+    number.press("Enter")  # the panels' HTML is replaced: the choice stays
+    page.wait_for_function("([old]) => document.querySelector('#caption').innerText !== old", arg=[caption])
+    page.wait_for_timeout(300)
+    assert np.abs(_centre(page) - render.JET[level]).max() < 16
+    assert page.evaluate("document.documentElement.dataset.camColourMap") == "jet"
+    page.locator("input.cam-opacity").fill("0.5")
+    page.locator("#colour-controls").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(_shots(tmp_path) / "compare_jet.png"))
+
+
+def test_the_signed_map_tab_shows_the_logit_check(page, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+    page.get_by_role("tab", name="M+ / M−").click()
+    page.wait_for_function("document.querySelector('#weights-caption').innerText.includes('Logit check')")
+    page.wait_for_function("document.querySelectorAll('#signed-map img, #signed-bar img').length === 2")
+    text = page.locator("#weights-caption").inner_text()
+    total, logit = re.search(r"gives (-?[\d.]+); the model's logit for Egyptian cat is (-?\d+\.\d+)", text).groups()  # type: ignore[union-attr]
+    assert abs(float(total) - float(logit)) <= 2e-3
+    page.locator("#signed-map").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(_shots(tmp_path) / "weights_signed.png"))
