@@ -16,13 +16,14 @@ import numpy as np
 from PIL import Image
 
 import cam_core
-from app import files, inputs, plots, render, texts
+from app import files, inputs, models, plots, render, texts
 from app.errors import user_errors
 from app.state import get_model
 from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv, read_boxes_csv_for_uploads
 from cam_core.evaluate import EvaluationResult, evaluate
 from cam_core.localize import CONFIGS, localize
+from cam_core.resolution import resolution_label
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_IMAGES = 64
@@ -123,6 +124,7 @@ def table_markdown(result: EvaluationResult) -> str:
     """The ablation table as Markdown, percentages."""
     lines = [
         f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
+        f"analysed at {resolution_label(result.input_size, result.output_stride, result.feature_size)}, "
         f"top-1 {result.top1:.1f} %"
         + (
             f"; **skipped {len(result.skipped)}**: "
@@ -174,10 +176,17 @@ def run_evaluation(
     boxes_csv: Any | None,
     use_examples: bool,
     model: str,
+    resolution: Any = inputs.DEFAULT_RESOLUTION.value,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
-    """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON."""
-    loaded = get_model(model)
+    """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON.
+
+    ``resolution`` is the Resolution menu's value (``"448/16"``): the photos are stretched to its input size and
+    the model is built at its output stride, as on the main tab (a checkpoint family gives its member trained
+    there, or the nearest: :func:`app.models.member`).
+    """
+    at = inputs.resolution_choice(resolution)
+    loaded = cam_core.with_input_size(get_model(models.member(model, at), at.output_stride), at.input_size)
     outcomes: list[ImageOutcome] = []
     skipped: list[dict[str, str]]
     if use_examples is True:
@@ -197,7 +206,7 @@ def run_evaluation(
 
 
 def run_examples(
-    model: str, progress: gr.Progress = gr.Progress()
+    model: str, resolution: Any = inputs.DEFAULT_RESOLUTION.value, progress: gr.Progress = gr.Progress()
 ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
-    """The bundled examples with their hand-drawn boxes."""
-    return run_evaluation(None, None, True, model, progress)
+    """The bundled examples with their hand-drawn boxes, at ``resolution`` (see :func:`run_evaluation`)."""
+    return run_evaluation(None, None, True, model, resolution, progress)

@@ -64,8 +64,9 @@ CRF_UNAVAILABLE = (
 
 
 EVALUATE_PROTOCOL = (
-    "**These IoUs are not the main tab's.** Here each photo is stretched to the network input (e.g. 224 × 224, "
-    "aspect ratio not kept, stored pixel order: EXIF rotation ignored), its ground-truth boxes are scaled into "
+    "**These IoUs are not the main tab's.** Here each photo is stretched to the network input (the Resolution "
+    "menu's, e.g. 448 × 448, aspect ratio not kept, stored pixel order: EXIF rotation ignored), its ground-truth "
+    "boxes are scaled into "
     "that frame and truncated, the map is thresholded there, and a photo counts its best IoU over its boxes "
     "(wsolevaluation's protocol). The main tab thresholds the map upsampled to the upright photo at display size "
     "and compares boxes in the photo's own pixels. So the same photo, box and class can give different IoUs."

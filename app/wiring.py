@@ -238,16 +238,18 @@ def wire_analysis_tabs(w: Wiring) -> None:
 
 
 def wire_evaluate(w: Wiring) -> None:
-    """The uploaded set or the bundled examples, evaluated with the current model."""
-    tab, model = w.page.evaluate, w.page.sidebar.model
+    """The uploaded set or the bundled examples, evaluated with the current model at the current resolution."""
+    tab, model, resolution = w.page.evaluate, w.page.sidebar.model, w.page.sidebar.resolution
     tab.run.click(
         evaluation.run_evaluation,
-        [tab.images, tab.boxes_csv, gr.State(False), model],
+        [tab.images, tab.boxes_csv, gr.State(False), model, resolution],
         tab.outputs,
         api_visibility="private",
         **w.heavy,
     )
-    tab.run_examples.click(evaluation.run_examples, [model], tab.outputs, api_visibility="private", **w.heavy)
+    tab.run_examples.click(
+        evaluation.run_examples, [model, resolution], tab.outputs, api_visibility="private", **w.heavy
+    )
 
 
 def wire_export(w: Wiring) -> None:

@@ -24,6 +24,17 @@ def test_bundled_examples() -> None:
     assert ev.texts.EVALUATE_PROTOCOL in table and ev.texts.EVALUATE_PAS in table  # where the numbers are
     cat = payload["configs"]["cam"]
     assert 0 <= cat["gt_known_loc"] <= 100 and len(cat["curves"]["50"]) == 100
+    assert payload["input_size"] == [448, 448] and payload["feature_size"] == [28, 28]  # the page's default
+    assert "analysed at 448 px, stride 16 -> 28x28 map" in table
+
+
+def test_the_evaluate_tab_follows_the_resolution_menu() -> None:
+    """Issue #13: the Evaluate tab analyses at the Resolution menu's setting, as the main tab does; the menu's
+    value is checked where it enters."""
+    _, _, _, coarse = ev.run_examples(cam_core.DEFAULT_MODEL, "224/32", progress=lambda *a, **k: None)
+    assert coarse["input_size"] == [224, 224] and coarse["output_stride"] == 32 and coarse["feature_size"] == [7, 7]
+    with pytest.raises(gr.Error, match="`resolution` must be one of"):
+        ev.run_examples(cam_core.DEFAULT_MODEL, "1024/8", progress=lambda *a, **k: None)
 
 
 def test_gallery_captions_and_the_evaluate_tab_say_what_they_measure() -> None:
