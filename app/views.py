@@ -22,6 +22,7 @@ from app.state import SmallLRU
 from cam_core.cam import Analysis
 
 PLAIN_LABEL = "CAM, MaS"
+COINCIDE_IOU = 0.8  # above this box IoU the caption says first why plain and improved look alike (issue #14 item 4)
 _PERCENTILE_COLOUR = (140, 0, 204)
 _OURS_LINE = (0, 140, 0)
 
@@ -62,13 +63,15 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         )
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
+    box_iou = float(cam_core.box_iou(plain["box"], ours["box"])[0, 0])
     lines = [
+        *filter(None, [coincidence_line(ex, box_iou)]),
         f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
         f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
         f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
         *_tap_story(ex),
-        f"Box IoU plain vs {name}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
+        f"Box IoU plain vs {name}: {box_iou:.2f}. "
         f"Share of M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
         "plain CAM subtracts and NWC drops; a high share means it sits on the region the green box keeps, "
         "see the M+ / M− tab).",
@@ -81,6 +84,25 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
             "own pixels (the Evaluate tab stretches photos to the network input, so its IoUs differ)."
         )
     return "\n\n".join(lines)
+
+
+def coincidence_line(ex: Explanation, box_iou: float) -> str:
+    """Why the two boxes nearly coincide, and what would change that; ``""`` unless their IoU is above
+    :data:`COINCIDE_IOU` (the caption's first line, right under the panels)."""
+    if box_iou <= COINCIDE_IOU:
+        return ""
+    _, height, width = ex.ours_analysis.feature_maps.shape  # (C, h, w)
+    if "TAP" in ex.trained_with:
+        model = "a classifier whose head alone was re-trained with TAP (no localisation fine-tune)"
+        remedies = "a finer analysis resolution (more map cells), a backbone fine-tuned for localisation"
+    else:
+        model = "an off-the-shelf ImageNet classifier trained with GAP"
+        remedies = "a finer analysis resolution (more map cells), a model trained with TAP"
+    return (
+        f"**Why the two boxes nearly coincide (box IoU {box_iou:.2f} > {COINCIDE_IOU}):** the map is coarse "
+        f"({height} × {width} cells for the whole photo) and comes from {model}, so both rules cut out much the "
+        f"same blob. What would change it: {remedies}, or another threshold (θ, p)."
+    )
 
 
 def gain_loss_line(ex: Explanation) -> str:
