@@ -95,7 +95,7 @@ def test_controls_and_both_panels_on_one_desktop_screen(open_page, tmp_path: Pat
 def test_phone_layout(open_page, tmp_path: Path) -> None:
     """Item 13: at 390 x 844 (touch) the panels stack full width, toggle labels are whole, the histogram
     is full width with axis text of at least 10 CSS px."""
-    phone = open_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = open_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2)
     _load_cat(phone)
     plain, ours = (phone.locator(s).first.bounding_box() for s in PANELS)
     assert plain is not None and ours is not None
