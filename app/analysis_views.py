@@ -16,7 +16,7 @@ from app.errors import user_errors
 from app.explanation import explain_request, resolve_class, short_name
 from app.inputs import ViewRequest
 from app.models import tap_partner
-from app.state import Session, get_analysis, get_model
+from app.state import Session, get_analysis
 from cam_core import crf
 from cam_core.crf import CrfParams
 from cam_core.tap import channel_stats
@@ -91,7 +91,7 @@ def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: 
     small[np.argsort(area, kind="stable")[: max(1, area.size // 4)]] = True  # smallest-area quarter of channels
     ratio = lambda w: float(np.abs(w[small]).mean() / max(np.abs(w[~small]).mean(), 1e-12))  # noqa: E731
     return (
-        f"\n\n**TAP-trained partner** ({get_model(partner).name}): this channel's weight is "
+        f"\n\n**TAP-trained partner** ({tap_analysis.model_name}): this channel's weight is "
         f"{tap_weight[k]:+.4f} there (here {weight[k]:+.4f}). Mean |weight| of the smallest-area quarter of "
         f"channels relative to the rest: {ratio(weight):.2f} here vs {ratio(tap_weight):.2f} after TAP training. "
         + tap_ratio_reading(ratio(weight), ratio(tap_weight))

@@ -1,8 +1,9 @@
 """What an explanation is, without Gradio: from a session and a :class:`~app.inputs.ViewRequest` to both
 panels' localisations, and the ``/explain`` JSON payload built from them.
 
-The forward pass runs only in :func:`start_session` (an upload or a model change; once per photo and
-model, then cached in :mod:`app.state`). Everything else here is array work on the cached analysis.
+The forward pass runs only in :func:`start_session` (an upload or a model change; once per photo, model and
+resolution, then cached in :mod:`app.state`) and on a cache miss of :func:`app.state.get_analysis` (a
+resolution change, the first TAP toggle). Everything else here is array work on the cached analysis.
 """
 
 from __future__ import annotations
@@ -14,28 +15,33 @@ import numpy as np
 
 import cam_core
 from app import inputs, render
-from app.inputs import Controls, ViewRequest
-from app.models import tap_partner, trained_with
-from app.state import ANALYSES, Session, get_analysis, get_model, image_hash
+from app.inputs import DEFAULT_RESOLUTION, Controls, ViewRequest
+from app.models import Resolution, member, tap_partner, trained_at, trained_with
+from app.state import ANALYSES, Session, analysis_model, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
 
 BOX_CONVENTION = "x0, y0, x1, y1 in original-image pixels, inclusive corners"
 
 
-def start_session(payload: Any, model: Any) -> Session:
-    """Decode an upload (raw Gradio file payload), analyse it once under ``model``, return its session.
+def start_session(payload: Any, model: Any, resolution: Resolution = DEFAULT_RESOLUTION) -> Session:
+    """Decode an upload (raw Gradio file payload), analyse it once under ``model`` at ``resolution``, return its
+    session.
 
     The only place a file is decoded (queued events only). ``payload`` is checked by
-    :func:`app.inputs.upload_path`, ``model`` against the menu, before anything is read or loaded.
+    :func:`app.inputs.upload_path`, ``model`` against the menu, before anything is read or loaded;
+    ``resolution`` is an offered one (:func:`app.inputs.resolution`).
     """
     path = inputs.upload_path(payload)
-    loaded = get_model(model)
+    name = member(model, resolution)  # a checkpoint family's member trained at (or nearest) the resolution
+    loaded = get_model(name, resolution.output_stride)  # the menu check and the load, before the file is read
     image, size = cam_core.load_image_with_size(path)  # size: the photo as given (above 4 MP it is analysed smaller)
     display = render.resize(image, render.display_size(*image.shape[:2]))
-    session = Session(image_hash(image), path, model, display, size)
-    if ANALYSES.get(model, session.image_hash) is None:
-        ANALYSES.put(model, session.image_hash, cam_core.analyze(loaded, image))
+    session = Session(image_hash(image), path, model, display, size, resolution)
+    if ANALYSES.get(name, resolution, session.image_hash) is None:
+        ANALYSES.put(
+            name, resolution, session.image_hash, cam_core.analyze(loaded, image, input_size=resolution.input_size)
+        )
     return session
 
 
@@ -88,6 +94,7 @@ class Explanation:
         size: ``(H, W)`` of the original photo: the frame of every reported box.
         photo: uint8 (h, w, 3), the photo at display size.
         trained_with: ``("GAP" | "TAP", "GAP" | "TAP")``: the pooling each panel's weights were trained with.
+        trained_at: the resolution each panel's checkpoint was trained at (``None``: a registry model).
     """
 
     image_hash: str
@@ -104,6 +111,13 @@ class Explanation:
     size: tuple[int, int]
     photo: np.ndarray
     trained_with: tuple[str, str] = ("GAP", "GAP")
+    trained_at: tuple[Resolution | None, Resolution | None] = (None, None)
+
+    @property
+    def resolution(self) -> Resolution:
+        """The resolution both panels were analysed at."""
+        a = self.plain_analysis
+        return Resolution(a.input_size[0], a.output_stride)
 
     def to_original(self, box: np.ndarray) -> np.ndarray:
         """A display-pixel box (int (4,)) in original-image pixels."""
@@ -156,6 +170,7 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
         session.size,
         session.display,
         (trained_with(session.model), trained_with(ours_model)),
+        (trained_at(analysis_model(session, session.model)), trained_at(analysis_model(session, ours_model))),
     )
 
 
@@ -167,12 +182,14 @@ def explain_request(request: ViewRequest) -> Explanation:
 def _panel_json(ex: Explanation, which: str) -> dict[str, Any]:
     config, loc = (ex.plain_config, ex.plain) if which == "plain" else (ex.ours_config, ex.ours)
     trained = {"model": ex.plain_analysis.model_name, "trained_with": ex.trained_with[0]}
-    head: dict[str, Any] = {"modules": [], **trained, "rule": config.rule, "theta": config.theta}
+    head: dict[str, Any] = {"modules": [], **trained, **_trained_at(ex.trained_at[0]), "rule": config.rule}
+    head["theta"] = config.theta
     if which == "ours":
         head = {
             "modules": ex.controls.modules,
             "model": ex.ours_analysis.model_name,
             "trained_with": ex.trained_with[1],
+            **_trained_at(ex.trained_at[1]),
             "rule": config.rule,
             "theta": config.theta,
             "percentile": config.percentile,
@@ -186,15 +203,23 @@ def _panel_json(ex: Explanation, which: str) -> dict[str, Any]:
     }
 
 
-def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
-    """The JSON payload of ``/explain`` and of the JSON tab: predictions, both boxes, thresholds, modules.
+def _trained_at(resolution: Resolution | None) -> dict[str, Any]:
+    """A checkpoint panel's ``"trained_at"`` entry (nothing for a registry model)."""
+    return {} if resolution is None else {"trained_at": {**resolution.as_dict(), "label": resolution.label}}
 
-    Each panel reports the rule it was localised with; boxes are in original pixels (:data:`BOX_CONVENTION`).
+
+def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
+    """The JSON payload of ``/explain`` and of the JSON tab: predictions, both boxes, thresholds, modules, and the
+    analysis resolution with the map size it gave.
+
+    Each panel reports the rule it was localised with (and, for a checkpoint, the resolution it was trained at);
+    boxes are in original pixels (:data:`BOX_CONVENTION`).
     """
     a, c = ex.plain_analysis, ex.class_index
     result: dict[str, Any] = {
         "model": a.model_name,
         "image_size": {"height": ex.size[0], "width": ex.size[1]},
+        "resolution": {**ex.resolution.as_dict(), "feature_size": list(a.feature_size), "label": a.resolution},
         "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
         "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
         "plain": _panel_json(ex, "plain"),

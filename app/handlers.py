@@ -4,7 +4,8 @@ Each handler takes what :mod:`app.inputs` built from the event's raw values (a
 :class:`~app.inputs.ViewRequest` for every localisation view), asks :mod:`app.explanation` for the
 explanation and :mod:`app.views` for its views, and returns a ``NamedTuple`` whose fields name the
 output components (:mod:`app.wiring` gathers the components by those names). The forward pass runs
-only in :func:`on_image`, :func:`on_model` and :func:`explain`; everything else works on the cache.
+only in :func:`on_image`, :func:`on_model`, :func:`on_resolution` and :func:`explain`; everything else works
+on the cache.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from app.explanation import (
     short_name,
     start_session,
 )
-from app.inputs import Controls, ViewRequest
-from app.models import tap_toggle
-from app.state import Session, get_analysis, get_model
+from app.inputs import DEFAULT_RESOLUTION, Controls, ViewRequest
+from app.models import Resolution, member, pair_note, tap_partner, tap_toggle, trained_with
+from app.state import Session, analysis_model, get_analysis, get_model
 
 SWIPE_TAB = "Swipe"
 EXPORT_TAB = "JSON & export"
@@ -52,6 +53,17 @@ class ModelSwitch(NamedTuple):
     current photo, plus the TAP toggle's availability."""
 
     model: Any
+    session: Session | None
+    class_pick: Any
+    status: str
+    tap: Any
+
+
+class ResolutionSwitch(NamedTuple):
+    """After a resolution change: the Resolution field (put back after a failure), the session re-analysed at the
+    new resolution, the class picker (same class, new probabilities), the status, the TAP toggle's info."""
+
+    resolution: Any
     session: Session | None
     class_pick: Any
     status: str
@@ -85,12 +97,13 @@ class DrawnBox(NamedTuple):
 
 
 class PresetValues(NamedTuple):
-    """The sliders a preset sets (``gr.update()`` each for "custom")."""
+    """The sliders and the resolution a preset sets (``gr.update()`` each for "custom")."""
 
     theta_mas: Any
     theta_pas: Any
     percentile: Any
     tau: Any
+    resolution: Any
 
 
 class ApiResult(NamedTuple):
@@ -101,31 +114,39 @@ class ApiResult(NamedTuple):
     ours_png: str
 
 
-def _photo(payload: Any, model: str) -> Photo:
-    session = start_session(payload, model)
+def _photo(payload: Any, model: str, resolution: Any) -> Photo:
+    session = start_session(payload, model, inputs.resolution_choice(resolution))
     analysis = get_analysis(session, model)
     top = analysis.top_k(1)[0]
-    loaded = get_model(model)
-    status = f"**{loaded.name}** ({loaded.weights}): top-1 **{short_name(top[1])}** ({percent(top[2])})."
+    status = f"{_analysed(session)}: top-1 **{short_name(top[1])}** ({percent(top[2])})."
     return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0]), visible=True), status)
 
 
+def _analysed(session: Session) -> str:
+    """``**name** (weights) at 448 px, stride 16 -> 28x28 map``, plus which trained head a checkpoint stands for."""
+    loaded = _loaded(session.model, session)
+    analysis = get_analysis(session, session.model)
+    note = pair_note(session.model, session.resolution)
+    return f"**{loaded.name}** ({loaded.weights}{'; ' + note if note else ''}) at {analysis.resolution}"
+
+
 @user_errors
-def on_image(payload: Any, model: str) -> Photo:
-    """A new photo: one forward pass; returns the session, the class picker (top-1 chosen) and a status line.
+def on_image(payload: Any, model: str, resolution: Any = DEFAULT_RESOLUTION.value) -> Photo:
+    """A new photo: one forward pass at ``resolution`` (a Resolution menu value); returns the session, the class
+    picker (top-1 chosen) and a status line.
 
     Raises ``gr.Error`` for anything wrong (the API contract; the page's own event is :func:`on_photo`).
     """
-    return _photo(payload, model)
+    return _photo(payload, model, resolution)
 
 
 @user_errors
-def on_photo(payload: Any, model: str) -> Photo:
+def on_photo(payload: Any, model: str, resolution: Any = DEFAULT_RESOLUTION.value) -> Photo:
     """The page's photo event: :func:`on_image`, but a photo that cannot be read (or none) empties the session, the
     class picker and, through :func:`render_photo`, every view, and is said once in the status line (no toast:
     the browser sends a refused file's change event twice). A payload that is no upload is refused as ever."""
     try:
-        return _photo(payload, model)
+        return _photo(payload, model, resolution)
     except cam_core.InvalidImageError as exc:
         if str(exc) == inputs.NOT_A_FILE:
             raise
@@ -144,34 +165,86 @@ def pick_class(choice: Any, session: Session | None) -> Any:
 
 
 @user_errors
-def on_model(model: str, session: Session | None) -> ModelSwitch:
+def on_model(model: str, session: Session | None, resolution: Any = DEFAULT_RESOLUTION.value) -> ModelSwitch:
     """A new model for the current photo (one forward pass), plus the TAP toggle's availability.
 
-    A model that cannot be loaded (offline hub, bad checkpoint) or a photo that expired is said once, in the
-    status line, and the Model field goes back to the model the panels still show (no toast, no half switch).
+    The photo keeps its resolution; without a photo, ``resolution`` (the Resolution menu's value) is the one the
+    model is loaded for. A model that cannot be loaded (offline hub, bad checkpoint, a stride it cannot be built
+    with) or a photo that expired is said once, in the status line, and the Model field goes back to the model the
+    panels still show (no toast, no half switch).
     """
     shown = session.model if session is not None else cam_core.DEFAULT_MODEL
     try:
-        return _switch_model(model, session)
+        return _switch_model(model, session, resolution)
     except gr.Error as exc:
-        status = f"⚠️ {exc.message} The panels still show **{get_model(shown).name}**."
+        status = f"⚠️ {exc.message} The panels still show **{_loaded(shown, session).name}**."
         return ModelSwitch(gr.update(value=shown), gr.skip(), gr.skip(), status, gr.skip())
 
 
+def _loaded(model: Any, session: Session | None) -> cam_core.LoadedModel:
+    """The model the panels show for menu value ``model`` (a checkpoint family's member at the photo's resolution)."""
+    resolution = session.resolution if session is not None else DEFAULT_RESOLUTION
+    return get_model(member(model, resolution), resolution.output_stride)
+
+
 @user_errors  # library errors become gr.Error here, so that on_model can say them
-def _switch_model(model: str, session: Session | None) -> ModelSwitch:
+def _switch_model(model: str, session: Session | None, resolution: Any) -> ModelSwitch:
+    chosen = session.resolution if session is not None else inputs.resolution_choice(resolution)
     # TAP stays as the user set it where a TAP-trained partner exists; on for a TAP-trained model, off where none
-    tap_update = gr.update(**tap_toggle(model))
+    tap_update = gr.update(**tap_toggle(model, chosen))
     if session is None:
-        get_model(model)  # load now so that errors show at once
+        get_model(member(model, chosen), chosen.output_stride)  # load now so that errors show at once
         return ModelSwitch(gr.update(), None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
     try:
-        photo = on_image({"path": session.source}, model)
+        photo = on_image({"path": session.source}, model, chosen.value)
     except gr.Error as exc:
         if exc.message != inputs.NOT_A_FILE:
             raise
         raise gr.Error("This photo is no longer on the server (uploads expire): upload it again.") from exc
     return ModelSwitch(gr.update(), *photo, tap_update)
+
+
+@user_errors
+def on_resolution(choice: Any, class_choice: Any, model: Any, session: Session | None) -> ResolutionSwitch:
+    """A new analysis resolution (a Resolution menu value) for the current photo, keeping the class picked.
+
+    The photo is re-analysed from the session's display copy (:func:`app.state.get_analysis`; the upload is
+    not decoded again); the class picker keeps the class with the new probabilities. A resolution the model
+    cannot be built at (a stride DenseNet does not have) is said once, in the status line, and the field goes
+    back to the photo's resolution.
+    """
+    try:
+        return _switch_resolution(choice, class_choice, model, session)
+    except gr.Error as exc:
+        back = gr.update(value=session.resolution.value) if session is not None else gr.update()
+        return ResolutionSwitch(back, gr.skip(), gr.skip(), f"⚠️ {exc.message}", gr.skip())
+
+
+@user_errors
+def _switch_resolution(choice: Any, class_choice: Any, model: Any, session: Session | None) -> ResolutionSwitch:
+    resolution = inputs.resolution_choice(choice)
+    shown = session.model if session is not None else model
+    tap_update = gr.update(**tap_toggle(shown, resolution))
+    if session is None:
+        get_model(member(shown, resolution), resolution.output_stride)  # errors show at once
+        status = f"Resolution **{resolution.label}** ready: upload a photo."
+        return ResolutionSwitch(gr.update(), None, gr.update(), status, tap_update)
+    moved = dataclasses.replace(session, resolution=resolution)
+    analysis = get_analysis(moved, moved.model)  # one forward pass of the display copy, then cached
+    reference = inputs.class_reference(class_choice)
+    index = analysis.top_k(1)[0][0] if reference is None else resolve_class(reference, analysis)
+    name, p = short_name(analysis.class_names[index]), float(analysis.probabilities[index])
+    status = f"{_analysed(moved)}: **{name}** ({percent(p)}){_tap_note(moved)}."
+    picker = gr.update(choices=views.class_choices(analysis, extra=index), value=str(index), visible=True)
+    return ResolutionSwitch(gr.update(), moved, picker, status, tap_update)
+
+
+def _tap_note(session: Session) -> str:
+    """``; TAP panel: ... trained at ...`` where a separate TAP-trained head is shipped for this model."""
+    partner = tap_partner(session.model) if trained_with(session.model) == "GAP" else None
+    if partner is None:
+        return ""
+    return f"; TAP panel: {analysis_model(session, partner)}, {pair_note(partner, session.resolution)}"
 
 
 @user_errors
@@ -228,11 +301,12 @@ def draw_gt(request: ViewRequest, event: gr.SelectData) -> DrawnBox:
 
 
 def apply_preset(name: str) -> PresetValues:
-    """Slider values of a named preset (no change for "custom")."""
+    """Slider values and resolution (a Resolution menu value) of a named preset (no change for "custom")."""
     preset = cam_core.PRESETS.get(name) if isinstance(name, str) else None
     if preset is None:
-        return PresetValues(gr.update(), gr.update(), gr.update(), gr.update())
-    return PresetValues(preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap)
+        return PresetValues(gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
+    resolution = Resolution(preset.input_size, preset.output_stride).value
+    return PresetValues(preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap, resolution)
 
 
 @user_errors
@@ -246,13 +320,18 @@ def explain(
     tap: bool = _DEFAULT.tap,
     nwc: bool = _DEFAULT.nwc,
     pas: bool = _DEFAULT.pas,
+    input_size: int = DEFAULT_RESOLUTION.input_size,
+    output_stride: int = DEFAULT_RESOLUTION.output_stride,
 ) -> ApiResult:
     """Public API: explain one photo. Returns (JSON, plain overlay PNG, improved overlay PNG).
 
     Repeated images reuse their cached forward pass. Boxes are in original-image pixels, inclusive.
-    The parameters after ``class_name`` are :data:`app.inputs.CONTROL_FIELDS`, defaults from :class:`Controls`.
+    The parameters after ``class_name`` are :data:`app.inputs.CONTROL_FIELDS`, defaults from :class:`Controls`,
+    then the analysis resolution (one of :data:`app.inputs.RESOLUTIONS`, default
+    :data:`app.inputs.DEFAULT_RESOLUTION`), appended last so that older positional calls keep working.
     """
-    session = start_session(image, model or cam_core.DEFAULT_MODEL)
+    resolution = inputs.resolution(input_size, output_stride)
+    session = start_session(image, model or cam_core.DEFAULT_MODEL, resolution)
     ex = explain_arrays(session, class_name, Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas))
     return ApiResult(
         explanation_json(ex, None),

@@ -11,6 +11,8 @@ inputs with the functions here before using them:
 * **numbers**: real ``int`` / ``float`` values (never ``bool`` or strings), finite and in range;
 * **booleans**: ``True`` / ``False`` only (``"false"`` is refused, never read as true);
 * **models**: only the menu's values (:func:`app.models.model_choices`), never a path or a hub name;
+* **resolutions**: only the offered :data:`RESOLUTIONS` (the menu's ``"448/16"`` values, or ``/explain``'s
+  ``input_size`` and ``output_stride`` as one offered pair; see :func:`resolution`);
 * **classes**: empty (top-1), an index in ASCII digits, or a class name (see :func:`class_reference`);
 * **boxes**: ``"x0, y0, x1, y1"`` typed, or a drag's corner fractions, inside the photo (see :func:`parse_box`).
 
@@ -38,7 +40,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 import cam_core
-from app.state import Session
+from app.state import Resolution, Session
 from cam_core.crf import CrfParams
 from cam_core.localize import LocalizationConfig
 
@@ -215,11 +217,102 @@ def format_box(box: np.ndarray) -> str:
     return ", ".join(str(int(v)) for v in box)
 
 
-# ---------------------------------------------------------------- typed objects built where values enter
+# ---------------------------------------------------------------- analysis resolution
 
-DEFAULT_PRESET = "paper code"
-"""The preset the sliders start from: every threshold default of the app is read from it."""
+
+@dataclass(frozen=True)
+class ResolutionChoice:
+    """One entry of the Resolution menu.
+
+    Attributes:
+        resolution: input size and output stride.
+        forward_cost: the forward's time relative to 224 px / stride 32, measured with one thread
+            (``docs/resolution.md``, ``docs/bench_resolution.json``).
+    """
+
+    resolution: Resolution
+    forward_cost: float
+
+    @property
+    def label(self) -> str:
+        """``"448 px, stride 16 -> 28x28 map"`` (:func:`cam_core.resolution_label`)."""
+        return self.resolution.label
+
+
+RESOLUTIONS: tuple[ResolutionChoice, ...] = (
+    ResolutionChoice(Resolution(224, 32), 1.0),
+    ResolutionChoice(Resolution(336, 32), 1.7),
+    ResolutionChoice(Resolution(336, 16), 2.4),
+    ResolutionChoice(Resolution(448, 32), 3.4),
+    ResolutionChoice(Resolution(448, 16), 3.7),
+    ResolutionChoice(Resolution(512, 16), 6.2),
+)
+"""The measured settings the app offers (``docs/resolution.md``'s grid; stride 8 costs 3.7-23x and is left out:
+at 224 px it gained no localisation, at 448 / 512 px it is too slow to explore a photo with)."""
+
+DEFAULT_PRESET = "sharp (448 px)"
+"""The preset the page starts from: every threshold default and the default resolution are read from it.
+
+Its 448 px / stride 16 (a 28 x 28 map) is the best trade-off measured on 120 full-resolution ImageNet photos
+(``docs/resolution.md``): MaxBoxAccV2 55.6 for plain CAM (48.3 at 224 / 32, 55.8 best at 336 / 16) and 60.0
+for NWC + PaS (48.6 at 224 / 32; 60.8 at 512 / 16 costs 1.65x more and 1.7 points of top-1), top-1 unchanged
+(70.0), for a forward 3.7x the 224 / 32 one (156 vs 42 ms, one thread). The cheaper choice is 336 / 16.
+"""
 _START = cam_core.PRESETS[DEFAULT_PRESET]
+DEFAULT_RESOLUTION = Resolution(_START.input_size, _START.output_stride)
+"""The resolution a page and an ``/explain`` call start from: :data:`DEFAULT_PRESET`'s (448 px, stride 16)."""
+
+
+def resolution_choices() -> list[tuple[str, str]]:
+    """The Resolution menu's ``(label, value)`` pairs, e.g. ``("448 px, stride 16 -> 28x28 map", "448/16")``."""
+    return [(choice.label, choice.resolution.value) for choice in RESOLUTIONS]
+
+
+def resolution_info() -> str:
+    """The Resolution menu's info line: what N and the stride do, and each choice's measured forward cost."""
+    costs = ", ".join(f"{c.resolution.map_side}x{c.resolution.map_side} x{c.forward_cost:.1f}" for c in RESOLUTIONS)
+    return (
+        "The photo is stretched to N x N px; the map has N / stride cells a side. Forward time vs 224 px "
+        f"(measured): {costs}. Sliders stay instant."
+    )
+
+
+def resolution_choice(value: Any, name: str = "resolution") -> Resolution:
+    """A Resolution menu value (``"448/16"``) as :class:`~app.models.Resolution`; only the offered ones.
+
+    Raises:
+        ParameterError: naming ``name`` and listing the offered values.
+    """
+    offered = {choice.resolution.value: choice.resolution for choice in RESOLUTIONS}
+    return offered[choice(value, name, offered)]
+
+
+def resolution(input_size: Any, output_stride: Any) -> Resolution:
+    """``/explain``'s ``input_size`` and ``output_stride`` as an offered :class:`~app.models.Resolution`.
+
+    Raises:
+        ParameterError: naming the parameter: not a whole number, not an offered value, or a pair not offered
+            together (``input_size`` 224 with ``output_stride`` 16).
+    """
+    sizes = sorted({c.resolution.input_size for c in RESOLUTIONS})
+    strides = sorted({c.resolution.output_stride for c in RESOLUTIONS}, reverse=True)
+    size = integer(input_size, "input_size", min(sizes), max(sizes))
+    if size not in sizes:
+        raise cam_core.ParameterError(f"`input_size` must be one of {sizes}, got {_show(input_size)}.")
+    stride = integer(output_stride, "output_stride", min(strides), max(strides))
+    if stride not in strides:
+        raise cam_core.ParameterError(f"`output_stride` must be one of {strides}, got {_show(output_stride)}.")
+    offered = [c.resolution for c in RESOLUTIONS]
+    if Resolution(size, stride) not in offered:
+        pairs = ", ".join(r.value for r in offered)
+        raise cam_core.ParameterError(
+            f"`input_size` {size} with `output_stride` {stride} is not offered; the offered pairs "
+            f"(input_size/output_stride): {pairs}."
+        )
+    return Resolution(size, stride)
+
+
+# ---------------------------------------------------------------- typed objects built where values enter
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import gradio as gr
 import cam_core
 from app import evaluation, texts, views
 from app.handlers import EXPORT_TAB, SWIPE_TAB
-from app.inputs import DEFAULT_PRESET, EXAMPLES, Controls
+from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, EXAMPLES, Controls, resolution_choices, resolution_info
 from app.models import model_choices, tap_toggle
 from app.segmentation_tab import SegmentationTab, build_segmentation_tab
 from cam_core import crf
@@ -55,10 +55,11 @@ def _slider(name: str, value: float) -> gr.Slider:
 
 @dataclass(frozen=True)
 class Sidebar:
-    """The left column: photo, model, class, ground truth, status."""
+    """The left column: photo, model, resolution, class, ground truth, status."""
 
     image: gr.Image
     model: gr.Dropdown
+    resolution: gr.Dropdown
     class_pick: gr.Radio
     class_search: gr.Dropdown
     status: gr.Markdown
@@ -67,7 +68,7 @@ class Sidebar:
 
 
 def build_sidebar() -> Sidebar:
-    """Photo upload with examples, model menu, class picker and search, ground-truth field."""
+    """Photo upload with examples, model and resolution menus, class picker and search, ground-truth field."""
     image = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240)
     gr.Examples(
         [[str(EXAMPLES / name)] for name in EXAMPLE_FILES],
@@ -75,6 +76,13 @@ def build_sidebar() -> Sidebar:
         label=EXAMPLES_LABEL,
     )
     model = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
+    resolution = gr.Dropdown(
+        resolution_choices(),
+        value=DEFAULT_RESOLUTION.value,
+        label="Resolution",
+        info=resolution_info(),
+        elem_id="resolution",
+    )
     class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
     # all 1000 classes: fixed choices, never an event output (Gradio copies every output's props on each
     # status update, so a 1000-choice output would slow every slider move several-fold)
@@ -92,7 +100,7 @@ def build_sidebar() -> Sidebar:
         elem_id="gt-box",
     )
     gt_clear = gr.Button("Clear the ground-truth box", size="sm", variant="secondary")
-    return Sidebar(image, model, class_pick, class_search, status, gt_box, gt_clear)
+    return Sidebar(image, model, resolution, class_pick, class_search, status, gt_box, gt_clear)
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ class ControlsPanel:
 
     @property
     def sliders(self) -> list[gr.Slider]:
-        """The sliders a preset sets, in :class:`app.handlers.PresetValues` order."""
+        """The sliders a preset sets, in :class:`app.handlers.PresetValues` order (the resolution comes after)."""
         return [self.theta_mas, self.theta_pas, self.percentile, self.tau]
 
 
@@ -129,7 +137,7 @@ def build_controls() -> ControlsPanel:
         preset = gr.Radio(
             [*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2, elem_id="preset"
         )
-        toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL)}
+        toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION)}
         tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)
         nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
         pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
@@ -326,10 +334,12 @@ def build_export_tab() -> ExportTab:
 
 @dataclass(frozen=True)
 class ApiInputs:
-    """Hidden components that only ``/explain`` uses (its class input and overlay outputs)."""
+    """Hidden components that only ``/explain`` uses (its class and resolution inputs, overlay outputs)."""
 
     button: gr.Button
     class_name: gr.Textbox
+    input_size: gr.Number
+    output_stride: gr.Number
     plain: gr.Image
     ours: gr.Image
 
@@ -338,9 +348,13 @@ def build_api() -> ApiInputs:
     """The hidden components of the public API."""
     button = gr.Button(visible=False)
     class_name = gr.Textbox("", visible=False, label="class: index or name; empty = top-1 (API input)")
+    input_size = gr.Number(DEFAULT_RESOLUTION.input_size, precision=0, visible=False, label="input_size (API input)")
+    output_stride = gr.Number(
+        DEFAULT_RESOLUTION.output_stride, precision=0, visible=False, label="output_stride (API input)"
+    )
     plain = gr.Image(format="png", visible=False, label="plain CAM overlay (API output)")
     ours = gr.Image(format="png", visible=False, label="improved CAM overlay (API output)")
-    return ApiInputs(button, class_name, plain, ours)
+    return ApiInputs(button, class_name, input_size, output_stride, plain, ours)
 
 
 @dataclass(frozen=True)

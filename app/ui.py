@@ -16,6 +16,7 @@ import cam_core
 from app import texts
 from app.files import render_dir
 from app.hosting import ExplainerBlocks
+from app.inputs import DEFAULT_RESOLUTION
 from app.layout import build_page
 from app.state import get_model
 from app.wiring import wire_page
@@ -36,7 +37,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
     gr.set_static_paths([render_dir()])  # the app's own pictures, served without a copy into Gradio's cache
     if TORCH_THREADS > 0:
         torch.set_num_threads(TORCH_THREADS)
-    get_model(cam_core.DEFAULT_MODEL)  # loaded before the first request, so no user waits on it
+    get_model(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION.output_stride)  # loaded before the first request: no wait
     with ExplainerBlocks(title="CAM Explainer") as demo:
         page = build_page()
         wire_page(page, ANALYSIS_CONCURRENCY, "undocumented" if expose_ui_events else "private")

@@ -65,7 +65,8 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
     box_iou = float(cam_core.box_iou(plain["box"], ours["box"])[0, 0])
     lines = [
-        *filter(None, [coincidence_line(ex, box_iou)]),
+        *filter(None, [coincidence_line(ex, box_iou)]),  # first: right under the panels
+        resolution_line(ex),
         f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
         f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
         f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
@@ -94,10 +95,12 @@ def coincidence_line(ex: Explanation, box_iou: float) -> str:
     _, height, width = ex.ours_analysis.feature_maps.shape  # (C, h, w)
     if "TAP" in ex.trained_with:
         model = "a classifier whose head alone was re-trained with TAP (no localisation fine-tune)"
-        remedies = "a finer analysis resolution (more map cells), a backbone fine-tuned for localisation"
+        remedies = (
+            "a finer analysis resolution (the Resolution menu: more map cells), a backbone fine-tuned for localisation"
+        )
     else:
         model = "an off-the-shelf ImageNet classifier trained with GAP"
-        remedies = "a finer analysis resolution (more map cells), a model trained with TAP"
+        remedies = "a finer analysis resolution (the Resolution menu: more map cells), a model trained with TAP"
     return (
         f"**Why the two boxes nearly coincide (box IoU {box_iou:.2f} > {COINCIDE_IOU}):** the map is coarse "
         f"({height} × {width} cells for the whole photo) and comes from {model}, so both rules cut out much the "
@@ -117,11 +120,26 @@ def gain_loss_line(ex: Explanation) -> str:
     )
 
 
+def resolution_line(ex: Explanation) -> str:
+    """``Analysed at 448 px, stride 16 -> 28x28 map``: the resolution both panels were analysed at."""
+    a = ex.plain_analysis
+    height, width = a.input_size
+    return (
+        f"**Analysed at {a.resolution}** (the photo stretched to {width} x {height} px; one map cell covers "
+        f"{a.output_stride} x {a.output_stride} of those pixels: the Resolution control sets both)."
+    )
+
+
 def weights_note(ex: Explanation, which: str) -> str:
-    """Which weights a panel's map is made of, and the pooling they were trained with."""
-    analysis, pooling = (ex.plain_analysis, ex.trained_with[0]) if which == "plain" else (
-        ex.ours_analysis, ex.trained_with[1])  # fmt: skip
-    return f"weights of {analysis.model_name}, trained with {pooling}"
+    """Which weights a panel's map is made of, the pooling they were trained with and, for a shipped checkpoint,
+    the resolution it was trained at (the chosen one, or the nearest trained)."""
+    analysis, pooling, trained = (ex.plain_analysis, ex.trained_with[0], ex.trained_at[0]) if which == "plain" else (
+        ex.ours_analysis, ex.trained_with[1], ex.trained_at[1])  # fmt: skip
+    note = f"weights of {analysis.model_name}, trained with {pooling}"
+    if trained is None:
+        return note
+    note += f" at {trained.input_size} px, stride {trained.output_stride}"
+    return note if trained == ex.resolution else f"{note} (the nearest trained head to this resolution)"
 
 
 def _tap_story(ex: Explanation) -> list[str]:

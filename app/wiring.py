@@ -127,15 +127,16 @@ class Wiring:
 
 
 def wire_sidebar(w: Wiring) -> None:
-    """A new photo or model (one forward pass), a class picked or searched, a typed or cleared ground truth."""
+    """A new photo, model or resolution (one forward pass), a class picked or searched, a typed or cleared ground
+    truth."""
     page, side = w.page, w.page.sidebar
     named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap,
-             "model": side.model}  # fmt: skip
+             "model": side.model, "resolution": side.resolution}  # fmt: skip
     visibility = w.quiet["api_visibility"]
     side.image.change(None, None, side.gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
     photo = side.image.change(
         handlers.on_photo,
-        [side.image, side.model],
+        [side.image, side.model, side.resolution],
         outputs(named, handlers.Photo),
         preprocess=False,
         api_visibility=visibility,
@@ -145,12 +146,24 @@ def wire_sidebar(w: Wiring) -> None:
     w.render_all(photo)
     model = side.model.input(  # the user's pick only: a failed load puts the old value back without a new event
         handlers.on_model,
-        [side.model, page.session],
+        [side.model, page.session, side.resolution],
         outputs(named, handlers.ModelSwitch),
         api_visibility="private",
         **w.heavy,
     )
     w.render_all(model)
+    # `.change`, not `.input`: a preset sets the resolution too; a failed change puts the old value back, whose
+    # own change event then finds its analysis in the cache
+    resolution = side.resolution.change(
+        handlers.on_resolution,
+        [side.resolution, side.class_pick, side.model, page.session],
+        outputs(named, handlers.ResolutionSwitch),
+        api_visibility=visibility,
+        api_name="on_resolution",
+        **w.heavy,
+    )
+    w.render_all(resolution)
+    side.resolution.input(None, None, page.controls.preset, js="() => 'custom'")  # by hand: the preset is left
     w.render_rest(side.class_pick.input(w.render_now, w.view_inputs, w.view_outputs, **w.instant))
     searched = side.class_search.input(
         handlers.pick_class, [side.class_search, page.session], [side.class_pick], api_visibility="private"
@@ -172,7 +185,12 @@ def wire_controls(w: Wiring) -> None:
         )
     for slider in controls.sliders:
         slider.input(None, None, controls.preset, js="() => 'custom'")  # browser-only, no round trip
-    controls.preset.change(handlers.apply_preset, [controls.preset], controls.sliders, api_visibility="private")
+    controls.preset.change(
+        handlers.apply_preset,
+        [controls.preset],
+        [*controls.sliders, w.page.sidebar.resolution],
+        api_visibility="private",
+    )
 
 
 def wire_compare(w: Wiring) -> None:
@@ -243,9 +261,11 @@ def wire_export(w: Wiring) -> None:
 
 
 def wire_api(w: Wiring) -> None:
-    """``/explain``, the only public endpoint: photo, model, class, then the controls in :class:`Controls` order."""
+    """``/explain``, the only public endpoint: photo, model, class, the controls in :class:`Controls` order, then
+    ``input_size`` and ``output_stride`` (appended last: older positional calls keep working)."""
     page, api = w.page, w.page.api
     inputs = [page.sidebar.image, page.sidebar.model, api.class_name, *page.controls.by_field().values()]
+    inputs += [api.input_size, api.output_stride]
     api.button.click(
         handlers.explain,
         inputs,

@@ -29,6 +29,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import cam_core
+from app.inputs import DEFAULT_RESOLUTION
 from app.state import register_model
 from app.ui import build_demo
 
@@ -92,7 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    register_model("resnet50", cam_core.load_model("resnet50", pretrained=False))
+    for stride in (32, DEFAULT_RESOLUTION.output_stride):  # the default resolution's stride, and 224 px / 32
+        register_model("resnet50", cam_core.load_model("resnet50", pretrained=False, output_stride=stride))
     demo = build_demo(expose_ui_events=True)
     demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
     try:

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from app.inputs import DEFAULT_RESOLUTION
 from bench.bench_app import CAT, percentiles
 
 SERVER = """
@@ -57,8 +58,8 @@ class Page:
         with path.open("rb") as handle:
             (uploaded,) = self.http.post("/gradio_api/upload", files={"files": (path.name, handle)}).json()
         payload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
-        body = {"data": [payload, "tf_efficientnet_lite0"], "fn_index": self.indices["on_image"],
-                "session_hash": self.session}  # fmt: skip
+        data = [payload, "tf_efficientnet_lite0", DEFAULT_RESOLUTION.value]
+        body = {"data": data, "fn_index": self.indices["on_image"], "session_hash": self.session}
         self.http.post("/gradio_api/queue/join", json=body).raise_for_status()
         with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
             for line in stream.iter_lines():

@@ -6,12 +6,17 @@ safetensors string metadata under the key ``"card"``, a JSON model card::
     {"format": "cam-explainer/1", "architecture": "tf_efficientnet_lite0",
      "base_weights": {"name": ..., "pretrained": true, "hash_of": "file" | "state_dict", "sha256": ...},
      "pooling": "gap" | "tap", "tau": 0.1 | null, "trained": ["conv_head", "bn2", "classifier"],
+     "resolution": {"input_size": 448, "output_stride": 16},
      "name": ..., "data": {...}, "recipe": {...}, "evaluation": {...}}
+
+``resolution`` is the analysis resolution the head was trained at (a card without it: 224 px, stride 32;
+see :func:`card_resolution`).
 
 :func:`load_checkpoint` rebuilds the base model with :func:`cam_core.models.load_model`, checks the
 base weights' SHA-256 (of the weights file for the bundled default, of the freshly built state dict
 otherwise: random init is seeded with ``base_weights["init_seed"]``), swaps in TAP when the card says
 so, loads the tensors (cast to fp32) and re-checks CAM exactness through :func:`~cam_core.models.wrap_model`.
+By default it rebuilds the model at the card's ``resolution`` (output stride and input size).
 No pickle is ever read or written.
 """
 
@@ -39,10 +44,13 @@ from cam_core.models import (
     set_pooling,
     wrap_model,
 )
+from cam_core.resolution import INPUT_SIZE_RANGE, OUTPUT_STRIDES, with_input_size
 
 FORMAT = "cam-explainer/1"
 CARD_KEY = "card"
 _CARD_FIELDS = ("format", "architecture", "base_weights", "pooling", "tau", "trained")
+DEFAULT_RESOLUTION: dict[str, int] = {"input_size": 224, "output_stride": 32}
+"""The resolution of a card without a ``resolution`` key (every checkpoint written before that key existed)."""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -179,6 +187,24 @@ def _check_base(base: object, path: Path) -> None:
         raise _fail(path, "base_weights.hash_of", "'file' or 'state_dict'", base["hash_of"])
 
 
+def _check_resolution(resolution: object, path: Path) -> None:
+    """Validate the card's ``resolution`` entry: ``{"input_size": N, "output_stride": S}``, nothing else."""
+    low, high = INPUT_SIZE_RANGE
+    if not isinstance(resolution, Mapping) or set(resolution) != {"input_size", "output_stride"}:
+        raise _fail(path, "resolution", "an object with exactly 'input_size' and 'output_stride'", resolution)
+    if not _is_int(resolution["input_size"], low, high):
+        raise _fail(path, "resolution.input_size", f"an integer in [{low}, {high}]", resolution["input_size"])
+    stride = resolution["output_stride"]
+    if not _is_int(stride, 1, 64) or stride not in OUTPUT_STRIDES:
+        raise _fail(path, "resolution.output_stride", f"one of {', '.join(map(str, OUTPUT_STRIDES))}", stride)
+
+
+def card_resolution(card: Mapping[str, Any]) -> dict[str, int]:
+    """``{"input_size": N, "output_stride": S}`` a checkpoint was trained at; :data:`DEFAULT_RESOLUTION`
+    (224 px, stride 32) for a card without the key. Validate the card first (:func:`read_card` does)."""
+    return dict(card.get("resolution") or DEFAULT_RESOLUTION)
+
+
 def _check_card(card: Mapping[str, Any], path: Path) -> None:
     """Validate a model card's fields, types and ranges; raise :class:`CheckpointError` naming the field."""
     missing = [f for f in _CARD_FIELDS if f not in card]
@@ -202,6 +228,8 @@ def _check_card(card: Mapping[str, Any], path: Path) -> None:
         raise _fail(path, "num_classes", f"an integer in [1, {MAX_CLASSES}]", card["num_classes"])
     if "name" in card and card["name"] is not None and not isinstance(card["name"], str):
         raise _fail(path, "name", "a string", card["name"])
+    if "resolution" in card:
+        _check_resolution(card["resolution"], path)
 
 
 def _no_path(exc: Exception, path: Path) -> str:
@@ -275,11 +303,18 @@ def describe(card: Mapping[str, Any]) -> str:
     return f"{card['pooling']}-{card['architecture']} ({unfreeze} fine-tune)"
 
 
-def load_checkpoint(path: str | Path, output_stride: int = 32) -> LoadedModel:
+def load_checkpoint(path: str | Path, output_stride: int | None = None, input_size: int | None = None) -> LoadedModel:
     """Rebuild a fine-tuned model from a checkpoint written by :func:`save_checkpoint`.
 
-    ``output_stride`` 16 or 8 rebuilds it with dilated last stages (same weights; a head trained at
-    stride 32 is then used outside the setting it was trained in).
+    Args:
+        path: the ``.safetensors`` checkpoint.
+        output_stride: ``None`` (default) builds the model at the card's ``resolution.output_stride`` (32
+            for a card without ``resolution``); 32, 16 or 8 overrides it (same weights; the head is then
+            used outside the setting it was trained in).
+        input_size: ``None`` (default): the card's ``resolution.input_size`` when ``output_stride`` is also
+            ``None`` and the card has a ``resolution``, the model's own (224 for the default) otherwise; N
+            overrides it (see :func:`cam_core.resolution.with_input_size`). So an explicit stride alone never
+            mixes with the card's input size (``load_checkpoint(p, output_stride=32)`` is the 224 / 32 model).
 
     Returns:
         A CAM-exact :class:`LoadedModel` (eval mode, fp32) named after the card's ``name`` (or
@@ -289,11 +324,16 @@ def load_checkpoint(path: str | Path, output_stride: int = 32) -> LoadedModel:
         CheckpointError: not ``.safetensors``, missing or corrupt file, base weights whose SHA-256
             differs from the card's, unknown tensor keys, or a shape mismatch. The message names ``path``.
         WeightsUnavailableError, NotCamExactError: the base cannot be built or is not CAM-exact.
+        ParameterError: ``output_stride`` or ``input_size`` out of range.
     """
     path = _open_checked(path)
     card = read_card(path)
     tensors = _load_tensors(path)
     base = card["base_weights"]
+    if output_stride is None:  # the card's resolution as a whole (input size too, when the card names one)
+        output_stride = card_resolution(card)["output_stride"]
+        if input_size is None and "resolution" in card:
+            input_size = card_resolution(card)["input_size"]
     try:
         loaded, info = build_base(base["name"], base.get("pretrained", True), base.get("init_seed", 0), output_stride)
     except CamError as exc:
@@ -315,7 +355,8 @@ def load_checkpoint(path: str | Path, output_stride: int = 32) -> LoadedModel:
     trained = "+".join(card["trained"]) or "all layers"
     pool = f"TAP tau={card['tau']}" if card["pooling"] == "tap" else "GAP"
     weights = f"{loaded.weights}, then {trained} fine-tuned with {pool} ({path.name})"
-    return wrap_model(model, name, weights, output_stride=loaded.output_stride)
+    rebuilt = wrap_model(model, name, weights, output_stride=loaded.output_stride)
+    return rebuilt if input_size is None else with_input_size(rebuilt, input_size)
 
 
 def attach_evaluation(path: str | Path, evaluation: Mapping[str, Any]) -> dict[str, Any]:

@@ -204,31 +204,75 @@ def build_cache(
     model = loaded.model.to(device)
     frozen, stage = head_split(model)
     rng = np.random.default_rng(recipe.seed)
-    feats: list[torch.Tensor] = []
-    teach: list[torch.Tensor] = []
-    with eval_mode(model), torch.inference_mode():
-        for path in tqdm(paths, desc="caching views", unit="photo"):
-            photo = load_stored_image(path, DEFAULT_MAX_PIXELS)  # stored pixel order, as for evaluation
-            views = view_batch(photo, loaded.data_config, rng, recipe, recipe.views).to(device)
-            z = frozen(views)  # (V, C', h', w')
-            feats.append(z.half().cpu())
-            teach.append(model.forward_head(stage(z)).half().cpu())  # type: ignore[operator]  # (V, K)
-    return FeatureCache(torch.stack(feats), torch.stack(teach), torch.tensor(list(labels), dtype=torch.int64))
+    feats: torch.Tensor | None = None  # allocated once the first photo gives the shape: one copy in memory
+    teach: torch.Tensor | None = None
+    model.to(memory_format=torch.channels_last)  # ~1.3x faster depthwise convs on CPU; same values to ~1e-6
+    try:
+        with eval_mode(model), torch.inference_mode():
+            for i, path in enumerate(tqdm(paths, desc="caching views", unit="photo")):
+                photo = load_stored_image(path, DEFAULT_MAX_PIXELS)  # stored pixel order, as for evaluation
+                views = view_batch(photo, loaded.data_config, rng, recipe, recipe.views)
+                views = views.to(device, memory_format=torch.channels_last)
+                z = frozen(views)  # (V, C', h', w')
+                logits = model.forward_head(stage(z))  # type: ignore[operator]  # (V, K)
+                if feats is None or teach is None:
+                    feats = torch.empty((len(paths), *z.shape), dtype=torch.float16)
+                    teach = torch.empty((len(paths), *logits.shape), dtype=torch.float16)
+                feats[i] = z.half().cpu()
+                teach[i] = logits.half().cpu()
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+    if feats is None or teach is None:
+        raise ParameterError("`paths` is empty: no photo to cache")
+    return FeatureCache(feats, teach, torch.tensor(list(labels), dtype=torch.int64))
 
 
-def save_cache(cache: FeatureCache, path: Path, fingerprint: str) -> None:
-    """Store a :class:`FeatureCache` as ``.safetensors`` tagged with ``fingerprint`` (no pickle)."""
+def cache_resolution(loaded: LoadedModel) -> dict[str, int]:
+    """``{"input_size": N, "output_stride": S}`` of the views a cache of ``loaded`` holds (square inputs)."""
+    height, width = loaded.data_config.input_size
+    if height != width:
+        raise ParameterError(f"the view cache needs a square input, got {height}x{width}")
+    return {"input_size": int(height), "output_stride": int(loaded.output_stride)}
+
+
+def save_cache(cache: FeatureCache, path: Path, fingerprint: str, resolution: dict[str, int]) -> None:
+    """Store a :class:`FeatureCache` as ``.safetensors`` tagged with ``fingerprint`` and its resolution (no pickle).
+
+    Args:
+        resolution: ``{"input_size": N, "output_stride": S}`` of the cached views (see :func:`cache_resolution`).
+    """
     tensors = {"features": cache.features, "teacher": cache.teacher, "labels": cache.labels}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"fingerprint": fingerprint})
+    metadata = {"fingerprint": fingerprint, **{k: str(v) for k, v in resolution.items()}}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
 
 
-def load_cache(path: Path, fingerprint: str) -> FeatureCache | None:
-    """The cache at ``path`` if it exists and was built with the same ``fingerprint``, else ``None``."""
+def load_cache(path: Path, fingerprint: str, resolution: dict[str, int] | None = None) -> FeatureCache | None:
+    """The cache at ``path`` if it exists and was built with the same ``fingerprint``, else ``None``.
+
+    Args:
+        resolution: ``{"input_size": N, "output_stride": S}`` this run needs; ``None`` skips the check.
+            A cache stored without a resolution (older files) holds 224 px / stride 32 views.
+
+    Raises:
+        ParameterError: the cache holds views of another resolution (it is never overwritten then).
+    """
     if not path.is_file():
         return None
     with safe_open(str(path), framework="pt") as handle:
-        if (handle.metadata() or {}).get("fingerprint") != fingerprint:
-            return None
+        metadata = handle.metadata() or {}
+    if resolution is not None:
+        stored = {
+            "input_size": int(metadata.get("input_size", 224)),
+            "output_stride": int(metadata.get("output_stride", 32)),
+        }
+        if stored != resolution:
+            raise ParameterError(
+                f"the view cache {path.name!r} holds views at {stored['input_size']} px / stride "
+                f"{stored['output_stride']}, this run needs {resolution['input_size']} px / stride "
+                f"{resolution['output_stride']}: pass another `--cache` file (or delete this one)"
+            )
+    if metadata.get("fingerprint") != fingerprint:
+        return None
     tensors = load_file(str(path))
     return FeatureCache(tensors["features"], tensors["teacher"], tensors["labels"])
 
@@ -366,21 +410,26 @@ def finetune(
         recipe: hyper-parameters.
         device: ``"cpu"`` or ``"cuda"``.
         cache_path: optional ``.safetensors`` file to reuse / store the head-only view cache (e.g. shared
-            by a GAP and a TAP run of the same data and augmentation); ``fingerprint`` identifies it.
+            by a GAP and a TAP run of the same data and augmentation); ``fingerprint`` identifies it. The
+            cache records the input size and output stride of ``loaded`` and is refused at another one.
 
     Returns:
         The trained module prefixes and a log with ``loss`` (per epoch) and timings in seconds.
+
+    Raises:
+        ParameterError: ``cache_path`` holds views of another resolution than ``loaded``'s.
     """
     torch.manual_seed(recipe.seed)
     prefixes = trainable_prefixes(loaded.model, recipe.unfreeze)
     log: dict[str, float | list[float]] = {}
     start = time.perf_counter()
     if recipe.unfreeze == "head":
-        cache = load_cache(cache_path, fingerprint) if cache_path else None
+        resolution = cache_resolution(loaded)
+        cache = load_cache(cache_path, fingerprint, resolution) if cache_path else None
         if cache is None:
             cache = build_cache(loaded, paths, labels, recipe, device)
             if cache_path:
-                save_cache(cache, cache_path, fingerprint)
+                save_cache(cache, cache_path, fingerprint, resolution)
         log["cache_s"] = round(time.perf_counter() - start, 1)
         set_pooling(loaded.model, recipe.pooling, recipe.tau)
         start = time.perf_counter()

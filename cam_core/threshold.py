@@ -6,7 +6,7 @@ All functions take a min-max normalised map (float (H, W) in ``[0, 1]``, see
 * MaS: foreground = ``cam > theta · max(cam)``; on a normalised map ``max == 1``, so the threshold is
   ``theta`` (default 0.2).
 * PaS: foreground = ``cam > theta · P_p(cam)``, ``P_p`` the p-th percentile over all pixels (paper
-  code: p = 90, theta = 0.35; LID challenge: p = 98).
+  code: p = 90, theta = 0.35; LID challenge: p = 98; see :data:`PRESETS`).
 * For threshold sweeps, PaS rescales the map instead: ``cam' = min(1, cam / P_p(cam))`` (this project's
   extension: the sweep's thresholds ``theta · P_p`` then cover ``[0, P_p)`` only).
 
@@ -35,25 +35,44 @@ Thresholding = Literal["8bit", "float"]
 
 @dataclass(frozen=True)
 class Preset:
-    """A named set of method parameters.
+    """A named set of method parameters and the analysis resolution they go with.
 
     Attributes:
         theta_mas: MaS threshold fraction of the maximum.
         theta_pas: PaS threshold fraction of the percentile.
         percentile: p in ``(0, 100]``.
         tau_tap: TAP threshold fraction of each channel's maximum.
+        input_size: the square the photo is stretched to, in pixels (see :mod:`cam_core.resolution`).
+        output_stride: input pixels per CAM cell: 32 as trained, 16 with dilated last stages.
     """
 
     theta_mas: float
     theta_pas: float
     percentile: float
     tau_tap: float
+    input_size: int = 224
+    output_stride: int = 32
 
 
 PRESETS: dict[str, Preset] = {
-    "paper code": Preset(theta_mas=0.2, theta_pas=0.35, percentile=90.0, tau_tap=0.1),
-    "LID challenge": Preset(theta_mas=0.2, theta_pas=0.35, percentile=98.0, tau_tap=0.05),
+    "sharp (448 px)": Preset(0.2, 0.35, 90.0, 0.1, input_size=448, output_stride=16),
+    "paper code": Preset(0.2, 0.35, 90.0, 0.1, input_size=224, output_stride=32),
+    "LID challenge": Preset(0.2, 0.35, 98.0, 0.05, input_size=336, output_stride=16),
 }
+"""The named settings, each with its resolution (the app's Preset radio sets the sliders *and* the resolution).
+
+* ``"sharp (448 px)"``: the paper code's thresholds on a 28 x 28 map (448 px, stride 16). Measured on 120
+  full-resolution ImageNet photos (``docs/resolution.md``): MaxBoxAccV2 48.3 -> 55.6 (plain CAM) and
+  48.6 -> 60.0 (NWC + PaS) against 224 / 32, top-1 unchanged (70.0), forward x3.7 the 224 / 32 one.
+  The thresholds were chosen for 7 x 7 maps: at fixed θ, NWC + PaS's GT-known is below plain CAM's here.
+* ``"paper code"``: won-bae/rethinkingCAM's defaults (MaS θ = 0.2, PaS θ = 0.35, p = 90, τ = 0.1) at the
+  protocol's 224 px, stride 32 (7 x 7 map): the setting of ``docs/method.md``'s self-check numbers.
+* ``"LID challenge"``: Bae et al.'s LID 2020 entry (ResNet50-SE): p = 98, τ = 0.05, photos resized to 384
+  and centre-cropped to 336, so analysed at 336 px (stretched, not cropped: the app never cuts the photo).
+  Stride 16: the WSOL benchmark's ResNet-50 (clovaai/wsolevaluation sets layer4's stride to 1, i.e. output
+  stride 16; ``docs/method.md`` does not record the entry's own), and 336 / 16 measured better than 336 / 32
+  here (V2 55.8 vs 54.7 plain CAM, 56.7 vs 55.3 NWC + PaS) for a forward x2.4 instead of x1.7 the 224 / 32 one.
+"""
 
 
 def check_theta(theta: float, name: str = "theta") -> float:

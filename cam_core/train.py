@@ -13,6 +13,10 @@ Usage (the default model's TAP head, see docs/tap_training.md)::
 
     python -m cam_core.train --images imagenet_val_1k --boxes imagenet_val_1k/boxes.csv \\
         --exclude imagenette_val/boxes.csv --pooling tap --tau 0.1 --out assets/checkpoints/x.safetensors
+
+``--input-size N --output-stride S`` trains at another analysis resolution (e.g. 448 / 16, a 28x28 map):
+the base is built with dilated last stages, the views are stretched to N x N, the view cache records N and S
+(and is refused at another resolution) and the card stores ``"resolution": {"input_size": N, "output_stride": S}``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from cam_core.checkpoint import build_base, save_checkpoint, write_card_json
 from cam_core.errors import CamError, CheckpointError, DatasetError, ParameterError
 from cam_core.finetune import Recipe, finetune
 from cam_core.models import DEFAULT_MODEL, resolve_spec
+from cam_core.resolution import OUTPUT_STRIDES, with_input_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 Samples = list[tuple[Path, int]]
@@ -157,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--tau", type=float, default=0.1, help="TAP threshold fraction (official code 0.1)")
     model.add_argument("--num-classes", type=int, help="new classifier with K classes (e.g. 200 for CUB; --distill 0)")
     model.add_argument("--unfreeze", default="head", help="head | tail | all | a module path such as blocks.6")
+    model.add_argument("--input-size", type=int, help="train on N x N views (default: the model's own, 224)")
+    model.add_argument(
+        "--output-stride", type=int, default=32, choices=OUTPUT_STRIDES,
+        help="32 as pretrained, or 16 / 8: dilated last stages (same weights, finer feature map)",
+    )  # fmt: skip
     d = Recipe()
     fit = parser.add_argument_group("training")
     fit.add_argument("--distill", type=float, default=d.distill, help="weight a of a·T²·KL(T) (0: no teacher)")
@@ -201,7 +211,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     recipe = recipe_from_args(args)
     samples, data = load_samples(args)
-    loaded, base = build_base(args.model, not args.no_pretrained, args.init_seed)
+    loaded, base = build_base(args.model, not args.no_pretrained, args.init_seed, args.output_stride)
+    if args.input_size is not None:
+        loaded = with_input_size(loaded, args.input_size)
+    resolution = {"input_size": loaded.data_config.input_size[0], "output_stride": loaded.output_stride}
     classes = args.num_classes or loaded.num_classes
     if classes != loaded.num_classes:
         if recipe.distill > 0:
@@ -220,7 +233,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "architecture": arch, "base_weights": base, "pooling": recipe.pooling,
         "tau": recipe.tau if recipe.pooling == "tap" else None,
         "name": args.name or f"{recipe.pooling}-{_short(arch)} ({recipe.unfreeze} fine-tune)",
-        "input_size": list(loaded.data_config.input_size), "num_classes": classes, "data": data,
+        "input_size": list(loaded.data_config.input_size), "resolution": resolution, "num_classes": classes,
+        "data": data,
         "recipe": {**dataclasses.asdict(recipe), "optimizer": "Adam, cosine to 0",
                    "loss": f"{recipe.distill}*T^2*KL(T={recipe.temperature}) + {recipe.ce}*CE",
                    "bn": "running statistics frozen (eval mode), affine trained", "device": args.device,

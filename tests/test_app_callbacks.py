@@ -24,8 +24,8 @@ from app import analysis_views as av
 from app import explanation, files, handlers, histogram, inputs, models, render, state, views
 from app.errors import with_notice
 from app.explanation import resolve_class
-from app.inputs import CRF, VIEW, Controls, ViewRequest, crf_params
-from app.models import tap_partner
+from app.inputs import CRF, DEFAULT_RESOLUTION, VIEW, Controls, ViewRequest, crf_params
+from app.models import Resolution, tap_partner
 from app.state import ANALYSES, AnalysisCache, Session, get_analysis, get_model, image_hash
 from app.wiring import event
 
@@ -144,7 +144,7 @@ def test_gain_loss_view_follows_the_sliders(cat_session: Session) -> None:
 
 def test_json_matches_library(cat_session: Session) -> None:
     payload = handlers.render_localization(request(cat_session, "")).payload
-    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
     assert analysis is not None
     assert payload["class"]["index"] == analysis.top_k(1)[0][0]
     assert payload["ours"]["modules"] == ["NWC", "PaS"]
@@ -215,7 +215,7 @@ def test_swipe_pictures_only_when_their_tab_is_open(cat_session: Session) -> Non
 
 
 def test_class_resolution(cat_session: Session) -> None:
-    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
     assert resolve_class("", analysis) == 285
     assert resolve_class("tabby", analysis) == 281
     assert resolve_class("7", analysis) == 7
@@ -247,10 +247,10 @@ def test_a_failed_model_load_puts_the_field_back_and_says_so_once(
     """Issue #14 item 8: the Model field shows the model the panels show; one message, no exception (no toast)."""
     real_get = state.MODELS.get
 
-    def offline(name: object) -> cam_core.LoadedModel:
+    def offline(name: object, output_stride: int = 32) -> cam_core.LoadedModel:
         if name == "resnet50":
             raise cam_core.WeightsUnavailableError("resnet50's weights could not be downloaded (offline).")
-        return real_get(name)
+        return real_get(name, output_stride)
 
     monkeypatch.setattr(state.MODELS, "get", offline)
     for session, shown in ((cat_session, cat_session.model), (None, cam_core.DEFAULT_MODEL)):
@@ -274,7 +274,9 @@ def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
     if tap_model is None:
         pytest.skip("no TAP checkpoint in assets/checkpoints")
     switch = handlers.on_model(tap_model, cat_session)
-    assert switch.tap == gr.update(value=True, interactive=False, info=models.tap_toggle(tap_model)["info"])
+    assert switch.tap == gr.update(
+        value=True, interactive=False, info=models.tap_toggle(tap_model, DEFAULT_RESOLUTION)["info"]
+    )
     assert "TAP" in switch.status and "(0.0 %)" not in switch.status
     session = switch.session
     loaded = get_model(tap_model).name
@@ -288,13 +290,17 @@ def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
     assert base.tap["interactive"] is True
     mixed = handlers.render_localization(request(base.session, "285", tap=True))
     assert mixed.payload["plain"]["trained_with"] == "GAP" and mixed.payload["ours"]["trained_with"] == "TAP"
-    assert "trained with GAP:" in mixed.caption and "trained with TAP:" in mixed.caption
-    assert models.tap_toggle("resnet50") == {"value": False, "interactive": False, "info": "needs a TAP-trained model"}
+    assert "trained with GAP:" in mixed.caption and "trained with TAP at " in mixed.caption  # and where it was trained
+    assert models.tap_toggle("resnet50", DEFAULT_RESOLUTION) == {
+        "value": False,
+        "interactive": False,
+        "info": "needs a TAP-trained model",
+    }
 
 
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
     pos, neg, bar_path, caption = av.render_weights(cat_session, "285", "shared")
-    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.image_hash)
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
     assert f"**{int((analysis.class_weights[285] < 0).sum())}** of 1280" in caption
     assert "not comparable" in av.render_weights(cat_session, "285", "per map")[3]
     bar = np.asarray(Image.open(bar_path).convert("RGB")).reshape(-1, 3).astype(int)
@@ -367,7 +373,7 @@ def test_wording_says_what_is_on_screen(cat_session: Session) -> None:
 
 
 def test_presets_and_export(cat_session: Session) -> None:
-    assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05)
+    assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
     path = handlers.export_zip(request(cat_session, "285"))
     with zipfile.ZipFile(path) as archive:
         names = {"explanation.json", "plain_cam.png", "improved_cam.png", "histogram.png", "masks.png"}
@@ -401,13 +407,17 @@ def test_explain_api_function() -> None:
 def test_analysis_cache_is_bounded() -> None:
     cache = AnalysisCache(max_bytes=3 * 300_000)
     rng = np.random.default_rng(0)
-    template = ANALYSES.get(cam_core.DEFAULT_MODEL, image_hash(cam_core.load_image(CAT)))
+    template = ANALYSES.get(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION, image_hash(cam_core.load_image(CAT)))
     assert template is not None
     for i in range(20):
         image = rng.integers(0, 256, size=(200, 200, 3), dtype=np.uint8)  # 120 kB + 250 kB features
-        cache.put("m", str(i), cam_core.cam.Analysis(**{**template.__dict__, "image": image}))
+        features = np.zeros((1280, 7, 7), np.float32)  # a 224 px analysis' map (the default's 28 x 28 is 4 MB)
+        small = cam_core.cam.Analysis(**{**template.__dict__, "image": image, "feature_maps": features})
+        cache.put("m", DEFAULT_RESOLUTION, str(i), small)
         assert cache.nbytes <= cache.max_bytes
-    assert len(cache) == 2 and cache.get("m", "19") is not None and cache.get("m", "0") is None
+    assert len(cache) == 2 and cache.get("m", DEFAULT_RESOLUTION, "19") is not None
+    assert cache.get("m", DEFAULT_RESOLUTION, "0") is None
+    assert cache.get("m", Resolution(224, 32), "19") is None  # another resolution is another entry
 
 
 def test_crf_view(cat_session: Session) -> None:

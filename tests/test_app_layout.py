@@ -34,9 +34,13 @@ def test_coincidence_line_only_above_the_iou_limit(cat_session) -> None:  # noqa
             _, height, width = ex.ours_analysis.feature_maps.shape
             assert f"({height} × {width} cells for the whole photo)" in first
             assert "off-the-shelf ImageNet classifier trained with GAP" in first  # the default model: GAP-trained
-            assert "finer analysis resolution" in first and "trained with TAP" in first and "threshold" in first
+            assert (
+                "finer analysis resolution (the Resolution menu" in first
+                and "trained with TAP" in first
+                and "threshold" in first
+            )
         else:
-            assert WHY not in out.caption and out.caption.startswith("**Plain CAM (blue box)**")
+            assert WHY not in out.caption and out.caption.startswith("**Analysed at")  # the resolution line
     assert 0 < shown < 3  # both sides of the limit were seen
 
 

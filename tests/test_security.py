@@ -35,6 +35,8 @@ from tests.test_app_server import ROOT, load_app_module
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 MODEL = cam_core.DEFAULT_MODEL
 CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
+RESOLUTION = inputs.DEFAULT_RESOLUTION.value  # the Resolution menu's value, "448/16"
+SIZE_STRIDE = [448, 16]  # /explain's input_size, output_stride: raw HTTP sends every input (the clients fill defaults)
 RAW_RENDER = event(handlers.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
 
 
@@ -101,7 +103,7 @@ def test_a_path_outside_the_upload_folder_is_never_opened(
     targets = {**_outside_files(tmp_path), "symlink out": str(link)}
     for label, path in targets.items():
         for payload in ({"path": path}, {"path": path, "meta": {"_type": "gradio.FileData"}}, path):
-            data = [payload, MODEL, "", *CONTROLS] if event == "explain" else [payload, MODEL]
+            data = [payload, MODEL, "", *CONTROLS, *SIZE_STRIDE] if event == "explain" else [payload, MODEL, RESOLUTION]
             kind, message = call(http, event, data)
             if isinstance(payload, dict) and "meta" not in payload:  # reaches our code (``preprocess=False``)
                 assert (kind, message) == ("error", inputs.NOT_A_FILE), (label, payload, message)
@@ -111,14 +113,14 @@ def test_a_path_outside_the_upload_folder_is_never_opened(
 
 def test_the_same_check_on_the_pages_own_route(http: httpx.Client, demo: Any, tmp_path: Path) -> None:
     for path in _outside_files(tmp_path).values():
-        output = queue_join(http, demo, "on_image", [{"path": path}, MODEL])
+        output = queue_join(http, demo, "on_image", [{"path": path}, MODEL, RESOLUTION])
         assert output["error"] == inputs.NOT_A_FILE
 
 
 def test_an_upload_in_the_upload_folder_and_the_examples_are_accepted(http: httpx.Client, uploads: Path) -> None:
     shutil.copy(CAT, uploads / "mine.jpg")
     for path in (str(uploads / "mine.jpg"), str(CAT)):
-        kind, payload = call(http, "explain", [{"path": path}, MODEL, "", *CONTROLS])
+        kind, payload = call(http, "explain", [{"path": path}, MODEL, "", *CONTROLS, *SIZE_STRIDE])
         assert kind == "complete" and payload[0]["class"]["index"] == 285
 
 
@@ -140,7 +142,7 @@ def test_an_upload_in_the_upload_folder_and_the_examples_are_accepted(http: http
 )
 def test_models_only_from_the_menu(model: Any, http: httpx.Client) -> None:
     started = time.perf_counter()
-    kind, message = call(http, "on_image", [{"path": str(CAT)}, model])
+    kind, message = call(http, "on_image", [{"path": str(CAT)}, model, RESOLUTION])
     assert kind == "error" and "`model` must be one of" in message
     assert time.perf_counter() - started < 10  # refused before any load or download starts
 
@@ -167,12 +169,47 @@ def test_explain_names_the_bad_parameter(position: int, value: Any, name: str) -
 
 
 def test_bad_values_over_raw_http_get_readable_messages(http: httpx.Client) -> None:
-    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", "abc", *CONTROLS[1:]])
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", "abc", *CONTROLS[1:], *SIZE_STRIDE])
     assert kind == "error" and message.startswith("`theta_mas` must be a number")
-    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "²", *CONTROLS])
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "²", *CONTROLS, *SIZE_STRIDE])
     assert kind == "error" and "Unknown class '²'" in message
-    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", 0.2, 0.35, 90, "false", True, True])
+    kind, message = call(http, "explain", [{"path": str(CAT)}, MODEL, "", 0.2, 0.35, 90, "false", True, True, 448, 16])
     assert kind == "error" and "`tap` must be true or false" in message
+
+
+@pytest.mark.parametrize(
+    ("size", "stride", "message"),
+    [
+        (300, 16, "`input_size` must be one of [224, 336, 448, 512], got 300"),
+        ("448", 16, "`input_size` must be a number"),
+        (10**12, 16, "`input_size` must be a number in [224, 512]"),
+        (None, 16, "`input_size` must be a number"),
+        (448, True, "`output_stride` must be a number"),
+        (448, [16], "`output_stride` must be a number"),
+        (448, 8, "`output_stride` must be a number in [16, 32], got 8"),
+        (224, 16, "`input_size` 224 with `output_stride` 16 is not offered"),
+    ],
+)
+def test_explain_refuses_resolutions_it_does_not_offer_over_raw_http(
+    http: httpx.Client, size: Any, stride: Any, message: str
+) -> None:
+    """Issue #13: ``input_size`` and ``output_stride`` arrive as raw JSON; only the offered pairs pass."""
+    started = time.perf_counter()
+    kind, text = call(http, "explain", [{"path": str(CAT)}, MODEL, "", *CONTROLS, size, stride])
+    assert kind == "error" and message in text and "Internal error" not in text
+    assert time.perf_counter() - started < 10  # refused before any forward pass
+
+
+def test_the_pages_resolution_event_refuses_what_the_menu_does_not_offer(http: httpx.Client, demo: Any) -> None:
+    """The menu's own check (Gradio's, a value not among the choices) or ours (``None``) refuses, never a crash."""
+    for value in ("1024/16", "448/8", ["448/16"], 448, None, "448/16\x00"):
+        output = queue_join(http, demo, "on_resolution", [value, "285", MODEL, None])
+        status = json.dumps(output)
+        refused = "`resolution` must be one of" in status or "is not in the list of choices" in status
+        assert refused and "Internal error" not in status and "Traceback" not in status, value
+    for value in ("1024/16", 448):
+        kind, message = call(http, "on_image", [{"path": str(CAT)}, MODEL, value])
+        assert kind == "error" and "`resolution` must be one of" in message
 
 
 def test_hostile_values_in_the_slider_events(http: httpx.Client) -> None:
@@ -184,7 +221,7 @@ def test_hostile_values_in_the_slider_events(http: httpx.Client) -> None:
         with pytest.raises(gr.Error) as error:
             RAW_RENDER(session, choice, *CONTROLS, "")
         assert "Internal error" not in error.value.message
-    assert handlers.apply_preset(["not", "hashable"]) == (gr.update(),) * 4
+    assert handlers.apply_preset(["not", "hashable"]) == (gr.update(),) * 5
 
 
 def test_the_analysis_tabs_check_their_inputs() -> None:
@@ -238,11 +275,11 @@ def test_a_slow_model_load_blocks_nobody_else(monkeypatch: pytest.MonkeyPatch) -
     release = threading.Event()
     real_load = state._load
 
-    def slow_load(name: str) -> cam_core.LoadedModel:
+    def slow_load(name: str, output_stride: int) -> cam_core.LoadedModel:
         if name == "resnet50":
             release.wait(30)
             raise cam_core.WeightsUnavailableError("resnet50: offline")
-        return real_load(name)
+        return real_load(name, output_stride)
 
     monkeypatch.setattr(state, "_load", slow_load)
     monkeypatch.setattr(state, "LOAD_TIMEOUT_S", 0.5)

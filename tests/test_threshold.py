@@ -49,6 +49,21 @@ def test_rule_validation_and_presets() -> None:
     assert cam_core.PRESETS["LID challenge"].percentile == 98 and cam_core.PRESETS["LID challenge"].tau_tap == 0.05
 
 
+def test_presets_carry_their_resolution() -> None:
+    """Issue #13: the paper code at the protocol's 224 / 32 (method.md's self-check numbers), the LID entry's 336 crop
+    (stride 16), and the app default: the paper code's thresholds on a 28 x 28 map."""
+    resolution = {name: (p.input_size, p.output_stride) for name, p in cam_core.PRESETS.items()}
+    assert resolution == {"sharp (448 px)": (448, 16), "paper code": (224, 32), "LID challenge": (336, 16)}
+    sharp, paper = cam_core.PRESETS["sharp (448 px)"], cam_core.PRESETS["paper code"]
+    assert (sharp.theta_mas, sharp.theta_pas, sharp.percentile, sharp.tau_tap) == (0.2, 0.35, 90.0, 0.1)
+    assert (paper.theta_mas, paper.theta_pas, paper.percentile, paper.tau_tap) == (0.2, 0.35, 90.0, 0.1)
+    lid = cam_core.PRESETS["LID challenge"]
+    assert (lid.percentile, lid.tau_tap) == (98.0, 0.05)
+    # the map sizes the presets give, by hand: ceil(448 / 16) = 28, ceil(224 / 32) = 7, ceil(336 / 16) = 21
+    maps = [cam_core.resolution_label(p.input_size, p.output_stride) for p in cam_core.PRESETS.values()]
+    assert maps == ["448 px, stride 16 -> 28x28 map", "224 px, stride 32 -> 7x7 map", "336 px, stride 16 -> 21x21 map"]
+
+
 def test_8bit_rule_by_hand() -> None:
     """wsolevaluation: foreground = uint8(255 s) > int(theta * max(uint8 map)), i.e. s >= (int(255 theta) + 1) / 255."""
     from cam_core.threshold import quantize, threshold_8bit, threshold_mask

@@ -151,3 +151,48 @@ def test_run_raises_typed_errors(image_folder: Path, tmp_path: Path, monkeypatch
     argv = ["--images", str(image_folder), *FAST, "--device", "cuda", "--out", str(tmp_path / "x.safetensors")]
     with pytest.raises(ParameterError, match="--device cuda"):
         run(_parser().parse_args(argv), argv)
+
+
+def test_input_size_and_output_stride_reach_the_card_and_the_cache(image_folder: Path, tmp_path: Path) -> None:
+    cache, out = tmp_path / "cache.safetensors", tmp_path / "s16.safetensors"
+    head = ["--images", str(image_folder), *FAST, "--cache", str(cache), "--pooling", "tap"]
+    assert main([*head, "--input-size", "96", "--output-stride", "16", "--out", str(out)]) == 0
+    card = read_card(out)
+    assert card["resolution"] == {"input_size": 96, "output_stride": 16} and card["input_size"] == [96, 96]
+    assert "--input-size 96 --output-stride 16" in card["recipe"]["command"]
+    features = load_file(str(cache))["features"]  # (N, V, C', h', w'): 96 px at stride 16 -> 6 x 6
+    assert features.shape[:2] == (4, 2) and features.shape[-2:] == (6, 6)
+    loaded = load_checkpoint(out)  # rebuilt at the card's resolution
+    assert loaded.output_stride == 16 and loaded.data_config.input_size == (96, 96)
+    with torch.inference_mode():
+        fmap = loaded.model.forward_features(torch.zeros(1, 3, 96, 96))
+    assert tuple(fmap.shape[-2:]) == (6, 6)
+    assert load_checkpoint(out, output_stride=32).output_stride == 32  # explicit stride still wins
+
+
+def test_a_view_cache_is_refused_at_another_resolution(image_folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.safetensors"
+    head = ["--images", str(image_folder), *FAST, "--cache", str(cache), "--pooling", "gap"]
+    assert main([*head, "--out", str(tmp_path / "a.safetensors")]) == 0  # the model's own: 160 px / stride 32
+    assert read_card(tmp_path / "a.safetensors")["resolution"] == {"input_size": 160, "output_stride": 32}
+    stamp = cache.stat().st_mtime_ns
+    argv = [*head, "--input-size", "96", "--output-stride", "16", "--out", str(tmp_path / "b.safetensors")]
+    from cam_core.train import _parser, run
+
+    with pytest.raises(ParameterError, match=r"160 px / stride 32.*96 px / stride 16.*--cache"):
+        run(_parser().parse_args(argv), argv)
+    assert main(argv) == 2 and not (tmp_path / "b.safetensors").exists()
+    assert cache.stat().st_mtime_ns == stamp  # never overwritten
+
+
+def test_an_old_cache_without_resolution_reads_as_224_stride_32(tmp_path: Path) -> None:
+    cache = finetune.FeatureCache(torch.zeros(1, 1, 2, 7, 7).half(), torch.zeros(1, 1, 3).half(), torch.zeros(1).long())
+    path = tmp_path / "old.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(
+        {"features": cache.features, "teacher": cache.teacher, "labels": cache.labels}, str(path), {"fingerprint": "f"}
+    )
+    assert finetune.load_cache(path, "f", {"input_size": 224, "output_stride": 32}) is not None
+    with pytest.raises(ParameterError, match="448 px / stride 16"):
+        finetune.load_cache(path, "f", {"input_size": 448, "output_stride": 16})
