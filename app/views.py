@@ -22,6 +22,7 @@ from app.state import SmallLRU
 from cam_core.cam import Analysis
 
 PLAIN_LABEL = "CAM, MaS"
+COARSE_CELLS = 14  # a map with fewer cells a side is "coarse" in that line (7 x 7 at 224 px / stride 32)
 COINCIDE_IOU = 0.8  # above this box IoU the caption says first why plain and improved look alike (issue #14 item 4)
 _PERCENTILE_COLOUR = (140, 0, 204)
 _OURS_LINE = (0, 140, 0)
@@ -89,22 +90,26 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
 
 def coincidence_line(ex: Explanation, box_iou: float) -> str:
     """Why the two boxes nearly coincide, and what would change that; ``""`` unless their IoU is above
-    :data:`COINCIDE_IOU` (the caption's first line, right under the panels)."""
+    :data:`COINCIDE_IOU` (the caption's first line, right under the panels). A map under
+    :data:`COARSE_CELLS` cells a side is called coarse, and a finer resolution is offered as a remedy."""
     if box_iou <= COINCIDE_IOU:
         return ""
     _, height, width = ex.ours_analysis.feature_maps.shape  # (C, h, w)
+    coarse = max(height, width) < COARSE_CELLS
     if "TAP" in ex.trained_with:
-        model = "a classifier whose head alone was re-trained with TAP (no localisation fine-tune)"
-        remedies = (
-            "a finer analysis resolution (the Resolution menu: more map cells), a backbone fine-tuned for localisation"
+        model, remedy = (
+            "a classifier whose head alone was re-trained with TAP",
+            "a backbone fine-tuned for localisation",
         )
     else:
-        model = "an off-the-shelf ImageNet classifier trained with GAP"
-        remedies = "a finer analysis resolution (the Resolution menu: more map cells), a model trained with TAP"
+        model, remedy = "an off-the-shelf ImageNet classifier trained with GAP", "a model trained with TAP"
+    grid = f"{height} × {width} cells for the whole photo"
+    why = f"the map is coarse ({grid}) and" if coarse else f"even at {grid}, the map"
+    finer = "a finer analysis resolution (the Resolution menu: more map cells), " if coarse else ""
     return (
-        f"**Why the two boxes nearly coincide (box IoU {box_iou:.2f} > {COINCIDE_IOU}):** the map is coarse "
-        f"({height} × {width} cells for the whole photo) and comes from {model}, so both rules cut out much the "
-        f"same blob. What would change it: {remedies}, or another threshold (θ, p)."
+        f"**Why the two boxes nearly coincide (box IoU {box_iou:.2f} > {COINCIDE_IOU}):** {why} comes from "
+        f"{model}, so both rules cut out much the same blob. What would change it: {finer}{remedy}, "
+        "or another threshold (θ, p)."
     )
 
 

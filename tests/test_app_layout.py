@@ -3,7 +3,9 @@ reading and plot, the control bar, the legible histogram (the browser checks are
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,13 +34,11 @@ def test_coincidence_line_only_above_the_iou_limit(cat_session) -> None:  # noqa
             first = out.caption.split("\n\n")[0]
             assert first.startswith(f"**{WHY} (box IoU {iou:.2f} > 0.8):**")
             _, height, width = ex.ours_analysis.feature_maps.shape
-            assert f"({height} × {width} cells for the whole photo)" in first
+            assert f"{height} × {width} cells for the whole photo" in first
             assert "off-the-shelf ImageNet classifier trained with GAP" in first  # the default model: GAP-trained
-            assert (
-                "finer analysis resolution (the Resolution menu" in first
-                and "trained with TAP" in first
-                and "threshold" in first
-            )
+            assert "trained with TAP" in first and "another threshold" in first
+            coarse = max(height, width) < views.COARSE_CELLS  # only a coarse map is blamed, and a finer one offered
+            assert ("the map is coarse" in first) == coarse == ("finer analysis resolution" in first)
         else:
             assert WHY not in out.caption and out.caption.startswith("**Analysed at")  # the resolution line
     assert 0 < shown < 3  # both sides of the limit were seen
@@ -49,6 +49,13 @@ def test_coincidence_line_at_the_limit_and_with_a_tap_head(cat_session) -> None:
     ex = explanation.explain_request(request(cat_session, "285"))
     assert views.coincidence_line(ex, 0.8) == "" and views.coincidence_line(ex, 0.7999) == ""
     assert views.coincidence_line(ex, 0.8001).startswith(f"**{WHY} (box IoU 0.80 > 0.8):**")
+    coarse = dataclasses.replace(ex, ours_analysis=SimpleNamespace(feature_maps=np.zeros((4, 7, 7))))  # 224 px / 32
+    line = views.coincidence_line(coarse, 0.9)
+    assert "the map is coarse (7 × 7 cells for the whole photo) and comes from" in line
+    assert "a finer analysis resolution (the Resolution menu: more map cells)" in line
+    fine = dataclasses.replace(ex, ours_analysis=SimpleNamespace(feature_maps=np.zeros((4, 28, 28))))  # 448 / 16
+    line = views.coincidence_line(fine, 0.9)
+    assert "even at 28 × 28 cells for the whole photo, the map comes from" in line and "finer" not in line
     if tap_partner(cam_core.DEFAULT_MODEL) is None:
         pytest.skip("no TAP-trained partner is shipped for the default model")
     tap = explanation.explain_request(request(cat_session, "285", tap=True))
