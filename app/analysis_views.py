@@ -86,7 +86,39 @@ def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: 
     return (
         f"\n\n**TAP-trained partner** ({tap_analysis.model_name}): this channel's weight is "
         f"{tap_weight[k]:+.4f} there (here {weight[k]:+.4f}). Mean |weight| of the smallest-area quarter of "
-        f"channels relative to the rest: {ratio(weight):.2f} here vs {ratio(tap_weight):.2f} after TAP training."
+        f"channels relative to the rest: {ratio(weight):.2f} here vs {ratio(tap_weight):.2f} after TAP training. "
+        + tap_ratio_reading(ratio(weight), ratio(tap_weight))
+    )
+
+
+def tap_ratio_reading(here: float, after: float) -> str:
+    """How to read the small-area weight ratio, and whether this photo supports the paper's argument.
+
+    Args:
+        here: mean |weight| of the smallest-area quarter of channels over that of the other channels, for the
+            picked class with the GAP-trained weights (> 0; the areas are measured on this photo).
+        after: the same ratio (same channel grouping) with the TAP-trained partner's weights (> 0).
+
+    Returns:
+        Markdown: what the ratio measures, which direction supports the argument (GAP: above 1; TAP
+        training: lower), and the verdict for these two numbers.
+    """
+    premise, lowered = here > 1.0, after < here
+    change = 100 * (after - here) / here
+    verdict = {
+        (True, True): "**This photo supports the argument** on both counts",
+        (False, True): "**This photo supports it only in part**: TAP training lowered the ratio, but even under GAP "
+        "the small-area channels carry smaller weights than the rest here (ratio below 1)",
+        (True, False): "**This photo supports it only in part**: under GAP the small-area channels do carry larger "
+        "weights, but TAP training did not lower the ratio",
+        (False, False): "**This photo does not support it**: under GAP the small-area channels carry smaller weights "
+        "than the rest (ratio below 1), and TAP training did not lower the ratio",
+    }[premise, lowered]
+    return (
+        "*Reading:* the ratio compares the class weights of the quarter of channels active on the smallest area "
+        "of this photo with the other channels' (above 1: small-area channels weigh more). The paper's argument "
+        "predicts above 1 under GAP (small pooled values get large weights) and lower after TAP training "
+        f"({here:.2f} → {after:.2f}, {change:+.0f} %). {verdict}; one photo and one class are a hint, not a test."
     )
 
 

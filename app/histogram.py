@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-SIZE = (640, 280)  # (W, H) of the picture
+SIZE = (640, 300)  # (W, H) of the picture
 BINS = 64
 OURS_BAR = (176, 222, 176)  # the improved (green) panel's map: filled bars
 PLAIN_STEP = (0, 110, 190)  # the plain (blue) panel's map: a step outline over them
@@ -26,7 +26,8 @@ INK = (40, 40, 40)
 GRID = (225, 225, 225)
 Line = tuple[float, tuple[int, int, int], bool, str]
 """A threshold line: normalised value, colour, dashed, legend text."""
-_LEFT, _RIGHT, _TOP, _BOTTOM = 70, 14, 12, 50  # plot margins in pixels
+FONT_PX = 22  # axis text: >= 10 CSS px even at a phone's ~300 px wide panel (legible), ~14 px on a desktop
+_LEFT, _RIGHT, _TOP, _BOTTOM = 86, 24, 18, 68  # plot margins in pixels, room for FONT_PX text
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,12 @@ def histogram_base(plain: np.ndarray, ours: np.ndarray) -> HistogramBase:
     decades = max(1, math.ceil(math.log10(most + 1)))  # y axis: 10^0 .. 10^decades
     picture = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(picture)
-    small, label = _font(14), _font(15)
+    font = _font(FONT_PX)
     y_of = lambda count: bottom - (bottom - top) * math.log10(count) / decades  # noqa: E731 (count >= 1)
     for k in range(decades + 1):  # y grid and labels at powers of ten
         y = round(y_of(10**k))
         draw.line((x0, y, x1, y), fill=GRID)
-        draw.text((x0 - 6, y), _power_of_ten(k), fill=INK, font=small, anchor="rm")
+        draw.text((x0 - 6, y), _power_of_ten(k), fill=INK, font=font, anchor="rm")
     bar_width = (x1 - x0) / BINS
     for i, count in enumerate(counts):
         if count > 0:
@@ -86,11 +87,13 @@ def histogram_base(plain: np.ndarray, ours: np.ndarray) -> HistogramBase:
     for tick in np.linspace(0.0, 1.0, 6):  # x axis
         x = round(x0 + tick * (x1 - x0))
         draw.line((x, bottom, x, bottom + 4), fill=INK)
-        draw.text((x, bottom + 6), f"{tick:.1f}", fill=INK, font=small, anchor="mt")
+        draw.text((x, bottom + 6), f"{tick:.1f}", fill=INK, font=font, anchor="mt")
     draw.rectangle((x0, top, x1, bottom), outline=INK)
-    draw.text(((x0 + x1) // 2, height - 4), "normalised CAM value", fill=INK, font=label, anchor="mb")
-    axis_label = Image.new("RGB", (bottom - top, 20), "white")
-    ImageDraw.Draw(axis_label).text(((bottom - top) // 2, 10), "pixels (log scale)", fill=INK, font=label, anchor="mm")
+    draw.text(((x0 + x1) // 2, height - 4), "normalised CAM value", fill=INK, font=font, anchor="mb")
+    axis_label = Image.new("RGB", (bottom - top, FONT_PX + 6), "white")
+    ImageDraw.Draw(axis_label).text(
+        ((bottom - top) // 2, (FONT_PX + 6) // 2), "pixels (log scale)", fill=INK, font=font, anchor="mm"
+    )
     picture.paste(axis_label.rotate(90, expand=True), (4, top))
     return HistogramBase(np.asarray(picture), float(x0), float(x1), top, bottom)
 

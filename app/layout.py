@@ -176,18 +176,23 @@ class ControlsPanel:
 
 
 def build_controls() -> ControlsPanel:
-    """The controls under the tabs; every value from :class:`Controls` and the default preset."""
+    """The control bar over the tabs; every value from :class:`Controls` and the default preset.
+
+    Two rows (preset and toggles; the four sliders side by side), short enough to stay on screen with both
+    panels at 1440 x 1000: the bar is sticky (``#control-bar`` in :data:`app.texts.CSS`).
+    """
     start = Controls()
-    with gr.Row(equal_height=True):
-        preset = gr.Radio([*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2)
+    with gr.Row(equal_height=True, elem_id="toggles"):
+        preset = gr.Radio(
+            [*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2, elem_id="preset"
+        )
         toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION)}
         tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)
         nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
         pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
-    with gr.Row():
+    with gr.Row(elem_id="sliders"):
         theta_mas = _slider("theta_mas", start.theta_mas)
         theta_pas = _slider("theta_pas", start.theta_pas)
-    with gr.Row():
         percentile = _slider("percentile", start.percentile)
         tau = _slider("tau", cam_core.PRESETS[DEFAULT_PRESET].tau_tap)
     return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile, tau)
@@ -283,7 +288,15 @@ def build_why_tap_tab() -> WhyTapTab:
     """Per-channel active area vs weight, GAP vs TAP."""
     with gr.Tab("Why TAP (P1)"):
         channel = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
-        plot = gr.Image(label="Per-channel statistics", format="png", interactive=False)
+        # no label badge, no toolbar: they sat over the two plot titles (issue #14 item 12)
+        plot = gr.Image(
+            label="Per-channel statistics",
+            show_label=False,
+            buttons=[],
+            format="png",
+            interactive=False,
+            elem_id="p1-plot",
+        )
         with gr.Row():
             channel_map = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
             caption = gr.Markdown(elem_classes="caption", elem_id="p1-caption")
@@ -460,7 +473,7 @@ class Page:
 
 
 def build_page() -> Page:
-    """Lay out the whole page inside the current ``gr.Blocks``: sidebar | tabs, controls, "How it works"."""
+    """Lay out the whole page inside the current ``gr.Blocks``: sidebar | sticky control bar, tabs, "How it works"."""
     gr.Markdown(texts.INTRO)
     session = gr.State(None)
     open_tab = gr.State(COMPARE_TAB)
@@ -468,12 +481,13 @@ def build_page() -> Page:
         with gr.Column(scale=1, min_width=320):
             sidebar = build_sidebar()
         with gr.Column(scale=3):
+            with gr.Column(elem_id="control-bar"):  # sticky over the tabs: a box stays in sight while sliding
+                controls = build_controls()
+                notice = gr.Markdown(elem_id="notice")
             with gr.Tabs() as tabs:
                 compare, swipe, weights = build_compare_tab(), build_swipe_tab(), build_weights_tab()
                 why_tap, crf_tab, evaluate = build_why_tap_tab(), build_crf_tab(), build_evaluate_tab()
                 export, segmentation = build_export_tab(), build_segmentation_tab()
-            notice = gr.Markdown(elem_id="notice")
-            controls = build_controls()
             with gr.Accordion("How it works", open=False):
                 gr.Markdown(texts.HOW_IT_WORKS, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     api = build_api()

@@ -5,8 +5,20 @@ from __future__ import annotations
 CSS = """
 .caption {font-size: 0.95rem}
 #notice p {color: var(--color-red-600, #dc2626); font-weight: 600}
+/* the controls stay on screen over the panels while the page scrolls (issue #14 item 14) */
+#control-bar {position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
+  padding: 4px 0; box-shadow: 0 6px 6px -6px rgba(0, 0, 0, 0.25)}
+#control-bar > * {margin: 0}
+/* Gradio's container has overflow: hidden, which makes it the (never scrolling) box a sticky child sticks in;
+   clip cuts the same overflow without being a scroll container */
+.gradio-container {overflow: clip !important}
 @media (max-width: 640px) {  /* phones: each panel full width, stacked, instead of ~120 px side by side */
   .cam-panel {min-width: 100% !important; flex: 1 1 100% !important}
+  #control-bar {position: static; box-shadow: none}  /* a sticky bar would cover half a phone's screen */
+  #toggles .form {flex-wrap: wrap}  /* preset on its own line, the three toggles under it */
+  #preset {min-width: 100% !important; flex: 1 1 100% !important}
+  #tap, #nwc, #pas {min-width: 96px !important; flex: 1 1 28% !important}  /* whole labels: no "TAF", "NW" */
+  #theta-mas, #theta-pas, #percentile, #tau {min-width: 100% !important; flex: 1 1 100% !important}
 }
 """
 

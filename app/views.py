@@ -22,6 +22,8 @@ from app.state import SmallLRU
 from cam_core.cam import Analysis
 
 PLAIN_LABEL = "CAM, MaS"
+COARSE_CELLS = 14  # a map with fewer cells a side is "coarse" in that line (7 x 7 at 224 px / stride 32)
+COINCIDE_IOU = 0.8  # above this box IoU the caption says first why plain and improved look alike (issue #14 item 4)
 _PERCENTILE_COLOUR = (140, 0, 204)
 _OURS_LINE = (0, 140, 0)
 
@@ -62,14 +64,16 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         )
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
+    box_iou = float(cam_core.box_iou(plain["box"], ours["box"])[0, 0])
     lines = [
+        *filter(None, [coincidence_line(ex, box_iou)]),  # first: right under the panels
         resolution_line(ex),
         f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
         f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
         f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
         *_tap_story(ex),
-        f"Box IoU plain vs {name}: {cam_core.box_iou(plain['box'], ours['box'])[0, 0]:.2f}. "
+        f"Box IoU plain vs {name}: {box_iou:.2f}. "
         f"Share of M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
         "plain CAM subtracts and NWC drops; a high share means it sits on the region the green box keeps, "
         "see the M+ / M− tab).",
@@ -99,6 +103,31 @@ def gt_labels(gt: np.ndarray | None) -> list[str]:
     """The gold boxes' labels: ``GT`` for one box, ``GT1``, ``GT2``, ... for several (the caption's names)."""
     count = 0 if gt is None else len(np.asarray(gt).reshape(-1, 4))
     return ["GT"] if count == 1 else [f"GT{i + 1}" for i in range(count)]
+
+
+def coincidence_line(ex: Explanation, box_iou: float) -> str:
+    """Why the two boxes nearly coincide, and what would change that; ``""`` unless their IoU is above
+    :data:`COINCIDE_IOU` (the caption's first line, right under the panels). A map under
+    :data:`COARSE_CELLS` cells a side is called coarse, and a finer resolution is offered as a remedy."""
+    if box_iou <= COINCIDE_IOU:
+        return ""
+    _, height, width = ex.ours_analysis.feature_maps.shape  # (C, h, w)
+    coarse = max(height, width) < COARSE_CELLS
+    if "TAP" in ex.trained_with:
+        model, remedy = (
+            "a classifier whose head alone was re-trained with TAP",
+            "a backbone fine-tuned for localisation",
+        )
+    else:
+        model, remedy = "an off-the-shelf ImageNet classifier trained with GAP", "a model trained with TAP"
+    grid = f"{height} × {width} cells for the whole photo"
+    why = f"the map is coarse ({grid}) and" if coarse else f"even at {grid}, the map"
+    finer = "a finer analysis resolution (the Resolution menu: more map cells), " if coarse else ""
+    return (
+        f"**Why the two boxes nearly coincide (box IoU {box_iou:.2f} > {COINCIDE_IOU}):** {why} comes from "
+        f"{model}, so both rules cut out much the same blob. What would change it: {finer}{remedy}, "
+        "or another threshold (θ, p)."
+    )
 
 
 def gain_loss_line(ex: Explanation) -> str:

@@ -1,0 +1,121 @@
+"""Issue #14 items 14 and 13 in Chromium: controls and panels on one desktop screen; the page on a phone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app import histogram
+from tests.test_app_server import ROOT
+from tests.test_browser import ARGS, CHROMIUM, app_url  # noqa: F401 (app_url is a fixture)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+CAT = str(ROOT / "assets" / "examples" / "cat.jpg")
+PANELS = ("#plain-panel img", "#ours-panel img")
+SLIDERS = ("#theta-mas", "#theta-pas", "#percentile", "#tau")
+TOGGLES = ("#tap", "#nwc", "#pas")
+# how much of a checkbox's label text is cut: its text's right edge against the nearest clipping ancestor's
+LABEL_CUT = """el => {
+  const label = el.querySelector('label');
+  const range = document.createRange();
+  range.selectNodeContents(label);
+  const text = range.getBoundingClientRect();
+  let clip = window.innerWidth;
+  for (let node = label; node; node = node.parentElement) {
+    if (getComputedStyle(node).overflowX !== 'visible') clip = Math.min(clip, node.getBoundingClientRect().right);
+  }
+  return {cut: text.right - clip, overflow: label.scrollWidth - label.clientWidth, text: label.innerText};
+}"""
+
+
+@pytest.fixture
+def open_page(app_url: str):  # noqa: F811
+    """Open the app in a new browser context: ``open_page(viewport=..., is_mobile=...)`` returns the page."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+        def open_(**context: object):
+            page = browser.new_context(**context).new_page()
+            page.set_default_timeout(60_000)
+            page.goto(app_url)
+            return page
+
+        yield open_
+        browser.close()
+
+
+def _load_cat(page) -> None:
+    page.locator("input[type=file]").first.set_input_files(CAT)
+    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+    page.wait_for_function("document.querySelector('#plain-panel img').complete")
+
+
+def _in_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    assert box is not None and size is not None, selector
+    return (
+        box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size["width"]
+        and box["y"] + box["height"] <= size["height"]
+    )  # fmt: skip
+
+
+def test_controls_and_both_panels_on_one_desktop_screen(open_page, tmp_path: Path) -> None:
+    """Item 14: at 1440 x 1000 both panels' pictures and every threshold slider are in the viewport at once,
+    and the control bar stays there while the page scrolls down to the histogram."""
+    desktop = open_page(viewport={"width": 1440, "height": 1000})
+    _load_cat(desktop)
+    for selector in (*PANELS, *SLIDERS, *TOGGLES, "#preset"):
+        assert _in_viewport(desktop, selector), selector
+    shots = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
+    desktop.screenshot(path=str(shots / "desktop_1440x1000.png"))
+    desktop.locator("#histogram").first.scroll_into_view_if_needed()
+    desktop.mouse.wheel(0, 400)
+    desktop.wait_for_function("window.scrollY > 300")
+    for selector in SLIDERS:  # sticky: still on screen, over the scrolled page
+        assert _in_viewport(desktop, selector), selector
+    number = desktop.get_by_label("number input for θ for MaS: threshold = θ · max")
+    line = desktop.locator("#histogram line.threshold").first.get_attribute("data-value")
+    number.fill("0.5")
+    number.press("Enter")  # the bar still works while stuck
+    desktop.wait_for_function(
+        "([old]) => document.querySelector('#histogram line.threshold').getAttribute('data-value') !== old", arg=[line]
+    )
+    desktop.screenshot(path=str(shots / "desktop_scrolled.png"))
+
+
+def test_phone_layout(open_page, tmp_path: Path) -> None:
+    """Item 13: at 390 x 844 (touch) the panels stack full width, toggle labels are whole, the histogram
+    is full width with axis text of at least 10 CSS px."""
+    phone = open_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    _load_cat(phone)
+    plain, ours = (phone.locator(s).first.bounding_box() for s in PANELS)
+    assert plain is not None and ours is not None
+    assert plain["width"] >= 300 and abs(plain["width"] - ours["width"]) <= 1  # full width: 390 less the margins
+    assert ours["y"] >= plain["y"] + plain["height"]  # stacked, one under the other
+    for selector in TOGGLES:
+        label = phone.locator(selector).first.evaluate(LABEL_CUT)
+        assert label["cut"] <= 0.5 and label["overflow"] <= 0, (selector, label)
+        assert label["text"].strip() in ("TAP", "NWC", "PaS")
+    for selector in SLIDERS:
+        box = phone.locator(selector).first.bounding_box()
+        assert box is not None and box["width"] >= 300, selector  # one slider per line
+    picture = phone.locator("#histogram img").first
+    shown = picture.evaluate("img => [img.clientWidth, img.naturalWidth]")
+    assert shown[0] >= 0.95 * plain["width"]
+    assert histogram.FONT_PX * shown[0] / shown[1] >= 10  # axis text in CSS px
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+    shots = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
+    phone.locator("#caption").first.scroll_into_view_if_needed()
+    phone.locator("#plain-panel").first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    phone.screenshot(path=str(shots / "phone_390x844.png"))
+    phone.locator("#control-bar").first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    phone.screenshot(path=str(shots / "phone_controls.png"))
