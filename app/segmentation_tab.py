@@ -1,8 +1,11 @@
 """The Segmentation tab in Gradio: its layout, its handlers and its events (issue #16).
 
 The views themselves are Gradio-free (:mod:`app.segmentation`). The tab follows the main controls only
-while it is open (the page's ``open_tab`` state, as the Swipe view): a hidden tab answers a control
-move with ``gr.skip()`` and computes nothing; opening it draws it for the current controls. Every
+while it is open: after each control's view update a browser-only step (:data:`FOLLOW_JS`) clicks the
+tab's hidden ``#seg-follow`` button when the tab is on screen, so a slider move sends no second request
+while the tab is closed (a chained request per move cost the page ~35 ms of state handling, measured with
+``bench/bench_browser.py``). The server checks too (the page's ``open_tab`` state, as the Swipe view): a
+hidden tab answers with ``gr.skip()`` and computes nothing. Opening the tab draws it for the current controls. Every
 event says its errors in the tab (:func:`~app.errors.with_notice`), CRF and download included.
 """
 
@@ -50,6 +53,7 @@ class SegmentationTab:
     caption: gr.Markdown
     refine: gr.Button
     download: gr.DownloadButton
+    follow: gr.Button
 
     @property
     def views(self) -> list[Any]:
@@ -81,7 +85,10 @@ def build_segmentation_tab() -> SegmentationTab:
         with gr.Row():
             refine = gr.Button("Refine both label maps with dense CRF", interactive=crf.crf_available())
             download = gr.DownloadButton("Download label PNGs + JSON (.zip)")
-    return SegmentationTab(tab, classes, search, top_k, floor, notice, plain, ours, legend, caption, refine, download)
+        follow = gr.Button("Redraw", elem_id="seg-follow", elem_classes="trigger-only")  # clicked by FOLLOW_JS
+    return SegmentationTab(
+        tab, classes, search, top_k, floor, notice, plain, ours, legend, caption, refine, download, follow
+    )
 
 
 # ---------------------------------------------------------------- handlers
@@ -95,6 +102,12 @@ class SegViews(NamedTuple):
     legend: Any
     caption: Any
 
+
+FOLLOW_JS = """() => {
+  const open = document.querySelector("#seg-top-k");
+  if (open && open.offsetParent !== null) document.querySelector("#seg-follow")?.click();
+}"""
+"""Browser-only step after a control's view update: redraw the Segmentation tab if it is on screen."""
 
 _SKIP = SegViews(gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
@@ -164,8 +177,9 @@ def wire_segmentation(w: Wiring) -> None:
     named = {**page.view_inputs(), **own}
     inputs, outputs, visibility = components(named, SEG), [*tab.views, tab.notice], w.quiet["api_visibility"]
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
-    for update in w.control_updates.values():  # after the main views' request, not alongside it
-        update.then(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
+    for update in w.control_updates.values():  # after the main views' request; a request only while open
+        update.then(None, None, None, js=FOLLOW_JS)
+    tab.follow.click(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
     for component in (tab.top_k, tab.min_probability):
         component.change(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
     tab.classes.input(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)

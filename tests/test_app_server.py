@@ -101,11 +101,14 @@ def test_slider_events_stay_cheap_in_the_browser() -> None:
         for dep in config["dependencies"]
         if [theta_mas, "change"] in map(list, dep["targets"]) and dep["backend_fn"]
     ]  # fmt: skip  (the deep link's URL writer is browser-only)
-    # one request per move: the main views' update; other tabs' views (Segmentation: a no-op while hidden)
-    # follow it with `.then`, so they never compete with the visible panels
+    # one request per move: the main views' update; the Segmentation tab follows it with a browser-only step
+    # (no request while the tab is hidden), so it never competes with the visible panels
     (update,) = updates
     assert update["api_name"] == "update_theta_mas" and update["queue"] is False
     index = config["dependencies"].index(update)
-    followers = [dep for dep in config["dependencies"] if dep.get("trigger_after") == index and dep["backend_fn"]]
-    assert [dep["api_name"].startswith("segmentation_live") for dep in followers] == [True]
-    assert followers[0]["queue"] is False
+    followers = [dep for dep in config["dependencies"] if dep.get("trigger_after") == index]
+    assert not any(dep["backend_fn"] for dep in followers)  # the URL writer and the Segmentation tab's check
+    assert any("#seg-follow" in (dep.get("js") or "") for dep in followers)
+    follow = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "seg-follow")
+    (live,) = [dep for dep in config["dependencies"] if [follow, "click"] in map(list, dep["targets"])]
+    assert live["api_name"].startswith("segmentation_live") and live["queue"] is False
