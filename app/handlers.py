@@ -72,7 +72,7 @@ class ResolutionSwitch(NamedTuple):
 
 class LinkedViews(NamedTuple):
     """:class:`~app.views.LocalizationViews` plus the swipe pictures and the export zip (``gr.skip()`` each while
-    its tab is hidden)."""
+    its tab is hidden; so is ``payload``, the export tab's JSON)."""
 
     plain: str
     ours: str
@@ -258,14 +258,17 @@ def render_linked(request: ViewRequest, tab: str | None) -> LinkedViews:
     """:func:`render_localization` plus the swipe pictures and the export zip, each only while its tab is open.
 
     The swipe view needs two encoded pictures and the zip five, so each is redrawn only where someone can
-    see it; opening its tab draws it for the current controls (:func:`swipe_pair`, :func:`export_zip`).
+    see it; opening its tab draws it for the current controls (:func:`swipe_pair`, :func:`export_views`).
+    The export tab's JSON is sent only while that tab is open too: rendering its tree in the page cost every
+    slider move time the user could see (``bench/bench_browser.py``).
     The zip is made *before* the click: a ``gr.DownloadButton`` downloads the value it holds when clicked,
     so a zip made by the click itself would arrive one click late.
     """
     ex = explain_request(request)
     swipe = views.swipe_pictures(ex, request.gt) if tab == SWIPE_TAB else gr.skip()
     download = zip_file(ex, request.gt) if tab == EXPORT_TAB else gr.skip()
-    return LinkedViews(*views.localization_views(ex, request.gt), swipe, download)
+    shown = views.localization_views(ex, request.gt)
+    return LinkedViews(*shown._replace(payload=shown.payload if tab == EXPORT_TAB else gr.skip()), swipe, download)
 
 
 CLEARED = LinkedViews("", "", "", "", "", {}, None, None)
@@ -369,9 +372,17 @@ def zip_file(ex: Explanation, gt: np.ndarray | None) -> str:
     return path
 
 
+class ExportViews(NamedTuple):
+    """The export tab: the download button's zip and the JSON (``None`` / ``{}`` before a photo)."""
+
+    download: str | None
+    payload: dict[str, Any]
+
+
 @user_errors
-def export_zip(request: ViewRequest) -> str | None:
-    """The download button's zip for the current controls, made when the export tab opens (none before a photo)."""
+def export_views(request: ViewRequest) -> ExportViews:
+    """The export tab's zip and JSON for the current controls, made when the tab opens (none before a photo)."""
     if request.session is None:
-        return None
-    return zip_file(explain_request(request), request.gt)
+        return ExportViews(None, {})
+    ex = explain_request(request)
+    return ExportViews(zip_file(ex, request.gt), views.explanation_json(ex, request.gt))

@@ -253,13 +253,13 @@ def wire_evaluate(w: Wiring) -> None:
 
 
 def wire_export(w: Wiring) -> None:
-    """Opening the export tab makes the zip of the JSON and the current pictures; while it stays open the
-    slider updates remake it (:func:`app.handlers.render_linked`), so a click downloads what is on screen."""
+    """Opening the export tab shows the JSON and makes the zip of it and the current pictures; while it stays open
+    the slider updates remake both (:func:`app.handlers.render_linked`), so a click downloads what is on screen."""
     export = w.page.export
     export.tab.select(
-        event(handlers.export_zip, VIEW),
+        event(handlers.export_views, VIEW),
         components(w.page.view_inputs(), VIEW),
-        [export.download],
+        [export.download, export.json],
         api_visibility="private",
     )
 

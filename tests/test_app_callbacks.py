@@ -208,7 +208,7 @@ def test_unqueued_events_report_errors_inline(cat_session: Session) -> None:
 
 def test_swipe_pictures_only_when_their_tab_is_open(cat_session: Session) -> None:
     hidden = handlers.render_linked(request(cat_session, "285"), "Plain vs improved")
-    assert hidden.swipe == gr.skip() and hidden.payload == handlers.render_localization(request(cat_session)).payload
+    assert hidden.swipe == gr.skip() and hidden.payload == gr.skip()  # the export tab's JSON: only while it is open
     plain, ours = handlers.render_linked(request(cat_session, "285"), handlers.SWIPE_TAB).swipe
     assert Image.open(plain).size == Image.open(ours).size == (451, 300)
     assert handlers.selected_tab(gr.SelectData(None, {"index": 1, "value": "Swipe"})) == handlers.SWIPE_TAB
@@ -352,7 +352,7 @@ def test_a_refused_upload_empties_everything_and_says_so_once(uploads: Path, cat
     assert cleared == (*handlers.CLEARED, "")  # every view emptied, and no second message
     assert av.render_weights(None, "", "shared") == (None,) * 5 + ("",)
     assert av.render_p1(None, "", 0.1, None)[3] == ""
-    shown = handlers.render_photo(request(cat_session, "285"), "Plain vs improved")
+    shown = handlers.render_photo(request(cat_session, "285"), handlers.EXPORT_TAB)
     assert shown.payload["class"]["index"] == 285
 
 
@@ -374,7 +374,8 @@ def test_wording_says_what_is_on_screen(cat_session: Session) -> None:
 
 def test_presets_and_export(cat_session: Session) -> None:
     assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
-    path = handlers.export_zip(request(cat_session, "285"))
+    path, payload = handlers.export_views(request(cat_session, "285"))
+    assert payload == handlers.render_localization(request(cat_session, "285")).payload  # the tab's JSON, on opening
     with zipfile.ZipFile(path) as archive:
         names = {"explanation.json", "plain_cam.png", "improved_cam.png", "histogram.png", "masks.png"}
         assert set(archive.namelist()) == names
@@ -384,16 +385,16 @@ def test_presets_and_export(cat_session: Session) -> None:
 def test_export_zip_is_made_before_the_click_and_matches_the_screen(cat_session: Session) -> None:
     """Issue #14 item 7: the download button holds the zip of what is on screen, remade on every update."""
     hidden = handlers.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
-    assert hidden.download == gr.skip()  # nobody sees the export tab: no zip is made
+    assert hidden.download == hidden.payload == gr.skip()  # nobody sees the export tab: no zip, no JSON
     for theta in (0.2, 0.6):
         shown = handlers.render_linked(request(cat_session, "285", theta_mas=theta), handlers.EXPORT_TAB)
         with zipfile.ZipFile(shown.download) as archive:
             exported = json.loads(archive.read("explanation.json"))
         assert exported == shown.payload and exported["plain"]["theta"] == theta
         assert f"θ·max = {theta:.2f}" in shown.caption
-    opened = handlers.export_zip(request(cat_session, "285", theta_mas=0.6))  # the tab just opened
+    opened, _ = handlers.export_views(request(cat_session, "285", theta_mas=0.6))  # the tab just opened
     assert opened is not None and json.loads(zipfile.ZipFile(opened).read("explanation.json"))["plain"]["theta"] == 0.6
-    assert handlers.export_zip(request(None, "")) is None
+    assert handlers.export_views(request(None, "")) == (None, {})
 
 
 def test_explain_api_function() -> None:

@@ -133,7 +133,7 @@ def test_the_caption_and_the_export_state_the_resolution(cat: Session) -> None:
     lines = [line for line in out.caption.split("\n\n") if not line.startswith("**Why the two boxes")]  # item 4's
     assert lines[0].startswith("**Analysed at 448 px, stride 16 -> 28x28 map** (the photo stretched to 448 x 448")
     assert out.payload["resolution"]["feature_size"] == [28, 28]
-    with zipfile.ZipFile(handlers.export_zip(request(cat))) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(handlers.export_views(request(cat)).download) as archive:  # type: ignore[arg-type]
         exported = json.loads(archive.read("explanation.json"))
     assert exported["resolution"] == out.payload["resolution"]
 

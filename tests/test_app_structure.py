@@ -83,7 +83,7 @@ def test_view_events_send_their_inputs_in_the_entrance_order(config: dict[str, A
     """Every event adapted by :func:`app.wiring.event` sends exactly its entrances' fields, in their order."""
     components = {c["id"]: c for c in config["components"]}
     expected = {"render_linked": VIEW.fields, "render_photo": VIEW.fields, "swipe_pair": VIEW.fields,
-                "export_zip": VIEW.fields,
+                "export_views": VIEW.fields,
                 "draw_gt": DRAG.fields, "render_crf": VIEW.fields + CRF.fields}  # fmt: skip
     checked = 0
     for dep in config["dependencies"]:
