@@ -390,34 +390,47 @@ def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, 
 # ---------------------------------------------------------------- writing the URL (browser only)
 
 
-def writer_js(wait_ms: int = 0) -> str:
-    """The browser-only step that writes the page state into the URL and returns the link.
-
-    Its inputs are the example name, the Resolution menu's value (``"448/16"``: written as ``input_size`` and
-    ``output_stride``), then each :data:`LINK_KEYS` target (in order, without the example, the resolution and
-    the tab); the open tab is read from the page (the selected tab button of the first tab list),
-    ``wait_ms`` after the event (a tab click marks its button a moment after the event fires).
-    """
-    keys = [key for key, spec in LINK_KEYS.items() if spec.target]
-    tabs = {label: key for key, label in LINK_TABS.items()}
-    return f"""async (example, resolution, ...values) => {{
-  if ({int(wait_ms)}) await new Promise((done) => setTimeout(done, {int(wait_ms)}));
-  const keys = {json.dumps(keys)}, tabs = {json.dumps(tabs, ensure_ascii=False)};
-  const query = new URLSearchParams();
-  if (example) query.set("example", example);
-  const [size, stride] = String(resolution || "").split("/");
-  if (size && stride) {{ query.set("input_size", size); query.set("output_stride", stride); }}
-  keys.forEach((key, i) => {{
-    const value = values[i];
-    if (value === null || value === undefined || value === "" || (key === "class" && !example)) return;
-    query.set(key, typeof value === "boolean" ? String(value) : String(value));
-  }});
-  const selected = document.querySelector('[role="tablist"] [role="tab"][aria-selected="true"]');
-  const tab = selected ? tabs[selected.textContent.trim()] : undefined;
-  if (tab && tab !== "compare") query.set("tab", tab);
+WRITE_URL_JS = """(query) => {
   const url = location.pathname + (query.toString() ? "?" + query.toString() : "") + location.hash;
   history.replaceState(history.state, "", url);
-  return location.href;
+  const box = document.querySelector("#link textarea");
+  if (box) box.value = location.href;
+}"""
+"""Browser: put a ``URLSearchParams`` into the address bar (no reload) and into the "Link to this view" field."""
+
+
+def writer_js(key: str, wait_ms: int = 0) -> str:
+    """The browser-only step that writes one key of the page state into the URL (the others stay as they are).
+
+    Args:
+        key: ``"example"`` (its input is the hidden example name; ``""`` for an upload, which also drops
+            ``class``), ``"resolution"`` (the menu's ``"448/16"``: written as ``input_size`` and ``output_stride``),
+            ``"tab"`` (no input: the selected tab button of the first tab list, read ``wait_ms`` after the event,
+            as a tab click marks its button a moment after the event fires), or a :data:`LINK_KEYS` key with a
+            target (its component's value; ``class`` only while the photo is an example).
+
+    One input per step, not the whole state: gathering ten inputs after every slider move cost the page
+    ~50 ms before the moved box was drawn (``bench/bench_browser.py``, measured).
+    """
+    write = {
+        "example": 'if (value) query.set("example", value); else { query.delete("example"); query.delete("class"); }',
+        "resolution": 'const [size, stride] = String(value || "").split("/");\n'
+        '  if (size && stride) { query.set("input_size", size); query.set("output_stride", stride); }',
+        "tab": f"""await new Promise((done) => setTimeout(done, {int(wait_ms)}));
+  const tabs = {json.dumps({label: name for name, label in LINK_TABS.items()}, ensure_ascii=False)};
+  const selected = document.querySelector('[role="tablist"] [role="tab"][aria-selected="true"]');
+  const tab = selected ? tabs[selected.textContent.trim()] : undefined;
+  if (tab && tab !== "compare") query.set("tab", tab); else query.delete("tab");""",
+        "class": 'if (value && query.has("example")) query.set("class", String(value)); else query.delete("class");',
+    }.get(
+        key,
+        f'if (value === null || value === undefined || value === "") query.delete("{key}");\n'
+        f'  else query.set("{key}", String(value));',
+    )
+    return f"""async (value) => {{
+  const query = new URLSearchParams(location.search);
+  {write}
+  ({WRITE_URL_JS})(query);
 }}"""
 
 
@@ -438,13 +451,13 @@ def wire_links(w: Wiring) -> None:
     if demo is None:
         raise RuntimeError("wire_links must run inside the gr.Blocks of the page")
     demo.load(restore_event(tab_ids, cam_core.DEFAULT_MODEL), None, restored, api_visibility="private", queue=False)
-    keys = ["example", *(key for key, spec in LINK_KEYS.items() if spec.target)]
-    written = [link.example, side.resolution, *(targets[LINK_KEYS[key].target] for key in keys[1:])]
-    script = writer_js()
-    for name, component in zip(["example", "resolution", *keys[1:]], written, strict=True):
-        update = w.control_updates.get(name)  # a slider's view update: the URL is written after it, never before
-        (update.then if update is not None else component.change)(None, written, link.box, js=script)
-    page.tabs.select(None, written, link.box, js=writer_js(wait_ms=30))
+    written = {"example": link.example, "resolution": side.resolution}
+    written |= {key: targets[spec.target] for key, spec in LINK_KEYS.items() if spec.target}
+    for key, component in written.items():
+        update = w.control_updates.get(key)  # a slider's view update: the URL is written after it, never before
+        (update.then if update is not None else component.change)(None, [component], None, js=writer_js(key))
+    page.tabs.select(None, None, None, js=writer_js("tab", wait_ms=30))
+    link.copy.click(None, None, None, js="() => navigator.clipboard.writeText(location.href)")
 
 
 def after_photo_step(w: Wiring, photo: Any) -> Any:

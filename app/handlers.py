@@ -64,7 +64,7 @@ class ResolutionSwitch(NamedTuple):
     new resolution, the class picker (same class, new probabilities), the status, the TAP toggle's info."""
 
     resolution: Any
-    session: Session | None
+    session: Any
     class_pick: Any
     status: str
     tap: Any
@@ -228,7 +228,7 @@ def _switch_resolution(choice: Any, class_choice: Any, model: Any, session: Sess
     if session is None:
         get_model(member(shown, resolution), resolution.output_stride)  # errors show at once
         status = f"Resolution **{resolution.label}** ready: upload a photo."
-        return ResolutionSwitch(gr.update(), None, gr.update(), status, tap_update)
+        return ResolutionSwitch(gr.update(), gr.skip(), gr.update(), status, tap_update)  # never clobber a new photo
     moved = dataclasses.replace(session, resolution=resolution)
     analysis = get_analysis(moved, moved.model)  # one forward pass of the display copy, then cached
     reference = inputs.class_reference(class_choice)

@@ -67,13 +67,15 @@ class LinkRow:
     """The deep link (see :mod:`app.deeplink`): the link field, its notice, and two hidden helpers.
 
     Attributes:
-        box: the link to this view, written by the browser (copy button).
+        box: the link to this view, written by the browser.
+        copy: copies the page's URL (the link) to the clipboard, in the browser.
         notice: what a link's restore ignored.
         example: hidden: the bundled example the photo is (``""`` for an upload), for the link.
         pending: ``gr.State`` of what a link restores once its example is analysed.
     """
 
     box: gr.Textbox
+    copy: gr.Button
     notice: gr.Markdown
     example: gr.Textbox
     pending: gr.State
@@ -87,12 +89,12 @@ def build_link_row() -> LinkRow:
         "linkable: the link then keeps only the settings.",
         interactive=False,
         max_lines=3,
-        buttons=["copy"],
         elem_id="link",
-    )
+    )  # its text is written by the browser (app.deeplink.writer_js), not by an event output: so is the copy
+    copy = gr.Button("Copy the link", size="sm", variant="secondary", elem_id="link-copy")
     notice = gr.Markdown(elem_id="link-notice")
     example = gr.Textbox("", visible=False, elem_id="link-example")
-    return LinkRow(box, notice, example, gr.State(None))
+    return LinkRow(box, copy, notice, example, gr.State(None))
 
 
 @dataclass(frozen=True)
