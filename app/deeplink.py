@@ -451,7 +451,7 @@ def wire_links(w: Wiring) -> None:
     if demo is None:
         raise RuntimeError("wire_links must run inside the gr.Blocks of the page")
     demo.load(restore_event(tab_ids, cam_core.DEFAULT_MODEL), None, restored, api_visibility="private", queue=False)
-    written = {"example": link.example, "resolution": side.resolution}
+    written: dict[str, Any] = {"example": link.example, "resolution": side.resolution}
     written |= {key: targets[spec.target] for key, spec in LINK_KEYS.items() if spec.target}
     for key, component in written.items():
         update = w.control_updates.get(key)  # a slider's view update: the URL is written after it, never before
