@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,3 +82,22 @@ def uploads() -> Iterator[Path]:
     folder.mkdir(parents=True)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Any]:
+    """The app as ``python app.py`` builds it (the root ``app.py``), launched on 127.0.0.1 for one test module."""
+    from tests.test_app_server import load_app_module
+
+    demo = load_app_module().demo
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(demo: Any) -> str:
+    """The launched app's URL (browser tests)."""
+    return demo.local_url

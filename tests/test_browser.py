@@ -6,12 +6,11 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_app_server import ROOT, load_app_module
+from tests.test_app_server import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -22,16 +21,6 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def app_url() -> Iterator[str]:
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
 
 
 @pytest.fixture

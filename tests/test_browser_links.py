@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.test_app_server import ROOT, load_app_module
+from tests.test_app_server import ROOT
 from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = [
@@ -19,16 +18,6 @@ pytestmark = [
     ),
 ]
 THETA_MAS = "number input for θ for MaS: threshold = θ · max"
-
-
-@pytest.fixture(scope="module")
-def app_url() -> Iterator[str]:
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import cam_core
 from app import deeplink, handlers, layout
 from app.deeplink import LINK_KEYS, LINK_TABS, Pending, after_photo, parse_query, restore
 from app.inputs import EXAMPLES
-from tests.test_app_server import load_app_module
 
 SKIP = gr.skip()
 TAB_IDS = {label: i for i, label in enumerate(LINK_TABS.values())}
@@ -183,16 +181,6 @@ def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
 
 
 # ---------------------------------------------------------------- the page
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Any]:
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        yield demo
-    finally:
-        demo.close()
 
 
 def test_every_linked_tab_and_target_is_on_the_page(demo: Any) -> None:

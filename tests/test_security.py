@@ -30,7 +30,7 @@ from app.inputs import CRF, VIEW
 from app.segmentation import SEG
 from app.segmentation import SEG_TAB as SEGMENT_TAB
 from app.wiring import event
-from tests.test_app_server import ROOT, load_app_module
+from tests.test_app_server import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 MODEL = cam_core.DEFAULT_MODEL
@@ -38,16 +38,6 @@ CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentil
 RESOLUTION = inputs.DEFAULT_RESOLUTION.value  # the Resolution menu's value, "448/16"
 SIZE_STRIDE = [448, 16]  # /explain's input_size, output_stride: raw HTTP sends every input (the clients fill defaults)
 RAW_RENDER = event(handlers.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Any]:
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        yield demo
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
