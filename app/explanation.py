@@ -123,9 +123,12 @@ class Explanation:
         """A display-pixel box (int (4,)) in original-image pixels."""
         return cam_core.scale_boxes(box, self.display, self.size)[0]
 
-    def to_display(self, box: np.ndarray) -> np.ndarray:
-        """An original-pixel box (int (4,)), e.g. the ground truth, in display pixels."""
-        return cam_core.scale_boxes(box, self.size, self.display)[0]
+    def to_display(self, boxes: np.ndarray | None) -> np.ndarray:
+        """Original-pixel boxes (int (M, 4) or one (4,)), e.g. the ground truth, as int64 (M, 4) display
+        pixels; ``None`` gives (0, 4)."""
+        if boxes is None:
+            return np.zeros((0, 4), dtype=np.int64)
+        return cam_core.scale_boxes(np.asarray(boxes).reshape(-1, 4), self.size, self.display)
 
     @property
     def class_name(self) -> str:

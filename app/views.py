@@ -178,11 +178,9 @@ def _tap_story(ex: Explanation) -> list[str]:
 # ---------------------------------------------------------------- burnt-in pictures
 
 
-def _gt_on_screen(ex: Explanation, gt: np.ndarray | None) -> np.ndarray:
-    """int64 (M, 4) ground-truth boxes in display pixels ((0, 4) for none)."""
-    if gt is None:
-        return np.zeros((0, 4), dtype=np.int64)
-    return cam_core.scale_boxes(np.asarray(gt).reshape(-1, 4), ex.size, ex.display)
+def gt_boxes_on_screen(ex: Explanation, gt: np.ndarray | None) -> list[tuple[np.ndarray, render.Colour, str]]:
+    """The gold boxes in display pixels with their colour and label (``GT`` or ``GT1``, ``GT2``, ...)."""
+    return [(box, render.GT_COLOUR, label) for box, label in zip(ex.to_display(gt), gt_labels(gt), strict=True)]
 
 
 def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
@@ -194,7 +192,7 @@ def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndar
     """
     loc = ex.plain if which == "plain" else ex.ours
     picture = render.overlay(ex.photo, loc.heatmap)
-    boxes = [(box, render.GT_COLOUR, label) for box, label in zip(_gt_on_screen(ex, gt), gt_labels(gt), strict=True)]
+    boxes = gt_boxes_on_screen(ex, gt)
     colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
     boxes.append((loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name))
     return render.draw_labelled_boxes(picture, boxes)
@@ -309,7 +307,7 @@ class LocalizationViews(NamedTuple):
 def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationViews:
     """The live views of ``ex`` (``gt``: int64 (M, 4) ground-truth boxes in original pixels, or ``None``)."""
     cached = statics(ex)
-    gt_boxes = [(box, render.GT_COLOUR, label) for box, label in zip(_gt_on_screen(ex, gt), gt_labels(gt), strict=True)]
+    gt_boxes = gt_boxes_on_screen(ex, gt)
     name, target = ex.controls.name, ex.class_name
     payload = explanation_json(ex, gt)
     masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
