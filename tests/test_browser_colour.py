@@ -15,7 +15,7 @@ from tests import test_browser
 from tests.test_app_server import ROOT
 
 pytestmark = test_browser.pytestmark
-app_url, page = test_browser.app_url, test_browser.page  # the same fixtures: this module's own app and browser
+page = test_browser.page  # the same browser fixture (the app: conftest.app_url, launched per module)
 
 STACK = "#ours-panel .cam-stack"
 LABELS_APART = """() => {

@@ -9,7 +9,7 @@ import pytest
 
 from app import histogram
 from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM, app_url  # noqa: F401 (app_url is a fixture)
+from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,7 +36,7 @@ LABEL_CUT = """el => {
 
 
 @pytest.fixture
-def open_page(app_url: str):  # noqa: F811
+def open_page(app_url: str):
     """Open the app in a new browser context: ``open_page(viewport=..., is_mobile=...)`` returns the page."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
