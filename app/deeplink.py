@@ -13,9 +13,10 @@ photo is set too (its upload event runs as for a click on the example) and
 the class and the controls wait in a ``gr.State`` until that photo is analysed (:func:`after_photo`).
 
 **Write (browser).** After every change of a linked control (after a slider's view update, never beside
-it) a browser-only step (:func:`writer_js`) writes the state with ``history.replaceState`` (no reload)
-and shows the link in a copyable field. A photo with the pixels of a bundled example is linked as that
-example (:func:`example_name`); any other photo leaves only the settings in the link.
+it) a browser-only step (:func:`writer_js`) queues its key; :data:`LINK_WRITE_DELAY_MS` after the last
+change the state is written with ``history.replaceState`` (no reload) and shown in a copyable field.
+A photo with the pixels of a bundled example is linked as that example (:func:`example_name`); any other
+photo leaves only the settings in the link.
 """
 
 from __future__ import annotations
@@ -399,6 +400,12 @@ WRITE_URL_JS = """(query) => {
 """Browser: put a ``URLSearchParams`` into the address bar (no reload) and into the "Link to this view" field."""
 
 
+LINK_WRITE_DELAY_MS = 200
+"""How long the browser waits, after the last change, before it writes the URL: one write after a burst of slider
+moves, and none while the moved box is being drawn (``bench/bench_browser.py`` measured ~25 ms per write on that
+path when every move wrote at once)."""
+
+
 def writer_js(key: str, wait_ms: int = 0) -> str:
     """The browser-only step that writes one key of the page state into the URL (the others stay as they are).
 
@@ -410,27 +417,37 @@ def writer_js(key: str, wait_ms: int = 0) -> str:
             target (its component's value; ``class`` only while the photo is an example).
 
     One input per step, not the whole state: gathering ten inputs after every slider move cost the page
-    ~50 ms before the moved box was drawn (``bench/bench_browser.py``, measured).
+    ~50 ms before the moved box was drawn (``bench/bench_browser.py``, measured). The step only queues its
+    edit of the query (``window.__camLink``); the edits are applied, in order, and the URL written once
+    :data:`LINK_WRITE_DELAY_MS` after the last of them.
     """
-    write = {
-        "example": 'if (value) query.set("example", value); else { query.delete("example"); query.delete("class"); }',
-        "resolution": 'const [size, stride] = String(value || "").split("/");\n'
-        '  if (size && stride) { query.set("input_size", size); query.set("output_stride", stride); }',
-        "tab": f"""await new Promise((done) => setTimeout(done, {int(wait_ms)}));
+    prelude, edit = {
+        "example": ("", 'if (value) query.set("example", value);\n'
+                        '    else { query.delete("example"); query.delete("class"); }'),
+        "resolution": ('const [size, stride] = String(value || "").split("/");',
+                       'if (size && stride) { query.set("input_size", size); query.set("output_stride", stride); }'),
+        "tab": (f"""await new Promise((done) => setTimeout(done, {int(wait_ms)}));
   const tabs = {json.dumps({label: name for name, label in LINK_TABS.items()}, ensure_ascii=False)};
   const selected = document.querySelector('[role="tablist"] [role="tab"][aria-selected="true"]');
-  const tab = selected ? tabs[selected.textContent.trim()] : undefined;
-  if (tab && tab !== "compare") query.set("tab", tab); else query.delete("tab");""",
-        "class": 'if (value && query.has("example")) query.set("class", String(value)); else query.delete("class");',
+  const tab = selected ? tabs[selected.textContent.trim()] : undefined;""",
+                'if (tab && tab !== "compare") query.set("tab", tab); else query.delete("tab");'),
+        "class": ("", 'if (value && query.has("example")) query.set("class", String(value));\n'
+                      '    else query.delete("class");'),
     }.get(
         key,
-        f'if (value === null || value === undefined || value === "") query.delete("{key}");\n'
-        f'  else query.set("{key}", String(value));',
-    )
+        ("", f'if (value === null || value === undefined || value === "") query.delete("{key}"); '
+             f'else query.set("{key}", String(value));'),
+    )  # fmt: skip
     return f"""async (value) => {{
-  const query = new URLSearchParams(location.search);
-  {write}
-  ({WRITE_URL_JS})(query);
+  {prelude}
+  const link = window.__camLink || (window.__camLink = {{edits: [], timer: 0}});
+  link.edits.push((query) => {{ {edit} }});
+  clearTimeout(link.timer);
+  link.timer = setTimeout(() => {{
+    const query = new URLSearchParams(location.search);
+    for (const apply of link.edits.splice(0)) apply(query);
+    ({WRITE_URL_JS})(query);
+  }}, {LINK_WRITE_DELAY_MS});
 }}"""
 
 

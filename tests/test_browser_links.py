@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from app.deeplink import LINK_WRITE_DELAY_MS, writer_js
 from tests.test_app_server import ROOT
 from tests.test_browser import ARGS, CHROMIUM
 
@@ -75,6 +77,26 @@ def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, 
     page.wait_for_function("location.search.includes('theta_mas=0.3')")  # written without a reload
     assert _query(page)["example"] == ["cat.jpg"] and _query(page)["class"] == ["281"]
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+def test_a_burst_of_changes_writes_the_url_once_after_the_burst(browser, app_url: str) -> None:
+    page = _open(browser, app_url)
+    page.wait_for_function("document.querySelector('#link textarea') !== null")
+    page.wait_for_timeout(2 * LINK_WRITE_DELAY_MS)  # any write of the load itself is done
+    page.evaluate("""() => { history.replaceState(null, "", "?percentile=95"); window.__writes = 0;
+        const replace = history.replaceState.bind(history);
+        history.replaceState = (...args) => { window.__writes += 1; return replace(...args); }; }""")
+    steps = [writer_js("theta_mas"), writer_js("nwc"), writer_js("theta_mas"), writer_js("example")]
+    values = [0.3, False, 0.45, "cat.jpg"]
+    burst = ", ".join(f"({js})({json.dumps(value)})" for js, value in zip(steps, values, strict=True))
+    page.evaluate(f"() => {{ {burst}; }}")  # four changes within one task: none written yet
+    assert page.evaluate("window.__writes") == 0 and "theta_mas" not in page.url
+    page.wait_for_function("window.__writes > 0")
+    page.wait_for_timeout(2 * LINK_WRITE_DELAY_MS)
+    assert page.evaluate("window.__writes") == 1  # one write, with every edit in order
+    query = _query(page)
+    assert query == {"percentile": ["95"], "theta_mas": ["0.45"], "nwc": ["false"], "example": ["cat.jpg"]}
+    assert page.locator("#link textarea").input_value() == page.url
 
 
 def test_a_hostile_link_still_loads_and_says_what_it_ignored(browser, app_url: str) -> None:
