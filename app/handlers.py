@@ -212,6 +212,10 @@ def on_resolution(choice: Any, class_choice: Any, model: Any, session: Session |
     not decoded again); the class picker keeps the class with the new probabilities. A resolution the model
     cannot be built at (a stride DenseNet does not have) is said once, in the status line, and the field goes
     back to the photo's resolution.
+
+    A photo already analysed at ``choice`` is left as it is (every output skipped): a deep link sets the
+    resolution and the photo at once, and the photo's own event may have analysed it at that resolution and
+    picked the link's class before this event runs, with the class picker's value from before.
     """
     try:
         return _switch_resolution(choice, class_choice, model, session)
@@ -229,6 +233,8 @@ def _switch_resolution(choice: Any, class_choice: Any, model: Any, session: Sess
         get_model(member(shown, resolution), resolution.output_stride)  # errors show at once
         status = f"Resolution **{resolution.label}** ready: upload a photo."
         return ResolutionSwitch(gr.update(), gr.skip(), gr.update(), status, tap_update)  # never clobber a new photo
+    if session.resolution == resolution:
+        return ResolutionSwitch(gr.update(), gr.skip(), gr.skip(), gr.skip(), tap_update)
     moved = dataclasses.replace(session, resolution=resolution)
     analysis = get_analysis(moved, moved.model)  # one forward pass of the display copy, then cached
     reference = inputs.class_reference(class_choice)

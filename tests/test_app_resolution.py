@@ -128,6 +128,14 @@ def test_a_new_resolution_reanalyses_the_display_copy_and_keeps_the_class(
     assert back.session is not None and get_analysis(back.session, MODEL) is large
 
 
+def test_a_photo_already_at_the_resolution_is_left_as_it_is(cat: Session) -> None:
+    # a deep link's photo event analysed the photo at the link's resolution and picked the link's class; the
+    # resolution event, whose class value is from before, must not put the top-1 back
+    switch = handlers.on_resolution("448/16", None, MODEL, cat)
+    assert switch.session == gr.skip() and switch.class_pick == gr.skip() and switch.status == gr.skip()
+    assert switch.resolution == gr.update()
+
+
 def test_the_caption_and_the_export_state_the_resolution(cat: Session) -> None:
     out = handlers.render_localization(request(cat))
     lines = [line for line in out.caption.split("\n\n") if not line.startswith("**Why the two boxes")]  # item 4's

@@ -49,7 +49,7 @@ def _query(page) -> dict[str, list[str]]:
 
 
 def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, app_url: str, tmp_path: Path) -> None:
-    link = "example=cat.jpg&class=281&theta_mas=0.6&nwc=false&tab=swipe"
+    link = "example=cat.jpg&class=281&theta_mas=0.6&nwc=false&tab=swipe&input_size=336&output_stride=16"
     page = _open(browser, f"{app_url}?{link}")
     page.wait_for_function("document.querySelectorAll('#swipe img').length === 2")  # the swipe tab, drawn
     page.wait_for_function("document.querySelector('#caption').innerText.includes('θ·max = 0.60')")
@@ -60,11 +60,12 @@ def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, 
     page.wait_for_function("document.querySelector('#class-pick input[value=\"281\"]').checked")
     assert "tabby" in page.locator("#plain-panel figcaption").inner_text()  # the panels explain the linked class
     assert "NWC off" in page.locator("#caption").inner_text()
+    assert "Analysed at 336 px, stride 16" in page.locator("#caption").inner_text()
     assert page.locator("#link-notice").inner_text().strip() == ""
     page.wait_for_function("location.search.includes('example=cat.jpg')")
     query = _query(page)
     assert query["class"] == ["281"] and query["theta_mas"] == ["0.6"] and query["nwc"] == ["false"]
-    assert query["tab"] == ["swipe"]
+    assert query["tab"] == ["swipe"] and query["input_size"] == ["336"] and query["output_stride"] == ["16"]
     assert page.locator("#link textarea").input_value() == page.url  # the copyable link is the URL
     shot = _shot(page, "app_deep_link.png", tmp_path)
     assert shot.stat().st_size > 50_000
