@@ -186,7 +186,7 @@ def build_controls() -> ControlsPanel:
     start = Controls()
     with gr.Row(equal_height=True, elem_id="toggles"):
         preset = gr.Radio(
-            [*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=2, elem_id="preset"
+            [*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=4, elem_id="preset"
         )
         toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION)}
         tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)

@@ -207,14 +207,23 @@ def trained_with(model: Any) -> str:
 
 def tap_toggle(model: Any, resolution: Resolution) -> dict[str, Any]:
     """The TAP checkbox's props for ``model`` at ``resolution``: locked on for a TAP-trained model (both panels
-    use it), free where a TAP-trained partner is shipped, locked off where none is; the info says which head."""
+    use it), free where a TAP-trained partner is shipped, locked off where none is; the info says which head,
+    in one short line (the caption says it in full: :func:`pair_note`)."""
     if trained_with(model) == "TAP":
-        note = pair_note(model, resolution)
-        return {"value": True, "interactive": False, "info": f"the picked model is TAP-trained ({note}): both panels"}
+        return {"value": True, "interactive": False, "info": f"TAP-trained model{_trained_short(model, resolution)}"}
     partner = tap_partner(model) if isinstance(model, str) else None
     if partner is not None:
-        return {"interactive": True, "info": f"green panel: the shipped TAP head, {pair_note(partner, resolution)}"}
+        return {"interactive": True, "info": f"green panel: TAP head{_trained_short(partner, resolution)}"}
     return {"value": False, "interactive": False, "info": "needs a TAP-trained model"}
+
+
+def _trained_short(model: Any, resolution: Resolution) -> str:
+    """``", 448/16"``: the resolution the member used at ``resolution`` was trained at, ``" (nearest)"`` added when
+    it is not ``resolution``; ``""`` for a registry model."""
+    chosen = trained_at(member(model, resolution))
+    if chosen is None:
+        return ""
+    return f", {chosen.value}" + ("" if chosen == resolution else " (nearest)")
 
 
 def tap_partner(model: str) -> str | None:

@@ -11,6 +11,17 @@ CSS = """
 #control-bar {position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
   padding: 4px 0; box-shadow: 0 6px 6px -6px rgba(0, 0, 0, 0.25)}
 #control-bar > * {margin: 0}
+/* compact, so that stuck over a scrolled page it hides little of the panels: the presets on one line, small
+   slider labels, less padding (the phone rules below undo the width-saving ones) */
+#control-bar {gap: 6px !important}
+#control-bar .block {padding: 6px 10px !important}
+#notice:has(.md:empty) {display: none}  /* no empty line under the sliders while there is nothing to say */
+#control-bar .form {gap: 0 !important}
+#preset .wrap {gap: 4px !important}
+#preset label {padding: 3px 9px !important; font-size: 0.85rem}
+#sliders .head label span {font-size: 0.8rem; line-height: 1.2}
+#sliders .head input[type=number] {width: 4.2em}
+#sliders .slider_input_container {margin-top: 2px}
 /* Gradio's container has overflow: hidden, which makes it the (never scrolling) box a sticky child sticks in;
    clip cuts the same overflow without being a scroll container */
 .gradio-container {overflow: clip !important}

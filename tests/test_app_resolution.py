@@ -308,7 +308,8 @@ def test_the_pair_trained_at_or_nearest_the_resolution_is_used(
 def test_the_tap_panel_uses_the_pair_of_the_chosen_resolution_and_says_so(pairs: Path, cat: Session) -> None:
     assert models.tap_partner(MODEL) == "lite0_tap_head"
     toggle = models.tap_toggle(MODEL, R448)
-    assert toggle["interactive"] is True and "trained at 448 px, stride 16" in toggle["info"]
+    assert toggle == {"interactive": True, "info": "green panel: TAP head, 448/16"}
+    assert models.tap_toggle(MODEL, R336)["info"] == "green panel: TAP head, 448/16 (nearest)"
     at_448 = handlers.render_localization(request(cat, tap=True))
     assert at_448.payload["ours"]["trained_at"]["label"] == "448 px, stride 16 -> 28x28 map"
     assert "trained with TAP at 448 px, stride 16:" in at_448.caption
