@@ -2,15 +2,17 @@
 
 A slider move changes only boxes, threshold lines and binary masks. The heatmap overlays and the
 histogram plot stay the same, so they are written once per (photo, class, variant) as files served by
-Gradio, and each update sends a few hundred bytes of SVG plus two small mask PNGs inline. The browser
-keeps the big pictures cached: an update costs one Gradio round trip, not a round of image downloads.
+Gradio, and each update sends a few kB of SVG plus one small PNG of both masks inline (the three mask
+cells draw it through three more filters of the page: :func:`compare_masks_html`). The browser keeps the
+big pictures cached: an update costs one Gradio round trip, not a round of image downloads.
 
 The heatmaps are coloured in the browser: a panel stacks the photo, the normalised map as an 8-bit grey
 PNG, and the SVG. The grey layer goes through the page's one SVG filter ``#cam-colormap`` (a
 ``feComponentTransfer`` table per channel: the chosen colour map's 256 entries) at the opacity of the CSS
 variable ``--cam-opacity``. :func:`colour_controls_html` holds that filter and the controls that rewrite it
 (``app/colormap.js``), so a colour-map or opacity change costs no request, and it survives every panel
-update: the panels only name the filter and the variable.
+update: the panels only name the filter and the variable. The mask cells' filters (:func:`mask_filters_svg`)
+live beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
@@ -140,7 +143,8 @@ def colour_controls_html() -> str:
         f'{render.DEFAULT_COLOUR_MAP} at opacity {opacity:g}.">(swipe, zip: '
         f"{render.DEFAULT_COLOUR_MAP})</span>"
         '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><filter id="cam-colormap" '
-        f'color-interpolation-filters="sRGB"><feComponentTransfer>{funcs}</feComponentTransfer></filter></svg></div>'
+        f'color-interpolation-filters="sRGB"><feComponentTransfer>{funcs}</feComponentTransfer></filter>'
+        f"{mask_filters_svg()}</svg></div>"
     )
 
 
@@ -186,34 +190,117 @@ def mask_overlay_url(mask: np.ndarray, colour: Colour) -> str:
 
 GAINED: Colour = (230, 40, 230)
 LOST: Colour = (255, 140, 0)
+CODE_LEVELS = (0, 85, 170, 255)
+"""The grey level of each mask code in :func:`mask_codes_url`'s picture: 0 neither mask, 1 only the improved
+rule's (gained), 2 only plain CAM's (lost), 3 both."""
+_BACKGROUND, _FOREGROUND = (0, 0, 0, 190), 70  # a mask cell: background darkened, foreground tinted (alphas /255)
+MASK_LOOKS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "cam-mask-plain": (
+        _BACKGROUND,
+        _BACKGROUND,
+        (*render.PLAIN_COLOUR, _FOREGROUND),
+        (*render.PLAIN_COLOUR, _FOREGROUND),
+    ),
+    "cam-mask-ours": (_BACKGROUND, (*render.OURS_COLOUR, _FOREGROUND), _BACKGROUND, (*render.OURS_COLOUR, _FOREGROUND)),
+    "cam-gain-loss": ((0, 0, 0, 170), (*GAINED, 200), (*LOST, 200), (0, 0, 0, 0)),
+}
+"""Each mask cell's SVG filter id -> the RGBA (0..255) it gives codes 0, 1, 2, 3 (see :func:`mask_filters_svg`)."""
 
 
-def gain_loss_url(plain: np.ndarray, ours: np.ndarray) -> str:
-    """Two bool (H, W) masks as a 4-colour palette PNG data URL: outside both darkened, inside both clear,
-    only in ``ours`` (gained) and only in ``plain`` (lost) tinted."""
-    codes = plain.astype(np.uint8) * 2 + ours.astype(np.uint8)  # 0 neither, 1 gained, 2 lost, 3 both
+def mask_codes_url(plain: np.ndarray, ours: np.ndarray) -> str:
+    """Two bool (H, W) masks as one grey 4-level palette PNG data URL: code ``2 · plain + ours`` drawn at
+    :data:`CODE_LEVELS`. The three mask cells show this one picture, each through its own filter."""
+    codes = plain.astype(np.uint8) * 2 + ours.astype(np.uint8)
     height, width = codes.shape
     picture = Image.frombytes("P", (width, height), np.ascontiguousarray(codes).tobytes())
-    picture.putpalette([0, 0, 0, *GAINED, *LOST, 0, 0, 0])
+    picture.putpalette([level for level in CODE_LEVELS for _ in range(3)])
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=1, transparency=bytes([170, 200, 200, 0]))
+    picture.save(buffer, format="PNG", compress_level=6)  # ~20 % smaller than level 1 for ~1 ms
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def mask_filters_svg() -> str:
+    """The mask cells' SVG filters (:data:`MASK_LOOKS`), written once into the page beside ``#cam-colormap``.
+
+    Each copies the grey code into alpha too (``feColorMatrix``), then maps the four levels to the cell's four
+    RGBA values with ``discrete`` tables (a level ``k · 85`` falls in the table's ``k``-th quarter).
+    """
+
+    def table(values: Iterable[int]) -> str:
+        return " ".join(f"{v / 255:.4f}".rstrip("0").rstrip(".") or "0" for v in values)
+
+    spread = "1 0 0 0 0 " * 4  # R, G, B and A all take the grey code (R = G = B in the picture)
+    filters = ""
+    for name, looks in MASK_LOOKS.items():
+        funcs = "".join(
+            f'<feFunc{c} type="discrete" tableValues="{table(look[i] for look in looks)}"/>'
+            for i, c in enumerate("RGBA")
+        )
+        filters += (
+            f'<filter id="{name}" color-interpolation-filters="sRGB" x="0" y="0" width="1" height="1">'
+            f'<feColorMatrix type="matrix" values="{spread.strip()}"/><feComponentTransfer>{funcs}'
+            "</feComponentTransfer></filter>"
+        )
+    return filters
+
+
+def _code_layer(name: str, alt: str) -> str:
+    """A cell's mask layer: the figure's code picture (CSS variable ``--cam-codes``) through filter ``name``,
+    pixel for pixel (no smoothing between codes, which would make false codes at mask edges)."""
+    return (
+        f'<div class="mask" role="img" aria-label="{html.escape(alt)}" style="position:absolute;left:0;top:0;'
+        "width:100%;height:100%;background:var(--cam-codes) 0 0 / 100% 100% no-repeat;image-rendering:pixelated;"
+        f'filter:url(#{name})"></div>'
+    )
 
 
 def gain_loss_cell(
     photo_url: str, size: tuple[int, int], plain: np.ndarray, ours: np.ndarray, boxes: list[tuple[np.ndarray, Colour]]
 ) -> str:
-    """One masks cell: what the improved rule adds to plain CAM's foreground and what it drops, with both boxes."""
+    """One masks cell: what the improved rule adds to plain CAM's foreground and what it drops, with both boxes
+    (its mask layer is the figure's code picture: see :func:`compare_masks_html`)."""
     height, width = size
     stroke = max(3.0, max(size) / 150)
     svg = "".join(box_svg(box, colour, stroke) for box, colour in boxes)
     gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
     return (
         f'<div class="cam-mask cam-gain-loss" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" '
-        f'alt="photo" width="{width}" height="{height}" {_BASE}/><img class="mask" src="{gain_loss_url(plain, ours)}" '
-        f'alt="gained and lost pixels" {_OVER}/><svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-        f'{_OVER}>{svg}</svg></div><span style="font-size:0.8rem"><b style="color:{_css(GAINED)}">+{gained:.0f} % '
-        f'gained</b>, <b style="color:{_css(LOST)}">{lost:.0f} % lost</b> vs plain CAM</span></div>'
+        f'alt="photo" width="{width}" height="{height}" {_BASE}/>'
+        f"{_code_layer('cam-gain-loss', 'gained and lost pixels')}"
+        f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>{svg}</svg></div>'
+        f'<span style="font-size:0.8rem"><b style="color:{_css(GAINED)}">+{gained:.0f} % gained</b>, '
+        f'<b style="color:{_css(LOST)}">{lost:.0f} % lost</b> vs plain CAM</span></div>'
+    )
+
+
+def compare_masks_html(
+    photo_url: str,
+    size: tuple[int, int],
+    plain: tuple[np.ndarray, str],
+    ours: tuple[np.ndarray, str],
+    boxes: list[tuple[np.ndarray, Colour]],
+) -> str:
+    """The main tab's masks: plain CAM's, the improved rule's, and what the second gains and loses over the
+    first (with ``boxes``), from **one** inline picture of both masks (:func:`mask_codes_url`, a few kB) that
+    each cell draws through its own filter of the page (:func:`mask_filters_svg`).
+
+    Args:
+        plain, ours: each rule's bool (H, W) mask and its title.
+    """
+    height, width = size
+    (plain_mask, plain_title), (ours_mask, ours_title) = plain, ours
+    cells = "".join(
+        f'<div class="cam-mask" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" alt="photo" '
+        f'width="{width}" height="{height}" {_BASE}/>{_code_layer(name, title)}</div>'
+        f'<span style="font-size:0.8rem">{html.escape(title)}: {100 * mask.mean():.1f} % of pixels</span></div>'
+        for mask, title, name in ((plain_mask, plain_title, "cam-mask-plain"), (ours_mask, ours_title, "cam-mask-ours"))
+    )
+    cells += gain_loss_cell(photo_url, size, plain_mask, ours_mask, boxes)
+    codes = mask_codes_url(plain_mask, ours_mask)
+    title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
+    return (
+        f'<figure class="cam-figure cam-masks" {_FIGURE}>{title}<div style="display:flex;gap:6px;'
+        f"--cam-codes:url('{codes}')\">{cells}</div></figure>"
     )
 
 
@@ -222,7 +309,6 @@ def masks_html(
     size: tuple[int, int],
     masks: list[tuple[np.ndarray, Colour, str]],
     boxes: bool = False,
-    extra_cell: str = "",
 ) -> str:
     """The photo once per mask, with the mask laid over it (inline PNG: a few kB each), optionally boxed."""
     height, width = size
@@ -241,5 +327,4 @@ def masks_html(
         for mask, colour, title in masks
     )
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
-    cells += extra_cell
     return f'<figure class="cam-figure" {_FIGURE}>{title}<div style="display:flex;gap:6px">{cells}</div></figure>'

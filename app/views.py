@@ -3,7 +3,7 @@
 Two renderings of the same views:
 
 * **live** (:func:`localization_views`): HTML over pictures cached per (photo, models, class, NWC) in
-  :data:`STATICS`; a slider move sends SVG boxes, threshold lines and two small inline mask PNGs;
+  :data:`STATICS`; a slider move sends SVG boxes, threshold lines and one small inline PNG of both masks;
 * **burnt in** (:func:`panel_picture`, :func:`export_pictures`): RGB uint8 pictures with the boxes drawn,
   for the swipe view, the ``/explain`` overlays and the zip export.
 """
@@ -310,7 +310,6 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     gt_boxes = gt_boxes_on_screen(ex, gt)
     name, target = ex.controls.name, ex.class_name
     payload = explanation_json(ex, gt)
-    masks = [(ex.plain.mask, render.PLAIN_COLOUR, "plain CAM, MaS"), (ex.ours.mask, render.OURS_COLOUR, name)]
     return LocalizationViews(
         html_views.panel_html(
             f"Plain CAM for “{target}” ({ex.trained_with[0]}-trained weights), MaS box (blue)",
@@ -333,17 +332,12 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
             histogram_maps(ex),
             f"Histograms of both maps (log scale): plain CAM outlined, {name} as bars; each threshold on its own map",
         ),
-        html_views.masks_html(
+        html_views.compare_masks_html(
             cached.photo_url,
             ex.display,
-            masks,
-            extra_cell=html_views.gain_loss_cell(
-                cached.photo_url,
-                ex.display,
-                ex.plain.mask,
-                ex.ours.mask,
-                [(ex.plain.box, render.PLAIN_COLOUR), (ex.ours.box, render.OURS_COLOUR)],
-            ),
+            (ex.plain.mask, "plain CAM, MaS"),
+            (ex.ours.mask, name),
+            [(ex.plain.box, render.PLAIN_COLOUR), (ex.ours.box, render.OURS_COLOUR)],
         ),
         caption(ex, payload),
         payload,

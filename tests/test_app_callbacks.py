@@ -21,7 +21,7 @@ from PIL import Image
 
 import cam_core
 from app import analysis_views as av
-from app import explanation, files, handlers, histogram, inputs, models, render, state, views
+from app import explanation, files, handlers, histogram, html_views, inputs, models, render, state, views
 from app.errors import with_notice
 from app.explanation import resolve_class
 from app.inputs import CRF, DEFAULT_RESOLUTION, VIEW, Controls, ViewRequest, crf_params
@@ -100,7 +100,7 @@ def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeyp
     assert panel_picture(low.plain).size == (451, 300)  # the heatmap picture is reused, only the SVG changes
     assert re.findall(r'src="(gradio_api[^"]+)"', low.plain) == re.findall(r'src="(gradio_api[^"]+)"', high.plain)
     assert low.histogram != high.histogram and "data-value" in low.histogram  # histogram lines moved
-    assert low.masks.count("data:image/png;base64") == 3  # both masks, and the gain / loss picture
+    assert low.masks.count("data:image/png;base64") == 1  # one picture of both masks, drawn by three cells
 
 
 def test_histogram_shows_what_belongs_to_which_map(cat_session: Session) -> None:
@@ -132,9 +132,16 @@ def test_gain_loss_view_follows_the_sliders(cat_session: Session) -> None:
         out, ex = handlers.render_localization(req), explanation.explain_request(req)
         plain, ours = ex.plain.mask, ex.ours.mask
         cell = out.masks[out.masks.index("cam-gain-loss") :]
-        data = re.search(r'class="mask" src="data:image/png;base64,([^"]+)"', cell).group(1)  # type: ignore[union-attr]
-        codes = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+        data = re.search(r"--cam-codes:url\('data:image/png;base64,([^']+)'\)", out.masks).group(1)  # type: ignore[union-attr]
+        picture = Image.open(io.BytesIO(base64.b64decode(data)))
+        codes = np.asarray(picture)  # palette indices: the codes; the palette: their grey levels
         np.testing.assert_array_equal(codes, plain.astype(np.uint8) * 2 + ours)  # 1 gained, 2 lost, 3 both
+        assert picture.getpalette()[:12] == [level for level in html_views.CODE_LEVELS for _ in range(3)]
+        assert re.findall(r"filter:url\(#([a-z-]+)\)", out.masks) == [
+            "cam-mask-plain",
+            "cam-mask-ours",
+            "cam-gain-loss",
+        ]
         assert svg_boxes(cell) == [ex.plain.box.tolist(), ex.ours.box.tolist()]
         gained, lost = 100 * (ours & ~plain).mean(), 100 * (plain & ~ours).mean()
         iou = (plain & ours).sum() / (plain | ours).sum()

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import render
+import cam_core
+from app import handlers, html_views, inputs, render
+from app.explanation import explain_request
+from app.inputs import Controls
 from tests import test_browser
 from tests.test_app_server import ROOT
 
@@ -98,6 +101,51 @@ def test_colour_map_and_opacity_change_pixels_without_a_request(page, tmp_path: 
     page.locator("#colour-controls").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=str(_shots(tmp_path) / "compare_jet.png"))
+
+
+MASK_FILTERS = """async ([looks, levels]) => {
+  const draw = (source, filter) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = source.width; canvas.height = source.height;
+    const context = canvas.getContext('2d');
+    context.filter = filter; context.drawImage(source, 0, 0);
+    return context.getImageData(0, 0, canvas.width, canvas.height).data;
+  };
+  const strip = document.createElement('canvas'); strip.width = levels.length; strip.height = 1;
+  const pixels = strip.getContext('2d').createImageData(levels.length, 1);
+  levels.forEach((v, k) => pixels.data.set([v, v, v, 255], 4 * k));
+  strip.getContext('2d').putImageData(pixels, 0, 0);
+  const drawn = Object.fromEntries(Object.keys(looks).map((id) => [id, Array.from(draw(strip, `url(#${id})`))]));
+  const holder = document.querySelector('#masks .cam-masks > div');
+  const url = holder.style.getPropertyValue('--cam-codes').match(/url\\(['"]?(.*?)['"]?\\)$/)[1];
+  const picture = new Image(); picture.src = url; await picture.decode();
+  const counts = {};
+  const grey = draw(picture, 'none');
+  for (let i = 0; i < grey.length; i += 4) counts[grey[i]] = (counts[grey[i]] || 0) + 1;
+  const layers = [...document.querySelectorAll('#masks .mask')].map((e) => getComputedStyle(e).filter);
+  return {drawn, counts, size: [picture.naturalHeight, picture.naturalWidth], layers};
+}"""
+
+
+def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) -> None:
+    """One inline picture of both masks (codes 2 · plain + ours) drawn three ways: each filter gives each
+    code the RGBA of ``html_views.MASK_LOOKS``, and the picture decodes to the server's codes."""
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.wait_for_function("document.querySelector('#masks .cam-masks') !== null")
+    found = page.evaluate(MASK_FILTERS, [html_views.MASK_LOOKS, list(html_views.CODE_LEVELS)])
+    for name, looks in html_views.MASK_LOOKS.items():
+        drawn = np.array(found["drawn"][name]).reshape(4, 4)
+        expected = np.array(looks)
+        assert np.abs(drawn[:, 3] - expected[:, 3]).max() <= 1, (name, drawn)  # alpha
+        visible = expected[:, 3] > 0  # colour where it shows (a fully transparent pixel has none)
+        assert np.abs(drawn[visible, :3] - expected[visible, :3]).max() <= 3, (name, drawn)
+    assert found["layers"] == ['url("#cam-mask-plain")', 'url("#cam-mask-ours")', 'url("#cam-gain-loss")']
+    session, _, _ = handlers.on_image({"path": str(ROOT / "assets" / "examples" / "cat.jpg")}, cam_core.DEFAULT_MODEL)
+    ex = explain_request(inputs.view_request(session, "", *Controls().__dict__.values(), ""))
+    codes = ex.plain.mask.astype(np.int64) * 2 + ex.ours.mask
+    assert found["size"] == list(codes.shape)
+    expected_counts = {str(html_views.CODE_LEVELS[c]): int(n) for c, n in enumerate(np.bincount(codes.ravel())) if n}
+    assert found["counts"] == expected_counts  # every pixel at its code's level: the server's masks exactly
 
 
 def test_the_signed_map_tab_shows_the_logit_check(page, tmp_path: Path) -> None:
