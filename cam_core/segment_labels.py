@@ -1,0 +1,104 @@
+"""From class maps to labels: the standards, scores and thresholds behind :func:`cam_core.segment.segment`.
+
+Array maths only (steps 2 to 4 of :mod:`cam_core.segment`, which re-exports every public name here): each
+class's standard ``u_c`` (MaS or PaS), its score ``s_c = h_c / u_c``, the 8-bit candidate levels, the label
+map (argmax over ``[theta, s_1, ..., s_n]`` among the classes over their threshold) and the CRF's label
+distribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cam_core.errors import ParameterError
+from cam_core.threshold import Rule, check_percentile, check_theta, quantize, threshold_8bit
+
+_STANDARD_FLOOR = 1e-6
+
+
+def standards(maps: np.ndarray, rule: Rule, percentile: float = 90.0) -> np.ndarray:
+    """Each map's standard ``u_c``: its maximum (MaS) or its p-th percentile (PaS, module M3).
+
+    Args:
+        maps: float (n, H, W) in ``[0, 1]``.
+        rule: ``"mas"`` or ``"pas"``.
+        percentile: p in ``(0, 100]`` for PaS.
+
+    Returns:
+        float64 (n,) in ``[0, 1]``; ``theta · u_c`` is exactly :func:`cam_core.threshold.threshold`.
+    """
+    if rule == "mas":
+        return np.array([float(m.max()) for m in maps])
+    if rule == "pas":
+        p = check_percentile(percentile)
+        return np.array([float(np.percentile(m, p)) for m in maps])
+    raise ParameterError(f"`rule` must be 'mas' or 'pas', got {rule!r}")
+
+
+def _score(heat: np.ndarray, standard: float) -> np.ndarray:
+    """``h / max(u, 1e-6)`` in float32 arithmetic; ``heat`` itself when ``u == 1`` (MaS)."""
+    return heat if standard == 1.0 else heat / max(float(standard), _STANDARD_FLOOR)
+
+
+def scores(maps: np.ndarray, standard: np.ndarray) -> np.ndarray:
+    """``s_c = h_c / max(u_c, 1e-6)``: float32 (n, H, W) >= 0 from maps float32 (n, H, W) and standards (n,)."""
+    return np.stack([_score(m, u) for m, u in zip(maps, standard, strict=True)]).astype(np.float32, copy=False)
+
+
+def levels_8bit(maps: np.ndarray, rule: Rule, theta: float, percentile: float = 90.0) -> np.ndarray:
+    """Each map's wsolevaluation threshold on its 8-bit copy, ``int(theta · max(q))`` or ``int(theta · P_p(q))``.
+
+    Args:
+        maps: float (n, H, W) in ``[0, 1]``.
+        rule, theta, percentile: as :func:`cam_core.threshold.threshold_8bit`.
+
+    Returns:
+        int64 (n,) in ``[0, 255]``: class c is a candidate where ``quantize(h_c) > level_c``.
+    """
+    return np.array([threshold_8bit(quantize(m), rule, theta, percentile) for m in maps], dtype=np.int64)
+
+
+def label_map(maps: np.ndarray, standard: np.ndarray, theta: float, levels: np.ndarray | None = None) -> np.ndarray:
+    """Slot of each pixel: the class with the largest score among those over their threshold, else 0.
+
+    A class is a candidate where it passes the single-class rule of :func:`cam_core.localize.localize`:
+    ``quantize(h_c) > level_c`` with ``levels`` (8-bit, the default rule), else ``h_c > theta · u_c`` (float).
+    Among candidates the largest ``s_c`` wins, ties to the earlier class.
+
+    Args:
+        maps: float32 (n, H, W) in ``[0, 1]``, n <= 255.
+        standard: float (n,) from :func:`standards`.
+        theta: threshold fraction in ``[0, 1]`` (the background score).
+        levels: int (n,) from :func:`levels_8bit` for the 8-bit rule; ``None`` for the float rule.
+
+    Returns:
+        uint8 (H, W) in ``[0, n]``: 0 = background, ``i + 1`` = the i-th class.
+    """
+    theta = check_theta(theta)
+    labels = np.zeros(maps.shape[1:], np.uint8)  # (H, W)
+    best = np.full(maps.shape[1:], -1.0, np.float32)  # (H, W) score of the current label; -1 = none
+    # A running maximum, class by class: an argmax over axis 0 of (n, H, W) is ~10x slower.
+    for slot, (heat, u) in enumerate(zip(maps, standard, strict=True), start=1):
+        score = _score(heat, u)
+        over = heat > theta * float(u) if levels is None else quantize(heat) > levels[slot - 1]
+        wins = over & (score > best)  # strict: the earlier class keeps ties
+        np.copyto(labels, np.uint8(slot), where=wins)
+        np.copyto(best, score, where=wins)
+    return labels
+
+
+def label_probabilities(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
+    """The CRF unary's distribution ``p_l = score_l / sum(scores)``, background score ``theta``.
+
+    Args:
+        maps: float32 (n, H, W) in ``[0, 1]``.
+        standard: float (n,) from :func:`standards`.
+        theta: background score in ``[0, 1]``.
+
+    Returns:
+        float32 (n + 1, H, W), each pixel summing to 1 (+1e-6 on every score so that 0 / 0 cannot happen);
+        its argmax is :func:`label_map` except on exact ties.
+    """
+    background = np.full((1, *maps.shape[1:]), check_theta(theta), np.float32)
+    stacked = np.concatenate([background, scores(maps, standard)]) + np.float32(1e-6)  # (n + 1, H, W)
+    return stacked / stacked.sum(0, keepdims=True)
