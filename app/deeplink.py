@@ -17,14 +17,16 @@ it) a browser-only step (:func:`writer_js`) queues its key; :data:`LINK_WRITE_DE
 change the state is written with ``history.replaceState`` (no reload) and shown in a copyable field.
 A photo with the pixels of a bundled example is linked as that example (:func:`example_name`); any other
 photo leaves only the settings in the link.
+
+**Where.** The keys and the reading of a query are in :mod:`app.link_query`, the browser's URL writer in
+:mod:`app.link_writer`; this module restores the page and wires both (every name of those two is re-exported here).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gradio as gr
@@ -34,183 +36,22 @@ import cam_core
 from app import inputs, views
 from app.errors import user_errors
 from app.explanation import resolve_class
-from app.handlers import EXPORT_TAB, SWIPE_TAB
-from app.layout import COMPARE_TAB, EXAMPLE_FILES, THRESHOLD_SLIDERS
-from app.models import Resolution, model_choices, tap_toggle
-from app.segmentation import SEG_TAB
+from app.layout import EXAMPLE_FILES
+from app.link_query import CONTROL_KEYS, DEFAULT_AT, LINK_KEYS, notice_text, parse_query
+from app.link_query import IGNORED as IGNORED
+from app.link_query import LINK_TABS as LINK_TABS
+from app.link_query import MAX_PAIRS as MAX_PAIRS
+from app.link_query import LinkKey as LinkKey
+from app.link_query import LinkState as LinkState
+from app.link_writer import LINK_WRITE_DELAY_MS as LINK_WRITE_DELAY_MS
+from app.link_writer import WRITE_URL_JS as WRITE_URL_JS
+from app.link_writer import writer_js
+from app.models import Resolution, tap_toggle
 from app.state import Session, get_analysis, image_hash
 
 if TYPE_CHECKING:  # app.wiring imports this module
     from app.layout import Page
     from app.wiring import Wiring
-
-LINK_TABS: dict[str, str] = {
-    "compare": COMPARE_TAB,
-    "swipe": SWIPE_TAB,
-    "weights": "M+ / M−",
-    "why-tap": "Why TAP (P1)",
-    "crf": "CRF masks",
-    "evaluate": "Evaluate",
-    "export": EXPORT_TAB,
-    "segmentation": SEG_TAB,
-}
-"""``tab`` values -> the tab labels of :mod:`app.layout` (a test checks each label is on the page)."""
-MAX_PAIRS = 40
-"""Query pairs read at most; the rest are ignored (and said)."""
-IGNORED = ("view",)
-"""Keys that belong to Gradio itself (``?view=api``), ignored without a word, as are ``__``-prefixed ones."""
-
-
-def _text(raw: str, key: str) -> str:
-    return inputs.text(raw, key, max_length=100).strip()
-
-
-def _number(key: str) -> Callable[[str], float]:
-    """A slider's value: a decimal number inside the slider's range (:data:`app.layout.THRESHOLD_SLIDERS`)."""
-    low, high = THRESHOLD_SLIDERS[key][:2]
-
-    def read(raw: str) -> float:
-        text = _text(raw, key)
-        try:
-            value = float(text) if len(text) <= 32 else None
-        except ValueError:
-            value = None
-        if value is None:
-            shown = inputs.shown(text, 30)
-            raise cam_core.ParameterError(f"`{key}` must be a number in [{low:g}, {high:g}], got {shown!r}.")
-        return inputs.number(value, key, low, high)
-
-    return read
-
-
-def _flag(key: str) -> Callable[[str], bool]:
-    """``true`` or ``false`` (any case); anything else is refused, never read as true."""
-
-    def read(raw: str) -> bool:
-        text = _text(raw, key).lower()
-        if text not in ("true", "false"):
-            raise cam_core.ParameterError(f"`{key}` must be true or false, got {inputs.shown(text)!r}.")
-        return inputs.flag(text == "true", key)
-
-    return read
-
-
-def _example(raw: str) -> str:
-    return inputs.choice(_text(raw, "example"), "example", EXAMPLE_FILES)
-
-
-def _model(raw: str) -> str:
-    return inputs.choice(_text(raw, "model"), "model", [value for _, value in model_choices()])
-
-
-def _class(raw: str) -> int | str:
-    reference = inputs.class_reference(_text(raw, "class"))
-    if reference is None:
-        raise cam_core.ParameterError("`class` is empty.")
-    return reference
-
-
-def _resolution_part(key: str) -> Callable[[str], int]:
-    """``input_size`` or ``output_stride``: a whole number the Resolution menu offers for that parameter
-    (whether the pair is offered together is checked once both are read, in :func:`restore`)."""
-    offered = sorted({getattr(c.resolution, key) for c in inputs.RESOLUTIONS})
-
-    def read(raw: str) -> int:
-        text = _text(raw, key)
-        if not (text.isascii() and text.isdigit() and len(text) <= 4) or int(text) not in offered:
-            raise cam_core.ParameterError(f"`{key}` must be one of {offered}, got {inputs.shown(text, 30)!r}.")
-        return int(text)
-
-    return read
-
-
-def _tab(raw: str) -> str:
-    return LINK_TABS[inputs.choice(_text(raw, "tab"), "tab", LINK_TABS)]
-
-
-@dataclass(frozen=True)
-class LinkKey:
-    """One query key.
-
-    Attributes:
-        target: the component it restores, by its name in :func:`link_targets` (``""``: handled apart).
-        read: the query text -> the checked value; raises ``CamError`` (``ParameterError``) naming the key.
-        after_photo: applied once a linked example is analysed (the class, the controls); else at once.
-    """
-
-    target: str
-    read: Callable[[str], Any]
-    after_photo: bool = True
-
-
-LINK_KEYS: dict[str, LinkKey] = {
-    "example": LinkKey("", _example, after_photo=False),
-    "model": LinkKey("model", _model, after_photo=False),
-    "class": LinkKey("class_pick", _class),
-    "theta_mas": LinkKey("theta_mas", _number("theta_mas")),
-    "theta_pas": LinkKey("theta_pas", _number("theta_pas")),
-    "percentile": LinkKey("percentile", _number("percentile")),
-    "tap": LinkKey("tap", _flag("tap")),
-    "nwc": LinkKey("nwc", _flag("nwc")),
-    "pas": LinkKey("pas", _flag("pas")),
-    "input_size": LinkKey("", _resolution_part("input_size"), after_photo=False),  # the Resolution menu, as a pair
-    "output_stride": LinkKey("", _resolution_part("output_stride"), after_photo=False),
-    "tab": LinkKey("", _tab, after_photo=False),
-}
-"""Every linkable key, in the order the link writes them."""
-DEFAULT_AT = inputs.DEFAULT_RESOLUTION
-"""The resolution a link without ``input_size`` / ``output_stride`` is restored at (the page's default)."""
-CONTROL_KEYS = tuple(key for key, spec in LINK_KEYS.items() if spec.target and spec.after_photo and key != "class")
-"""The keys of controls restored as plain values (sliders, toggles): one output each."""
-
-
-# ---------------------------------------------------------------- reading a query
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """A parsed query: the checked values by key, and one line per value that was ignored."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    notices: tuple[str, ...] = ()
-
-
-def parse_query(pairs: Iterable[tuple[Any, Any]]) -> LinkState:
-    """The checked values of a URL query's ``(key, value)`` pairs (as ``QueryParams.multi_items()`` gives them).
-
-    Never raises for what the pairs hold: a bad value, an unknown or repeated key, more than
-    :data:`MAX_PAIRS` pairs each become a notice and are otherwise ignored.
-    """
-    values: dict[str, Any] = {}
-    notices: list[str] = []
-    unknown: list[str] = []
-    for count, (key, raw) in enumerate(pairs):
-        if count >= MAX_PAIRS:
-            notices.append(f"only the first {MAX_PAIRS} query parameters were read")
-            break
-        name = inputs.shown(str(key), 30)
-        if not isinstance(key, str) or not isinstance(raw, str) or key.startswith("__") or key in IGNORED:
-            continue
-        spec = LINK_KEYS.get(key)
-        if spec is None:
-            unknown.append(f"`{name}`")
-        elif key in values:
-            notices.append(f"`{name}` was given twice: the first value is used")
-        else:
-            try:
-                values[key] = spec.read(raw)
-            except cam_core.CamError as exc:
-                notices.append(f"`{name}={inputs.shown(raw, 30)}` ignored: {str(exc).rstrip('.')}")
-    if unknown:
-        notices.append(f"unknown {'keys' if len(unknown) > 1 else 'key'} {', '.join(unknown[:5])} ignored "
-                       f"(known: {', '.join(LINK_KEYS)})")  # fmt: skip
-    return LinkState(values, tuple(notices))
-
-
-def notice_text(notices: Iterable[str]) -> str:
-    """The link notice: ``""`` when nothing was ignored, else one Markdown line."""
-    lines = list(notices)
-    return "" if not lines else "⚠️ **Link:** " + "; ".join(lines) + "."
 
 
 def tap_update(model: str, linked: bool | None, notices: list[str], resolution: Resolution) -> Any:
@@ -388,67 +229,7 @@ def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, 
     return (class_pick, None, example_name(session), notice, *controls)
 
 
-# ---------------------------------------------------------------- writing the URL (browser only)
-
-
-WRITE_URL_JS = """(query) => {
-  const url = location.pathname + (query.toString() ? "?" + query.toString() : "") + location.hash;
-  history.replaceState(history.state, "", url);
-  const box = document.querySelector("#link textarea");
-  if (box) box.value = location.href;
-}"""
-"""Browser: put a ``URLSearchParams`` into the address bar (no reload) and into the "Link to this view" field."""
-
-
-LINK_WRITE_DELAY_MS = 200
-"""How long the browser waits, after the last change, before it writes the URL: one write after a burst of slider
-moves, and none while the moved box is being drawn (``bench/bench_browser.py`` measured ~25 ms per write on that
-path when every move wrote at once)."""
-
-
-def writer_js(key: str, wait_ms: int = 0) -> str:
-    """The browser-only step that writes one key of the page state into the URL (the others stay as they are).
-
-    Args:
-        key: ``"example"`` (its input is the hidden example name; ``""`` for an upload, which also drops
-            ``class``), ``"resolution"`` (the menu's ``"448/16"``: written as ``input_size`` and ``output_stride``),
-            ``"tab"`` (no input: the selected tab button of the first tab list, read ``wait_ms`` after the event,
-            as a tab click marks its button a moment after the event fires), or a :data:`LINK_KEYS` key with a
-            target (its component's value; ``class`` only while the photo is an example).
-
-    One input per step, not the whole state: gathering ten inputs after every slider move cost the page
-    ~50 ms before the moved box was drawn (``bench/bench_browser.py``, measured). The step only queues its
-    edit of the query (``window.__camLink``); the edits are applied, in order, and the URL written once
-    :data:`LINK_WRITE_DELAY_MS` after the last of them.
-    """
-    prelude, edit = {
-        "example": ("", 'if (value) query.set("example", value);\n'
-                        '    else { query.delete("example"); query.delete("class"); }'),
-        "resolution": ('const [size, stride] = String(value || "").split("/");',
-                       'if (size && stride) { query.set("input_size", size); query.set("output_stride", stride); }'),
-        "tab": (f"""await new Promise((done) => setTimeout(done, {int(wait_ms)}));
-  const tabs = {json.dumps({label: name for name, label in LINK_TABS.items()}, ensure_ascii=False)};
-  const selected = document.querySelector('[role="tablist"] [role="tab"][aria-selected="true"]');
-  const tab = selected ? tabs[selected.textContent.trim()] : undefined;""",
-                'if (tab && tab !== "compare") query.set("tab", tab); else query.delete("tab");'),
-        "class": ("", 'if (value && query.has("example")) query.set("class", String(value));\n'
-                      '    else query.delete("class");'),
-    }.get(
-        key,
-        ("", f'if (value === null || value === undefined || value === "") query.delete("{key}"); '
-             f'else query.set("{key}", String(value));'),
-    )  # fmt: skip
-    return f"""async (value) => {{
-  {prelude}
-  const link = window.__camLink || (window.__camLink = {{edits: [], timer: 0}});
-  link.edits.push((query) => {{ {edit} }});
-  clearTimeout(link.timer);
-  link.timer = setTimeout(() => {{
-    const query = new URLSearchParams(location.search);
-    for (const apply of link.edits.splice(0)) apply(query);
-    ({WRITE_URL_JS})(query);
-  }}, {LINK_WRITE_DELAY_MS});
-}}"""
+# ---------------------------------------------------------------- wiring the restore and the writer
 
 
 def link_targets(page: Page) -> dict[str, Any]:

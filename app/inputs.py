@@ -24,14 +24,16 @@ The values that travel together become one typed object here, built by one funct
 *are* the order of the event's inputs: :func:`view_request` (session, class, :class:`Controls`, ground
 truth) and :func:`crf_params`. The layout gathers its components by those parameter names
 (:data:`VIEW`, :data:`CRF`, see :mod:`app.wiring`), so the two orders cannot drift apart.
+
+The checks live beside this module and are re-exported here, so every caller imports them from
+:mod:`app.inputs`: the scalar ones in :mod:`app.checks`, the ground-truth boxes in :mod:`app.gt_boxes`, the
+Resolution menu in :mod:`app.resolutions`.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -41,6 +43,22 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 import cam_core
+from app.checks import choice as choice
+from app.checks import class_reference, flag, integer, number
+from app.checks import shown as shown
+from app.checks import text as text
+from app.gt_boxes import MAX_GT_BOXES as MAX_GT_BOXES
+from app.gt_boxes import MAX_GT_CHARS as MAX_GT_CHARS
+from app.gt_boxes import box_from_fractions as box_from_fractions
+from app.gt_boxes import format_box as format_box
+from app.gt_boxes import format_boxes as format_boxes
+from app.gt_boxes import parse_boxes
+from app.resolutions import RESOLUTIONS as RESOLUTIONS
+from app.resolutions import ResolutionChoice as ResolutionChoice
+from app.resolutions import resolution as resolution
+from app.resolutions import resolution_choice as resolution_choice
+from app.resolutions import resolution_choices as resolution_choices
+from app.resolutions import resolution_info as resolution_info
 from app.state import Resolution, Session
 from cam_core.crf import CrfParams
 from cam_core.localize import LocalizationConfig
@@ -50,7 +68,6 @@ T = TypeVar("T")
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_UPLOAD_MB = 20
 NOT_A_FILE = "The upload did not arrive as a file; upload it again."
-_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 def allowed_roots() -> tuple[str, ...]:
@@ -89,208 +106,8 @@ def upload_path(payload: Any, name: str = "image") -> str:
     return real
 
 
-def number(value: Any, name: str, low: float, high: float, *, low_open: bool = False) -> float:
-    """A finite real number in ``[low, high]`` (``(low, high]`` with ``low_open``), else ``ParameterError``."""
-    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise cam_core.ParameterError(f"`{name}` must be a number in {interval}, got {_show(value)}.")
-    result = float(value)
-    if not math.isfinite(result) or result > high or result < low or (low_open and result == low):
-        raise cam_core.ParameterError(f"`{name}` must be a number in {interval}, got {_show(value)}.")
-    return result
+# ---------------------------------------------------------------- the starting preset
 
-
-def integer(value: Any, name: str, low: int, high: int) -> int:
-    """An integral number in ``[low, high]`` (``3`` or ``3.0``), else ``ParameterError``."""
-    result = number(value, name, low, high)
-    if not result.is_integer():
-        raise cam_core.ParameterError(f"`{name}` must be a whole number in [{low}, {high}], got {_show(value)}.")
-    return int(result)
-
-
-def flag(value: Any, name: str) -> bool:
-    """``True`` or ``False`` exactly (JSON ``true`` / ``false``), else ``ParameterError``."""
-    if not isinstance(value, bool):
-        raise cam_core.ParameterError(f"`{name}` must be true or false, got {_show(value)}.")
-    return value
-
-
-def text(value: Any, name: str, max_length: int = 200) -> str:
-    """A string (``None`` -> ``""``) of at most ``max_length`` characters without NUL, else ``ParameterError``."""
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
-        raise cam_core.ParameterError(f"`{name}` must be a text of at most {max_length} characters.")
-    return value
-
-
-def choice(value: Any, name: str, options: Iterable[str]) -> str:
-    """One of ``options`` exactly, else ``ParameterError`` listing them."""
-    allowed = list(options)
-    if not isinstance(value, str) or value not in allowed:
-        raise cam_core.ParameterError(f"`{name}` must be one of {allowed}, got {_show(value)}.")
-    return value
-
-
-def class_reference(value: Any, name: str = "class") -> int | str | None:
-    """A class as given: ``None`` (top-1), an ``int`` index, or a name (resolved against the analysis later).
-
-    Accepts ``None`` / ``""``, an ``int``, a string of ASCII digits, or a class name of at most 200
-    characters; digit-like text such as ``"²"`` or ``"١"`` is a name (and then unknown), never an index.
-    """
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    name_text = text(value, name).strip()
-    if not name_text:
-        return None
-    return int(name_text) if _DIGITS.fullmatch(name_text) else name_text
-
-
-def shown(name: str, limit: int = 60) -> str:
-    """A user-supplied name made safe to print: control characters escaped, at most ``limit`` characters."""
-    safe = name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
-    return safe if len(safe) <= limit else f"{safe[: limit - 3]}..."
-
-
-def _show(value: Any) -> str:
-    """A short, safe rendering of a hostile value for an error message."""
-    shown = repr(value)
-    return shown if len(shown) <= 40 else f"{shown[:37]}..."
-
-
-# ---------------------------------------------------------------- ground-truth boxes
-
-
-MAX_GT_BOXES = 20
-"""The most ground-truth boxes one photo takes (typed or drawn)."""
-MAX_GT_CHARS = 40 * MAX_GT_BOXES
-"""The longest ground-truth text: :data:`MAX_GT_BOXES` boxes of four 6-digit numbers fit with room to spare."""
-
-
-def parse_boxes(value: Any, size: tuple[int, int]) -> np.ndarray | None:
-    """``"x0, y0, x1, y1; x0, y0, x1, y1"`` in original pixels -> int64 (M, 4), or ``None`` for an empty field.
-
-    Boxes are separated by ``;`` (or line breaks); empty pieces (a trailing ``;``) are skipped, so today's
-    single-box text ``"x0, y0, x1, y1"`` is one box. Numbers are rounded to whole pixels.
-
-    Args:
-        value: the ground-truth field's text (``None`` counts as empty).
-        size: ``(H, W)`` of the photo: every box must lie inside it.
-
-    Returns:
-        int64 (M, 4) inclusive boxes, 1 <= M <= :data:`MAX_GT_BOXES`, in the order given; or ``None``.
-
-    Raises:
-        ParameterError: not a text, a NUL, more than :data:`MAX_GT_BOXES` boxes or :data:`MAX_GT_CHARS`
-            characters, or a box that is not four finite numbers with corners in order inside the photo
-            (the message names the box and, with several, its position).
-    """
-    if value is None:
-        return None
-    if not isinstance(value, str) or "\x00" in value:
-        raise cam_core.ParameterError("Ground-truth boxes must be a text of numbers `x0, y0, x1, y1; ...`.")
-    if len(value) > MAX_GT_CHARS:  # refused before splitting: a huge text is never split into pieces
-        separators = value.count(";") + value.count("\n")
-        if separators >= MAX_GT_BOXES:
-            raise cam_core.ParameterError(f"At most {MAX_GT_BOXES} ground-truth boxes, got {separators + 1}.")
-        raise cam_core.ParameterError(
-            f"The ground-truth text has {len(value)} characters; the limit is {MAX_GT_CHARS} "
-            f"(up to {MAX_GT_BOXES} boxes `x0, y0, x1, y1`)."
-        )
-    pieces = [piece.strip() for piece in re.split(r"[;\n]", value) if piece.strip()]
-    if not pieces:
-        return None
-    if len(pieces) > MAX_GT_BOXES:
-        raise cam_core.ParameterError(f"At most {MAX_GT_BOXES} ground-truth boxes, got {len(pieces)}: remove some.")
-    boxes = [_one_box(piece, size, f" (box {i + 1} of {len(pieces)})" if len(pieces) > 1 else "")
-             for i, piece in enumerate(pieces)]  # fmt: skip
-    return np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-
-
-def _one_box(piece: str, size: tuple[int, int], where: str) -> list[int]:
-    """One ``"x0, y0, x1, y1"`` piece -> four whole pixels inside the ``(H, W)`` photo, else ``ParameterError``."""
-    named = f"Ground-truth box {shown(piece)!r}{where}"
-    try:
-        values = [round(float(v)) for v in piece.split(",")]  # nan -> ValueError, inf -> OverflowError
-    except (ValueError, OverflowError) as exc:
-        raise cam_core.ParameterError(f"{named}: write four numbers `x0, y0, x1, y1`.") from exc
-    if len(values) != 4 or values[2] < values[0] or values[3] < values[1]:
-        raise cam_core.ParameterError(f"{named}: need four numbers `x0, y0, x1, y1` with x0 <= x1 and y0 <= y1.")
-    height, width = size
-    if values[0] < 0 or values[1] < 0 or values[2] >= width or values[3] >= height:
-        raise cam_core.ParameterError(f"{named} leaves the {width}x{height} photo.")
-    return values
-
-
-def box_from_fractions(fractions: Any, size: tuple[int, int]) -> np.ndarray:
-    """A box dragged on the displayed photo -> int64 (4,) inclusive box in original pixels.
-
-    Args:
-        fractions: ``(fx0, fy0, fx1, fy1)``, the drag's corners as fractions of the picture's width and
-            height (0 = left / top edge, 1 = right / bottom edge); slightly outside [0, 1] is clipped.
-        size: ``(H, W)`` of the photo.
-
-    Raises:
-        ParameterError: not four finite numbers, or an empty drag (``fx1 <= fx0`` or ``fy1 <= fy0``).
-    """
-    try:
-        values = np.asarray(fractions, dtype=np.float64).reshape(4)
-    except (TypeError, ValueError) as exc:
-        raise cam_core.ParameterError(f"A drawn box needs four fractions x0, y0, x1, y1; got {fractions!r}.") from exc
-    if not np.isfinite(values).all() or values[2] <= values[0] or values[3] <= values[1]:
-        raise cam_core.ParameterError(f"A drawn box needs x0 < x1 and y0 < y1; got {values.tolist()}.")
-    height, width = size
-    fx0, fy0, fx1, fy1 = np.clip(values, 0.0, 1.0)
-    # the drag covers [fx0 W, fx1 W) continuously: the pixels it touches, at least one
-    x0, y0 = min(int(np.floor(fx0 * width)), width - 1), min(int(np.floor(fy0 * height)), height - 1)
-    x1, y1 = max(x0, int(np.ceil(fx1 * width)) - 1), max(y0, int(np.ceil(fy1 * height)) - 1)
-    return np.asarray([x0, y0, x1, y1], dtype=np.int64)
-
-
-def format_box(box: np.ndarray) -> str:
-    """``"x0, y0, x1, y1"``: one box in the ground-truth field's format (see :func:`parse_boxes`)."""
-    return ", ".join(str(int(v)) for v in box)
-
-
-def format_boxes(boxes: np.ndarray) -> str:
-    """``"x0, y0, x1, y1; x0, y0, x1, y1"``: int (M, 4) boxes as the ground-truth field writes them."""
-    return "; ".join(format_box(box) for box in np.asarray(boxes).reshape(-1, 4))
-
-
-# ---------------------------------------------------------------- analysis resolution
-
-
-@dataclass(frozen=True)
-class ResolutionChoice:
-    """One entry of the Resolution menu.
-
-    Attributes:
-        resolution: input size and output stride.
-        forward_cost: the forward's time relative to 224 px / stride 32, measured with one thread
-            (``docs/resolution.md``, ``docs/bench_resolution.json``).
-    """
-
-    resolution: Resolution
-    forward_cost: float
-
-    @property
-    def label(self) -> str:
-        """``"448 px, stride 16 -> 28x28 map"`` (:func:`cam_core.resolution_label`)."""
-        return self.resolution.label
-
-
-RESOLUTIONS: tuple[ResolutionChoice, ...] = (
-    ResolutionChoice(Resolution(224, 32), 1.0),
-    ResolutionChoice(Resolution(336, 32), 1.7),
-    ResolutionChoice(Resolution(336, 16), 2.4),
-    ResolutionChoice(Resolution(448, 32), 3.4),
-    ResolutionChoice(Resolution(448, 16), 3.7),
-    ResolutionChoice(Resolution(512, 16), 6.2),
-)
-"""The measured settings the app offers (``docs/resolution.md``'s grid; stride 8 costs 3.7-23x and is left out:
-at 224 px it gained no localisation, at 448 / 512 px it is too slow to explore a photo with)."""
 
 DEFAULT_PRESET = "sharp (448 px)"
 """The preset the page starts from: every threshold default and the default resolution are read from it.
@@ -303,55 +120,6 @@ for NWC + PaS (48.6 at 224 / 32; 60.8 at 512 / 16 costs 1.65x more and 1.7 point
 _START = cam_core.PRESETS[DEFAULT_PRESET]
 DEFAULT_RESOLUTION = Resolution(_START.input_size, _START.output_stride)
 """The resolution a page and an ``/explain`` call start from: :data:`DEFAULT_PRESET`'s (448 px, stride 16)."""
-
-
-def resolution_choices() -> list[tuple[str, str]]:
-    """The Resolution menu's ``(label, value)`` pairs, e.g. ``("448 px, stride 16 -> 28x28 map", "448/16")``."""
-    return [(choice.label, choice.resolution.value) for choice in RESOLUTIONS]
-
-
-def resolution_info() -> str:
-    """The Resolution menu's info line: what N and the stride do, and each choice's measured forward cost."""
-    costs = ", ".join(f"{c.resolution.map_side}x{c.resolution.map_side} x{c.forward_cost:.1f}" for c in RESOLUTIONS)
-    return (
-        "The photo is stretched to N x N px; the map has N / stride cells a side. Forward time vs 224 px "
-        f"(measured): {costs}. Sliders stay instant."
-    )
-
-
-def resolution_choice(value: Any, name: str = "resolution") -> Resolution:
-    """A Resolution menu value (``"448/16"``) as :class:`~app.models.Resolution`; only the offered ones.
-
-    Raises:
-        ParameterError: naming ``name`` and listing the offered values.
-    """
-    offered = {choice.resolution.value: choice.resolution for choice in RESOLUTIONS}
-    return offered[choice(value, name, offered)]
-
-
-def resolution(input_size: Any, output_stride: Any) -> Resolution:
-    """``/explain``'s ``input_size`` and ``output_stride`` as an offered :class:`~app.models.Resolution`.
-
-    Raises:
-        ParameterError: naming the parameter: not a whole number, not an offered value, or a pair not offered
-            together (``input_size`` 224 with ``output_stride`` 16).
-    """
-    sizes = sorted({c.resolution.input_size for c in RESOLUTIONS})
-    strides = sorted({c.resolution.output_stride for c in RESOLUTIONS}, reverse=True)
-    size = integer(input_size, "input_size", min(sizes), max(sizes))
-    if size not in sizes:
-        raise cam_core.ParameterError(f"`input_size` must be one of {sizes}, got {_show(input_size)}.")
-    stride = integer(output_stride, "output_stride", min(strides), max(strides))
-    if stride not in strides:
-        raise cam_core.ParameterError(f"`output_stride` must be one of {strides}, got {_show(output_stride)}.")
-    offered = [c.resolution for c in RESOLUTIONS]
-    if Resolution(size, stride) not in offered:
-        pairs = ", ".join(r.value for r in offered)
-        raise cam_core.ParameterError(
-            f"`input_size` {size} with `output_stride` {stride} is not offered; the offered pairs "
-            f"(input_size/output_stride): {pairs}."
-        )
-    return Resolution(size, stride)
 
 
 # ---------------------------------------------------------------- typed objects built where values enter

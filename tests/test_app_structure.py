@@ -43,7 +43,7 @@ def test_importing_the_app_has_no_side_effects(tmp_path: Path) -> None:
 
 GRADIO_FREE = """
 import sys
-import app.explanation, app.views, app.inputs
+import app.explanation, app.views, app.inputs, app.checks, app.gt_boxes, app.resolutions
 assert "gradio" not in sys.modules, "a Gradio-free module imported gradio"
 """
 
