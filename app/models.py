@@ -14,6 +14,7 @@ family, so an ``/explain`` call naming a checkpoint gets the same pick.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -156,8 +157,9 @@ def _short(resolution: Resolution) -> str:
 
 def _card_label(name: str) -> str:
     """Menu label of a family: its kind, then per trained resolution the measured numbers (a TAP family against
-    its GAP control trained at the same resolution), e.g. ``"Experiment: TAP, head-only fine-tune on 993
-    photos; at 224 px / 32: GT-known +1.2 / top-1 +5.2 vs its GAP control"``."""
+    its GAP control trained at the same resolution) and the set they were measured on, e.g. ``"Experiment: TAP,
+    head-only fine-tune on 993 photos; at 224 px / 32: GT-known +1.2 / top-1 +5.2 vs its GAP control on
+    imagenette_val (497)"``."""
     cards = checkpoint_cards()
     kind = "TAP" if cards[name].get("pooling") == "tap" else "GAP control"
     photos = (cards[name].get("data") or {}).get("photos")
@@ -175,10 +177,19 @@ def _numbers(name: str, kind: str) -> str:
     if kind == "TAP" and control is not None and None not in (gt, top1, _metric(cards[control], "gt_known")):
         d_gt = gt - _metric(cards[control], "gt_known")  # type: ignore[operator]
         d_top1 = top1 - _metric(cards[control], "top1")  # type: ignore[operator]
-        return f"GT-known {d_gt:+.1f} / top-1 {d_top1:+.1f} vs its GAP control"
+        return f"GT-known {d_gt:+.1f} / top-1 {d_top1:+.1f} vs its GAP control{_on_data(cards[name])}"
     if gt is not None and top1 is not None:
-        return f"GT-known {gt:.1f}, top-1 {top1:.1f}"
+        return f"GT-known {gt:.1f}, top-1 {top1:.1f}{_on_data(cards[name])}"
     return "not evaluated"
+
+
+def _on_data(card: dict[str, Any]) -> str:
+    """`` on imagenette_val (497)``: the evaluation set a card's numbers are from (its name and size only)."""
+    found = re.match(r"\s*([\w.-]+)(?:\s*\((\d+))?", str((card.get("evaluation") or {}).get("dataset") or ""))
+    if found is None:
+        return ""
+    name, photos = found.groups()
+    return f" on {name}" + (f" ({photos})" if photos else "")
 
 
 def _controls(name: str) -> list[str]:

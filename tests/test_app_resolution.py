@@ -279,6 +279,7 @@ def test_the_menu_lists_each_pair_family_once_with_its_resolutions(pairs: Path) 
     for label, _ in experiments:
         assert "at 224 px / 32:" in label and "at 448 px / 16:" in label
     assert "GT-known +" in experiments[1][0] and "vs its GAP control" in experiments[1][0]
+    assert experiments[1][0].count(" on ") >= 1  # the numbers name the set they were measured on
 
 
 @pytest.mark.parametrize(
