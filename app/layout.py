@@ -296,7 +296,7 @@ def build_page() -> Page:
         with gr.Column(scale=3):
             with gr.Column(elem_id="control-bar"):  # sticky over the tabs: a box stays in sight while sliding
                 controls = build_controls()
-                notice = gr.Markdown(elem_id="notice")
+                notice = gr.Markdown(elem_id="notice", latex_delimiters=[])  # redrawn on every move: no LaTeX scan
             with gr.Tabs() as tabs:
                 compare, swipe, weights = build_compare_tab(), build_swipe_tab(), build_weights_tab()
                 why_tap, crf_tab, evaluate = build_why_tap_tab(), build_crf_tab(), build_evaluate_tab()

@@ -52,7 +52,9 @@ def build_compare_tab() -> CompareTab:
         with gr.Row():
             plain = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
             ours = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
-        caption = gr.Markdown(elem_classes="caption", elem_id="caption")
+        # no LaTeX: the caption has none, and scanning for it after every slider move cost ~7 ms before the
+        # moved box was drawn (bench/bench_browser.py, interleaved runs)
+        caption = gr.Markdown(elem_classes="caption", elem_id="caption", latex_delimiters=[])
         with gr.Row():
             histogram = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
             masks = gr.HTML(elem_id="masks", elem_classes="cam-panel")

@@ -134,6 +134,14 @@ def test_controls_sit_in_a_sticky_bar_above_the_tabs() -> None:
     assert re.search(r"#control-bar\s*\{[^}]*position:\s*sticky", demo.css)
 
 
+def test_the_views_redrawn_on_every_slider_move_skip_the_latex_scan() -> None:
+    """The caption and the notice are Markdown redrawn on every move; neither holds LaTeX, so the page is not
+    asked to look for it (that cost ~7 ms per move in bench/bench_browser.py)."""
+    config = load_app_module().demo.get_config_file()
+    for elem_id in ("caption", "notice"):
+        assert _component(config, elem_id)["props"]["latex_delimiters"] == [], elem_id
+
+
 def test_why_tap_plot_has_no_badge_or_toolbar_over_its_titles() -> None:
     """Item 12: the label badge and the toolbar covered the two plot titles."""
     props = _component(load_app_module().demo.get_config_file(), "p1-plot")["props"]
