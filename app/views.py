@@ -121,10 +121,11 @@ def coincidence_line(ex: Explanation, box_iou: float) -> str:
     else:
         model, remedy = "an off-the-shelf ImageNet classifier trained with GAP", "a model trained with TAP"
     grid = f"{height} × {width} cells for the whole photo"
+    digits = next((d for d in range(2, 6) if round(box_iou, d) > COINCIDE_IOU), 6)  # never "0.80 > 0.8"
     why = f"the map is coarse ({grid}) and" if coarse else f"even at {grid}, the map"
     finer = "a finer analysis resolution (the Resolution menu: more map cells), " if coarse else ""
     return (
-        f"**Why the two boxes nearly coincide (box IoU {box_iou:.2f} > {COINCIDE_IOU}):** {why} comes from "
+        f"**Why the two boxes nearly coincide (box IoU {box_iou:.{digits}f} > {COINCIDE_IOU}):** {why} comes from "
         f"{model}, so both rules cut out much the same blob. What would change it: {finer}{remedy}, "
         "or another threshold (θ, p)."
     )

@@ -48,7 +48,9 @@ def test_coincidence_line_at_the_limit_and_with_a_tap_head(cat_session) -> None:
     """Item 4: exactly 0.8 is "not above"; with a TAP-trained head the line does not call the model off the shelf."""
     ex = explanation.explain_request(request(cat_session, "285"))
     assert views.coincidence_line(ex, 0.8) == "" and views.coincidence_line(ex, 0.7999) == ""
-    assert views.coincidence_line(ex, 0.8001).startswith(f"**{WHY} (box IoU 0.80 > 0.8):**")
+    assert views.coincidence_line(ex, 0.8001).startswith(f"**{WHY} (box IoU 0.8001 > 0.8):**")  # not "0.80 > 0.8"
+    assert views.coincidence_line(ex, 0.8042).startswith(f"**{WHY} (box IoU 0.804 > 0.8):**")
+    assert views.coincidence_line(ex, 0.93).startswith(f"**{WHY} (box IoU 0.93 > 0.8):**")
     coarse = dataclasses.replace(ex, ours_analysis=SimpleNamespace(feature_maps=np.zeros((4, 7, 7))))  # 224 px / 32
     line = views.coincidence_line(coarse, 0.9)
     assert "the map is coarse (7 × 7 cells for the whole photo) and comes from" in line
