@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from markdown_it import MarkdownIt
 
 from app import evaluation, html_views, texts
 from app.handlers import EXPORT_TAB, SWIPE_TAB
@@ -41,26 +40,9 @@ class CompareTab:
     colours: gr.HTML
     plain: gr.HTML
     ours: gr.HTML
-    caption: MarkdownHTML
+    caption: gr.Markdown
     histogram: gr.HTML
     masks: gr.HTML
-
-
-class MarkdownHTML(gr.HTML):
-    """Markdown turned into HTML on the server, for text redrawn on every slider move (the caption).
-
-    The handlers return Markdown, as for a ``gr.Markdown``; the browser gets HTML and skips its own Markdown
-    pipeline, which cost each slider move measurable time before the moved box was drawn
-    (``bench/bench_browser.py``, interleaved). Raw HTML in the text is escaped (markdown-it with ``html``
-    off), so the text cannot inject markup. No LaTeX: the caption holds none.
-    """
-
-    is_template = True  # Gradio: the page draws it with the HTML component's code
-    _MARKDOWN = MarkdownIt("commonmark", {"html": False})
-
-    def postprocess(self, value: str | None) -> str | None:
-        """``value`` (Markdown) as HTML; ``None`` stays ``None``."""
-        return None if value is None else super().postprocess(self._MARKDOWN.render(value))
 
 
 def build_compare_tab() -> CompareTab:
@@ -70,7 +52,9 @@ def build_compare_tab() -> CompareTab:
         with gr.Row():
             plain = gr.HTML(elem_id="plain-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
             ours = gr.HTML(elem_id="ours-panel", elem_classes="cam-panel", js_on_load=DRAW_BOX_JS)
-        caption = MarkdownHTML(elem_classes="caption", elem_id="caption")
+        # no LaTeX: the caption has none, and scanning for it after every slider move cost ~7 ms before the
+        # moved box was drawn (bench/bench_browser.py, interleaved runs)
+        caption = gr.Markdown(elem_classes="caption", elem_id="caption", latex_delimiters=[])
         with gr.Row():
             histogram = gr.HTML(elem_id="histogram", elem_classes="cam-panel")
             masks = gr.HTML(elem_id="masks", elem_classes="cam-panel")
