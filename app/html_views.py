@@ -116,20 +116,30 @@ def panel_html(
     return figure(title, photo_url, size, boxes_svg(boxes, size, stroke), f"{title}: heatmap with boxes", heat, True)
 
 
+def _table(values: Iterable[int]) -> str:
+    """8-bit values as an SVG transfer table (``tableValues``): each ``/ 255``, shortest decimal form."""
+    return " ".join(f"{v / 255:.4f}".rstrip("0").rstrip(".") or "0" for v in values)
+
+
+def gain_loss(plain: np.ndarray, ours: np.ndarray) -> tuple[float, float, float]:
+    """What ``ours`` (bool (H, W)) adds to ``plain``'s foreground and drops from it, each in % of the photo, and
+    the two masks' IoU (1 for two empty masks)."""
+    union = float((plain | ours).sum())
+    iou = float((plain & ours).sum()) / union if union else 1.0
+    return 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean()), iou
+
+
 def colour_controls_html() -> str:
     """The colour-map menu and opacity slider (plain HTML: they act in the browser only), a ramp of the
     map in use, and the SVG filter ``#cam-colormap`` they rewrite (``app/colormap.js``)."""
 
-    def table(channel: np.ndarray) -> str:
-        return " ".join(f"{v / 255:.4f}".rstrip("0").rstrip(".") or "0" for v in channel)
-
     options = "".join(
-        f'<option value="{name}" data-r="{table(lut[:, 0])}" data-g="{table(lut[:, 1])}" data-b="{table(lut[:, 2])}"'
+        f'<option value="{name}" data-r="{_table(lut[:, 0])}" data-g="{_table(lut[:, 1])}" data-b="{_table(lut[:, 2])}"'
         f"{' selected' if name == render.DEFAULT_COLOUR_MAP else ''}>{html.escape(COLOUR_MAP_LABELS[name])}</option>"
         for name, lut in render.COLOUR_MAPS.items()
     )
     start = render.COLOUR_MAPS[render.DEFAULT_COLOUR_MAP]
-    funcs = "".join(f'<feFunc{c} type="table" tableValues="{table(start[:, i])}"/>' for i, c in enumerate("RGB"))
+    funcs = "".join(f'<feFunc{c} type="table" tableValues="{_table(start[:, i])}"/>' for i, c in enumerate("RGB"))
     opacity = render.DEFAULT_OPACITY
     return (
         '<div class="cam-colour-controls" style="display:flex;flex-wrap:wrap;align-items:center;gap:6px 18px;'
@@ -226,14 +236,11 @@ def mask_filters_svg() -> str:
     RGBA values with ``discrete`` tables (a level ``k · 85`` falls in the table's ``k``-th quarter).
     """
 
-    def table(values: Iterable[int]) -> str:
-        return " ".join(f"{v / 255:.4f}".rstrip("0").rstrip(".") or "0" for v in values)
-
     spread = "1 0 0 0 0 " * 4  # R, G, B and A all take the grey code (R = G = B in the picture)
     filters = ""
     for name, looks in MASK_LOOKS.items():
         funcs = "".join(
-            f'<feFunc{c} type="discrete" tableValues="{table(look[i] for look in looks)}"/>'
+            f'<feFunc{c} type="discrete" tableValues="{_table(look[i] for look in looks)}"/>'
             for i, c in enumerate("RGBA")
         )
         filters += (
@@ -262,7 +269,7 @@ def gain_loss_cell(
     height, width = size
     stroke = max(3.0, max(size) / 150)
     svg = "".join(box_svg(box, colour, stroke) for box, colour in boxes)
-    gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
+    gained, lost, _ = gain_loss(plain, ours)
     return (
         f'<div class="cam-mask cam-gain-loss" style="flex:1"><div class="cam-stack" {_STACK}><img src="{photo_url}" '
         f'alt="photo" width="{width}" height="{height}" {_BASE}/>'

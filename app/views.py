@@ -133,10 +133,7 @@ def coincidence_line(ex: Explanation, box_iou: float) -> str:
 
 def gain_loss_line(ex: Explanation) -> str:
     """``+12 % of the photo gained, 3 % lost``: the improved rule's foreground against plain CAM's, and their IoU."""
-    plain, ours = ex.plain.mask, ex.ours.mask
-    union = float((plain | ours).sum())
-    iou = float((plain & ours).sum()) / union if union else 1.0
-    gained, lost = 100 * float((ours & ~plain).mean()), 100 * float((plain & ~ours).mean())
+    gained, lost, iou = html_views.gain_loss(ex.plain.mask, ex.ours.mask)
     return (
         f"**Gain / loss, {ex.controls.name} vs plain CAM** (last mask picture): +{gained:.0f} % of the photo gained "
         f"(magenta), {lost:.0f} % lost (orange); IoU of the two masks {iou:.2f}."
