@@ -58,7 +58,8 @@ def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, 
     assert not page.locator("#nwc input[type=checkbox]").is_checked()
     assert page.locator("#pas input[type=checkbox]").is_checked()  # not in the link: the default
     page.wait_for_function("document.querySelector('#class-pick input[value=\"281\"]').checked")
-    assert "tabby" in page.locator("#plain-panel figcaption").inner_text()  # the panels explain the linked class
+    # the panels explain the linked class: the picker is set first, the panels' redraw follows it
+    page.wait_for_function("document.querySelector('#plain-panel figcaption').innerText.includes('tabby')")
     assert "NWC off" in page.locator("#caption").inner_text()
     assert "Analysed at 336 px, stride 16" in page.locator("#caption").inner_text()
     assert page.locator("#link-notice").inner_text().strip() == ""
