@@ -31,7 +31,7 @@ from app import files, html_views, inputs
 from app.explanation import resolve_class, short_name
 from app.inputs import Controls, Entrance, need_session
 from app.models import tap_partner
-from app.state import Session, SmallLRU, get_analysis
+from app.state import Session, SmallLRU, analysis_key, get_analysis
 from cam_core.cam import Analysis
 from cam_core.crf import CrfParams
 from cam_core.localize import LocalizationConfig
@@ -128,13 +128,14 @@ SEG: Entrance[SegRequest] = Entrance(segment_request)
 # ---------------------------------------------------------------- the two label maps, from the cache
 
 MAPS: SmallLRU = SmallLRU(8)
-"""float32 (n, h, w) class maps per (photo, model, classes, NWC, size): 5 classes at 512 px are 5 MB."""
+"""float32 (n, h, w) class maps per (photo, analysis (model and resolution), classes, NWC, size): 5 classes at
+512 px are 5 MB."""
 STANDARDS: SmallLRU = SmallLRU(64)
 """Per maps key, rule and percentile: each map's standard u_c and its 8-bit reference (max or P_p of uint8)."""
 
 
 def _maps(analysis: Analysis, image_hash: str, classes: tuple[int, ...], nwc: bool, size: tuple[int, int]) -> Any:
-    key = (image_hash, analysis.model_name, classes, nwc, size)
+    key = (image_hash, analysis_key(analysis), classes, nwc, size)
     return key, MAPS.get_or_make(key, lambda: class_maps(analysis, classes, nwc, size))
 
 

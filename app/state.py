@@ -267,6 +267,12 @@ def _load(name: str, output_stride: int) -> cam_core.LoadedModel:
         raise cam_core.ParameterError(f"{exc} In the app: pick a Resolution with stride 32 for it.") from exc
 
 
+def analysis_key(analysis: Analysis) -> tuple[object, ...]:
+    """What tells two analyses of one photo apart in the caches of derived views: the model, and the resolution it
+    ran at (one model's maps at 224 / 32 and at 448 / 16 are different maps)."""
+    return analysis.model_name, analysis.input_size, analysis.output_stride, analysis.pooling, analysis.tap_tau
+
+
 def analysis_model(session: Session, model: str) -> str:
     """The checkpoint or registry name whose analysis stands for menu value ``model`` at the session's resolution
     (:func:`app.models.member`: the family member trained there, or the nearest)."""

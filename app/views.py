@@ -18,7 +18,7 @@ import numpy as np
 import cam_core
 from app import files, histogram, html_views, render
 from app.explanation import Explanation, explanation_json, percent, short_name
-from app.state import SmallLRU
+from app.state import SmallLRU, analysis_key
 from cam_core.cam import Analysis
 
 PLAIN_LABEL = "CAM, MaS"
@@ -276,7 +276,13 @@ STATICS: SmallLRU = SmallLRU(48, on_evict=lambda statics: statics.delete())
 
 def statics(ex: Explanation) -> Statics:
     """The threshold-independent pictures of ``ex``, written on first use and then cached."""
-    key = (ex.image_hash, ex.plain_analysis.model_name, ex.ours_analysis.model_name, ex.class_index, ex.controls.nwc)
+    key = (
+        ex.image_hash,
+        analysis_key(ex.plain_analysis),
+        analysis_key(ex.ours_analysis),
+        ex.class_index,
+        ex.controls.nwc,
+    )
 
     def make() -> Statics:
         plot = histogram.histogram_base(ex.plain.heatmap, ex.ours.heatmap)

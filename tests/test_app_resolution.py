@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import threading
 import zipfile
@@ -13,9 +14,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from PIL import Image
 
 import cam_core
-from app import handlers, inputs, models, state
+from app import handlers, inputs, models, render, state, views
+from app.explanation import explain_request
 from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, RESOLUTIONS, Controls
 from app.models import Resolution
 from app.state import ANALYSES, Session, get_analysis
@@ -126,6 +129,25 @@ def test_a_new_resolution_reanalyses_the_display_copy_and_keeps_the_class(
     assert out.payload["class"]["index"] == 281
     back = handlers.on_resolution("448/16", "281", MODEL, moved)
     assert back.session is not None and get_analysis(back.session, MODEL) is large
+
+
+def test_the_heatmap_pictures_follow_the_resolution(cat: Session) -> None:
+    """The panels' heatmap pictures are cached per analysis, resolution included: after a resolution change they
+    show the new map (one model's entry used to serve every resolution: the 28 x 28 map's picture over 7 x 7 boxes)."""
+
+    def heat(session: Session) -> tuple[str, np.ndarray, np.ndarray]:
+        ex = explain_request(request(session, "281"))
+        url = re.search(r'class="cam-heat" src="([^"]+)"', views.localization_views(ex, None).plain)
+        assert url is not None
+        shown = np.asarray(Image.open(url[1].removeprefix("gradio_api/file=")))
+        return url[1], shown, render.grey_levels(ex.plain.heatmap)
+
+    moved = handlers.on_resolution("224/32", "281", MODEL, cat).session
+    assert isinstance(moved, Session)
+    (url_448, shown_448, map_448), (url_224, shown_224, map_224) = heat(cat), heat(moved)
+    assert url_224 != url_448 and not np.array_equal(map_224, map_448)
+    np.testing.assert_array_equal(shown_448, map_448)
+    np.testing.assert_array_equal(shown_224, map_224)
 
 
 def test_a_photo_already_at_the_resolution_is_left_as_it_is(cat: Session) -> None:

@@ -83,6 +83,17 @@ def test_one_class_equals_the_main_tabs_masks(session: Session) -> None:
         assert np.array_equal(pair.ours.labels == 1, ex.ours.mask)
 
 
+def test_the_label_maps_follow_the_resolution(session: Session) -> None:
+    """The class maps are cached per analysis, resolution included: at 448 / 16 one class's labels are the main
+    tab's 448 / 16 masks, not the cached 224 / 32 maps resized."""
+    seg.segment_pair(request(session, ["450"]))  # the 224 / 32 maps, now cached
+    moved = replace(session, resolution=Resolution(448, 16))
+    pair = seg.segment_pair(request(moved, ["450"]))
+    ex = explain_arrays(moved, "450", Controls())
+    assert np.array_equal(pair.plain.labels == 1, ex.plain.mask)
+    assert np.array_equal(pair.ours.labels == 1, ex.ours.mask)
+
+
 def test_the_cached_path_equals_the_library(session: Session) -> None:
     analysis = get_analysis(session, session.model)
     for controls in (Controls(), Controls(theta_pas=0.6, percentile=95.0), Controls(pas=False, theta_mas=0.4)):
