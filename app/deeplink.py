@@ -67,6 +67,13 @@ def tap_update(model: str, linked: bool | None, notices: list[str], resolution: 
 
 # ---------------------------------------------------------------- restoring on load
 
+SELECT_TAB_JS = """(id) => (id === null || id === undefined || id === "" ? undefined
+  : {__type__: "update", selected: Number(id)})"""
+"""Browser-only step after the restore: select the linked tab (its id, from the hidden ``link.tab``; nothing when the
+link names none). In the browser, not as an output of the restore: every output of a server event stays in
+Gradio's loading-status bookkeeping, which then re-reads a ``gr.Tabs`` and all its children (~80 components) on
+every later request of the page, slider moves included (``bench/bench_browser.py``)."""
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -76,14 +83,14 @@ class Pending:
 
 
 class Restored(NamedTuple):
-    """``demo.load``'s outputs: photo, model, resolution, tab (selected id and the open-tab state), what waits,
-    the notice, then one value per :data:`CONTROL_KEYS` key and the preset (``gr.skip()`` where the link says
-    nothing)."""
+    """``demo.load``'s outputs: photo, model, resolution, tab (its ``gr.Tab`` id, which a browser-only step then
+    selects: :data:`SELECT_TAB_JS`, and the open-tab state), what waits, the notice, then one value per
+    :data:`CONTROL_KEYS` key and the preset (``gr.skip()`` where the link says nothing)."""
 
     image: Any
     model: Any
     resolution: Any
-    tabs: Any
+    tab_id: Any
     open_tab: Any
     link_pending: Any
     link_notice: Any
@@ -104,7 +111,7 @@ def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_
 
     Args:
         pairs: the query's ``(key, value)`` pairs (hostile).
-        tab_ids: tab label -> the ``gr.Tab``'s id (``Tabs(selected=...)``).
+        tab_ids: tab label -> the ``gr.Tab``'s id (what ``Tabs(selected=...)`` takes).
         model_now: the model the page starts with (the TAP toggle follows the linked model or this one).
     """
     state = parse_query(pairs)
@@ -130,7 +137,7 @@ def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_
         example_copy(example) if example is not None else skip,
         model if model is not None else skip,
         resolution if resolution is not None else skip,
-        gr.update(selected=tab_ids[tab]) if tab is not None else skip,
+        tab_ids[tab] if tab is not None else skip,
         tab if tab is not None else skip,
         pending,
         notice_text(notices) if notices else skip,
@@ -244,16 +251,20 @@ def wire_links(w: Wiring) -> None:
     controls = [targets[key] for key in CONTROL_KEYS] + [page.controls.preset]
     tab_ids = {str(tab.label): tab._id for tab in page.tabs.children if isinstance(tab, gr.Tab)}
     side = page.sidebar
-    restored = [side.image, side.model, side.resolution, page.tabs, page.open_tab, link.pending, link.notice, *controls]
+    restored = [side.image, side.model, side.resolution, link.tab, page.open_tab, link.pending, link.notice, *controls]
     demo = Context.root_block  # the gr.Blocks being built (wiring runs inside it)
     if demo is None:
         raise RuntimeError("wire_links must run inside the gr.Blocks of the page")
-    demo.load(restore_event(tab_ids, cam_core.DEFAULT_MODEL), None, restored, api_visibility="private", queue=False)
+    restore_link = restore_event(tab_ids, cam_core.DEFAULT_MODEL)
+    loaded = demo.load(restore_link, None, restored, api_visibility="private", queue=False)
+    loaded.then(None, [link.tab], [page.tabs], js=SELECT_TAB_JS)
     written: dict[str, Any] = {"example": link.example, "resolution": side.resolution}
     written |= {key: targets[spec.target] for key, spec in LINK_KEYS.items() if spec.target}
     for key, component in written.items():
-        update = w.control_updates.get(key)  # a slider's view update: the URL is written after it, never before
-        (update.then if update is not None else component.change)(None, [component], None, js=writer_js(key))
+        if key in w.control_updates:  # a slider's view update: the URL is written after it, never before
+            w.then_in_browser(key, writer_js(key))
+        else:
+            component.change(None, [component], None, js=writer_js(key))
     page.tabs.select(None, None, None, js=writer_js("tab", wait_ms=30))
     link.copy.click(None, None, None, js="() => navigator.clipboard.writeText(location.href)")
 

@@ -72,7 +72,7 @@ def _slider(name: str, value: float) -> gr.Slider:
 
 @dataclass(frozen=True)
 class LinkRow:
-    """The deep link (see :mod:`app.deeplink`): the link field, its notice, and two hidden helpers.
+    """The deep link (see :mod:`app.deeplink`): the link field, its notice, and three hidden helpers.
 
     Attributes:
         box: the link to this view, written by the browser.
@@ -80,6 +80,7 @@ class LinkRow:
         notice: what a link's restore ignored.
         example: hidden: the bundled example the photo is (``""`` for an upload), for the link.
         pending: ``gr.State`` of what a link restores once its example is analysed.
+        tab: hidden: the id of the tab a link opens (a browser-only step selects it: ``app.deeplink``).
     """
 
     box: gr.Textbox
@@ -87,6 +88,7 @@ class LinkRow:
     notice: gr.Markdown
     example: gr.Textbox
     pending: gr.State
+    tab: gr.Number
 
 
 def build_link_row() -> LinkRow:
@@ -102,7 +104,8 @@ def build_link_row() -> LinkRow:
     copy = gr.Button("Copy the link", size="sm", variant="secondary", elem_id="link-copy")
     notice = gr.Markdown(elem_id="link-notice")
     example = gr.Textbox("", visible=False, elem_id="link-example")
-    return LinkRow(box, copy, notice, example, gr.State(None))
+    tab = gr.Number(None, visible=False, precision=0, elem_id="link-tab")
+    return LinkRow(box, copy, notice, example, gr.State(None), tab)
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,8 @@ def wire_segmentation(w: Wiring) -> None:
     named = {**page.view_inputs(), **own}
     inputs, outputs, visibility = components(named, SEG), [*tab.views, tab.notice], w.quiet["api_visibility"]
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
-    for update in w.control_updates.values():  # after the main views' request; a request only while open
-        update.then(None, None, None, js=FOLLOW_JS)
+    for name in w.control_updates:  # after the main views' request; a request only while open
+        w.then_in_browser(name, FOLLOW_JS)
     tab.follow.click(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
     for component in (tab.top_k, tab.min_probability):
         component.change(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)

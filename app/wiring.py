@@ -90,6 +90,16 @@ class Wiring:
     control_updates: dict[str, Any] = field(default_factory=dict)
     """Each control's view update (``name -> Dependency``), filled by :func:`wire_controls`: views of other
     tabs chain after it (``.then``), so a slider move draws the visible panels in one request first."""
+    after_update: dict[str, list[str]] = field(default_factory=dict)
+    """Browser-only steps after each control's view update (``name -> [JavaScript function of the control's
+    value]``), chained as **one** dependency per control by :func:`wire_after_updates`: each dependency costs the
+    page a round of Gradio's bookkeeping on every slider move."""
+
+    def then_in_browser(self, name: str, js: str) -> None:
+        """Run the JavaScript function ``js`` (of control ``name``'s value) after that control's view update."""
+        if name not in self.control_updates:
+            raise KeyError(f"{name!r} has no view update to follow (one of {sorted(self.control_updates)})")
+        self.after_update.setdefault(name, []).append(js)
 
     @property
     def view_inputs(self) -> list[Component]:
@@ -280,6 +290,16 @@ def wire_api(w: Wiring) -> None:
     )
 
 
+def wire_after_updates(w: Wiring) -> None:
+    """One browser-only step per control after its view update: the steps :meth:`Wiring.then_in_browser` collected,
+    run in order on the control's value."""
+    for name, steps in w.after_update.items():
+        component = w.page.controls.by_field()[name]
+        js = "async (value) => {\n  for (const step of [" + ",\n    ".join(f"({step})" for step in steps)
+        js += "]) await step(value);\n}"
+        w.control_updates[name].then(None, [component], None, js=js)
+
+
 def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "undocumented"]) -> None:
     """Register every event of ``page`` (inside its ``gr.Blocks``).
 
@@ -301,5 +321,6 @@ def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "u
         wire_api,
         wire_segmentation,
         wire_links,
+        wire_after_updates,  # last: the steps the others registered
     ):
         wire(w)

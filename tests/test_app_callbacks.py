@@ -215,7 +215,7 @@ def test_unqueued_events_report_errors_inline(cat_session: Session) -> None:
 
 def test_swipe_pictures_only_when_their_tab_is_open(cat_session: Session) -> None:
     hidden = handlers.render_linked(request(cat_session, "285"), "Plain vs improved")
-    assert hidden.swipe == gr.skip() and hidden.payload == gr.skip()  # the export tab's JSON: only while it is open
+    assert hidden.swipe is None and hidden.payload is None  # the export tab's JSON: only while it is open
     plain, ours = handlers.render_linked(request(cat_session, "285"), handlers.SWIPE_TAB).swipe
     assert Image.open(plain).size == Image.open(ours).size == (451, 300)
     assert handlers.selected_tab(gr.SelectData(None, {"index": 1, "value": "Swipe"})) == handlers.SWIPE_TAB
@@ -392,7 +392,7 @@ def test_presets_and_export(cat_session: Session) -> None:
 def test_export_zip_is_made_before_the_click_and_matches_the_screen(cat_session: Session) -> None:
     """Issue #14 item 7: the download button holds the zip of what is on screen, remade on every update."""
     hidden = handlers.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
-    assert hidden.download == hidden.payload == gr.skip()  # nobody sees the export tab: no zip, no JSON
+    assert hidden.download is None and hidden.payload is None  # nobody sees the export tab: no zip, no JSON
     for theta in (0.2, 0.6):
         shown = handlers.render_linked(request(cat_session, "285", theta_mas=theta), handlers.EXPORT_TAB)
         with zipfile.ZipFile(shown.download) as archive:

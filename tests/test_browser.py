@@ -134,7 +134,10 @@ def test_swipe_view_follows_the_sliders_while_open(page) -> None:
     number.fill("0.3")
     number.press("Enter")
     page.wait_for_function("([old]) => document.querySelector('#caption').innerText !== old", arg=[caption])
-    assert pictures() == moved  # hidden: not redrawn
+    assert pictures() == []  # hidden: emptied, not redrawn (no stale pictures for the next opening)
+    page.get_by_role("tab", name="Swipe").click()  # opening draws it for the current threshold
+    page.wait_for_function("document.querySelectorAll('#swipe img').length === 2")
+    assert pictures()[0] not in (opened[0], moved[0])
 
 
 def test_segmentation_tab_follows_the_sliders(page) -> None:

@@ -96,7 +96,7 @@ def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> N
     assert Path(restored.image).read_bytes() == (EXAMPLES / "coins.jpg").read_bytes()
     assert Path(restored.image).resolve().is_relative_to(Path(get_upload_folder()).resolve())  # a page may show it
     assert restored.model == "tf_efficientnet_lite0"
-    assert restored.tabs == gr.update(selected=TAB_IDS["M+ / M−"]) and restored.open_tab == "M+ / M−"
+    assert restored.tab_id == TAB_IDS["M+ / M−"] and restored.open_tab == "M+ / M−"
     assert restored.link_pending == Pending({"class": 281, "theta_mas": 0.6, "nwc": False})
     assert restored.controls[CONTROL["theta_mas"]] == SKIP and restored.link_notice == SKIP
     assert restored.controls[CONTROL["tap"]]["interactive"] is True  # the linked model's TAP availability
@@ -105,7 +105,7 @@ def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> N
 
 def test_restore_without_an_example_sets_the_controls_at_once() -> None:
     restored = restore(pairs("theta_mas=0.6&tap=true&class=281"), TAB_IDS, cam_core.DEFAULT_MODEL)
-    assert restored.image == SKIP and restored.link_pending == SKIP and restored.tabs == SKIP
+    assert restored.image == SKIP and restored.link_pending == SKIP and restored.tab_id == SKIP
     assert restored.controls[CONTROL["theta_mas"]] == 0.6 and restored.controls[-1] == "custom"
     toggle = deeplink.tap_toggle(cam_core.DEFAULT_MODEL, deeplink.DEFAULT_AT)
     assert restored.controls[CONTROL["tap"]] == gr.update(**{**toggle, "value": True})
