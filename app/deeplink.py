@@ -106,6 +106,12 @@ def example_copy(name: str) -> str:
     return save_file_to_cache(inputs.EXAMPLES / name, get_upload_folder())
 
 
+def shown_notice(notices: list[str]) -> Any:
+    """The link notice, shown (it is hidden until a link ignores something: a hidden component costs the page
+    nothing on a slider move, a shown one a share of Gradio's per-request bookkeeping); ``gr.skip()`` for none."""
+    return gr.update(value=notice_text(notices), visible=True) if notices else gr.skip()
+
+
 def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_now: str) -> Restored:
     """The page's state from a query: what to set now, and what waits for the photo (:class:`Pending`).
 
@@ -140,7 +146,7 @@ def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_
         tab_ids[tab] if tab is not None else skip,
         tab if tab is not None else skip,
         pending,
-        notice_text(notices) if notices else skip,
+        shown_notice(notices),
         (*controls, _preset(now) if resolution in (None, inputs.DEFAULT_RESOLUTION.value) else "custom"),
     )
 
@@ -232,7 +238,7 @@ def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, 
         )
         values["tap"] = tap_update(model, values["tap"], notices, at)
     controls = (*(values.get(key, skip) for key in CONTROL_KEYS), _preset(values))
-    notice = notice_text(notices) if notices else skip
+    notice = shown_notice(notices)
     return (class_pick, None, example_name(session), notice, *controls)
 
 

@@ -17,7 +17,7 @@ import cam_core
 from app import inputs, render
 from app.inputs import DEFAULT_RESOLUTION, Controls, ViewRequest
 from app.models import Resolution, member, tap_partner, trained_at, trained_with
-from app.state import ANALYSES, Session, analysis_model, get_analysis, get_model, image_hash
+from app.state import ANALYSES, Session, SmallLRU, analysis_key, analysis_model, get_analysis, get_model, image_hash
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
 
@@ -136,6 +136,26 @@ class Explanation:
         return short_name(self.plain_analysis.class_names[self.class_index])
 
 
+LOCALIZED: SmallLRU = SmallLRU(16)
+"""Each panel's :class:`Localization` per (photo, analysis, class, rule, display size), read-only: a slider moves
+one panel's rule, so the other panel is read from here (~1 MB an entry at 512 px)."""
+
+
+def localized(
+    image_hash: str, analysis: Analysis, class_index: int, config: LocalizationConfig, size: tuple[int, int]
+) -> Localization:
+    """:func:`~cam_core.localize.localize` through :data:`LOCALIZED`; its arrays are made read-only, as callers share
+    them."""
+
+    def make() -> Localization:
+        result = localize(analysis, class_index, config, size)
+        for array in (result.heatmap, result.mask, result.box, result.boxes):
+            array.setflags(write=False)
+        return result
+
+    return LOCALIZED.get_or_make((image_hash, analysis_key(analysis), class_index, config, size), make)
+
+
 def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> Explanation:
     """Both panels from the cache: plain CAM + MaS vs the active modules (TAP / NWC / PaS).
 
@@ -152,8 +172,8 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
     class_index = resolve_class(class_choice, plain_analysis)
     display = session.size_on_screen
     plain_config, ours_config = controls.plain_config, controls.ours_config
-    plain = localize(plain_analysis, class_index, plain_config, display)
-    ours = localize(ours_analysis, class_index, ours_config, display)
+    plain = localized(session.image_hash, plain_analysis, class_index, plain_config, display)
+    ours = localized(session.image_hash, ours_analysis, class_index, ours_config, display)
     # PaS: the P_p its threshold used (8-bit map, as the threshold); MaS: the histogram still marks P_p
     percentile_value = (
         ours.reference if ours_config.rule == "pas" else float(np.percentile(ours.heatmap, controls.percentile))

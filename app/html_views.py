@@ -225,7 +225,7 @@ def mask_codes_url(plain: np.ndarray, ours: np.ndarray) -> str:
     picture = Image.frombytes("P", (width, height), np.ascontiguousarray(codes).tobytes())
     picture.putpalette([level for level in CODE_LEVELS for _ in range(3)])
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=6)  # ~20 % smaller than level 1 for ~1 ms
+    picture.save(buffer, format="PNG", compress_level=1)  # cat: 0.75 ms, 3.9 kB (level 6: 1.6 ms, 3.0 kB)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -48,12 +48,29 @@ def search_choices() -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- texts
 
 
+NEGATIVE_MAPS: SmallLRU = SmallLRU(8)
+"""The improved panel's M- at display size per (photo, analysis, class, size): it does not move with the sliders."""
+
+
+def negative_map(ex: Explanation) -> np.ndarray:
+    """float32 (h, w) M- of the improved panel's analysis at display size, read-only (bicubic overshoot below 0
+    clipped)."""
+    key = (ex.image_hash, analysis_key(ex.ours_analysis), ex.class_index, ex.display)
+
+    def make() -> np.ndarray:
+        negative = ex.ours_analysis.cam(ex.class_index, "negative")
+        upsampled = np.clip(cam_core.upsample(negative, ex.display), 0, None)
+        upsampled.setflags(write=False)
+        return upsampled
+
+    return NEGATIVE_MAPS.get_or_make(key, make)
+
+
 def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     """The Markdown under the panels: both rules, their boxes, their overlap, the negative map's share."""
     c, name = ex.controls, ex.controls.name
     plain, ours = payload["plain"], payload["ours"]
-    negative = ex.ours_analysis.cam(ex.class_index, "negative")
-    neg_map = np.clip(cam_core.upsample(negative, ex.display), 0, None)  # bicubic overshoot below 0 clipped
+    neg_map = negative_map(ex)
     x0, y0, x1, y1 = ex.ours.box
     share = float(neg_map[y0 : y1 + 1, x0 : x1 + 1].sum() / max(neg_map.sum(), 1e-12))
     if c.pas:

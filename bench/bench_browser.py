@@ -164,6 +164,14 @@ def measure(app: App, theta: float) -> None:
         app.phases.append((sent - clock["input"], answered - sent, clock["painted"] - answered))
 
 
+def thetas(count: int) -> list[float]:
+    """``count`` thresholds for the updates: low and high alternate, so the box surely moves, and no value comes
+    twice, so no update is answered from a cache of an earlier one (as a real drag would not be): at most 31."""
+    if count > 31:
+        raise ValueError(f"at most 31 distinct low/high thresholds (30 repeats), not {count}")
+    return [round(0.15 + 0.01 * (i // 2), 2) if i % 2 == 0 else round(0.6 - 0.01 * (i // 2), 2) for i in range(count)]
+
+
 def report(app: App) -> float:
     """Print one app's figures (the first update of each, warming the browser's decoder, left out); its box p50."""
     c50, c95 = percentiles(app.captions[1:])
@@ -184,7 +192,7 @@ def report(app: App) -> float:
 def main() -> None:
     """Run the benchmark (on this tree, and on ``--baseline`` interleaved) and print p50 / p95."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=30, help="at most 30 (each threshold is set once)")
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision, interleaved")
     args = parser.parse_args()
     load = os.getloadavg()
@@ -195,9 +203,9 @@ def main() -> None:
         urls = {name: stack.enter_context(serve(tree)) for name, tree in trees.items()}
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         apps = [open_app(browser, name, url) for name, url in urls.items()]
-        for i, theta in enumerate(np.resize([0.15, 0.6], args.repeats + 1)):  # alternate: the box surely moves
+        for i, theta in enumerate(thetas(args.repeats + 1)):
             for app in apps if i % 2 == 0 else apps[::-1]:  # who goes first alternates too
-                measure(app, float(theta))
+                measure(app, theta)
         browser.close()
     print(f"over {args.repeats} updates each (goal: p50 <= 150 ms); load average before {load[0]:.2f} "
           f"(1 min), after {os.getloadavg()[0]:.2f}, on {os.cpu_count()} CPUs")  # fmt: skip

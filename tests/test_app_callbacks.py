@@ -459,3 +459,15 @@ def test_one_shot_outputs_are_bounded_and_kept_pictures_are_not(monkeypatch: pyt
     assert Path(paths[-1]) in left and Path(paths[0]) not in left
     assert files.prune_outputs(keep=3) == len(left) - 3 and len(list(Path(files.output_dir()).iterdir())) == 3
     assert Path(kept).is_file()  # pictures that views refer to are not the prune's business
+
+
+def test_a_slider_move_localizes_again_only_the_panel_whose_rule_moved(cat_session: Session) -> None:
+    first = explanation.explain_request(request(cat_session, "285"))
+    moved = explanation.explain_request(request(cat_session, "285", theta_mas=0.6))  # plain CAM's rule only
+    assert moved.ours is first.ours and moved.plain is not first.plain
+    fresh = cam_core.localize(moved.plain_analysis, 285, moved.plain_config, moved.display)
+    assert np.array_equal(moved.plain.mask, fresh.mask) and np.array_equal(moved.plain.box, fresh.box)
+    assert moved.plain.threshold == fresh.threshold and not np.array_equal(moved.plain.mask, first.plain.mask)
+    with pytest.raises(ValueError, match="read-only"):  # shared between requests: nobody may write into it
+        moved.ours.mask[0, 0] = True
+    assert views.negative_map(moved) is views.negative_map(first)  # M- does not move with the sliders

@@ -109,7 +109,11 @@ def test_restore_without_an_example_sets_the_controls_at_once() -> None:
     assert restored.controls[CONTROL["theta_mas"]] == 0.6 and restored.controls[-1] == "custom"
     toggle = deeplink.tap_toggle(cam_core.DEFAULT_MODEL, deeplink.DEFAULT_AT)
     assert restored.controls[CONTROL["tap"]] == gr.update(**{**toggle, "value": True})
-    assert "`class` ignored: it needs an `example` photo (uploaded photos are not linkable)" in restored.link_notice
+    assert restored.link_notice["visible"] is True
+    assert (
+        "`class` ignored: it needs an `example` photo (uploaded photos are not linkable)"
+        in restored.link_notice["value"]
+    )
     empty = restore([], TAB_IDS, cam_core.DEFAULT_MODEL)
     assert all(value == SKIP for value in (*empty[:-1], *empty.controls))  # a bare URL changes nothing
 
@@ -123,8 +127,9 @@ def test_the_resolution_is_linked_as_explains_input_size_and_output_stride() -> 
     assert restore(pairs("input_size=512"), TAB_IDS, cam_core.DEFAULT_MODEL).resolution == "512/16"
     unoffered = restore(pairs("input_size=224&output_stride=16"), TAB_IDS, cam_core.DEFAULT_MODEL)
     assert unoffered.resolution == SKIP
-    assert "`input_size=224&output_stride=16` ignored: `input_size` 224 with `output_stride` 16 is not offered" in (
-        unoffered.link_notice
+    assert (
+        "`input_size=224&output_stride=16` ignored: `input_size` 224 with `output_stride` 16 is not offered"
+        in (unoffered.link_notice["value"])
     )
     for query, message in [("input_size=1000", "`input_size` must be one of [224, 336, 448, 512], got '1000'"),
                            ("output_stride=8", "`output_stride` must be one of [16, 32], got '8'"),
@@ -162,12 +167,12 @@ def test_after_photo_applies_the_class_and_the_controls(cat: Any) -> None:
     by_name = after_photo(Pending({"class": "tabby"}), cat)
     assert by_name[0]["value"] == "281"
     unknown = after_photo(Pending({"class": "unicorn"}), cat)
-    assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[3]
+    assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[3]["value"]
     out_of_range = after_photo(Pending({"class": 5000}), cat)
-    assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[3]
+    assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[3]["value"]
     idle = after_photo(None, cat)
     assert idle[2] == "cat.jpg" and all(value == SKIP for i, value in enumerate(idle) if i != 2)
-    assert after_photo(Pending({"class": 281}), None)[3].endswith("the linked example could not be shown.")
+    assert after_photo(Pending({"class": 281}), None)[3]["value"].endswith("the linked example could not be shown.")
 
 
 def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
@@ -212,5 +217,5 @@ def test_the_page_with_a_hostile_query_still_loads(demo: Any, query: str) -> Non
         body = {"data": [], "fn_index": load, "session_hash": os.urandom(8).hex()}
         restored = client.post(f"/gradio_api/run/predict?{query}", json=body)  # what the page's load event sends
         assert restored.status_code == 200, restored.text[:300]
-        notice = restored.json()["data"][deeplink.Restored._fields.index("link_notice")]
+        notice = restored.json()["data"][deeplink.Restored._fields.index("link_notice")]["value"]
         assert notice.startswith("⚠️ **Link:**") and "Internal error" not in notice and len(notice) < 2000
