@@ -12,9 +12,9 @@ unknown key is ignored and said in one notice, never an error page. The model, t
 photo is set too (its upload event runs as for a click on the example) and
 the class and the controls wait in a ``gr.State`` until that photo is analysed (:func:`after_photo`).
 
-**Write (browser).** After every change of a linked control (after a slider's view update, never beside
-it) a browser-only step (:func:`writer_js`) queues its key; :data:`LINK_WRITE_DELAY_MS` after the last
-change the state is written with ``history.replaceState`` (no reload) and shown in a copyable field.
+**Write (browser).** On every change of a linked control (for a slider, a step of its view update, run in the
+browser before the request) a browser-only step (:func:`writer_js`) queues its key; :data:`LINK_WRITE_DELAY_MS`
+after the last change the state is written with ``history.replaceState`` (no reload) and shown in a copyable field.
 A photo with the pixels of a bundled example is linked as that example (:func:`example_name`); any other
 photo leaves only the settings in the link.
 
@@ -267,8 +267,8 @@ def wire_links(w: Wiring) -> None:
     written: dict[str, Any] = {"example": link.example, "resolution": side.resolution}
     written |= {key: targets[spec.target] for key, spec in LINK_KEYS.items() if spec.target}
     for key, component in written.items():
-        if key in w.control_updates:  # a slider's view update: the URL is written after it, never before
-            w.then_in_browser(key, writer_js(key))
+        if key in page.controls.by_field():  # a step of the control's view update: no dependency of its own
+            w.in_browser_with_update(key, writer_js(key))
         else:
             component.change(None, [component], None, js=writer_js(key))
     page.tabs.select(None, None, None, js=writer_js("tab", wait_ms=30))

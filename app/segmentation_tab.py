@@ -107,7 +107,8 @@ FOLLOW_JS = """() => {
   const open = document.querySelector("#seg-top-k");
   if (open && open.offsetParent !== null) document.querySelector("#seg-follow")?.click();
 }"""
-"""Browser-only step after a control's view update: redraw the Segmentation tab if it is on screen."""
+"""Browser-only step of a control's view update: redraw the Segmentation tab if it is on screen (while it is, the
+main tab's panels are hidden, so both requests may run at once)."""
 
 _SKIP = SegViews(gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
@@ -177,8 +178,8 @@ def wire_segmentation(w: Wiring) -> None:
     named = {**page.view_inputs(), **own}
     inputs, outputs, visibility = components(named, SEG), [*tab.views, tab.notice], w.quiet["api_visibility"]
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
-    for name in w.control_updates:  # after the main views' request; a request only while open
-        w.then_in_browser(name, FOLLOW_JS)
+    for name in page.controls.by_field():  # with every control's view update; a request only while the tab is open
+        w.in_browser_with_update(name, FOLLOW_JS)
     tab.follow.click(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
     for component in (tab.top_k, tab.min_probability):
         component.change(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)

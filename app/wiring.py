@@ -90,16 +90,21 @@ class Wiring:
     control_updates: dict[str, Any] = field(default_factory=dict)
     """Each control's view update (``name -> Dependency``), filled by :func:`wire_controls`: views of other
     tabs chain after it (``.then``), so a slider move draws the visible panels in one request first."""
-    after_update: dict[str, list[str]] = field(default_factory=dict)
-    """Browser-only steps after each control's view update (``name -> [JavaScript function of the control's
-    value]``), chained as **one** dependency per control by :func:`wire_after_updates`: each dependency costs the
-    page a round of Gradio's bookkeeping on every slider move."""
+    with_update: dict[str, list[str]] = field(default_factory=dict)
+    """Browser-only steps of each control's view update (``name -> [JavaScript function of the control's value]``),
+    collected by :meth:`in_browser_with_update`: :func:`wire_controls` runs them in the update's own ``js``, in the
+    browser just before its request, so a move is **one** Gradio dependency (a chained ``.then`` step cost the page a
+    round of Gradio's bookkeeping right after the answer, before the moved box was drawn: ``bench/bench_browser.py``,
+    0.94x without it)."""
 
-    def then_in_browser(self, name: str, js: str) -> None:
-        """Run the JavaScript function ``js`` (of control ``name``'s value) after that control's view update."""
-        if name not in self.control_updates:
-            raise KeyError(f"{name!r} has no view update to follow (one of {sorted(self.control_updates)})")
-        self.after_update.setdefault(name, []).append(js)
+    def in_browser_with_update(self, name: str, js: str) -> None:
+        """Run the JavaScript function ``js`` on control ``name``'s new value whenever that control updates the views
+        (before :func:`wire_controls`, which composes the steps)."""
+        if self.control_updates:
+            raise RuntimeError("the controls' updates are wired already: register browser steps before wire_controls")
+        if name not in self.page.controls.by_field():
+            raise KeyError(f"{name!r} is not a control (one of {sorted(self.page.controls.by_field())})")
+        self.with_update.setdefault(name, []).append(js)
 
     @property
     def view_inputs(self) -> list[Component]:
@@ -187,12 +192,27 @@ def wire_sidebar(w: Wiring) -> None:
     )
 
 
+def steps_js(steps: Sequence[str], index: int) -> str:
+    """The ``js`` of a view update: each browser step on input ``index`` (the control's value), in order, then the
+    inputs unchanged for the request. A failing step is logged, never in the way of the update."""
+    listed = ",\n    ".join(f"({step})" for step in steps)
+    return f"""async (...inputs) => {{
+  for (const step of [{listed}]) {{
+    try {{ await step(inputs[{index}]); }} catch (error) {{ console.error("browser step of a view update:", error); }}
+  }}
+  return inputs;
+}}"""
+
+
 def wire_controls(w: Wiring) -> None:
-    """Every control redraws the views; a hand-moved slider leaves the preset; a preset sets the sliders."""
-    controls = w.page.controls
+    """Every control redraws the views (with its browser steps: :attr:`Wiring.with_update`); a hand-moved slider
+    leaves the preset; a preset sets the sliders."""
+    controls, inputs = w.page.controls, w.view_inputs
     for name, component in controls.by_field().items():
+        steps = w.with_update.get(name)
+        js = steps_js(steps, inputs.index(component)) if steps else None
         w.control_updates[name] = component.change(
-            w.render_now, w.view_inputs, w.view_outputs, api_name=f"update_{name}", **w.instant
+            w.render_now, inputs, w.view_outputs, api_name=f"update_{name}", js=js, **w.instant
         )
     for slider in controls.sliders:
         slider.input(None, None, controls.preset, js="() => 'custom'")  # browser-only, no round trip
@@ -290,16 +310,6 @@ def wire_api(w: Wiring) -> None:
     )
 
 
-def wire_after_updates(w: Wiring) -> None:
-    """One browser-only step per control after its view update: the steps :meth:`Wiring.then_in_browser` collected,
-    run in order on the control's value."""
-    for name, steps in w.after_update.items():
-        component = w.page.controls.by_field()[name]
-        js = "async (value) => {\n  for (const step of [" + ",\n    ".join(f"({step})" for step in steps)
-        js += "]) await step(value);\n}"
-        w.control_updates[name].then(None, [component], None, js=js)
-
-
 def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "undocumented"]) -> None:
     """Register every event of ``page`` (inside its ``gr.Blocks``).
 
@@ -312,7 +322,6 @@ def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "u
     w = Wiring(page, {"concurrency_id": "heavy", "concurrency_limit": concurrency}, quiet, {**quiet, "queue": False})
     for wire in (
         wire_sidebar,
-        wire_controls,
         wire_compare,
         wire_tabs,
         wire_analysis_tabs,
@@ -321,6 +330,6 @@ def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "u
         wire_api,
         wire_segmentation,
         wire_links,
-        wire_after_updates,  # last: the steps the others registered
+        wire_controls,  # last: with the browser steps the others registered (Wiring.in_browser_with_update)
     ):
         wire(w)

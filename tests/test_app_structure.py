@@ -128,3 +128,16 @@ def test_sliders_read_their_defaults(config: dict[str, Any]) -> None:
     assert [choice[1] for choice in resolution["props"]["choices"]] == [c.resolution.value for c in RESOLUTIONS]
     preset = next(c for c in config["components"] if c["props"].get("label") == "Preset")
     assert preset["props"]["value"] == DEFAULT_PRESET == "sharp (448 px)"
+
+
+def test_a_control_update_is_one_dependency_with_its_browser_steps(config: dict[str, Any]) -> None:
+    """A slider move is one Gradio dependency: the Segmentation tab's follow step and the URL writer run in the
+    update's own ``js``, in the browser before its request (a chained step cost the page a round of Gradio's
+    bookkeeping between the answer and the drawn box), and a failing step cannot stop the update."""
+    dependencies = config["dependencies"]
+    for name in CONTROL_FIELDS:
+        update = next(d for d in dependencies if d.get("api_name") == f"update_{name}")
+        js = update["js"]
+        assert "#seg-follow" in js and f'query.set("{name}"' in js and js.rstrip().endswith("return inputs;\n}"), name
+        assert "catch (error)" in js
+        assert [d["id"] for d in dependencies if d.get("trigger_after") == update["id"]] == [], name
