@@ -10,7 +10,8 @@ goes through the checks of :mod:`app.inputs` (hostile-input proof); a bad value,
 unknown key is ignored and said in one notice, never an error page. The model, the resolution (the pair
 ``input_size`` / ``output_stride``, one of the menu's) and the tab are set at once; with an example, the
 photo is set too (its upload event runs as for a click on the example) and
-the class and the controls wait in a ``gr.State`` until that photo is analysed (:func:`after_photo`).
+the class and the controls wait in a ``gr.State`` until that photo is analysed (:func:`after_photo`, then
+:func:`apply_linked_controls`).
 
 **Write (browser).** On every change of a linked control (for a slider, a step of its view update, run in the
 browser before the request) a browser-only step (:func:`writer_js`) queues its key; :data:`LINK_WRITE_DELAY_MS`
@@ -207,19 +208,26 @@ def example_name(session: Session | None) -> str:
     return "" if session is None else example_hashes().get(session.image_hash, "")
 
 
+PLAIN_KEYS = tuple(key for key in CONTROL_KEYS if key != "tap")
+"""The controls a link sets with plain values (sliders, NWC, PaS), in the second step after the photo."""
+
+
 @user_errors
 def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, ...]:
-    """Apply a linked class and controls once their example is analysed; always say which example is shown.
+    """Apply a linked class (and TAP toggle) once their example is analysed; always say which example is shown.
 
-    Runs after every photo event (a few ms): without a waiting link it only updates the example name.
+    Runs after every photo event (a few ms): without a waiting link it only updates the example name. The other
+    controls wait for :func:`apply_linked_controls`, the next step: set in one response with the class, a
+    slider's own redraw could read the class from before it (the browser sets a plain value at once, an update's
+    value only after its other properties), and a redraw read that way may be answered last.
 
     Returns:
-        The class picker, what waited (``None``: cleared), the photo's example name (``""`` for an upload),
-        the link notice, then one value per :data:`CONTROL_KEYS` key and the preset (``gr.skip()`` for "as is").
+        The class picker, the TAP toggle, what still waits (the other controls; ``None``: nothing), the photo's
+        example name (``""`` for an upload), the link notice (``gr.skip()`` each for "as is").
     """
     skip = gr.skip()
     if not isinstance(pending, Pending):
-        return (skip, skip, example_name(session), skip, *(skip,) * (len(CONTROL_KEYS) + 1))
+        return (skip, skip, skip, example_name(session), skip)
     values, notices = dict(pending.values), []
     class_pick: Any = skip
     if session is None:
@@ -232,14 +240,29 @@ def after_photo(pending: Pending | None, session: Session | None) -> tuple[Any, 
             class_pick = gr.update(choices=views.class_choices(analysis, extra=index), value=str(index))
         except cam_core.CamError as exc:
             notices.append(f"`class` ignored: {str(exc).rstrip('.')}")
+    tap: Any = skip
     if "tap" in values:
         model, at = (
             (session.model, session.resolution) if session else (cam_core.DEFAULT_MODEL, inputs.DEFAULT_RESOLUTION)
         )
-        values["tap"] = tap_update(model, values["tap"], notices, at)
-    controls = (*(values.get(key, skip) for key in CONTROL_KEYS), _preset(values))
-    notice = shown_notice(notices)
-    return (class_pick, None, example_name(session), notice, *controls)
+        tap = tap_update(model, values.pop("tap"), notices, at)
+    waiting = Pending(values) if values else None
+    return (class_pick, tap, waiting, example_name(session), shown_notice(notices))
+
+
+@user_errors
+def apply_linked_controls(pending: Pending | None) -> tuple[Any, ...]:
+    """The second step after a photo: the linked sliders and module toggles (:data:`PLAIN_KEYS`) and the preset, once
+    the class is on the page; nothing waits any more.
+
+    Returns:
+        What waits (``None``), then one value per :data:`PLAIN_KEYS` key and the preset (``gr.skip()`` for "as is").
+    """
+    skip = gr.skip()
+    if not isinstance(pending, Pending):
+        return (skip, *(skip,) * len(PLAIN_KEYS), skip)
+    values = dict(pending.values)
+    return (None, *(values.get(key, skip) for key in PLAIN_KEYS), _preset(values))
 
 
 # ---------------------------------------------------------------- wiring the restore and the writer
@@ -276,9 +299,11 @@ def wire_links(w: Wiring) -> None:
 
 
 def after_photo_step(w: Wiring, photo: Any) -> Any:
-    """Chain :func:`after_photo` onto a photo event; the views' redraw follows it (see ``wire_sidebar``)."""
+    """Chain :func:`after_photo` and :func:`apply_linked_controls` onto a photo event; the views' redraw follows them
+    (see ``wire_sidebar``)."""
     page, link = w.page, w.page.sidebar.link
     targets = link_targets(page)
-    controls = [targets[key] for key in CONTROL_KEYS] + [page.controls.preset]
-    outputs = [page.sidebar.class_pick, link.pending, link.example, link.notice, *controls]
-    return photo.success(after_photo, [link.pending, page.session], outputs, **w.instant)
+    first = [page.sidebar.class_pick, targets["tap"], link.pending, link.example, link.notice]
+    then = [link.pending, *(targets[key] for key in PLAIN_KEYS), page.controls.preset]
+    class_set = photo.success(after_photo, [link.pending, page.session], first, **w.instant)
+    return class_set.success(apply_linked_controls, [link.pending], then, **w.instant)

@@ -101,14 +101,13 @@ def test_slider_events_stay_cheap_in_the_browser() -> None:
         for dep in config["dependencies"]
         if [theta_mas, "change"] in map(list, dep["targets"]) and dep["backend_fn"]
     ]  # fmt: skip  (the deep link's URL writer is browser-only)
-    # one request per move: the main views' update; the Segmentation tab follows it with a browser-only step
-    # (no request while the tab is hidden), so it never competes with the visible panels
+    # one request per move: the main views' update; the Segmentation tab's check runs in its browser step (a
+    # request only while that tab is open, when the main panels are hidden), and so does the URL writer
     (update,) = updates
     assert update["api_name"] == "update_theta_mas" and update["queue"] is False
+    assert "#seg-follow" in update["js"] and "window.__camLink" in update["js"]
     index = config["dependencies"].index(update)
-    followers = [dep for dep in config["dependencies"] if dep.get("trigger_after") == index]
-    assert not any(dep["backend_fn"] for dep in followers)  # the URL writer and the Segmentation tab's check
-    assert any("#seg-follow" in (dep.get("js") or "") for dep in followers)
+    assert [dep for dep in config["dependencies"] if dep.get("trigger_after") == index] == []
     follow = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "seg-follow")
     (live,) = [dep for dep in config["dependencies"] if [follow, "click"] in map(list, dep["targets"])]
     assert live["api_name"].startswith("segmentation_live") and live["queue"] is False

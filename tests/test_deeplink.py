@@ -14,7 +14,16 @@ from PIL import Image
 
 import cam_core
 from app import deeplink, handlers, layout
-from app.deeplink import LINK_KEYS, LINK_TABS, Pending, after_photo, parse_query, restore
+from app.deeplink import (
+    LINK_KEYS,
+    LINK_TABS,
+    PLAIN_KEYS,
+    Pending,
+    after_photo,
+    apply_linked_controls,
+    parse_query,
+    restore,
+)
 from app.inputs import EXAMPLES
 
 SKIP = gr.skip()
@@ -158,21 +167,28 @@ def cat() -> Any:
     return handlers.on_image({"path": str(EXAMPLES / "cat.jpg")}, cam_core.DEFAULT_MODEL)[0]
 
 
-def test_after_photo_applies_the_class_and_the_controls(cat: Any) -> None:
+def test_after_photo_applies_the_class_then_the_controls(cat: Any) -> None:
     out = after_photo(Pending({"class": 281, "theta_mas": 0.6, "nwc": False}), cat)
-    class_pick, cleared, example, notice, *controls = out
+    class_pick, tap, waiting, example, notice = out
     assert class_pick["value"] == "281" and ("tabby (5.3 %)", "281") in class_pick["choices"]  # at 448 / 16
-    assert cleared is None and example == "cat.jpg" and notice == SKIP
-    assert controls[CONTROL["theta_mas"]] == 0.6 and controls[CONTROL["nwc"]] is False and controls[-1] == "custom"
+    assert tap == SKIP and example == "cat.jpg" and notice == SKIP
+    assert waiting == Pending({"theta_mas": 0.6, "nwc": False})  # the second step's, once the class is on the page
+    cleared, *controls, preset = apply_linked_controls(waiting)
+    assert cleared is None and dict(zip(PLAIN_KEYS, controls, strict=True)) == {
+        "theta_mas": 0.6, "theta_pas": SKIP, "percentile": SKIP, "nwc": False, "pas": SKIP}  # fmt: skip
+    assert preset == "custom" and "tap" not in PLAIN_KEYS
+    assert apply_linked_controls(None) == (SKIP,) * (len(PLAIN_KEYS) + 2)  # nothing waited: nothing set
+    with_tap = after_photo(Pending({"class": 281, "tap": True}), cat)
+    assert with_tap[1]["value"] is True and with_tap[2] is None  # the toggle with the class; nothing left waiting
     by_name = after_photo(Pending({"class": "tabby"}), cat)
-    assert by_name[0]["value"] == "281"
+    assert by_name[0]["value"] == "281" and by_name[2] is None
     unknown = after_photo(Pending({"class": "unicorn"}), cat)
-    assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[3]["value"]
+    assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[4]["value"]
     out_of_range = after_photo(Pending({"class": 5000}), cat)
-    assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[3]["value"]
+    assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[4]["value"]
     idle = after_photo(None, cat)
-    assert idle[2] == "cat.jpg" and all(value == SKIP for i, value in enumerate(idle) if i != 2)
-    assert after_photo(Pending({"class": 281}), None)[3]["value"].endswith("the linked example could not be shown.")
+    assert idle[3] == "cat.jpg" and all(value == SKIP for i, value in enumerate(idle) if i != 3)
+    assert after_photo(Pending({"class": 281}), None)[4]["value"].endswith("the linked example could not be shown.")
 
 
 def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
