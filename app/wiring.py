@@ -87,9 +87,9 @@ class Wiring:
     heavy: dict[str, Any]
     quiet: dict[str, Any]
     instant: dict[str, Any]
-    control_updates: dict[str, Any] = field(default_factory=dict)
-    """Each control's view update (``name -> Dependency``), filled by :func:`wire_controls`: views of other
-    tabs chain after it (``.then``), so a slider move draws the visible panels in one request first."""
+    wired_controls: set[str] = field(default_factory=set)
+    """The controls whose view update :func:`wire_controls` has registered (a browser step added after that would
+    never run, so :meth:`in_browser_with_update` refuses it)."""
     with_update: dict[str, list[str]] = field(default_factory=dict)
     """Browser-only steps of each control's view update (``name -> [JavaScript function of the control's value]``),
     collected by :meth:`in_browser_with_update`: :func:`wire_controls` runs them in the update's own ``js``, in the
@@ -100,7 +100,7 @@ class Wiring:
     def in_browser_with_update(self, name: str, js: str) -> None:
         """Run the JavaScript function ``js`` on control ``name``'s new value whenever that control updates the views
         (before :func:`wire_controls`, which composes the steps)."""
-        if self.control_updates:
+        if name in self.wired_controls:
             raise RuntimeError("the controls' updates are wired already: register browser steps before wire_controls")
         if name not in self.page.controls.by_field():
             raise KeyError(f"{name!r} is not a control (one of {sorted(self.page.controls.by_field())})")
@@ -211,9 +211,8 @@ def wire_controls(w: Wiring) -> None:
     for name, component in controls.by_field().items():
         steps = w.with_update.get(name)
         js = steps_js(steps, inputs.index(component)) if steps else None
-        w.control_updates[name] = component.change(
-            w.render_now, inputs, w.view_outputs, api_name=f"update_{name}", js=js, **w.instant
-        )
+        component.change(w.render_now, inputs, w.view_outputs, api_name=f"update_{name}", js=js, **w.instant)
+        w.wired_controls.add(name)
     for slider in controls.sliders:
         slider.input(None, None, controls.preset, js="() => 'custom'")  # browser-only, no round trip
     controls.preset.change(
