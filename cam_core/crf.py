@@ -29,12 +29,17 @@ plus one label per class); the size cap works the same way, each label's plane r
 
 ``pydensecrf2`` is optional: it builds from source and needs a C++ compiler. Check
 :func:`crf_available` first; the refine functions raise :class:`CrfUnavailableError` without it.
+
+Where it runs. ``pydensecrf`` holds Python's GIL for a whole inference (1.2 s for 20 iterations on a 512²
+grid, measured): every other thread of the process waits that long. A server passes ``runner`` (a
+:data:`MeanField` with :func:`mean_field`'s contract) to run the inference elsewhere, e.g. in a child process.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from types import ModuleType
 
@@ -159,16 +164,20 @@ def _crf_grid(image: np.ndarray, heatmap: np.ndarray, max_side: int) -> tuple[np
     return small_image, np.clip(small_map, 0.0, 1.0)
 
 
-def _marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams) -> np.ndarray:
-    """Mean-field foreground marginal on the CRF grid: float32 (h, w) in [0, 1]."""
-    height, width = heatmap.shape
-    p = foreground_probability(heatmap, threshold).reshape(-1)  # (h*w,)
-    unary = -np.log(np.stack([1.0 - p, p]))  # (2, h*w): label 0 background, 1 foreground
-    return _mean_field(image, unary, params)[1].reshape(height, width)
+def mean_field(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.ndarray:
+    """Mean-field marginals of an L-label Potts CRF with this module's two kernels, in this process.
 
+    Args:
+        image: uint8 (h, w, 3) RGB of the CRF grid.
+        unary: float (L, h*w) energies, ``-log p`` of each label.
+        params: the kernels and the number of iterations (the size cap is the caller's: not applied here).
 
-def _mean_field(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.ndarray:
-    """Mean-field marginals of an L-label Potts CRF: unary float (L, h*w) -> float32 (L, h*w)."""
+    Returns:
+        float32 (L, h*w) marginals after ``params.iterations`` steps.
+
+    Raises:
+        CrfUnavailableError: ``pydensecrf2`` is not installed.
+    """
     dcrf = _densecrf()
     height, width = image.shape[:2]
     crf = dcrf.DenseCRF2D(width, height, unary.shape[0])
@@ -183,16 +192,37 @@ def _mean_field(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.n
     return np.asarray(crf.inference(params.iterations), dtype=np.float32)  # (L, h*w)
 
 
-def _grid_marginal(image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None) -> np.ndarray:
+MeanField = Callable[[np.ndarray, np.ndarray, CrfParams], np.ndarray]
+"""What runs the inference: ``(image, unary, params) -> marginals`` with :func:`mean_field`'s contract."""
+
+
+def _marginal(
+    image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams, runner: MeanField
+) -> np.ndarray:
+    """Mean-field foreground marginal on the CRF grid: float32 (h, w) in [0, 1]."""
+    height, width = heatmap.shape
+    p = foreground_probability(heatmap, threshold).reshape(-1)  # (h*w,)
+    unary = -np.log(np.stack([1.0 - p, p]))  # (2, h*w): label 0 background, 1 foreground
+    return runner(image, unary, params)[1].reshape(height, width)
+
+
+def _grid_marginal(
+    image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None, runner: MeanField | None
+) -> np.ndarray:
     """Validate, shrink to the size cap, and run the CRF: float32 (h, w) marginal on the CRF grid."""
     checked = _check_params(params)
     t = _check_inputs(image, heatmap, threshold)
     small_image, small_map = _crf_grid(image, heatmap, checked.max_side)
-    return _marginal(small_image, small_map, t, checked)
+    return _marginal(small_image, small_map, t, checked, runner or mean_field)
 
 
 def refine_probability(
-    image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None = None
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    threshold: float,
+    params: CrfParams | None = None,
+    *,
+    runner: MeanField | None = None,
 ) -> np.ndarray:
     """Dense-CRF foreground marginal of a CAM (see the module docstring for the unary).
 
@@ -202,6 +232,7 @@ def refine_probability(
         threshold: foreground threshold on ``heatmap`` in ``[0, 1]`` (e.g. from
             :func:`cam_core.threshold.threshold`); pixels at it start at 50/50.
         params: CRF parameters; defaults to :class:`CrfParams()`.
+        runner: runs the inference (default :func:`mean_field`, in this process).
 
     Returns:
         float32 (H, W) in ``[0, 1]``: the foreground marginal after ``params.iterations``
@@ -212,14 +243,19 @@ def refine_probability(
         ParameterError: ``threshold`` outside ``[0, 1]``, or ``params`` not a :class:`CrfParams`.
         CrfUnavailableError: ``pydensecrf2`` is not installed.
     """
-    q = _grid_marginal(image, heatmap, threshold, params)
+    q = _grid_marginal(image, heatmap, threshold, params, runner)
     if q.shape != heatmap.shape:
         q = cv2.resize(q, (heatmap.shape[1], heatmap.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(q, 0.0, 1.0).astype(np.float32)
 
 
 def refine_mask(
-    image: np.ndarray, heatmap: np.ndarray, threshold: float, params: CrfParams | None = None
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    threshold: float,
+    params: CrfParams | None = None,
+    *,
+    runner: MeanField | None = None,
 ) -> np.ndarray:
     """Dense-CRF foreground mask of a CAM: the argmax label after mean-field inference.
 
@@ -228,6 +264,7 @@ def refine_mask(
         heatmap: float (H, W) normalised CAM in ``[0, 1]``, finite.
         threshold: foreground threshold on ``heatmap`` in ``[0, 1]``; pixels at it start at 50/50.
         params: CRF parameters; defaults to :class:`CrfParams()`.
+        runner: runs the inference (default :func:`mean_field`, in this process).
 
     Returns:
         bool (H, W): True where foreground wins (nearest-neighbour upscaled when the size cap applied).
@@ -237,7 +274,7 @@ def refine_mask(
         ParameterError: ``threshold`` outside ``[0, 1]``, or ``params`` not a :class:`CrfParams`.
         CrfUnavailableError: ``pydensecrf2`` is not installed.
     """
-    mask = _grid_marginal(image, heatmap, threshold, params) > 0.5  # argmax of two normalised marginals
+    mask = _grid_marginal(image, heatmap, threshold, params, runner) > 0.5  # argmax of two normalised marginals
     if mask.shape != heatmap.shape:
         size = (heatmap.shape[1], heatmap.shape[0])  # cv2 wants (W, H)
         mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
@@ -269,7 +306,9 @@ def _check_label_inputs(image: np.ndarray, probabilities: np.ndarray) -> None:
         raise InvalidImageError(f"`probabilities` must be >= 0, got minimum {probabilities.min():.4g}")
 
 
-def refine_labels(image: np.ndarray, probabilities: np.ndarray, params: CrfParams | None = None) -> np.ndarray:
+def refine_labels(
+    image: np.ndarray, probabilities: np.ndarray, params: CrfParams | None = None, *, runner: MeanField | None = None
+) -> np.ndarray:
     """Multi-label dense CRF: the argmax label after mean-field inference (same kernels as :func:`refine_mask`).
 
     Used by :mod:`cam_core.segment` (background + one label per class). The unary is ``-log p`` of the
@@ -282,6 +321,7 @@ def refine_labels(image: np.ndarray, probabilities: np.ndarray, params: CrfParam
             renormalised to sum 1.
         params: CRF parameters (the size cap applies: bilinear downscale of each label's plane, nearest
             upscale of the labels); defaults to :class:`CrfParams()`.
+        runner: runs the inference (default :func:`mean_field`, in this process).
 
     Returns:
         uint8 (H, W) labels in ``[0, L)``.
@@ -301,7 +341,7 @@ def refine_labels(image: np.ndarray, probabilities: np.ndarray, params: CrfParam
         small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         planes = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in planes])
     p = np.clip(planes.reshape(len(planes), -1), _P_CLIP, None)  # (L, h*w)
-    q = _mean_field(small_image, -np.log(p / p.sum(0, keepdims=True)), checked)  # (L, h*w)
+    q = (runner or mean_field)(small_image, -np.log(p / p.sum(0, keepdims=True)), checked)  # (L, h*w)
     labels = q.argmax(0).astype(np.uint8).reshape(small_image.shape[:2])
     if labels.shape != (height, width):
         labels = cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from cam_core.cam import Analysis
-from cam_core.crf import CrfParams, refine_labels
+from cam_core.crf import CrfParams, MeanField, refine_labels
 from cam_core.errors import ParameterError
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
 from cam_core.segment_labels import (  # scores, standards: re-exported for callers
@@ -204,12 +204,15 @@ class Segmentation:
         lookup = np.array([0, *(c + 1 for c in self.classes)], dtype=np.int32)
         return lookup[slots]
 
-    def refine(self, image: np.ndarray, params: CrfParams | None = None) -> Segmentation:
+    def refine(
+        self, image: np.ndarray, params: CrfParams | None = None, *, runner: MeanField | None = None
+    ) -> Segmentation:
         """A copy with :attr:`refined` set by an (n + 1)-label dense CRF (module docstring, step 4).
 
         Args:
             image: uint8 (H', W', 3) RGB; resized (area) to :attr:`size` when it differs.
             params: CRF kernels; defaults to :class:`~cam_core.crf.CrfParams()`.
+            runner: runs the inference (:data:`cam_core.crf.MeanField`; default: in this process).
 
         Raises:
             CrfUnavailableError: ``pydensecrf2`` is not installed.
@@ -219,7 +222,7 @@ class Segmentation:
         if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[:2] != (height, width):
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         theta = self.config.localization.theta
-        refined = refine_labels(image, label_probabilities(self.maps, self.standards, theta), params)
+        refined = refine_labels(image, label_probabilities(self.maps, self.standards, theta), params, runner=runner)
         return replace(self, refined=refined)
 
     def with_theta(self, theta: float) -> Segmentation:
