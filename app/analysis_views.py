@@ -12,11 +12,12 @@ import numpy as np
 
 import cam_core
 from app import files, html_views, inputs, plots, render, views, weights_view
+from app.crf_worker import mean_field_in_worker
 from app.errors import user_errors
 from app.explanation import explain_request, resolve_class
 from app.inputs import ViewRequest
 from app.models import tap_partner
-from app.state import Session, get_analysis
+from app.state import ModelLoading, Session, get_analysis
 from cam_core import crf
 from cam_core.crf import CrfParams
 from cam_core.tap import channel_stats
@@ -78,7 +79,10 @@ def _tap_comparison(session: Session, c: int, k: int, area: np.ndarray, weight: 
     partner = tap_partner(session.model)
     if partner is None or partner == session.model:
         return ""
-    tap_analysis = get_analysis(session, partner)  # one extra forward pass, then cached
+    try:
+        tap_analysis = get_analysis(session, partner)  # one extra forward pass, then cached
+    except ModelLoading as loading:  # said here, not as an error: the rest of the view stands
+        return f"\n\n**TAP-trained partner**: {loading} The comparison appears when this view is next redrawn."
     tap_weight = tap_analysis.class_weights[c]
     small = np.zeros(area.shape, bool)
     small[np.argsort(area, kind="stable")[: max(1, area.size // 4)]] = True  # smallest-area quarter of channels
@@ -136,7 +140,7 @@ def render_crf(request: ViewRequest, params: CrfParams) -> tuple[str, str]:
         ("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR),
         (ex.controls.name, ex.ours, render.OURS_COLOUR),
     ):
-        refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params)
+        refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params, runner=mean_field_in_worker)
         rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
         before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
         line = f"**{label}** (threshold {loc.threshold:.3f}): box {before.tolist()} → CRF box {after.tolist()}"

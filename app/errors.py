@@ -1,9 +1,11 @@
 """What a user sees when something goes wrong: library errors as ``gr.Error``, never a server path.
 
 Every handler is wrapped in :func:`user_errors`: the library's typed :class:`~cam_core.errors.CamError`
-(including the input checks of :mod:`app.inputs`) becomes a ``gr.Error`` with its message; anything
-else is logged and reported as an internal error. Unqueued events get no toast in Gradio 6, so their
-errors are said inline (:func:`with_notice`).
+(including the input checks of :mod:`app.inputs`) becomes a ``gr.Error`` with its message (a model still
+loading becomes :class:`LoadingNotice`, which the photo, model and resolution events turn into a status line);
+anything else is logged and reported as an internal error. Unqueued events get no toast in Gradio 6, so their
+errors are said inline (:func:`with_notice`). A cache miss in an unqueued event
+(:class:`~app.model_cache.NotCached`) passes through both: :func:`app.lanes.install_lanes` handles it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import gradio as gr
 
 import cam_core
+from app.model_cache import ModelLoading, NotCached
 
 LOGGER = logging.getLogger("cam_explainer")
 P = ParamSpec("P")
@@ -33,6 +36,15 @@ def without_paths(message: str) -> str:
     return _ABSOLUTE_PATH.sub("<path>", message)
 
 
+class LoadingNotice(gr.Error):
+    """A model the event needs is loading in the background (:class:`~app.model_cache.ModelLoading`, kept as
+    ``loading``), as a ``gr.Error`` that says so and about how long it takes."""
+
+    def __init__(self, loading: ModelLoading) -> None:
+        super().__init__(str(loading), print_exception=False)
+        self.loading = loading
+
+
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn library errors into ``gr.Error`` with their message; log anything unexpected and say so plainly."""
 
@@ -40,8 +52,10 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
+        except (gr.Error, NotCached):
             raise
+        except ModelLoading as exc:
+            raise LoadingNotice(exc) from exc
         except cam_core.CamError as exc:
             raise gr.Error(without_paths(str(exc)), print_exception=False) from exc
         except Exception as exc:

@@ -13,11 +13,12 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 import cam_core
 from app import files, inputs, models, plots, render, texts
 from app.errors import user_errors
+from app.eval_budget import check_budget, photo_size, with_deadline
+from app.model_cache import LONG_JOB_LOAD_WAIT_S
 from app.state import get_model
 from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv, read_boxes_csv_for_uploads
@@ -75,13 +76,12 @@ def _uploads_by_name(images: Any) -> dict[str, str]:
 
 def _too_big(path: Path) -> str:
     """Why a photo is too large to evaluate in the app ("" if it is not), from its header alone."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    size = photo_size(path)
+    if size is None:
         return ""  # the evaluation itself reports what is wrong with the file
-    if width * height > MAX_EVAL_PIXELS:
-        return f"{width}x{height} is over the in-app limit of {MAX_EVAL_PIXELS // 10**6} MP per photo; use the CLI"
+    if size.width * size.height > MAX_EVAL_PIXELS:
+        limit = MAX_EVAL_PIXELS // 10**6
+        return f"{size.width}x{size.height} is over the in-app limit of {limit} MP per photo; use the CLI"
     return ""
 
 
@@ -183,21 +183,24 @@ def run_evaluation(
 
     ``resolution`` is the Resolution menu's value (``"448/16"``): the photos are stretched to its input size and
     the model is built at its output stride, as on the main tab (a checkpoint family gives its member trained
-    there, or the nearest: :func:`app.models.member`).
+    there, or the nearest: :func:`app.models.member`). A set over the time budget is refused before any photo is
+    decoded or any model loaded, and a run over the deadline is stopped (:mod:`app.eval_budget`).
     """
     at = inputs.resolution_choice(resolution)
-    loaded = cam_core.with_input_size(get_model(models.member(model, at), at.output_stride), at.input_size)
     outcomes: list[ImageOutcome] = []
     skipped: list[dict[str, str]]
     if use_examples is True:
         samples, skipped = read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES), []
     else:
         samples, skipped = uploaded_samples(images, boxes_csv)
+    check_budget([size for sample in samples if (size := photo_size(sample.path)) is not None], at)  # before any work
+    network = get_model(models.member(model, at), at.output_stride, wait_s=LONG_JOB_LOAD_WAIT_S)
+    loaded = cam_core.with_input_size(network, at.input_size)
     result = evaluate(
         loaded,
         samples,
         batch_size=8,
-        progress=lambda done, total: progress(done / total, desc=f"{done}/{total} photos"),
+        progress=with_deadline(lambda done, total: progress(done / total, desc=f"{done}/{total} photos")),
         on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
     )
     # file names only: the server's folders are nobody's business

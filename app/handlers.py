@@ -20,7 +20,7 @@ import numpy as np
 
 import cam_core
 from app import files, inputs, views
-from app.errors import user_errors
+from app.errors import LoadingNotice, user_errors
 from app.explanation import (
     Explanation,
     explain_arrays,
@@ -71,8 +71,8 @@ class ResolutionSwitch(NamedTuple):
 
 
 class LinkedViews(NamedTuple):
-    """:class:`~app.views.LocalizationViews` plus the swipe pictures and the export zip (``None`` each while its tab
-    is hidden; so is ``payload``, the export tab's JSON).
+    """:class:`~app.views.LocalizationViews` plus the swipe pictures (``None`` while their tab is hidden; so is
+    ``payload``, the export tab's JSON). The export zip is made on request only (:func:`export_zip`).
 
     ``None``, not ``gr.skip()``: Gradio answers a skip by building a new component and updating the session's
     config (~1.5 ms each on the slider path, ``bench/bench_browser.py``); a hidden tab's view is redrawn when the
@@ -85,7 +85,6 @@ class LinkedViews(NamedTuple):
     caption: str
     payload: dict[str, Any] | None
     swipe: Any
-    download: Any
 
 
 class DrawnBox(NamedTuple):
@@ -180,6 +179,8 @@ def on_model(model: str, session: Session | None, resolution: Any = DEFAULT_RESO
     shown = session.model if session is not None else cam_core.DEFAULT_MODEL
     try:
         return _switch_model(model, session, resolution)
+    except LoadingNotice:  # said by the page's own status line, which then finishes the switch (app.model_loading)
+        raise
     except gr.Error as exc:
         status = f"⚠️ {exc.message} The panels still show **{_loaded(shown, session).name}**."
         return ModelSwitch(gr.update(value=shown), gr.skip(), gr.skip(), status, gr.skip())
@@ -223,6 +224,8 @@ def on_resolution(choice: Any, class_choice: Any, model: Any, session: Session |
     """
     try:
         return _switch_resolution(choice, class_choice, model, session)
+    except LoadingNotice:  # as in on_model
+        raise
     except gr.Error as exc:
         back = gr.update(value=session.resolution.value) if session is not None else gr.update()
         return ResolutionSwitch(back, gr.skip(), gr.skip(), f"⚠️ {exc.message}", gr.skip())
@@ -265,24 +268,21 @@ def render_localization(request: ViewRequest) -> views.LocalizationViews:
 
 @user_errors
 def render_linked(request: ViewRequest, tab: str | None) -> LinkedViews:
-    """:func:`render_localization` plus the swipe pictures and the export zip, each only while its tab is open.
+    """:func:`render_localization` plus the swipe pictures and the export tab's JSON, each only while its tab is open.
 
-    The swipe view needs two encoded pictures and the zip five, so each is redrawn only where someone can
-    see it; opening its tab draws it for the current controls (:func:`swipe_pair`, :func:`export_views`).
-    The export tab's JSON is sent only while that tab is open too: rendering its tree in the page cost every
-    slider move time the user could see (``bench/bench_browser.py``).
-    The zip is made *before* the click: a ``gr.DownloadButton`` downloads the value it holds when clicked,
-    so a zip made by the click itself would arrive one click late.
+    The swipe view needs two encoded pictures, so it is redrawn only where someone can see it; opening its tab
+    draws it for the current controls (:func:`swipe_pair`). The export tab's JSON is sent only while that tab is
+    open too: rendering its tree in the page cost every slider move time the user could see
+    (``bench/bench_browser.py``). No zip here: a slider move never writes one (:func:`export_zip`, on request).
     """
     ex = explain_request(request)
     swipe = views.swipe_pictures(ex, request.gt) if tab == SWIPE_TAB else None
-    download = zip_file(ex, request.gt) if tab == EXPORT_TAB else None
     shown = views.localization_views(ex, request.gt)
     payload = shown.payload if tab == EXPORT_TAB else None
-    return LinkedViews(shown.plain, shown.ours, shown.histogram, shown.masks, shown.caption, payload, swipe, download)
+    return LinkedViews(shown.plain, shown.ours, shown.histogram, shown.masks, shown.caption, payload, swipe)
 
 
-CLEARED = LinkedViews("", "", "", "", "", {}, None, None)
+CLEARED = LinkedViews("", "", "", "", "", {}, None)
 """Every linked view emptied (no photo, or a refused one)."""
 
 
@@ -383,17 +383,21 @@ def zip_file(ex: Explanation, gt: np.ndarray | None) -> str:
     return path
 
 
-class ExportViews(NamedTuple):
-    """The export tab: the download button's zip and the JSON (``None`` / ``{}`` before a photo)."""
-
-    download: str | None
-    payload: dict[str, Any]
+@user_errors
+def export_json(request: ViewRequest) -> dict[str, Any]:
+    """The export tab's JSON for the current controls, drawn when the tab opens (``{}`` before a photo)."""
+    if request.session is None:
+        return {}
+    ex = explain_request(request)
+    return views.explanation_json(ex, request.gt)
 
 
 @user_errors
-def export_views(request: ViewRequest) -> ExportViews:
-    """The export tab's zip and JSON for the current controls, made when the tab opens (none before a photo)."""
-    if request.session is None:
-        return ExportViews(None, {})
-    ex = explain_request(request)
-    return ExportViews(zip_file(ex, request.gt), views.explanation_json(ex, request.gt))
+def export_zip(request: ViewRequest) -> str:
+    """The zip of the JSON and the pictures for the controls at the click (fast lane; the browser then downloads it:
+    :meth:`app.wiring.Wiring.prepared_download`).
+
+    Raises:
+        InvalidImageError: no photo yet.
+    """
+    return zip_file(explain_request(request), request.gt)

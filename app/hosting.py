@@ -10,7 +10,14 @@ or a Space that calls ``demo.launch()`` gets the same protection as ``python app
   then get 503);
 * after each upload, files this app received are deleted oldest first until the upload folder's share
   is within :data:`UPLOAD_BUDGET_BYTES` (example files Gradio keeps are never deleted), and Gradio's
-  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S`.
+  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S`;
+* unqueued events (``run/predict``, ``run/<name>``) pass :class:`~app.fair_queue.UnqueuedGate`: a few per
+  client address at once, a few in all.
+
+Its :meth:`~ExplainerBlocks.queue` is :class:`~app.fair_queue.FairQueue` (per-client shares, one long job per
+visitor, round-robin within a lane), holding at most :data:`~app.fair_queue.MAX_QUEUE` waiting events, with
+the REST routes closed to queued events (``api_open=False``: a queued event cannot be run around the queue
+through ``run/predict``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.fair_queue import MAX_QUEUE, FairQueue, UnqueuedGate
+from app.lanes import scope_address
 
 LOGGER = logging.getLogger("cam_explainer")
 MAX_BODY_BYTES = 1 * 2**20
@@ -39,6 +49,14 @@ OPTIONAL_TRAILING_INPUTS = {"explain": 2}
 
 class _TooLargeError(Exception):
     pass
+
+
+def is_unqueued_call(scope: Scope) -> bool:
+    """Whether an HTTP request runs an event without the queue (``POST .../run/<name>`` or ``.../api/<name>``)."""
+    if scope["method"] != "POST":
+        return False
+    parts = scope["path"].rstrip("/").split("/")
+    return len(parts) >= 3 and parts[-2] in ("run", "api")
 
 
 def prune_uploads(blocks: gr.Blocks, budget: int | None = None) -> int:
@@ -84,10 +102,18 @@ class RequestLimits:
         self.app = app
         self.blocks = blocks
         self.uploads = asyncio.Semaphore(MAX_CONCURRENT_UPLOADS)
+        self.unqueued = UnqueuedGate()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if is_unqueued_call(scope):
+            async with self.unqueued.slot(scope_address(scope)) as admitted:
+                if admitted:
+                    await self._limited(scope, receive, send, MAX_BODY_BYTES)
+                else:
+                    await _reply(send, 429, "Too many requests from your address at once; try again in a moment.")
             return
         upload = scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/upload")
         if not upload:
@@ -144,6 +170,23 @@ class ExplainerBlocks(gr.Blocks):
     """``gr.Blocks`` whose every launch is a public-safe launch (see the module docstring)."""
 
     css: str = ""  # type: ignore[assignment]  # Gradio declares it None until launch; set by build_demo
+
+    def queue(self, *args: Any, **kwargs: Any) -> ExplainerBlocks:
+        """Gradio's ``queue`` with its queue replaced by :class:`~app.fair_queue.FairQueue` (same settings),
+        at most :data:`~app.fair_queue.MAX_QUEUE` waiting events and ``api_open=False`` unless given."""
+        kwargs.setdefault("api_open", False)
+        kwargs.setdefault("max_size", MAX_QUEUE)
+        super().queue(*args, **kwargs)
+        plain = self._queue
+        self._queue = FairQueue(
+            live_updates=plain.live_updates,
+            concurrency_count=plain.max_thread_count,
+            update_intervals=plain.update_intervals,
+            max_size=plain.max_size,
+            blocks=self,
+            default_concurrency_limit=plain.default_concurrency_limit,
+        )
+        return self
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")

@@ -68,6 +68,8 @@ T = TypeVar("T")
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_UPLOAD_MB = 20
 NOT_A_FILE = "The upload did not arrive as a file; upload it again."
+MAX_CRF_ITERATIONS = 20
+"""Mean-field iterations a CRF event may ask for: the CRF tab's slider range, also over raw HTTP."""
 
 
 def allowed_roots() -> tuple[str, ...]:
@@ -250,7 +252,8 @@ def crf_params(
     """The CRF sliders' raw values as :class:`~cam_core.crf.CrfParams` (which checks the ranges itself).
 
     Raises:
-        ParameterError: not a number in ``[0, 1000]``, or ``iterations`` not a whole number in ``[1, 100]``.
+        ParameterError: not a number in ``[0, 1000]``, or ``iterations`` not a whole number in
+            ``[1, MAX_CRF_ITERATIONS]`` (the slider's range: a CRF's time grows with it, and it runs in the slow lane).
     """
     value = lambda raw, name: number(raw, name, 0.0, 1000.0)  # noqa: E731
     return CrfParams(
@@ -259,7 +262,7 @@ def crf_params(
         value(bilateral_sxy, "bilateral_sxy"),
         value(bilateral_srgb, "bilateral_srgb"),
         value(bilateral_compat, "bilateral_compat"),
-        integer(iterations, "iterations", 1, 100),
+        integer(iterations, "iterations", 1, MAX_CRF_ITERATIONS),
     )
 
 

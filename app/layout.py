@@ -283,7 +283,6 @@ class Page:
             "caption": c.caption,
             "payload": self.export.json,
             "swipe": self.swipe.view,
-            "download": self.export.download,
             "gt_text": self.sidebar.gt_box,
         }
 

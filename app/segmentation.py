@@ -28,6 +28,7 @@ from PIL import Image
 
 import cam_core
 from app import files, html_views, inputs
+from app.crf_worker import mean_field_in_worker
 from app.explanation import resolve_class, short_name
 from app.inputs import Controls, Entrance, need_session
 from app.models import tap_partner
@@ -208,9 +209,11 @@ def segment_pair(request: SegRequest) -> SegPair:
 
 
 def refine_pair(pair: SegPair, params: CrfParams) -> SegPair:
-    """Both label maps refined by the (n + 1)-label dense CRF on the display-size photo (~0.6 s each)."""
-    photo = pair.session.display
-    return replace(pair, plain=pair.plain.refine(photo, params), ours=pair.ours.refine(photo, params))
+    """Both label maps refined by the (n + 1)-label dense CRF on the display-size photo (~0.6 s each), in the CRF
+    worker process (:mod:`app.crf_worker`: the inference holds the GIL)."""
+    photo, run = pair.session.display, mean_field_in_worker
+    plain, ours = pair.plain.refine(photo, params, runner=run), pair.ours.refine(photo, params, runner=run)
+    return replace(pair, plain=plain, ours=ours)
 
 
 def class_choices(analysis: Analysis, extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:

@@ -52,7 +52,8 @@ class SegmentationTab:
     legend: gr.HTML
     caption: gr.Markdown
     refine: gr.Button
-    download: gr.DownloadButton
+    download: gr.Button
+    zip_file: gr.File
     follow: gr.Button
 
     @property
@@ -84,10 +85,11 @@ def build_segmentation_tab() -> SegmentationTab:
         caption = gr.Markdown(elem_classes="caption", elem_id="seg-caption")
         with gr.Row():
             refine = gr.Button("Refine both label maps with dense CRF", interactive=crf.crf_available())
-            download = gr.DownloadButton("Download label PNGs + JSON (.zip)")
+            download = gr.Button("Download label PNGs + JSON (.zip)", elem_id="seg-download")
+        zip_file = gr.File(visible=False, elem_id="seg-download-file")  # the made zip: the browser downloads it
         follow = gr.Button("Redraw", elem_id="seg-follow", elem_classes="trigger-only")  # clicked by FOLLOW_JS
     return SegmentationTab(
-        tab, classes, search, top_k, floor, notice, plain, ours, legend, caption, refine, download, follow
+        tab, classes, search, top_k, floor, notice, plain, ours, legend, caption, refine, download, zip_file, follow
     )
 
 
@@ -162,7 +164,7 @@ def refine_segmentation(request: SegRequest, params: CrfParams) -> SegViews:
 
 @user_errors
 def download_segmentation(request: SegRequest) -> tuple[str]:
-    """The zip of both label PNGs (photo size) and their JSON sidecars (one output: the download button)."""
+    """The zip of both label PNGs (photo size) and their JSON sidecars (one output: the file the browser downloads)."""
     return (seg.export_zip(request),)
 
 
@@ -180,12 +182,10 @@ def wire_segmentation(w: Wiring) -> None:
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
     for name in page.controls.by_field():  # with every control's view update; a request only while the tab is open
         w.in_browser_with_update(name, FOLLOW_JS)
-    tab.follow.click(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
-    for component in (tab.top_k, tab.min_probability):
-        component.change(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
-    tab.classes.input(live, [*inputs, page.open_tab], outputs, api_name="segmentation_live", **w.instant)
+    for listener in (tab.follow.click, tab.top_k.change, tab.min_probability.change, tab.classes.input):
+        w.instant_views(listener, live, [*inputs, page.open_tab], outputs, api_name="segmentation_live")
     opened = with_notice(event(open_segmentation, SEG), len(SegViews._fields))
-    tab.tab.select(opened, inputs, outputs, api_name="segmentation_open", **w.instant)
+    w.instant_views(tab.tab.select, opened, inputs, outputs, api_name="segmentation_open")
     photo = with_notice(event(new_photo, SEG), len(SegViews._fields) + 1)
     page.session.change(photo, [*inputs, page.open_tab], [*tab.views, tab.classes, tab.notice], **w.instant)
     added = tab.search.input(
@@ -195,6 +195,7 @@ def wire_segmentation(w: Wiring) -> None:
     added.then(None, None, [tab.search], js="() => null")  # browser-only: emptied for the next search
     refine = with_notice(event(refine_segmentation, SEG, CRF), len(SegViews._fields))
     crf_inputs = components({**named, **page.crf.sliders}, SEG, CRF)
-    tab.refine.click(refine, crf_inputs, outputs, api_name="segmentation_crf", api_visibility=visibility, **w.heavy)
+    tab.refine.click(refine, crf_inputs, outputs, api_name="segmentation_crf", api_visibility=visibility, **w.slow)
     download = with_notice(event(download_segmentation, SEG), 1)
-    tab.download.click(download, inputs, [tab.download, tab.notice], api_name="segmentation_zip", **w.quiet)
+    w.prepared_download(tab.download, download, inputs, [tab.zip_file, tab.notice], w.slow,
+                        api_name="segmentation_zip", api_visibility=visibility)  # fmt: skip

@@ -7,21 +7,17 @@ to the analysis of those exact pixels, so sessions cannot see each other's resul
 (same photo, example or API call) reuses its forward pass. The cache is an LRU bounded in bytes; an evicted
 entry is recomputed from the session's display copy on next use.
 
-Models are cached by ``(name, output_stride)`` (the stride builds another network; the input size does not:
-it is :func:`cam_core.with_input_size`'s business, per analysis).
+Models live in :mod:`app.model_cache` (loaded in the background, never inside an event); :func:`get_model` and
+:func:`register_model` are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,11 +25,21 @@ import numpy as np
 
 import cam_core
 from app import models
+from app.model_cache import CACHE_ONLY_FLAG, MODELS, ModelLoading, NotCached, cache_only, get_model, register_model
 from app.models import CHECKPOINT_DIR, Resolution, checkpoint_names
 from cam_core.cam import Analysis
-from cam_core.resolution import check_output_stride
 
-__all__ = ["CHECKPOINT_DIR", "Resolution", "checkpoint_names"]  # re-exported: older imports read them here
+__all__ = [  # re-exported: older imports read them here
+    "CHECKPOINT_DIR",
+    "MODELS",
+    "ModelLoading",
+    "NotCached",
+    "Resolution",
+    "cache_only",
+    "checkpoint_names",
+    "get_model",
+    "register_model",
+]
 
 T = TypeVar("T")
 CACHE_BYTES = int(float(os.environ.get("CAM_CACHE_MB", "768")) * 2**20)
@@ -149,122 +155,6 @@ class SmallLRU:
 
 
 ANALYSES = AnalysisCache()
-MAX_MODELS = 4
-"""Loaded models kept beyond the default model (each stride of a model counts once)."""
-LOAD_TIMEOUT_S = float(os.environ.get("CAM_LOAD_TIMEOUT_S", "120"))
-"""How long an event waits for a model to load (a hub download) before it says so; the load goes on."""
-FAILURE_MEMORY_S = 300.0
-"""A failed load is answered from memory for this long instead of being retried (one slow offline pick
-must not stall the page again on every click)."""
-
-ModelKey = tuple[str, int]
-"""``(name, output_stride)``: a dilated network is another network (same weights)."""
-
-
-class ModelCache:
-    """Models by ``(menu name, output_stride)``, loaded at most once each, outside any lock that other models need.
-
-    Each key has its own future: a slow hub download of one model never blocks the default model
-    or another user's upload, and a caller waits at most :data:`LOAD_TIMEOUT_S`. Failures are
-    remembered for :data:`FAILURE_MEMORY_S`. Names are checked against the menu before anything loads.
-    """
-
-    def __init__(self, max_models: int = MAX_MODELS) -> None:
-        self.max_models = max_models
-        self._futures: OrderedDict[ModelKey, Future[cam_core.LoadedModel]] = OrderedDict()
-        self._failed_at: dict[ModelKey, float] = {}
-        self._registered: dict[ModelKey, cam_core.LoadedModel] = {}
-        # guards the dicts only; never held while a model loads. Reentrant: a load that fails at once (a stride
-        # the architecture refuses) is done before `add_done_callback`, which then runs `_finished` right there
-        self._lock = threading.RLock()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-load")
-
-    def known(self) -> set[str]:
-        """Names that may be loaded: the registry, the shipped checkpoints with a card, registered models."""
-        with self._lock:
-            registered = {name for name, _ in self._registered}
-        return set(cam_core.MODELS) | set(checkpoint_names()) | registered
-
-    def register(self, name: str, loaded: cam_core.LoadedModel) -> None:
-        """Make an already loaded model available under ``name`` at its own output stride (benchmarks and tests:
-        tiny or offline models); asked for at another stride, ``name`` is refused, never rebuilt."""
-        with self._lock:
-            self._registered[(name, loaded.output_stride)] = loaded
-
-    def get(self, name: Any, output_stride: int = 32) -> cam_core.LoadedModel:
-        """The loaded model ``name`` (a menu value) built with ``output_stride``, loading it on first use.
-
-        Raises:
-            UnknownModelError: not a menu value (never treated as a path or a hub name).
-            ParameterError: ``output_stride`` not 32 / 16 / 8, not supported by the architecture, or a
-                registered model asked for at a stride it was not built with.
-            WeightsUnavailableError: the load did not finish within :data:`LOAD_TIMEOUT_S`.
-            CamError: the load failed (the same error for :data:`FAILURE_MEMORY_S`).
-        """
-        if not isinstance(name, str) or name not in self.known():
-            menu = sorted(set(cam_core.MODELS) | set(checkpoint_names()))
-            raise cam_core.UnknownModelError(f"Unknown model {str(name)[:60]!r}: `model` must be one of {menu}.")
-        key = (name, check_output_stride(output_stride))
-        with self._lock:
-            if key in self._registered:
-                return self._registered[key]
-            if any(registered == name for registered, _ in self._registered):
-                raise cam_core.ParameterError(f"{name} is registered with another output stride than {output_stride}.")
-            future = self._futures.get(key)
-            failed = future is not None and future.done() and future.exception() is not None
-            if future is None or (failed and time.monotonic() - self._failed_at.get(key, 0.0) > FAILURE_MEMORY_S):
-                future = self._pool.submit(_load, *key)
-                future.add_done_callback(functools.partial(self._finished, key))
-                self._futures[key] = future
-            self._futures.move_to_end(key)
-        try:
-            return future.result(timeout=LOAD_TIMEOUT_S)
-        except FutureTimeout:
-            raise cam_core.WeightsUnavailableError(
-                f"Loading {name} did not finish within {LOAD_TIMEOUT_S:.0f} s (its weights download from the "
-                "Hugging Face Hub; is this server offline?). The other models keep working."
-            ) from None
-
-    def _finished(self, key: ModelKey, future: Future[cam_core.LoadedModel]) -> None:
-        with self._lock:
-            if future.exception() is not None:
-                self._failed_at[key] = time.monotonic()
-            loaded = [k for k, f in self._futures.items() if f.done() and f.exception() is None]
-            for old in loaded[: max(0, len(loaded) - self.max_models)]:
-                if old != key and old[0] != cam_core.DEFAULT_MODEL:
-                    del self._futures[old]
-
-
-MODELS = ModelCache()
-
-
-def get_model(name: Any, output_stride: int = 32) -> cam_core.LoadedModel:
-    """Load (once) and return a model by menu value (registry name or shipped checkpoint) and output stride;
-    read-only afterwards. A checkpoint name is taken as it is here (:func:`get_analysis` picks the family member).
-
-    Raises:
-        cam_core.CamError: not a menu value, weights unavailable or too slow, inexact head, bad checkpoint,
-            an output stride the architecture cannot be built with.
-    """
-    return MODELS.get(name, output_stride)
-
-
-def register_model(name: str, loaded: cam_core.LoadedModel) -> None:
-    """Put an already loaded model into the cache under ``name`` (benchmarks: random-init hub models offline)."""
-    MODELS.register(name, loaded)
-
-
-def _load(name: str, output_stride: int) -> cam_core.LoadedModel:
-    try:
-        if name in checkpoint_names():  # a menu value: never a path
-            from cam_core.checkpoint import load_checkpoint
-
-            return load_checkpoint(models.CHECKPOINT_DIR / f"{name}.safetensors", output_stride=output_stride)
-        return cam_core.load_model(name, output_stride=output_stride)
-    except cam_core.ParameterError as exc:  # the library says `output_stride=32`; the page calls it Resolution
-        if output_stride == 32:
-            raise
-        raise cam_core.ParameterError(f"{exc} In the app: pick a Resolution with stride 32 for it.") from exc
 
 
 def analysis_key(analysis: Analysis) -> tuple[object, ...]:
@@ -293,6 +183,8 @@ def get_analysis(session: Session, model: str) -> Analysis:
     cached = ANALYSES.get(name, resolution, session.image_hash)
     if cached is not None:
         return cached
+    if CACHE_ONLY_FLAG.get():  # an unqueued event: no forward pass here, the queue runs it (app.lanes)
+        raise NotCached(f"no analysis of this photo with {name} at {resolution.value}")
     loaded = get_model(name, resolution.output_stride)
     analysis = cam_core.analyze(loaded, session.display, input_size=resolution.input_size)
     ANALYSES.put(name, resolution, session.image_hash, analysis)

@@ -216,16 +216,19 @@ def build_evaluate_tab() -> EvaluateTab:
 
 @dataclass(frozen=True)
 class ExportTab:
-    """The explanation's JSON and the zip download (made while the tab is open, before any click)."""
+    """The explanation's JSON and the zip download: a click makes the zip of what is on screen (queued), then the
+    browser downloads it (``zip_file``: the hidden holder of the made file)."""
 
     tab: gr.Tab
     json: gr.JSON
-    download: gr.DownloadButton
+    download: gr.Button
+    zip_file: gr.File
 
 
 def build_export_tab() -> ExportTab:
     """JSON & export."""
     with gr.Tab(EXPORT_TAB) as tab:
         json = gr.JSON(label="Explanation (boxes in original-image pixels)")
-        download = gr.DownloadButton("Download JSON + PNGs (.zip)", elem_id="download")
-    return ExportTab(tab, json, download)
+        download = gr.Button("Download JSON + PNGs (.zip)", elem_id="download")
+        zip_file = gr.File(visible=False, elem_id="download-file")
+    return ExportTab(tab, json, download, zip_file)

@@ -7,24 +7,17 @@ registered in :mod:`app.wiring` and converted on arrival in :mod:`app.inputs`; t
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
-import torch
 
 import cam_core
 from app import texts
 from app.files import render_dir
 from app.hosting import ExplainerBlocks
 from app.inputs import DEFAULT_RESOLUTION
+from app.lanes import install_lanes
 from app.layout import build_page
 from app.state import get_model
 from app.wiring import wire_page
-
-ANALYSIS_CONCURRENCY = int(os.environ.get("CAM_ANALYSIS_CONCURRENCY", "1"))
-"""Events that run a forward pass, an evaluation or a CRF at once (one queue group); see bench/bench_load.py."""
-TORCH_THREADS = int(os.environ.get("CAM_TORCH_THREADS", "0"))
-"""torch intra-op threads (0: torch's default, one per core); see bench/bench_load.py."""
 
 
 def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
@@ -35,16 +28,15 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             and add ``/noop`` events (queued and unqueued). For benchmarks and tests only; the app keeps them private.
     """
     gr.set_static_paths([render_dir()])  # the app's own pictures, served without a copy into Gradio's cache
-    if TORCH_THREADS > 0:
-        torch.set_num_threads(TORCH_THREADS)
     get_model(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION.output_stride)  # loaded before the first request: no wait
     with ExplainerBlocks(title="CAM Explainer") as demo:
         page = build_page()
-        wire_page(page, ANALYSIS_CONCURRENCY, "undocumented" if expose_ui_events else "private")
+        wire_page(page, "undocumented" if expose_ui_events else "private")
         if expose_ui_events:
             noop = gr.Button(visible=False)
             noop.click(lambda: None, None, None, api_name="noop", api_visibility="undocumented")
             noop.click(lambda: None, None, None, api_name="noop_direct", api_visibility="undocumented", queue=False)
-    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.queue(default_concurrency_limit=4)  # FairQueue, api_open=False, MAX_QUEUE: app/hosting.py
+    install_lanes(demo)  # each lane's torch threads; unqueued events only read the caches (app/lanes.py)
     demo.css = texts.CSS
     return demo

@@ -23,10 +23,22 @@ from app import evaluation, handlers
 from app.deeplink import after_photo_step, wire_links
 from app.errors import user_errors, with_notice
 from app.inputs import CRF, DRAG, VIEW, Entrance
+from app.lanes import FAST, SLOW, lane_options
 from app.layout import Page
+from app.model_loading import answering_at_once, build_load_watch, wire_model_loads
 from app.segmentation_tab import wire_segmentation
 
 R = TypeVar("R")
+DOWNLOAD_JS = """(file) => {
+  if (!file || !file.url) return;
+  const link = document.createElement("a");
+  link.href = file.url;
+  link.download = file.orig_name || "";
+  document.body.append(link);
+  link.click();
+  link.remove();
+}"""
+"""Browser-only step: download a file component's new value (see :meth:`Wiring.prepared_download`)."""
 
 
 def event(handler: Callable[..., R], *entrances: Entrance[Any]) -> Callable[..., R]:
@@ -75,16 +87,18 @@ class Wiring:
 
     Attributes:
         page: the laid-out components.
-        heavy: options of events that run a forward pass, an evaluation or a CRF: one concurrency group
-            sized by measurement (``bench/bench_load.py --sweep``).
-        quiet: options of UI-only events (hidden progress, only the latest of a burst runs).
-        instant: ``quiet`` without the queue, for slider-speed events (a few ms of work, no network): one
+        fast: options of the fast lane (:mod:`app.lanes`): a photo's analysis, class search, short views.
+        slow: options of the slow lane: Evaluate, CRF, Segmentation CRF and zip (one per visitor at a time).
+        quiet: options of UI-only queued events (hidden progress, only the latest of a burst runs; fast lane).
+        instant: ``quiet`` without the queue, for slider-speed events (a few ms of work over the caches): one
             HTTP request instead of join + status stream, each of which costs the browser a round of
-            Gradio's state bookkeeping.
+            Gradio's state bookkeeping. Such an event never runs a forward pass, loads a model or writes
+            a zip: on a cache miss it fails quietly and :meth:`instant_views` runs it again in the fast lane.
     """
 
     page: Page
-    heavy: dict[str, Any]
+    fast: dict[str, Any]
+    slow: dict[str, Any]
     quiet: dict[str, Any]
     instant: dict[str, Any]
     wired_controls: set[str] = field(default_factory=set)
@@ -96,6 +110,34 @@ class Wiring:
     browser just before its request, so a move is **one** Gradio dependency (a chained ``.then`` step cost the page a
     round of Gradio's bookkeeping right after the answer, before the moved box was drawn: ``bench/bench_browser.py``,
     0.94x without it)."""
+
+    @property
+    def heavy(self) -> dict[str, Any]:
+        """The slow lane's options (this field's name before the lanes)."""
+        return self.slow
+
+    def instant_views(self, listener: Callable[..., Any], fn: Callable[..., Any], inputs: Any, outputs: Any,
+                      **options: Any) -> Any:  # fmt: skip
+        """``listener(fn, ...)`` unqueued (:attr:`instant`), and the same ``fn`` again through the fast lane when
+        the unqueued run missed the caches (:class:`app.state.NotCached`: the first TAP toggle, an analysis dropped
+        from memory). Returns the unqueued dependency."""
+        dependency = listener(fn, inputs, outputs, **self.instant, **options)
+        queued = {**options, "js": None}
+        if options.get("api_name"):
+            queued["api_name"] = f"{options['api_name']}_queued"
+        dependency.failure(fn, inputs, outputs, **{**self.quiet, "show_progress": "minimal"}, **queued)
+        return dependency
+
+    def prepared_download(self, button: Any, fn: Callable[..., Any], inputs: Any, outputs: list[Any],
+                          lane: dict[str, Any], **options: Any) -> Any:  # fmt: skip
+        """A click on ``button`` makes a file with ``fn`` (queued in ``lane``) into the hidden file component
+        ``outputs[0]``; each new file there is then downloaded by the browser (:data:`DOWNLOAD_JS`), so the first
+        click downloads what is on screen at the click. (A ``gr.DownloadButton`` downloads the value it holds
+        when clicked: a file made by that click would arrive one click late.) An error leaves the holder as it
+        was: nothing is downloaded."""
+        made = button.click(fn, inputs, outputs, **lane, **options)
+        outputs[0].change(None, [outputs[0]], None, js=DOWNLOAD_JS)
+        return made
 
     def in_browser_with_update(self, name: str, js: str) -> None:
         """Run the JavaScript function ``js`` on control ``name``'s new value whenever that control updates the views
@@ -142,54 +184,68 @@ class Wiring:
         self.render_rest(dependency.success(photo_now, self.view_inputs, self.view_outputs, **self.instant))
 
 
-def wire_sidebar(w: Wiring) -> None:
-    """A new photo, model or resolution (one forward pass), a class picked or searched, a typed or cleared ground
-    truth."""
+def wire_analyses(w: Wiring) -> None:
+    """A new photo, model or resolution: one forward pass each (fast lane), then every view redrawn. A model still
+    loading is said at once and the event runs again when it is ready (:mod:`app.model_loading`)."""
     page, side = w.page, w.page.sidebar
     named = {"session": page.session, "class_pick": side.class_pick, "status": side.status, "tap": page.controls.tap,
              "model": side.model, "resolution": side.resolution}  # fmt: skip
     visibility = w.quiet["api_visibility"]
+    loads = build_load_watch()
     side.image.change(None, None, side.gt_box, js="() => ''")  # browser-only: a new photo drops the old ground truth
-    photo = side.image.change(
-        handlers.on_photo,
-        [side.image, side.model, side.resolution],
-        outputs(named, handlers.Photo),
-        preprocess=False,
-        api_visibility=visibility,
-        api_name="on_image",  # the name benchmarks and tests call it by
-        **w.heavy,
-    )
-    w.render_all(after_photo_step(w, photo))  # a deep link's class and controls first (app/deeplink.py)
-    model = side.model.input(  # the user's pick only: a failed load puts the old value back without a new event
-        handlers.on_model,
-        [side.model, page.session, side.resolution],
-        outputs(named, handlers.ModelSwitch),
-        api_visibility="private",
-        **w.heavy,
-    )
-    w.render_all(model)
+    photo = answering_at_once(handlers.on_photo, "photo", handlers.Photo)
+    for trigger, api_name in ((side.image.change, "on_image"), (loads.done["photo"].change, "on_image_loaded")):
+        dependency = trigger(
+            photo,
+            [side.image, side.model, side.resolution],
+            [*outputs(named, handlers.Photo), *loads.outputs],
+            preprocess=False,
+            api_visibility=visibility,
+            api_name=api_name,  # the name benchmarks and tests call it by
+            **w.fast,
+        )
+        w.render_all(after_photo_step(w, dependency))  # a deep link's class and controls first (app/deeplink.py)
+    model = answering_at_once(handlers.on_model, "model", handlers.ModelSwitch)
+    # the user's pick only: a failed load puts the old value back without a new event
+    for trigger, api_name in ((side.model.input, "on_model"), (loads.done["model"].change, "on_model_loaded")):
+        w.render_all(trigger(
+            model,
+            [side.model, page.session, side.resolution],
+            [*outputs(named, handlers.ModelSwitch), *loads.outputs],
+            api_visibility="private",
+            api_name=api_name,
+            **w.fast,
+        ))  # fmt: skip
     # `.change`, not `.input`: a preset sets the resolution too; a failed change puts the old value back, whose
     # own change event then finds its analysis in the cache
-    resolution = side.resolution.change(
-        handlers.on_resolution,
-        [side.resolution, side.class_pick, side.model, page.session],
-        outputs(named, handlers.ResolutionSwitch),
-        api_visibility=visibility,
-        api_name="on_resolution",
-        **w.heavy,
-    )
-    w.render_all(resolution)
+    resolution = answering_at_once(handlers.on_resolution, "resolution", handlers.ResolutionSwitch)
+    done = loads.done["resolution"].change
+    for trigger, api_name in ((side.resolution.change, "on_resolution"), (done, "on_resolution_loaded")):
+        w.render_all(trigger(
+            resolution,
+            [side.resolution, side.class_pick, side.model, page.session],
+            [*outputs(named, handlers.ResolutionSwitch), *loads.outputs],
+            api_visibility=visibility,
+            api_name=api_name,
+            **w.fast,
+        ))  # fmt: skip
+    wire_model_loads(w, loads)
+
+
+def wire_sidebar(w: Wiring) -> None:
+    """A class picked or searched, a typed or cleared ground truth, the preset left by hand (the analyses:
+    :func:`wire_analyses`)."""
+    page, side = w.page, w.page.sidebar
     side.resolution.input(None, None, page.controls.preset, js="() => 'custom'")  # by hand: the preset is left
-    w.render_rest(side.class_pick.input(w.render_now, w.view_inputs, w.view_outputs, **w.instant))
+    w.render_rest(w.instant_views(side.class_pick.input, w.render_now, w.view_inputs, w.view_outputs))
     searched = side.class_search.input(
-        handlers.pick_class, [side.class_search, page.session], [side.class_pick], api_visibility="private"
+        handlers.pick_class, [side.class_search, page.session], [side.class_pick], api_visibility="private", **w.fast
     )
     w.render_all(searched)
     searched.then(None, None, [side.class_search], js="() => null")  # browser-only: emptied for the next search
-    side.gt_box.submit(w.render_now, w.view_inputs, w.view_outputs, **w.instant)
-    side.gt_clear.click(lambda: "", None, side.gt_box, queue=False, api_visibility="private").success(
-        w.render_now, w.view_inputs, w.view_outputs, **w.instant
-    )
+    w.instant_views(side.gt_box.submit, w.render_now, w.view_inputs, w.view_outputs)
+    cleared = side.gt_clear.click(lambda: "", None, side.gt_box, queue=False, api_visibility="private")
+    w.instant_views(cleared.success, w.render_now, w.view_inputs, w.view_outputs)
 
 
 def steps_js(steps: Sequence[str], index: int) -> str:
@@ -211,7 +267,7 @@ def wire_controls(w: Wiring) -> None:
     for name, component in controls.by_field().items():
         steps = w.with_update.get(name)
         js = steps_js(steps, inputs.index(component)) if steps else None
-        component.change(w.render_now, inputs, w.view_outputs, api_name=f"update_{name}", js=js, **w.instant)
+        w.instant_views(component.change, w.render_now, inputs, w.view_outputs, api_name=f"update_{name}", js=js)
         w.wired_controls.add(name)
     for slider in controls.sliders:
         slider.input(None, None, controls.preset, js="() => 'custom'")  # browser-only, no round trip
@@ -220,6 +276,7 @@ def wire_controls(w: Wiring) -> None:
         [controls.preset],
         [*controls.sliders, w.page.sidebar.resolution],
         api_visibility="private",
+        **w.fast,
     )
 
 
@@ -241,6 +298,7 @@ def wire_tabs(w: Wiring) -> None:
         components(page.view_inputs(), VIEW),
         [page.swipe.view],
         api_visibility="private",
+        **w.fast,
     )
 
 
@@ -262,7 +320,7 @@ def wire_analysis_tabs(w: Wiring) -> None:
         components(page.view_inputs(), VIEW, CRF),
         [crf_tab.view, crf_tab.caption],
         api_visibility="private",
-        **w.heavy,
+        **w.slow,
     )
 
 
@@ -274,23 +332,20 @@ def wire_evaluate(w: Wiring) -> None:
         [tab.images, tab.boxes_csv, gr.State(False), model, resolution],
         tab.outputs,
         api_visibility="private",
-        **w.heavy,
+        **w.slow,
     )
     tab.run_examples.click(
-        evaluation.run_examples, [model, resolution], tab.outputs, api_visibility="private", **w.heavy
+        evaluation.run_examples, [model, resolution], tab.outputs, api_visibility="private", **w.slow
     )
 
 
 def wire_export(w: Wiring) -> None:
-    """Opening the export tab shows the JSON and makes the zip of it and the current pictures; while it stays open
-    the slider updates remake both (:func:`app.handlers.render_linked`), so a click downloads what is on screen."""
-    export = w.page.export
-    export.tab.select(
-        event(handlers.export_views, VIEW),
-        components(w.page.view_inputs(), VIEW),
-        [export.download, export.json],
-        api_visibility="private",
-    )
+    """Opening the export tab shows the JSON (while it stays open the slider updates redraw it); the download button
+    makes the zip of what is on screen at the click, in the fast lane, and the browser downloads it."""
+    export, inputs = w.page.export, components(w.page.view_inputs(), VIEW)
+    export.tab.select(event(handlers.export_json, VIEW), inputs, [export.json], api_visibility="private", **w.fast)
+    w.prepared_download(export.download, event(handlers.export_zip, VIEW), inputs, [export.zip_file], w.fast,
+                        api_name="export_zip", api_visibility=w.quiet["api_visibility"])  # fmt: skip
 
 
 def wire_api(w: Wiring) -> None:
@@ -305,21 +360,22 @@ def wire_api(w: Wiring) -> None:
         [page.export.json, api.plain, api.ours],
         api_name="explain",
         preprocess=False,
-        **w.heavy,
+        **w.fast,
     )
 
 
-def wire_page(page: Page, concurrency: int, ui_visibility: Literal["private", "undocumented"]) -> None:
-    """Register every event of ``page`` (inside its ``gr.Blocks``).
+def wire_page(page: Page, ui_visibility: Literal["private", "undocumented"]) -> None:
+    """Register every event of ``page`` (inside its ``gr.Blocks``); each queued one in a lane (:mod:`app.lanes`).
 
     Args:
         page: the laid-out components (:func:`app.layout.build_page`).
-        concurrency: how many forward passes, evaluations and CRFs run at once.
         ui_visibility: ``"private"`` (the app) or ``"undocumented"`` (benchmarks and tests call UI events).
     """
     quiet = {"show_progress": "hidden", "api_visibility": ui_visibility, "trigger_mode": "always_last"}
-    w = Wiring(page, {"concurrency_id": "heavy", "concurrency_limit": concurrency}, quiet, {**quiet, "queue": False})
+    fast, slow = lane_options(FAST), lane_options(SLOW)
+    w = Wiring(page, fast, slow, {**quiet, **fast}, {**quiet, "queue": False})
     for wire in (
+        wire_analyses,
         wire_sidebar,
         wire_compare,
         wire_tabs,

@@ -16,6 +16,9 @@ from torch import nn
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: a hub call fails fast instead
+# events wait for a local model load as long as it takes (a busy test machine builds one in seconds); the tests of
+# the "loading, about N s" path set app.model_cache.LOAD_WAIT_S themselves
+os.environ.setdefault("CAM_LOAD_WAIT_S", "60")
 
 import cam_core
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import zipfile
 from dataclasses import astuple, replace
@@ -381,7 +382,7 @@ def test_wording_says_what_is_on_screen(cat_session: Session) -> None:
 
 def test_presets_and_export(cat_session: Session) -> None:
     assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
-    path, payload = handlers.export_views(request(cat_session, "285"))
+    payload, path = handlers.export_json(request(cat_session, "285")), handlers.export_zip(request(cat_session, "285"))
     assert payload == handlers.render_localization(request(cat_session, "285")).payload  # the tab's JSON, on opening
     with zipfile.ZipFile(path) as archive:
         names = {"explanation.json", "plain_cam.png", "improved_cam.png", "histogram.png", "masks.png"}
@@ -389,19 +390,22 @@ def test_presets_and_export(cat_session: Session) -> None:
         assert json.loads(archive.read("explanation.json"))["class"]["index"] == 285
 
 
-def test_export_zip_is_made_before_the_click_and_matches_the_screen(cat_session: Session) -> None:
-    """Issue #14 item 7: the download button holds the zip of what is on screen, remade on every update."""
+def test_the_export_zip_is_made_on_request_and_matches_the_screen(cat_session: Session) -> None:
+    """Issue #14 item 7, issue #22 item 3: a slider move writes no zip, even with the export tab open; the zip made
+    at the click holds what the screen shows for the controls of that moment."""
     hidden = handlers.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
-    assert hidden.download is None and hidden.payload is None  # nobody sees the export tab: no zip, no JSON
+    assert hidden.payload is None and hidden.swipe is None  # nobody sees the export tab: no JSON
     for theta in (0.2, 0.6):
+        before = set(os.listdir(files.output_dir()))
         shown = handlers.render_linked(request(cat_session, "285", theta_mas=theta), handlers.EXPORT_TAB)
-        with zipfile.ZipFile(shown.download) as archive:
+        assert set(os.listdir(files.output_dir())) == before  # no file written by a move
+        with zipfile.ZipFile(handlers.export_zip(request(cat_session, "285", theta_mas=theta))) as archive:
             exported = json.loads(archive.read("explanation.json"))
         assert exported == shown.payload and exported["plain"]["theta"] == theta
         assert f"θ·max = {theta:.2f}" in shown.caption
-    opened, _ = handlers.export_views(request(cat_session, "285", theta_mas=0.6))  # the tab just opened
-    assert opened is not None and json.loads(zipfile.ZipFile(opened).read("explanation.json"))["plain"]["theta"] == 0.6
-    assert handlers.export_views(request(None, "")) == (None, {})
+    assert handlers.export_json(request(None, "")) == {}
+    with pytest.raises(gr.Error, match="Upload a photo first"):
+        handlers.export_zip(request(None, ""))
 
 
 def test_explain_api_function() -> None:

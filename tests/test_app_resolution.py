@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import handlers, inputs, models, render, state, views
+from app import handlers, inputs, model_cache, models, render, state, views
 from app.explanation import explain_request
 from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, RESOLUTIONS, Controls
 from app.models import Resolution
@@ -163,7 +163,7 @@ def test_the_caption_and_the_export_state_the_resolution(cat: Session) -> None:
     lines = [line for line in out.caption.split("\n\n") if not line.startswith("**Why the two boxes")]  # item 4's
     assert lines[0].startswith("**Analysed at 448 px, stride 16 -> 28x28 map** (the photo stretched to 448 x 448")
     assert out.payload["resolution"]["feature_size"] == [28, 28]
-    with zipfile.ZipFile(handlers.export_views(request(cat)).download) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(handlers.export_zip(request(cat))) as archive:
         exported = json.loads(archive.read("explanation.json"))
     assert exported["resolution"] == out.payload["resolution"]
 
@@ -236,8 +236,8 @@ def test_the_model_cache_is_keyed_by_name_and_stride(monkeypatch: pytest.MonkeyP
             raise cam_core.ParameterError("no stride 8 here")
         return f"{name}@{output_stride}"
 
-    monkeypatch.setattr(state, "_load", fake_load)
-    cache = state.ModelCache()
+    monkeypatch.setattr(model_cache, "_load", fake_load)
+    cache = model_cache.ModelCache()
 
     def body() -> None:
         assert cache.get("resnet18", 32) == "resnet18@32" and cache.get("resnet18", 16) == "resnet18@16"
@@ -261,7 +261,7 @@ def test_the_model_cache_is_keyed_by_name_and_stride(monkeypatch: pytest.MonkeyP
 
 
 def test_a_registered_model_is_never_rebuilt_at_another_stride(tiny_model: cam_core.LoadedModel) -> None:
-    cache = state.ModelCache()
+    cache = model_cache.ModelCache()
     cache.register("tiny", tiny_model)
     assert cache.get("tiny", tiny_model.output_stride) is tiny_model
     other = 16 if tiny_model.output_stride == 32 else 32

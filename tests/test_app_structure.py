@@ -140,4 +140,5 @@ def test_a_control_update_is_one_dependency_with_its_browser_steps(config: dict[
         js = update["js"]
         assert "#seg-follow" in js and f'query.set("{name}"' in js and js.rstrip().endswith("return inputs;\n}"), name
         assert "catch (error)" in js
-        assert [d["id"] for d in dependencies if d.get("trigger_after") == update["id"]] == [], name
+        chained = [d for d in dependencies if d.get("trigger_after") == update["id"]]  # only the rerun after a miss
+        assert [(d["trigger_only_on_failure"], d["queue"]) for d in chained] == [(True, True)], name

@@ -1,0 +1,132 @@
+"""A model that is still loading, on the page: said at once, finished by itself when the load is done.
+
+A photo, model or resolution event whose model is not loaded yet gets :class:`~app.errors.LoadingNotice` after at
+most :data:`app.model_cache.LOAD_WAIT_S` (the load goes on in the background, in no worker of the queue).
+:func:`answering_at_once` turns that into the event's own outputs: the status line says "Loading <model> (...):
+about N s", the panels keep what they show, and a :class:`PendingLoad` starts the page's :class:`LoadWatch`
+timer. Each tick (unqueued, a look at :meth:`~app.model_cache.ModelCache.status`, nothing started) counts down in
+the status line; when the model is ready the tick sets that kind's ``done`` state, whose change runs the same
+event again (queued, fast lane: now a cache hit), with the same chained redraws. A failed load is said in the
+status line and the Model field goes back to the model the panels show.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import gradio as gr
+
+import cam_core
+from app import model_cache
+from app.errors import LoadingNotice
+from app.model_cache import ModelLoading
+from app.state import Session
+
+if TYPE_CHECKING:  # app.wiring imports this module
+    from app.wiring import Wiring
+
+Kind = Literal["photo", "model", "resolution"]
+KINDS: tuple[Kind, ...] = ("photo", "model", "resolution")
+POLL_S = 1.0
+"""Seconds between two looks at a pending load (each a few microseconds of work, one small request)."""
+
+
+@dataclass(frozen=True)
+class PendingLoad:
+    """What the page waits for: the event ``kind`` to run again once ``model`` at ``output_stride`` is loaded."""
+
+    kind: Kind
+    model: str
+    output_stride: int
+    since: float  # makes each pending load a new value (a state's change event compares values)
+
+
+@dataclass(frozen=True)
+class LoadWatch:
+    """The page's invisible parts: what waits, the timer that looks at it, and one ``done`` state per kind."""
+
+    pending: gr.State
+    timer: gr.Timer
+    done: dict[str, gr.State]
+
+    @property
+    def outputs(self) -> list[Any]:
+        """What :func:`answering_at_once` appends to an event's outputs."""
+        return [self.pending, self.timer]
+
+
+def build_load_watch() -> LoadWatch:
+    """The states and the (inactive) timer, inside the current ``gr.Blocks``."""
+    return LoadWatch(gr.State(None), gr.Timer(POLL_S, active=False), {kind: gr.State(None) for kind in KINDS})
+
+
+def loading_status(loading: ModelLoading | Any, remaining_s: float | None = None) -> str:
+    """The status line while ``loading`` goes on: what loads, from where, about how long."""
+    seconds = loading.remaining_s if remaining_s is None else remaining_s
+    return (
+        f"⏳ Loading **{loading.name}** ({loading.source}): about {seconds:.0f} s. The panels keep what they show; "
+        "the page switches by itself when it is ready."
+    )
+
+
+def answering_at_once(
+    handler: Callable[..., tuple[Any, ...]], kind: Kind, result: type[tuple[Any, ...]]
+) -> Callable[..., tuple[Any, ...]]:
+    """``handler``'s outputs plus (pending load, timer): a model still loading is said in ``result``'s ``status``
+    field at once (every other field left as it is) and starts the timer; otherwise both extras stay as they are."""
+
+    @functools.wraps(handler)
+    def answered(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        try:
+            return (*handler(*args, **kwargs), gr.skip(), gr.skip())
+        except LoadingNotice as exc:
+            loading = exc.loading
+            names: tuple[str, ...] = result._fields  # type: ignore[attr-defined]  # a NamedTuple of the outputs
+            said = tuple(loading_status(loading) if name == "status" else gr.skip() for name in names)
+            pending = PendingLoad(kind, loading.name, loading.output_stride, time.monotonic())
+            return (*said, pending, gr.Timer(active=True))
+
+    return answered
+
+
+class PollResult(NamedTuple):
+    """A tick's outputs: what still waits, the timer, each kind's ``done`` state, the status line, the Model field."""
+
+    pending: Any
+    timer: Any
+    done_photo: Any
+    done_model: Any
+    done_resolution: Any
+    status: Any
+    model: Any
+
+
+def poll_load(pending: Any, session: Session | None) -> PollResult:
+    """One tick: count down while ``pending`` loads; when ready, set its kind's ``done`` (the event runs again);
+    when failed, say why and put the Model field back to the model the panels show."""
+    skip = gr.skip()
+    if not isinstance(pending, PendingLoad):
+        return PollResult(None, gr.Timer(active=False), skip, skip, skip, skip, skip)
+    status = model_cache.MODELS.status(pending.model, pending.output_stride)
+    if status.state == "loading":
+        source = model_cache.weights_source(pending.model)
+        loading = ModelLoading(pending.model, pending.output_stride, status.remaining_s, source)
+        return PollResult(skip, skip, skip, skip, skip, loading_status(loading), skip)
+    stop = gr.Timer(active=False)
+    if status.state == "ready":
+        photo, model, resolution = (pending if kind == pending.kind else skip for kind in KINDS)
+        return PollResult(None, stop, photo, model, resolution, f"**{pending.model}** is loaded: analysing…", skip)
+    shown = session.model if session is not None else cam_core.DEFAULT_MODEL
+    back = gr.update(value=shown) if pending.kind == "model" else skip
+    return PollResult(None, stop, skip, skip, skip, f"⚠️ {status.error} The panels still show **{shown}**.", back)
+
+
+def wire_model_loads(w: Wiring, loads: LoadWatch) -> None:
+    """The timer's tick (unqueued: it only reads the load's status)."""
+    side = w.page.sidebar
+    outputs = [loads.pending, loads.timer, *loads.done.values(), side.status, side.model]
+    loads.timer.tick(poll_load, [loads.pending, w.page.session], outputs, **w.instant)

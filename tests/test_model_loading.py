@@ -1,0 +1,119 @@
+"""Issue #22 item 2: model loads outside every worker. An event whose model is not loaded answers at once with
+"loading <model>, about N s" (instead of holding a queue slot for up to two minutes), the page's timer finishes the
+switch when the load is done, and a failed load is said (offline: the weights need a network)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pytest
+
+import cam_core
+from app import handlers, model_cache
+from app.explanation import start_session
+from app.model_loading import PendingLoad, answering_at_once, poll_load
+from app.state import Session
+from tests.test_app_server import CAT
+
+MODEL = cam_core.DEFAULT_MODEL
+SLOW = "lite0_gap_head"  # a shipped checkpoint; its 224 / 32 member is what a 224 / 32 session asks for
+
+
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[model_cache.ModelCache, threading.Event]]:
+    """A fresh model cache whose load of :data:`SLOW` waits for the test (the default loads as ever)."""
+    fresh, release, real = model_cache.ModelCache(), threading.Event(), model_cache._load
+
+    def load(name: str, output_stride: int) -> cam_core.LoadedModel:
+        if name == SLOW:
+            release.wait(30)
+        return real(name, output_stride)
+
+    monkeypatch.setattr(model_cache, "MODELS", fresh)
+    monkeypatch.setattr(model_cache, "_load", load)
+    fresh.get(MODEL, 32)  # the default, loaded as the app does at start (any time it takes)
+    monkeypatch.setattr(model_cache, "LOAD_WAIT_S", 0.3)
+    yield fresh, release
+    release.set()
+
+
+@pytest.fixture
+def session() -> Session:
+    return start_session({"path": str(CAT)}, MODEL, handlers.inputs.resolution_choice("224/32"))
+
+
+def _switch(session: Session) -> tuple[Any, ...]:
+    return answering_at_once(handlers.on_model, "model", handlers.ModelSwitch)(SLOW, session, "224/32")
+
+
+def test_a_model_switch_answers_at_once_and_the_page_finishes_it(session: Session, cache: Any) -> None:
+    fresh, release = cache
+    started = time.perf_counter()
+    model, new_session, class_pick, status, tap, pending, timer = _switch(session)
+    assert time.perf_counter() - started < 3  # before: the event held its worker until the load ended (<= 120 s)
+    assert f"Loading **{SLOW}** (local weights): about" in status and "switches by itself" in status
+    assert isinstance(pending, PendingLoad) and (pending.kind, pending.model) == ("model", SLOW)
+    assert isinstance(timer, gr.Timer) and timer.active is True
+    assert all(isinstance(value, dict) and value.get("__type__") == "update" for value in (model, class_pick, tap))
+    assert isinstance(new_session, dict)  # skipped: the panels keep the model they show
+    tick = poll_load(pending, session)  # while loading: a countdown, nothing else
+    assert "about" in tick.status and tick.done_model == gr.skip() and tick.pending == gr.skip()
+    release.set()
+    deadline = time.monotonic() + 60
+    while fresh.status(SLOW, 32).state == "loading":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    tick = poll_load(pending, session)
+    assert tick.done_model is pending and tick.pending is None and tick.timer.active is False
+    assert tick.done_photo == gr.skip() and tick.done_resolution == gr.skip()
+    finished = _switch(session)  # what the done state's change runs: now a cache hit
+    assert isinstance(finished[1], Session) and finished[1].model == SLOW and "lite0_gap_head" in finished[3]
+
+
+def test_a_failed_load_is_said_and_the_model_field_goes_back(session: Session, cache: Any, monkeypatch: Any) -> None:
+    fresh, release = cache
+    real = model_cache._load
+
+    def offline(name: str, output_stride: int) -> cam_core.LoadedModel:
+        if name == SLOW:
+            release.wait(30)
+            raise cam_core.WeightsUnavailableError(f"{SLOW}'s weights must be downloaded (test).")
+        return real(name, output_stride)
+
+    monkeypatch.setattr(model_cache, "_load", offline)
+    pending = _switch(session)[5]
+    release.set()
+    deadline = time.monotonic() + 30
+    while fresh.status(SLOW, 32).state == "loading":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    tick = poll_load(pending, session)
+    assert tick.status.startswith("⚠️") and "must be downloaded (test)" in tick.status
+    assert f"still show **{MODEL}**" in tick.status and tick.model.get("value") == MODEL
+    assert tick.pending is None and tick.done_model == gr.skip()
+
+
+def test_an_offline_hub_model_says_that_its_weights_need_a_network() -> None:
+    """``HF_HUB_OFFLINE`` (tests/conftest.py) stands for a server without a network."""
+    with pytest.raises(cam_core.WeightsUnavailableError, match="must be downloaded from the Hugging Face Hub, and "
+                       "this server has no network access"):  # fmt: skip
+        model_cache._load("resnet18", 32)
+
+
+def test_the_estimate_comes_from_the_weights_size_then_from_the_last_load() -> None:
+    assert model_cache.weights_source(MODEL) == "local weights"
+    assert model_cache.estimate_load_s(MODEL) == model_cache.LOCAL_LOAD_S
+    size = model_cache.weights_mb("resnet18")
+    assert 40 < size < 50  # 11.7 M float32 parameters
+    if not model_cache.hub_weights_cached("resnet18"):
+        assert model_cache.weights_source("resnet18") == "weights download from the Hugging Face Hub, 45 MB"
+        expected = model_cache.LOCAL_LOAD_S + size / model_cache.DOWNLOAD_MB_PER_S
+        assert model_cache.estimate_load_s("resnet18") == pytest.approx(expected)
+    fresh = model_cache.ModelCache()
+    assert fresh.get(MODEL, 32).name == MODEL
+    assert fresh.status(MODEL, 32).state == "ready"
+    assert fresh.status("lite0_gap_head", 32).state == "loading"  # nothing started: nothing to report yet
