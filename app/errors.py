@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -22,6 +23,13 @@ import cam_core
 from app.model_cache import ModelLoading, NotCached
 
 LOGGER = logging.getLogger("cam_explainer")
+RERUN_QUEUED: ContextVar[bool] = ContextVar("cam_rerun_queued", default=False)
+"""Set while an unqueued event runs whose page runs it again through the queue when it fails (``app.lanes``)."""
+MISSED = (
+    "This view needs an analysis that is no longer in the server's memory (a busy server drops the oldest): "
+    "pick the photo again."
+)
+"""Said by an unqueued event that missed the caches and has no queued rerun (a rare eviction)."""
 P = ParamSpec("P")
 R = TypeVar("R")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`:,;()]+/)+[^\s/'\"`:,;()]*")
@@ -71,7 +79,9 @@ def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..
     """For unqueued (``queue=False``) events: their errors reach no toast in Gradio 6, so say them inline.
 
     The wrapped callback returns one more output, a notice: ``""`` on success; on a ``gr.Error`` (see
-    :func:`user_errors`) the message, with every other output left as it was (``gr.skip()``).
+    :func:`user_errors`) the message, with every other output left as it was (``gr.skip()``). A cache miss
+    (:class:`~app.model_cache.NotCached`) fails the event when the page reruns it through the queue
+    (:data:`RERUN_QUEUED`), else it is said (:data:`MISSED`).
     """
 
     @wraps(fn)
@@ -80,5 +90,9 @@ def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..
             return (*fn(*args, **kwargs), "")
         except gr.Error as exc:
             return (*[gr.skip()] * outputs, f"⚠️ {exc.message}")
+        except NotCached:
+            if RERUN_QUEUED.get():
+                raise
+            return (*[gr.skip()] * outputs, f"⚠️ {MISSED}")
 
     return wrapper

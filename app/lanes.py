@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import gradio as gr
 import torch
 
+from app.errors import MISSED, RERUN_QUEUED
 from app.model_cache import NotCached, cache_only
 
 R = TypeVar("R")
@@ -84,29 +85,26 @@ def lane_threads(fn: Callable[..., R], lane: str) -> Callable[..., R]:
     return in_lane
 
 
-MISSED = (
-    "This view needs an analysis that is no longer in the server's memory (a busy server drops the oldest): "
-    "pick the photo again."
-)
-"""Said by an unqueued event that missed the caches and has no queued run to fall back on (a rare eviction)."""
-
-
 def cache_only_event(fn: Callable[..., R], falls_back: bool) -> Callable[..., R]:
     """``fn`` run under :func:`app.model_cache.cache_only` (an unqueued event: no forward pass, no model load).
 
     On a miss it fails: quietly when the page runs it again through the queue (``falls_back``: a ``.failure``
-    step, :meth:`app.wiring.Wiring.instant_views`), else with :data:`MISSED`.
+    step, :meth:`app.wiring.Wiring.instant_views`), else with :data:`~app.errors.MISSED` (inline where the
+    event has a notice: :func:`app.errors.with_notice`).
     """
 
     @functools.wraps(fn)
     def unqueued(*args: Any, **kwargs: Any) -> R:
-        with cache_only():
-            try:
+        rerun = RERUN_QUEUED.set(falls_back)  # an inline notice (app.errors.with_notice) when nothing reruns it
+        try:
+            with cache_only():
                 return fn(*args, **kwargs)
-            except NotCached:
-                if falls_back:
-                    raise gr.Error("Not cached: run through the queue.", visible=False, print_exception=False) from None
-                raise gr.Error(MISSED, print_exception=False) from None
+        except NotCached:
+            if falls_back:
+                raise gr.Error("Not cached: run through the queue.", visible=False, print_exception=False) from None
+            raise gr.Error(MISSED, print_exception=False) from None
+        finally:
+            RERUN_QUEUED.reset(rerun)
 
     unqueued.cache_only = True  # type: ignore[attr-defined]
     return unqueued

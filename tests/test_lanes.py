@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -112,6 +113,22 @@ def test_a_cache_miss_never_runs_a_forward_pass_in_an_unqueued_event(cat_session
         get_model("lite0_gap_head", 8)  # not loaded at stride 8: nothing is started either
     assert len(ANALYSES) == entries
     assert get_analysis(cat_session, MODEL) is not None  # a hit is fine anywhere
+
+
+def test_a_miss_without_a_queued_rerun_is_said_inline(cat_session: Any) -> None:
+    """An unqueued event the page does not rerun (a drag, the Segmentation tab's search) says the miss in its
+    notice instead of failing silently."""
+    from app.errors import MISSED, with_notice
+
+    def needs_an_analysis() -> tuple[str]:
+        moved = cat_session.__class__(**{**cat_session.__dict__, "image_hash": "dropped-" + os.urandom(4).hex()})
+        return (str(get_analysis(moved, MODEL)),)
+
+    said = lanes.cache_only_event(with_notice(needs_an_analysis, 1), falls_back=False)()
+    assert said[0] == gr.skip() and said[1] == f"⚠️ {MISSED}"
+    with pytest.raises(gr.Error) as quiet:  # with a rerun: a failure the page's .failure step answers
+        lanes.cache_only_event(with_notice(needs_an_analysis, 1), falls_back=True)()
+    assert quiet.value.visible is False
 
 
 @pytest.fixture

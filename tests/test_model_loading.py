@@ -117,3 +117,19 @@ def test_the_estimate_comes_from_the_weights_size_then_from_the_last_load() -> N
     assert fresh.get(MODEL, 32).name == MODEL
     assert fresh.status(MODEL, 32).state == "ready"
     assert fresh.status("lite0_gap_head", 32).state == "loading"  # nothing started: nothing to report yet
+
+
+def test_a_photo_under_a_loading_model_waits_for_it(session: Session, cache: Any) -> None:
+    """The photo event says the load at once and keeps the panels; its ``done`` state runs it again."""
+    fresh, release = cache
+    photo = answering_at_once(handlers.on_photo, "photo", handlers.Photo)
+    new_session, class_pick, status, pending, timer = photo({"path": str(CAT)}, SLOW, "224/32")
+    assert new_session == class_pick == gr.skip() and f"Loading **{SLOW}**" in status
+    assert isinstance(pending, PendingLoad) and pending.kind == "photo" and timer.active is True
+    release.set()
+    while fresh.status(SLOW, 32).state == "loading":
+        time.sleep(0.05)
+    tick = poll_load(pending, None)
+    assert tick.done_photo is pending and tick.done_model == tick.done_resolution == gr.skip()
+    done = photo({"path": str(CAT)}, SLOW, "224/32")
+    assert isinstance(done[0], Session) and done[0].model == SLOW and done[3] == done[4] == gr.skip()
