@@ -19,6 +19,9 @@ from app.layout import build_page
 from app.state import get_model
 from app.wiring import wire_page
 
+STARTUP_LOAD_WAIT_S = 600.0
+"""How long building the app waits for the default model (it is on disk: seconds, however busy the machine)."""
+
 
 def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
     """Build the whole app (no server is started).
@@ -28,7 +31,8 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
             and add ``/noop`` events (queued and unqueued). For benchmarks and tests only; the app keeps them private.
     """
     gr.set_static_paths([render_dir()])  # the app's own pictures, served without a copy into Gradio's cache
-    get_model(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION.output_stride)  # loaded before the first request: no wait
+    # loaded before the first request, however long it takes here (events wait for a load at most a second)
+    get_model(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION.output_stride, wait_s=STARTUP_LOAD_WAIT_S)
     with ExplainerBlocks(title="CAM Explainer") as demo:
         page = build_page()
         wire_page(page, "undocumented" if expose_ui_events else "private")

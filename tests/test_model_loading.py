@@ -133,3 +133,14 @@ def test_a_photo_under_a_loading_model_waits_for_it(session: Session, cache: Any
     assert tick.done_photo is pending and tick.done_model == tick.done_resolution == gr.skip()
     done = photo({"path": str(CAT)}, SLOW, "224/32")
     assert isinstance(done[0], Session) and done[0].model == SLOW and done[3] == done[4] == gr.skip()
+
+
+def test_the_app_waits_for_its_default_model_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events wait at most ``LOAD_WAIT_S`` for a load; building the app waits for the default however long it takes."""
+    from app.ui import build_demo
+
+    fresh = model_cache.ModelCache()
+    monkeypatch.setattr(model_cache, "MODELS", fresh)
+    monkeypatch.setattr(model_cache, "LOAD_WAIT_S", 0.001)
+    build_demo()
+    assert fresh.status(MODEL, 16).state == "ready"
