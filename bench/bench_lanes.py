@@ -90,7 +90,8 @@ class Client:
         response = self.join(api_name, data, session)
         if response.status_code != 200:
             return time.perf_counter() - start, {"refused": response.status_code, "error": response.text[:200]}
-        return time.perf_counter() - start, self.result(session)
+        output = self.result(session)
+        return time.perf_counter() - start, output
 
     def direct(self, api_name: str, data: list[Any], session: str) -> tuple[float, dict[str, Any]]:
         """An unqueued event (``run/predict``): ``(seconds, response JSON)``."""
