@@ -316,7 +316,7 @@ def segmentation_views(pair: SegPair, refined: bool = False) -> tuple[str, str, 
 def _record(seg: Segmentation, session: Session, model: str) -> dict[str, Any]:
     """The sidecar JSON of one label PNG (the fields of ``python -m cam_core.segment``'s ``<stem>.json``)."""
     return {
-        "image": os.path.basename(session.source),
+        "image": session.name,
         "model": model,
         "size": list(seg.size),
         "config": {**asdict(seg.config.localization), "classes": list(seg.classes)},
