@@ -8,6 +8,7 @@ resolution change, the first TAP toggle). Everything else here is array work on 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,17 @@ import cam_core
 from app import inputs, render
 from app.inputs import DEFAULT_RESOLUTION, Controls, ViewRequest
 from app.models import Resolution, member, tap_partner, trained_at, trained_with
-from app.state import ANALYSES, Session, SmallLRU, analysis_key, analysis_model, get_analysis, get_model, image_hash
+from app.state import (
+    ANALYSES,
+    Session,
+    SmallLRU,
+    analysis_key,
+    analysis_model,
+    get_analysis,
+    get_model,
+    image_hash,
+    keep_display,
+)
 from cam_core.cam import Analysis
 from cam_core.localize import Localization, LocalizationConfig, localize
 
@@ -37,7 +48,9 @@ def start_session(payload: Any, model: Any, resolution: Resolution = DEFAULT_RES
     loaded = get_model(name, resolution.output_stride)  # the menu check and the load, before the file is read
     image, size = cam_core.load_image_with_size(path)  # size: the photo as given (above 4 MP it is analysed smaller)
     display = render.resize(image, render.display_size(*image.shape[:2]))
-    session = Session(image_hash(image), path, model, display, size, resolution)
+    key = image_hash(image)
+    keep_display(key, display)  # by content: one copy per photo, whoever uploaded it
+    session = Session(key, os.path.basename(path), model, size, (display.shape[0], display.shape[1]), resolution)
     if ANALYSES.get(name, resolution, session.image_hash) is None:
         ANALYSES.put(
             name, resolution, session.image_hash, cam_core.analyze(loaded, image, input_size=resolution.input_size)

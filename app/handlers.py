@@ -118,8 +118,12 @@ class ApiResult(NamedTuple):
 
 
 def _photo(payload: Any, model: str, resolution: Any) -> Photo:
-    session = start_session(payload, model, inputs.resolution_choice(resolution))
-    analysis = get_analysis(session, model)
+    return _analysed_photo(start_session(payload, model, inputs.resolution_choice(resolution)))
+
+
+def _analysed_photo(session: Session) -> Photo:
+    """The session, the class picker (top-1 chosen) and the status line of a photo under ``session.model``."""
+    analysis = get_analysis(session, session.model)
     top = analysis.top_k(1)[0]
     status = f"{_analysed(session)}: top-1 **{short_name(top[1])}** ({percent(top[2])})."
     return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0]), visible=True), status)
@@ -171,10 +175,11 @@ def pick_class(choice: Any, session: Session | None) -> Any:
 def on_model(model: str, session: Session | None, resolution: Any = DEFAULT_RESOLUTION.value) -> ModelSwitch:
     """A new model for the current photo (one forward pass), plus the TAP toggle's availability.
 
-    The photo keeps its resolution; without a photo, ``resolution`` (the Resolution menu's value) is the one the
-    model is loaded for. A model that cannot be loaded (offline hub, bad checkpoint, a stride it cannot be built
-    with) or a photo that expired is said once, in the status line, and the Model field goes back to the model the
-    panels still show (no toast, no half switch).
+    The photo is re-analysed from the session's display copy, as on a resolution change (the upload file is never
+    read again: other visitors' uploads may prune it). The photo keeps its resolution; without a photo,
+    ``resolution`` (the Resolution menu's value) is the one the model is loaded for. A model that cannot be loaded
+    (offline hub, bad checkpoint, a stride it cannot be built with) or a photo that expired is said once, in the
+    status line, and the Model field goes back to the model the panels still show (no toast, no half switch).
     """
     shown = session.model if session is not None else cam_core.DEFAULT_MODEL
     try:
@@ -197,16 +202,12 @@ def _switch_model(model: str, session: Session | None, resolution: Any) -> Model
     chosen = session.resolution if session is not None else inputs.resolution_choice(resolution)
     # TAP stays as the user set it where a TAP-trained partner exists; on for a TAP-trained model, off where none
     tap_update = gr.update(**tap_toggle(model, chosen))
+    get_model(member(model, chosen), chosen.output_stride)  # the menu check and the load first: errors show at once
     if session is None:
-        get_model(member(model, chosen), chosen.output_stride)  # load now so that errors show at once
         return ModelSwitch(gr.update(), None, gr.update(), f"Model **{model}** ready: upload a photo.", tap_update)
-    try:
-        photo = on_image({"path": session.source}, model, chosen.value)
-    except gr.Error as exc:
-        if exc.message != inputs.NOT_A_FILE:
-            raise
-        raise gr.Error("This photo is no longer on the server (uploads expire): upload it again.") from exc
-    return ModelSwitch(gr.update(), *photo, tap_update)
+    # from the session's display copy, as a resolution change (never the upload file: other uploads may prune it)
+    switched = dataclasses.replace(session, model=model)
+    return ModelSwitch(gr.update(), *_analysed_photo(switched), tap_update)
 
 
 @user_errors

@@ -8,9 +8,15 @@ or a Space that calls ``demo.launch()`` gets the same protection as ``python app
   uploads), counted as it streams in (a missing or false ``Content-Length`` does not help);
 * at most :data:`MAX_CONCURRENT_UPLOADS` uploads stream at once (others wait, at most :data:`UPLOAD_WAIT_S`,
   then get 503);
+* one client address (:func:`app.lanes.scope_address`) uploads at most :data:`CLIENT_UPLOAD_BYTES` and
+  :data:`CLIENT_UPLOADS` requests per :data:`CLIENT_WINDOW_S` (:class:`UploadLedger`; then 429), so one client
+  cannot push the others' photos out of the upload folder;
 * after each upload, files this app received are deleted oldest first until the upload folder's share
   is within :data:`UPLOAD_BUDGET_BYTES` (example files Gradio keeps are never deleted), and Gradio's
-  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S`;
+  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S` (no session reads its upload after
+  the upload event: a model change re-analyses the display copy, so pruning never breaks a session);
+* Gradio keeps at most :data:`SESSION_CAPACITY` sessions (``state_session_capacity``, least recently used
+  dropped first), and a session idle for :data:`SESSION_IDLE_S` is dropped (:func:`expire_idle_sessions`);
 * unqueued events (``run/predict``, ``run/<name>``) pass :class:`~app.fair_queue.UnqueuedGate`: a few per
   client address at once, a few in all.
 
@@ -23,8 +29,12 @@ through ``run/predict``).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import math
 import os
+import time
+from collections import OrderedDict
 from typing import Any
 
 import gradio as gr
@@ -42,6 +52,20 @@ MAX_CONCURRENT_UPLOADS = 4
 UPLOAD_WAIT_S = 30.0
 UPLOAD_BUDGET_BYTES = int(float(os.environ.get("CAM_UPLOAD_BUDGET_MB", "512")) * 2**20)
 UPLOAD_MAX_AGE_S = int(os.environ.get("CAM_UPLOAD_MAX_AGE_S", "3600"))
+CLIENT_UPLOAD_BYTES = int(float(os.environ.get("CAM_CLIENT_UPLOAD_MB", "256")) * 2**20)
+"""Bytes one client address may upload per :data:`CLIENT_WINDOW_S` (env ``CAM_CLIENT_UPLOAD_MB``, default 256 MiB:
+half the upload folder's budget, so one address alone cannot empty it of the others' files)."""
+CLIENT_UPLOADS = int(os.environ.get("CAM_CLIENT_UPLOADS", "300"))
+"""Upload requests one client address may make per :data:`CLIENT_WINDOW_S` (env ``CAM_CLIENT_UPLOADS``)."""
+CLIENT_WINDOW_S = float(os.environ.get("CAM_CLIENT_WINDOW_S", "600"))
+"""The window of the per-address upload budget, in seconds (env ``CAM_CLIENT_WINDOW_S``, default 10 minutes)."""
+MAX_CLIENTS = 10_000
+"""Client addresses the upload ledger remembers (the oldest window is forgotten first)."""
+SESSION_CAPACITY = int(os.environ.get("CAM_SESSIONS", "1000"))
+"""Sessions Gradio keeps (``state_session_capacity``; env ``CAM_SESSIONS``; Gradio's default is 10,000)."""
+SESSION_IDLE_S = float(os.environ.get("CAM_SESSION_IDLE_S", "3600"))
+"""A session unused for this long is dropped (env ``CAM_SESSION_IDLE_S``, default one hour)."""
+SWEEP_EVERY_S = 10.0
 OPTIONAL_TRAILING_INPUTS = {"explain": 2}
 """Public endpoints whose last N inputs were added after release (``/explain``: ``input_size``,
 ``output_stride``): a raw-HTTP call that omits them gets the components' defaults, as gradio_client fills them."""
@@ -57,6 +81,84 @@ def is_unqueued_call(scope: Scope) -> bool:
         return False
     parts = scope["path"].rstrip("/").split("/")
     return len(parts) >= 3 and parts[-2] in ("run", "api")
+
+
+class _OverBudgetError(Exception):
+    pass
+
+
+class UploadLedger:
+    """What each client address uploaded in its current window: bytes and requests, bounded per address.
+
+    A window opens at an address's first upload and lasts :data:`CLIENT_WINDOW_S`. Used from the server's event
+    loop only (no lock). At most :data:`MAX_CLIENTS` addresses are remembered.
+    """
+
+    def __init__(self) -> None:
+        self._clients: OrderedDict[str, list[float]] = OrderedDict()  # address -> [window start, bytes, uploads]
+
+    def _entry(self, address: str) -> list[float]:
+        now = time.monotonic()
+        entry = self._clients.get(address)
+        if entry is None or now - entry[0] >= CLIENT_WINDOW_S:
+            entry = self._clients[address] = [now, 0.0, 0.0]
+        self._clients.move_to_end(address)
+        while len(self._clients) > MAX_CLIENTS:
+            self._clients.popitem(last=False)
+        return entry
+
+    def start(self, address: str, declared: int | None) -> str | None:
+        """Count one upload request from ``address`` (declaring ``declared`` bytes, if it says); the refusal's text
+        when the address is over its budget (the request is then not counted), else ``None``."""
+        entry = self._entry(address)
+        if entry[2] >= CLIENT_UPLOADS or entry[1] + (declared or 0) > CLIENT_UPLOAD_BYTES:
+            return self.refusal(address)
+        entry[2] += 1
+        return None
+
+    def charge(self, address: str, nbytes: int) -> bool:
+        """Add ``nbytes`` received from ``address``; ``False`` once it is over its byte budget."""
+        entry = self._entry(address)
+        entry[1] += nbytes
+        return entry[1] <= CLIENT_UPLOAD_BYTES
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until ``address``'s window closes."""
+        return max(1, math.ceil(self._entry(address)[0] + CLIENT_WINDOW_S - time.monotonic()))
+
+    def refusal(self, address: str) -> str:
+        """The 429 text: the budget, and when the address may upload again."""
+        minutes = math.ceil(self.retry_after(address) / 60)
+        return (
+            f"Too many uploads from your address: at most {CLIENT_UPLOADS} uploads and "
+            f"{CLIENT_UPLOAD_BYTES / 2**20:g} MB per {CLIENT_WINDOW_S / 60:g} minutes. Try again in {minutes} "
+            f"minute{'s' if minutes > 1 else ''}."
+        )
+
+
+def expire_idle_sessions(blocks: gr.Blocks, idle_s: float | None = None) -> int:
+    """Drop the sessions Gradio holds that were last used over ``idle_s`` seconds ago (default
+    :data:`SESSION_IDLE_S`); returns how many.
+
+    Gradio's ``state_session_capacity`` bounds how many sessions it keeps, but not for how long; a ``gr.State``
+    ``time_to_live`` would free the state's value only, not the session (about 0.3 MB of per-session component
+    configuration in Gradio, whatever the state holds). Gradio keeps ``session_data`` in order of last use, so
+    the sweep stops at the first session still in use.
+    """
+    holder = getattr(blocks, "state_holder", None)
+    if holder is None:
+        return 0
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=SESSION_IDLE_S if idle_s is None else idle_s)
+    dropped = 0
+    with holder.lock:
+        for session_id in list(holder.session_data):
+            last = holder.time_last_used.get(session_id)
+            if last is not None and last >= cutoff:
+                break
+            holder.session_data.pop(session_id, None)
+            holder.time_last_used.pop(session_id, None)
+            dropped += 1
+    return dropped
 
 
 def prune_uploads(blocks: gr.Blocks, budget: int | None = None) -> int:
@@ -96,18 +198,24 @@ def prune_uploads(blocks: gr.Blocks, budget: int | None = None) -> int:
 
 
 class RequestLimits:
-    """ASGI middleware: bounded request bodies, bounded concurrent uploads, upload folder pruned after each."""
+    """ASGI middleware: bounded request bodies, bounded concurrent uploads and uploads per client address, upload
+    folder pruned after each upload, idle sessions dropped."""
 
     def __init__(self, app: ASGIApp, blocks: gr.Blocks) -> None:
         self.app = app
         self.blocks = blocks
         self.uploads = asyncio.Semaphore(MAX_CONCURRENT_UPLOADS)
         self.unqueued = UnqueuedGate()
+        self.ledger = UploadLedger()
+        self.swept = time.monotonic()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if time.monotonic() - self.swept > SWEEP_EVERY_S:
+            self.swept = time.monotonic()
+            expire_idle_sessions(self.blocks)
         if is_unqueued_call(scope):
             async with self.unqueued.slot(scope_address(scope)) as admitted:
                 if admitted:
@@ -119,18 +227,27 @@ class RequestLimits:
         if not upload:
             await self._limited(scope, receive, send, MAX_BODY_BYTES)
             return
+        address, declared = scope_address(scope), dict(scope.get("headers", [])).get(b"content-length")
+        size = int(declared) if declared is not None and declared.isdigit() else None
+        too_large = declared is not None and (size is None or size > MAX_UPLOAD_BYTES)  # 413 below, not counted
+        refused = None if too_large else self.ledger.start(address, size)
+        if refused is not None:  # before it takes an upload slot
+            await _reply(send, 429, refused, self.ledger.retry_after(address))
+            return
         try:  # an upload waits for a slot (its body not yet read), but not for ever
             await asyncio.wait_for(self.uploads.acquire(), UPLOAD_WAIT_S)
         except TimeoutError:
             await _reply(send, 503, "Too many uploads at once; try again in a moment.")
             return
         try:
-            await self._limited(scope, receive, send, MAX_UPLOAD_BYTES)
+            await self._limited(scope, receive, send, MAX_UPLOAD_BYTES, address)
         finally:
             self.uploads.release()
             await asyncio.to_thread(prune_uploads, self.blocks)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int, uploader: str = "") -> None:
+        """Pass the request on, its body counted against ``limit`` (413) and, for an upload, against the
+        ``uploader`` address's budget (429)."""
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _reply(send, 413, f"Request body over {limit // 2**20} MB.")
@@ -142,9 +259,12 @@ class RequestLimits:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = len(message.get("body", b""))
+                received += body
                 if received > limit:
                     raise _TooLargeError
+                if uploader and not self.ledger.charge(uploader, body):
+                    raise _OverBudgetError
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -157,11 +277,16 @@ class RequestLimits:
         except _TooLargeError:
             if not started:
                 await _reply(send, 413, f"Request body over {limit // 2**20} MB.")
+        except _OverBudgetError:
+            if not started:
+                await _reply(send, 429, self.ledger.refusal(uploader), self.ledger.retry_after(uploader))
 
 
-async def _reply(send: Send, status: int, text: str) -> None:
+async def _reply(send: Send, status: int, text: str, retry_after: int | None = None) -> None:
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -190,6 +315,7 @@ class ExplainerBlocks(gr.Blocks):
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")
+        kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)
         kwargs.setdefault("css", self.css)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RequestLimits, blocks=self)]

@@ -17,7 +17,6 @@ import base64
 import html
 import io
 import json
-import os
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,7 +35,16 @@ from app.state import Session, SmallLRU, analysis_key, get_analysis
 from cam_core.cam import Analysis
 from cam_core.crf import CrfParams
 from cam_core.localize import LocalizationConfig
-from cam_core.segment import Segmentation, SegmentConfig, class_maps, from_maps, palette, segment, select_classes
+from cam_core.segment import (
+    Segmentation,
+    SegmentConfig,
+    class_maps,
+    from_maps,
+    label_size,
+    palette,
+    segment,
+    select_classes,
+)
 from cam_core.segment import standards as map_standards
 from cam_core.segment_cli import write_label_png
 from cam_core.threshold import quantize
@@ -311,7 +319,7 @@ def segmentation_views(pair: SegPair, refined: bool = False) -> tuple[str, str, 
 def _record(seg: Segmentation, session: Session, model: str) -> dict[str, Any]:
     """The sidecar JSON of one label PNG (the fields of ``python -m cam_core.segment``'s ``<stem>.json``)."""
     return {
-        "image": os.path.basename(session.source),
+        "image": session.name,
         "model": model,
         "size": list(seg.size),
         "config": {**asdict(seg.config.localization), "classes": list(seg.classes)},
@@ -321,20 +329,32 @@ def _record(seg: Segmentation, session: Session, model: str) -> dict[str, Any]:
 
 
 def export_zip(request: SegRequest) -> str:
-    """A zip of ``plain.png`` / ``improved.png`` (palette PNGs of slots at the photo's own size) and their JSON."""
+    """A zip of ``plain.png`` / ``improved.png`` (palette PNGs of slots at the photo's own size) and their JSON.
+
+    As ``python -m cam_core.segment`` writes them: each map is segmented at :func:`cam_core.segment.label_size`
+    (the photo's size up to 4 megapixels), one class map at a time, and its uint8 labels resized (nearest) to the
+    photo: a 12000 x 12000 photo costs one 144 MB label map, not a 576 MB float map per class.
+    """
     session = need_session(request.session)
     plain_analysis, ours_analysis = _analyses(session, request.controls)
     classes = chosen_classes(request, plain_analysis)
+    work = label_size(session.size)
     path = files.new_path(".zip")
     with zipfile.ZipFile(path, "w") as archive:
         for stem, analysis, loc in (
             ("plain", plain_analysis, request.controls.plain_config),
             ("improved", ours_analysis, request.controls.ours_config),
         ):
-            seg = segment(analysis, SegmentConfig(loc, classes), size=session.size)
-            png = Path(files.new_path(".png"))
-            write_label_png(png, seg.labels, len(seg.classes))
-            archive.write(png, f"{stem}.png")
-            png.unlink(missing_ok=True)
-            archive.writestr(f"{stem}.json", json.dumps(_record(seg, session, analysis.model_name), indent=1))
+            # one photo-size label map alive at a time: the first is gone before the second is made
+            seg = segment(analysis, SegmentConfig(loc, classes), size=work, keep_maps=False)
+            _add_label_map(archive, stem, seg.resized(session.size), session, analysis.model_name)
     return path
+
+
+def _add_label_map(archive: zipfile.ZipFile, stem: str, seg: Segmentation, session: Session, model: str) -> None:
+    """``<stem>.png`` and ``<stem>.json`` of one label map into ``archive``."""
+    png = Path(files.new_path(".png"))
+    write_label_png(png, seg.labels, len(seg.classes))
+    archive.write(png, f"{stem}.png")
+    png.unlink(missing_ok=True)
+    archive.writestr(f"{stem}.json", json.dumps(_record(seg, session, model), indent=1))

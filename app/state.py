@@ -1,11 +1,13 @@
 """Server-side caches: loaded models (read-only) and analyses (content-addressed, bounded by memory).
 
-Per-user state lives in ``gr.State`` as a small :class:`Session` (keys and the upload's path). The
-heavy :class:`~cam_core.cam.Analysis` objects sit in one :class:`AnalysisCache` keyed by the hash of
+Per-user state lives in ``gr.State`` as a small :class:`Session`: keys only (a few hundred bytes, whatever the
+photo). The heavy :class:`~cam_core.cam.Analysis` objects sit in one :class:`AnalysisCache` keyed by the hash of
 the image pixels, the model name and the analysis :class:`~app.models.Resolution`: a key can only ever map
 to the analysis of those exact pixels, so sessions cannot see each other's results, and a repeated image
 (same photo, example or API call) reuses its forward pass. The cache is an LRU bounded in bytes; an evicted
-entry is recomputed from the session's display copy on next use.
+entry is recomputed from the photo's display copy on next use. The display copies sit in :data:`DISPLAYS`, an
+LRU bounded in bytes keyed by the same pixel hash; a session whose copy was evicted is told to upload the photo
+again (:class:`PhotoExpiredError`), never shown another photo.
 
 Models live in :mod:`app.model_cache` (loaded in the background, never inside an event); :func:`get_model` and
 :func:`register_model` are re-exported here.
@@ -44,34 +46,99 @@ __all__ = [  # re-exported: older imports read them here
 T = TypeVar("T")
 CACHE_BYTES = int(float(os.environ.get("CAM_CACHE_MB", "768")) * 2**20)
 """Memory budget of the analysis cache (env ``CAM_CACHE_MB``, default 768 MiB)."""
+DISPLAY_BYTES = int(float(os.environ.get("CAM_DISPLAY_CACHE_MB", "128")) * 2**20)
+"""Memory budget of the display copies (env ``CAM_DISPLAY_CACHE_MB``, default 128 MiB: at least 170 photos)."""
+PHOTO_EXPIRED = (
+    "This photo is no longer held on the server (photos expire when many others have been uploaded since): "
+    "upload it again."
+)
+
+
+class PhotoExpiredError(cam_core.InvalidImageError):
+    """The session's display copy was evicted from :data:`DISPLAYS`: the photo must be uploaded again."""
 
 
 @dataclass(frozen=True, eq=False)
 class Session:
-    """What one browser session (or API client) remembers between events.
+    """What one browser session (or API client) remembers between events: keys, never pixels.
 
     Attributes:
-        image_hash: sha1 of the decoded RGB pixels and their shape.
-        source: checked real path of the upload; only queued events (a model change) read it again.
+        image_hash: sha1 of the decoded RGB pixels and their shape; the key of the photo's display copy and
+            analyses.
+        name: the upload's file name (the export's JSON says it); the file itself is never read again.
         model: model name of the plain (baseline) analysis (a menu value: a checkpoint stands for its family).
-        display: uint8 (h, w, 3), the photo at display size (long side <= 512 px, <= 786 kB). Instant
-            (unqueued) events never decode a file: on an analysis-cache miss they analyse this copy.
         size: ``(H, W)`` of the photo as given (upright), even when it was analysed smaller (over 4 MP): the
             frame of every box the app reports or accepts.
+        size_on_screen: ``(h, w)`` of :attr:`display`.
         resolution: the analysis resolution of every view of this photo (the Resolution control's value).
     """
 
     image_hash: str
-    source: str
+    name: str
     model: str
-    display: np.ndarray
     size: tuple[int, int]
+    size_on_screen: tuple[int, int]
     resolution: Resolution
 
     @property
-    def size_on_screen(self) -> tuple[int, int]:
-        """``(h, w)`` of :attr:`display`."""
-        return int(self.display.shape[0]), int(self.display.shape[1])
+    def display(self) -> np.ndarray:
+        """uint8 (h, w, 3), the photo at display size (long side <= 512 px, <= 786 kB), from :data:`DISPLAYS`.
+
+        No event but an upload decodes a file: on an analysis-cache miss (a model or resolution change, the first
+        TAP toggle) the app analyses this copy.
+
+        Raises:
+            PhotoExpiredError: the copy was evicted (the message asks for the photo again).
+        """
+        return DISPLAYS.need(self.image_hash)
+
+
+class DisplayCache:
+    """Thread-safe LRU of read-only display copies keyed by image hash, bounded by ``max_bytes``.
+
+    The newest copy is always kept, so the session that just uploaded it can use it whatever the budget.
+    """
+
+    def __init__(self, max_bytes: int = DISPLAY_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: str, display: np.ndarray) -> None:
+        """Keep ``display`` (uint8 (h, w, 3), made read-only) under ``key``, evicting the least recently used
+        copies beyond the budget; a key already held keeps its copy (same pixels) and is marked recently used."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return
+            display.flags.writeable = False
+            self._entries[key] = display
+            self._bytes += display.nbytes
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def need(self, key: str) -> np.ndarray:
+        """The copy under ``key``, marked recently used.
+
+        Raises:
+            PhotoExpiredError: not held (evicted, or never put).
+        """
+        with self._lock:
+            display = self._entries.get(key)
+            if display is None:
+                raise PhotoExpiredError(PHOTO_EXPIRED)
+            self._entries.move_to_end(key)
+            return display
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes currently held."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def image_hash(image: np.ndarray) -> str:
@@ -155,6 +222,12 @@ class SmallLRU:
 
 
 ANALYSES = AnalysisCache()
+DISPLAYS = DisplayCache()
+
+
+def keep_display(key: str, display: np.ndarray) -> None:
+    """Put a photo's display copy (uint8 (h, w, 3)) into :data:`DISPLAYS` under its image hash ``key``."""
+    DISPLAYS.put(key, display)
 
 
 def analysis_key(analysis: Analysis) -> tuple[object, ...]:

@@ -27,11 +27,17 @@ Label encoding. :attr:`Segmentation.labels` holds per-image *slots*: 0 = backgro
 (ImageNet has 1000); :meth:`Segmentation.class_map` gives the issue's encoding, 0 = background and
 ``class index + 1`` otherwise (int32). Files: see :mod:`cam_core.segment_cli`. The array maths of steps 2
 to 4 (standards, scores, label map, CRF distribution) is in :mod:`cam_core.segment_labels`, re-exported here.
+
+Memory. n class maps at a photo's own size cost 4 n bytes a pixel (5 classes of a 12000 x 12000 photo: 2.9 GB).
+A photo is segmented at :func:`label_size` (itself up to 4 megapixels, the size it is analysed at) and the uint8
+labels are resized to the photo by nearest neighbour (:meth:`Segmentation.resized`); ``keep_maps=False`` makes
+one class map at a time (the running maximum), so an export holds a few 4-megapixel maps whatever n.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -41,11 +47,17 @@ from cam_core.cam import Analysis
 from cam_core.crf import CrfParams, MeanField, refine_labels
 from cam_core.errors import ParameterError
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
-from cam_core.segment_labels import (  # scores, standards: re-exported for callers
+from cam_core.segment_labels import (  # label_size, LABEL_PIXELS, scores: re-exported for callers
+    LABEL_PIXELS,  # noqa: F401
+    Candidate,
     label_map,
     label_probabilities,
+    label_size,  # noqa: F401
     levels_8bit,
+    resize_labels,
+    running_labels,
     scores,  # noqa: F401
+    slot_shares,
     standards,
 )
 
@@ -150,9 +162,13 @@ def class_maps(
     """
     maps = np.stack([heatmap(analysis, c, nwc, size) for c in classes])  # (n, H, W)
     if not maps.any():
-        names = ", ".join(analysis.class_names[c] for c in classes)
-        raise ParameterError(f"`classes`: every selected class map is constant ({names}); pick other classes")
+        raise _all_constant(analysis, classes)
     return maps
+
+
+def _all_constant(analysis: Analysis, classes: tuple[int, ...]) -> ParameterError:
+    names = ", ".join(analysis.class_names[c] for c in classes)
+    return ParameterError(f"`classes`: every selected class map is constant ({names}); pick other classes")
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,7 +180,9 @@ class Segmentation:
         classes: n distinct class indices, in slot order.
         names: n class names.
         confidences: float32 (n,) the classifier's softmax probability of each class.
-        maps: float32 (n, H, W) in ``[0, 1]``, each class's normalised map.
+        maps: float32 (n, H, W) in ``[0, 1]``, each class's normalised map; ``None`` when not kept
+            (``segment(..., keep_maps=False)``, or after :meth:`resized`): then :meth:`refine` and
+            :meth:`with_theta` cannot run.
         standards: float64 (n,) each map's MaS / PaS standard ``u_c``.
         config: the configuration used.
         refined: uint8 (H, W) slots after the CRF, or None until :meth:`refine` ran.
@@ -174,7 +192,7 @@ class Segmentation:
     classes: tuple[int, ...]
     names: tuple[str, ...]
     confidences: np.ndarray
-    maps: np.ndarray
+    maps: np.ndarray | None
     standards: np.ndarray
     config: SegmentConfig
     refined: np.ndarray | None = None
@@ -187,14 +205,14 @@ class Segmentation:
     @property
     def areas(self) -> np.ndarray:
         """float64 (n + 1,) share of pixels of each slot in :attr:`labels` (background first), sums to 1."""
-        return np.bincount(self.labels.ravel(), minlength=len(self.classes) + 1) / self.labels.size
+        return slot_shares(self.labels, len(self.classes))
 
     @property
     def refined_areas(self) -> np.ndarray | None:
         """As :attr:`areas` for :attr:`refined`, or None before :meth:`refine`."""
         if self.refined is None:
             return None
-        return np.bincount(self.refined.ravel(), minlength=len(self.classes) + 1) / self.refined.size
+        return slot_shares(self.refined, len(self.classes))
 
     def class_map(self, refined: bool = False) -> np.ndarray:
         """int32 (H, W): 0 = background, ``class index + 1`` otherwise (of :attr:`refined` if asked)."""
@@ -222,7 +240,8 @@ class Segmentation:
         if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[:2] != (height, width):
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         theta = self.config.localization.theta
-        refined = refine_labels(image, label_probabilities(self.maps, self.standards, theta), params, runner=runner)
+        probabilities = label_probabilities(self._kept_maps(), self.standards, theta)
+        refined = refine_labels(image, probabilities, params, runner=runner)
         return replace(self, refined=refined)
 
     def with_theta(self, theta: float) -> Segmentation:
@@ -233,8 +252,24 @@ class Segmentation:
         """
         localization = replace(self.config.localization, theta=theta)  # validates theta
         config = replace(self.config, localization=localization)
-        labels = label_map(self.maps, self.standards, theta, _levels(self.maps, localization))
+        maps = self._kept_maps()
+        labels = label_map(maps, self.standards, theta, _levels(maps, localization))
         return replace(self, labels=labels, config=config, refined=None)
+
+    def resized(self, size: tuple[int, int]) -> Segmentation:
+        """A copy whose label maps (and CRF result) are resized to ``size`` ``(H, W)`` by nearest neighbour, e.g.
+        from the size they were computed at (:func:`label_size`) to the photo's; the maps are not kept.
+
+        Raises:
+            ParameterError: ``size`` is not two positive ints.
+        """
+        refined = None if self.refined is None else resize_labels(self.refined, size)
+        return replace(self, labels=resize_labels(self.labels, size), refined=refined, maps=None)
+
+    def _kept_maps(self) -> np.ndarray:
+        if self.maps is None:
+            raise ParameterError("this Segmentation kept no class maps (keep_maps=False, or resized); segment again")
+        return self.maps
 
     def legend(self) -> list[dict[str, object]]:
         """One entry per slot (background first): slot, class index (None), name, colour, probability, areas."""
@@ -261,7 +296,11 @@ def _levels(maps: np.ndarray, loc: LocalizationConfig) -> np.ndarray | None:
 
 
 def segment(
-    analysis: Analysis, config: SegmentConfig | None = None, size: tuple[int, int] | None = None
+    analysis: Analysis,
+    config: SegmentConfig | None = None,
+    size: tuple[int, int] | None = None,
+    *,
+    keep_maps: bool = True,
 ) -> Segmentation:
     """Label map of several classes from one cached analysis: no forward pass, no CRF (see ``refine``).
 
@@ -269,6 +308,10 @@ def segment(
         analysis: cached forward pass.
         config: classes and controls; defaults to :class:`SegmentConfig()`.
         size: output ``(H, W)``, e.g. the display size; defaults to the analysed image's size.
+        keep_maps: keep the n class maps (float32 (n, H, W): what :meth:`Segmentation.refine` and
+            :meth:`Segmentation.with_theta` need). ``False`` makes each map only when the running maximum of
+            :func:`~cam_core.segment_labels.running_labels` asks for it and drops it after, so memory holds a few
+            (H, W) maps whatever n (an export of 20 classes: the same labels, a twentieth of the memory).
 
     Returns:
         The :class:`Segmentation`, ``refined`` None.
@@ -282,9 +325,35 @@ def segment(
         raise ParameterError(f"`config` must be a SegmentConfig or None, got {type(config).__name__}")
     classes = select_classes(analysis, config)
     loc = config.localization
+    if not keep_maps:
+        labels, standard = _streamed(analysis, classes, loc, size or analysis.image_size)
+        return Segmentation(labels, classes, _names(analysis, classes), _confidences(analysis, classes), None,
+                            standard, config)  # fmt: skip
     maps = class_maps(analysis, classes, loc.nwc, size)  # (n, H, W)
     standard = standards(maps, loc.rule, loc.percentile)  # (n,)
     return from_maps(analysis, classes, maps, standard, _levels(maps, loc), config)
+
+
+def _streamed(
+    analysis: Analysis, classes: tuple[int, ...], loc: LocalizationConfig, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (H, W) labels and float64 (n,) standards, each class's map made when the running maximum needs it."""
+    standard: list[float] = []
+    constant = True
+
+    def candidates() -> Iterator[Candidate]:
+        nonlocal constant
+        for c in classes:
+            heat = heatmap(analysis, c, loc.nwc, size)[None]  # (1, H, W): one class, as class_maps makes it
+            constant = constant and not heat.any()
+            standard.append(float(standards(heat, loc.rule, loc.percentile)[0]))
+            level = _levels(heat, loc)
+            yield heat[0], standard[-1], None if level is None else int(level[0])
+
+    labels = running_labels(candidates(), size, loc.theta)
+    if constant:
+        raise _all_constant(analysis, classes)
+    return labels, np.asarray(standard)
 
 
 def from_maps(
@@ -307,12 +376,20 @@ def from_maps(
     return Segmentation(
         labels=label_map(maps, standard, config.localization.theta, levels),
         classes=classes,
-        names=tuple(analysis.class_names[c] for c in classes),
-        confidences=analysis.probabilities[list(classes)].astype(np.float32),
+        names=_names(analysis, classes),
+        confidences=_confidences(analysis, classes),
         maps=maps,
         standards=standard,
         config=config,
     )
+
+
+def _names(analysis: Analysis, classes: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(analysis.class_names[c] for c in classes)
+
+
+def _confidences(analysis: Analysis, classes: tuple[int, ...]) -> np.ndarray:
+    return analysis.probabilities[list(classes)].astype(np.float32)
 
 
 def palette(n: int) -> np.ndarray:

@@ -5,7 +5,9 @@ File encoding (outputs and ``--masks`` ground truth alike). ``<stem>.png`` is a 
 = the class of entry i of ``slots`` in the sidecar ``<stem>.json``, whose entries read
 ``{"slot": i, "class_index": c, "name": ..., ...}`` (``class_index`` null for slot 0). Slots keep the
 PNG 8-bit whatever the class index (ImageNet has 1000 classes). With ``--crf`` the refined map is
-``<stem>.crf.png`` (same slots).
+``<stem>.crf.png`` (same slots). A photo over 4 megapixels is analysed and segmented at 4 megapixels, as in the
+app, and its labels are resized to the photo by nearest neighbour (:func:`cam_core.segment.label_size`): the
+app's download and this command write the same maps for the same photo.
 
 mIoU (``--masks DIR``): a dataset-wide confusion matrix over ``class index + 1`` labels
 (0 = background); IoU = TP / (TP + FP + FN) for every label present in some ground-truth map,
@@ -29,14 +31,13 @@ from PIL import Image
 
 from cam_core.cam import Analysis, analyze
 from cam_core.errors import CamError, DatasetError, InvalidImageError
-from cam_core.image import load_image
+from cam_core.image import load_image_with_size
 from cam_core.localize import CONFIGS, LocalizationConfig
 from cam_core.models import DEFAULT_MODEL, load_model
-from cam_core.segment import Segmentation, SegmentConfig, palette, segment
+from cam_core.segment import Segmentation, SegmentConfig, label_size, palette, segment
 from cam_core.threshold import PRESETS
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-_NO_DOWNSCALE = 10**9  # label maps are at the photo's own size
 
 
 def write_label_png(path: Path, slots: np.ndarray, n: int) -> None:
@@ -123,19 +124,18 @@ def _save(seg: Segmentation, out: Path, photo: Path) -> dict[str, Any]:
 
 
 def _predict(
-    analysis: Analysis, config: SegmentConfig, crf: bool
+    analysis: Analysis, config: SegmentConfig, crf: bool, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray | None, Segmentation | None]:
-    """Class maps (int32 (H, W)) before / after CRF; all background when no class can be selected."""
+    """Class maps (int32 (H, W), ``size`` = the photo's) before / after CRF; all background when no class can be
+    selected. Segmented at :func:`~cam_core.segment.label_size` and resized, as the app's download does."""
     try:
-        seg = segment(analysis, config)
+        seg = segment(analysis, config, label_size(size), keep_maps=crf)
     except CamError as error:
         print(f"  {config.localization.name}: {error} -> all background", file=sys.stderr)
-        empty = np.zeros(analysis.image_size, np.int32)
+        empty = np.zeros(size, np.int32)
         return empty, (empty if crf else None), None
-    if crf:
-        seg = seg.refine(analysis.image)
-        return seg.class_map(), seg.class_map(refined=True), seg
-    return seg.class_map(), None, seg
+    seg = (seg.refine(analysis.image) if crf else seg).resized(size)
+    return seg.class_map(), (seg.class_map(refined=True) if crf else None), seg
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -185,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     meters = {f"{n}{s}": MeanIoU() for n in _evaluated(config.localization) for s in ["", "+crf"][: 1 + args.crf]}
     for photo in photos:
         print(photo.name)
-        analysis = analyze(loaded, load_image(photo, max_pixels=_NO_DOWNSCALE))
+        image, size = load_image_with_size(photo)  # as the app: analysed at <= 4 megapixels, labels at `size`
+        analysis = analyze(loaded, image)
         truth = None if args.masks is None else read_label_png(args.masks / f"{photo.stem}.png")
         classes = config.classes
         if truth is not None and args.known_classes:
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = _evaluated(config.localization) if truth is not None else {"yours": config.localization}
         for name, localization in runs.items():  # the requested config's result is saved, the others only scored
             before, after, seg = _predict(
-                analysis, replace(config, localization=localization, classes=classes), args.crf
+                analysis, replace(config, localization=localization, classes=classes), args.crf, size
             )
             if localization == config.localization and seg is not None:
                 record = _save(seg, args.out, photo)

@@ -8,12 +8,19 @@ distribution.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import cv2
 import numpy as np
 
 from cam_core.errors import ParameterError
+from cam_core.image import DEFAULT_MAX_PIXELS, MIN_SIDE
 from cam_core.threshold import Rule, check_percentile, check_theta, quantize, threshold_8bit
 
+LABEL_PIXELS = DEFAULT_MAX_PIXELS
+"""Label maps of a larger photo are computed at this many pixels and resized to the photo (see :func:`label_size`)."""
 _STANDARD_FLOOR = 1e-6
+_COUNT_PIXELS = 2**22
 
 
 def standards(maps: np.ndarray, rule: Rule, percentile: float = 90.0) -> np.ndarray:
@@ -58,6 +65,10 @@ def levels_8bit(maps: np.ndarray, rule: Rule, theta: float, percentile: float = 
     return np.array([threshold_8bit(quantize(m), rule, theta, percentile) for m in maps], dtype=np.int64)
 
 
+Candidate = tuple[np.ndarray, float, int | None]
+"""One class's ``(h_c, u_c, level_c)``: float32 (H, W) map in ``[0, 1]``, its standard, its 8-bit level or ``None``."""
+
+
 def label_map(maps: np.ndarray, standard: np.ndarray, theta: float, levels: np.ndarray | None = None) -> np.ndarray:
     """Slot of each pixel: the class with the largest score among those over their threshold, else 0.
 
@@ -74,17 +85,54 @@ def label_map(maps: np.ndarray, standard: np.ndarray, theta: float, levels: np.n
     Returns:
         uint8 (H, W) in ``[0, n]``: 0 = background, ``i + 1`` = the i-th class.
     """
+    each_level = [None] * len(maps) if levels is None else [int(level) for level in levels]
+    return running_labels(zip(maps, standard, each_level, strict=True), maps.shape[1:], theta)
+
+
+def running_labels(candidates: Iterable[Candidate], shape: tuple[int, ...], theta: float) -> np.ndarray:
+    """:func:`label_map` over classes given one at a time: a running maximum, so only one class map need exist at
+    once (the caller may make each map as it is asked for, see :func:`cam_core.segment.segment`).
+
+    Args:
+        candidates: per class, in slot order, ``(h_c, u_c, level_c)`` (see :data:`Candidate`); at most 255.
+        shape: ``(H, W)`` of every map.
+        theta: threshold fraction in ``[0, 1]`` (the background score; the float rule's threshold is
+            ``theta · u_c``).
+
+    Returns:
+        uint8 (H, W) in ``[0, n]``: 0 = background, ``i + 1`` = the i-th class.
+    """
     theta = check_theta(theta)
-    labels = np.zeros(maps.shape[1:], np.uint8)  # (H, W)
-    best = np.full(maps.shape[1:], -1.0, np.float32)  # (H, W) score of the current label; -1 = none
+    labels = np.zeros(shape, np.uint8)  # (H, W)
+    best = np.full(shape, -1.0, np.float32)  # (H, W) score of the current label; -1 = none
     # A running maximum, class by class: an argmax over axis 0 of (n, H, W) is ~10x slower.
-    for slot, (heat, u) in enumerate(zip(maps, standard, strict=True), start=1):
+    for slot, (heat, u, level) in enumerate(candidates, start=1):
+        if slot > 255:
+            raise ParameterError("a uint8 label map holds at most 255 classes")
         score = _score(heat, u)
-        over = heat > theta * float(u) if levels is None else quantize(heat) > levels[slot - 1]
+        over = heat > theta * float(u) if level is None else quantize(heat) > level
         wins = over & (score > best)  # strict: the earlier class keeps ties
         np.copyto(labels, np.uint8(slot), where=wins)
         np.copyto(best, score, where=wins)
     return labels
+
+
+def slot_shares(labels: np.ndarray, n: int) -> np.ndarray:
+    """Share of the pixels of each slot ``0..n``, counted a band of rows at a time (``np.bincount`` makes an int64
+    copy of what it counts: 1.2 GB for a whole 12000 x 12000 map).
+
+    Args:
+        labels: uint8 (H, W) in ``[0, n]``.
+        n: number of classes.
+
+    Returns:
+        float64 (n + 1,), sums to 1.
+    """
+    counts = np.zeros(n + 1, np.int64)
+    rows = max(1, _COUNT_PIXELS // max(1, labels.shape[1]))
+    for top in range(0, labels.shape[0], rows):
+        counts += np.bincount(labels[top : top + rows].ravel(), minlength=n + 1)
+    return counts / labels.size
 
 
 def label_probabilities(maps: np.ndarray, standard: np.ndarray, theta: float) -> np.ndarray:
@@ -102,3 +150,30 @@ def label_probabilities(maps: np.ndarray, standard: np.ndarray, theta: float) ->
     background = np.full((1, *maps.shape[1:]), check_theta(theta), np.float32)
     stacked = np.concatenate([background, scores(maps, standard)]) + np.float32(1e-6)  # (n + 1, H, W)
     return stacked / stacked.sum(0, keepdims=True)
+
+
+def label_size(size: tuple[int, int], max_pixels: int = LABEL_PIXELS) -> tuple[int, int]:
+    """The ``(H', W')`` a photo of ``size`` ``(H, W)`` is segmented at before :meth:`Segmentation.resized` takes its
+    labels to ``size``: ``size`` itself up to ``max_pixels`` pixels, else scaled down (aspect kept) as
+    :func:`cam_core.load_image` decodes a larger photo for analysis (the CAMs come from a 7 to 56 cell grid: a
+    4-megapixel label map holds every boundary they draw).
+    """
+    height, width = size
+    if height * width <= max_pixels:
+        return height, width
+    scale = (max_pixels / (height * width)) ** 0.5
+    return max(MIN_SIDE, int(height * scale)), max(MIN_SIDE, int(width * scale))
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (h, w) slots -> uint8 (H, W) by nearest neighbour (pixel centres: OpenCV's ``INTER_NEAREST_EXACT``).
+
+    Raises:
+        ParameterError: ``size`` is not two positive ints.
+    """
+    height, width = (int(v) for v in size) if len(size) == 2 else (0, 0)
+    if height < 1 or width < 1:
+        raise ParameterError(f"`size` must be two positive ints (H, W), got {size!r}")
+    if (height, width) == labels.shape:
+        return labels
+    return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
