@@ -3,7 +3,8 @@
 Every handler is wrapped in :func:`user_errors`: the library's typed :class:`~cam_core.errors.CamError`
 (including the input checks of :mod:`app.inputs`) becomes a ``gr.Error`` with its message; anything
 else is logged and reported as an internal error. Unqueued events get no toast in Gradio 6, so their
-errors are said inline (:func:`with_notice`).
+errors are said inline (:func:`with_notice`), as Markdown text that no value can turn into markup
+(:func:`inert_markdown`: a shared link's query ends up there, issue #22 item 5).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ LOGGER = logging.getLogger("cam_explainer")
 P = ParamSpec("P")
 R = TypeVar("R")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`:,;()]+/)+[^\s/'\"`:,;()]*")
+_CODE_SPAN = re.compile(r"`([^`\r\n]+)`")
+_MARKUP = frozenset("&<>[]*_~\\$@`")
+_AUTOLINK = re.compile(r"(?<=[A-Za-z]):(?=//)|(?i:www)\.")  # the ':' of 'http://', the '.' of 'www.'
 
 
 def without_paths(message: str) -> str:
@@ -31,6 +35,34 @@ def without_paths(message: str) -> str:
     where the server keeps its files (upload cache, temporary folders, checkpoints).
     """
     return _ABSOLUTE_PATH.sub("<path>", message)
+
+
+def inert_markdown(text: str) -> str:
+    """``text`` as Markdown that shows its characters as text: no HTML tag, link, image, autolink or emphasis can
+    form, whatever ``text`` holds (a hostile query value, a file name).
+
+    A pair of backticks around text without backticks stays a code span (CommonMark shows a code span's content
+    literally, ``<`` included): the messages quote names that way, and a value's own backticks may pair up too,
+    which drops those two characters and nothing else. Everywhere else each character that can open markup
+    (``& < > [ ] * _ ~ \\ $ @`` and a lone backtick) and the ``:`` of ``://`` and the ``.`` of ``www.`` become
+    numeric character references (``<`` -> ``&#60;``), which CommonMark shows as the character and never reads
+    as markup: no tag (``<img``, ``<form``), link (``[..](..)``), autolink (``http://``, ``www.``, ``a@b.c``) or
+    emphasis can start, while the plain text of a message stays readable. Line breaks become spaces (a notice
+    is one paragraph, so no block such as a heading, list or table can start either).
+    """
+    parts: list[str] = []
+    last = 0
+    for span in _CODE_SPAN.finditer(text):
+        parts += [_references(text[last : span.start()]), span.group(0)]
+        last = span.end()
+    parts.append(_references(text[last:]))
+    return "".join(parts)
+
+
+def _references(text: str) -> str:
+    flat = text.replace("\r", " ").replace("\n", " ")
+    breaks = {match.end() - 1 for match in _AUTOLINK.finditer(flat)}
+    return "".join(f"&#{ord(c)};" if c in _MARKUP or i in breaks else c for i, c in enumerate(flat))
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -65,6 +97,6 @@ def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..
         try:
             return (*fn(*args, **kwargs), "")
         except gr.Error as exc:
-            return (*[gr.skip()] * outputs, f"⚠️ {exc.message}")
+            return (*[gr.skip()] * outputs, f"⚠️ {inert_markdown(str(exc.message))}")
 
     return wrapper

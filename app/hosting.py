@@ -10,7 +10,10 @@ or a Space that calls ``demo.launch()`` gets the same protection as ``python app
   then get 503);
 * after each upload, files this app received are deleted oldest first until the upload folder's share
   is within :data:`UPLOAD_BUDGET_BYTES` (example files Gradio keeps are never deleted), and Gradio's
-  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S`.
+  ``delete_cache`` removes any upload older than :data:`UPLOAD_MAX_AGE_S`;
+* every response carries :data:`SECURITY_HEADERS` (:class:`SecurityHeaders`): a Content-Security-Policy that
+  lets the page load only from its own origin (no foreign picture, form target, base URL or script; framed only
+  by itself and the Hugging Face Hub), ``nosniff`` and a same-origin Referrer-Policy.
 """
 
 from __future__ import annotations
@@ -32,6 +35,33 @@ MAX_CONCURRENT_UPLOADS = 4
 UPLOAD_WAIT_S = 30.0
 UPLOAD_BUDGET_BYTES = int(float(os.environ.get("CAM_UPLOAD_BUDGET_MB", "512")) * 2**20)
 UPLOAD_MAX_AGE_S = int(os.environ.get("CAM_UPLOAD_MAX_AGE_S", "3600"))
+FRAME_ANCESTORS = ("'self'", "https://huggingface.co", "https://*.hf.space")
+"""Who may frame the page: itself, and the Hub (a Space's page on huggingface.co frames ``*.hf.space``)."""
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        # Gradio's page runs inline scripts (its config) and compiles each event's `js=` step with `new Function`
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
+        "style-src 'self' 'unsafe-inline'",  # Svelte's and our CSS, inline
+        "img-src 'self' data: blob:",  # no picture from another host (a link's `<img src=//host>` cannot call home)
+        "media-src 'self' data: blob:",
+        "font-src 'self' data:",  # Gradio 6 serves its fonts itself
+        "connect-src 'self'",  # fetch, server-sent events and websockets to this origin only
+        "worker-src 'self' blob:",
+        "frame-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",  # no form submits to another host
+        "frame-ancestors " + " ".join(FRAME_ANCESTORS),
+    ]
+)
+"""The page's Content-Security-Policy (issue #22 item 5): everything from this origin, nothing from elsewhere."""
+SECURITY_HEADERS: dict[str, str] = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",  # a deep link's query (the view) is never sent to another site
+}
+"""Headers set on every HTTP response of the app (a header the route set itself is replaced)."""
 OPTIONAL_TRAILING_INPUTS = {"explain": 2}
 """Public endpoints whose last N inputs were added after release (``/explain``: ``input_size``,
 ``output_stride``): a raw-HTTP call that omits them gets the components' defaults, as gradio_client fills them."""
@@ -133,6 +163,28 @@ class RequestLimits:
                 await _reply(send, 413, f"Request body over {limit // 2**20} MB.")
 
 
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every HTTP response, the app's own refusals included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ours = {name for name, _ in self.headers}
+                kept = [(name, value) for name, value in message.get("headers", []) if name.lower() not in ours]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 async def _reply(send: Send, status: int, text: str) -> None:
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
@@ -149,7 +201,11 @@ class ExplainerBlocks(gr.Blocks):
         kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")
         kwargs.setdefault("css", self.css)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
-        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RequestLimits, blocks=self)]
+        app_kwargs["middleware"] = [
+            *app_kwargs.get("middleware", []),
+            Middleware(SecurityHeaders),  # outside RequestLimits: its 413 / 503 replies get the headers too
+            Middleware(RequestLimits, blocks=self),
+        ]
         if self.delete_cache is None:
             self.delete_cache = (min(600, UPLOAD_MAX_AGE_S), UPLOAD_MAX_AGE_S)
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
