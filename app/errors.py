@@ -16,8 +16,11 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
+from pydantic import ValidationError
 
 import cam_core
+from app.inputs import NOT_A_FILE
 
 LOGGER = logging.getLogger("cam_explainer")
 P = ParamSpec("P")
@@ -77,12 +80,38 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except cam_core.CamError as exc:
             raise gr.Error(without_paths(str(exc)), print_exception=False) from exc
         except Exception as exc:
-            LOGGER.exception("unexpected error in %s", fn.__name__)
+            LOGGER.exception("unexpected error in %s", fn.__name__)  # the one traceback: Gradio's is turned off
             raise gr.Error(
-                f"Internal error ({type(exc).__name__}); the server keeps running. Please try again."
+                f"Internal error ({type(exc).__name__}); the server keeps running. Please try again.",
+                print_exception=False,
             ) from exc
 
     return wrapper
+
+
+def quiet_refusal(exc: Exception, event: str) -> Exception:
+    """What Gradio should report for ``exc``, raised while serving ``event``: a refused request costs the log one
+    line, never a traceback (issue #22 item 7; Gradio prints one for any exception but a quiet ``gr.Error``).
+
+    * a ``gr.Error`` (ours, or a Gradio check such as a value not among a menu's choices): one line, then the same
+      error, quiet;
+    * Gradio's refusal of a file it will not read (a path the user did not upload, a value that is not a file's
+      description): one line, then ``gr.Error`` with :data:`app.inputs.NOT_A_FILE` (what our own check says);
+    * anything else is a bug, not a refusal: returned as it is, and Gradio logs its traceback.
+    """
+    if isinstance(exc, gr.Error):
+        LOGGER.warning("refused %s: %s", event, _one_line(exc.message))
+        exc.print_exception = False
+        return exc
+    if isinstance(exc, InvalidPathError | ValidationError):
+        LOGGER.warning("refused %s: %s: %s", event, type(exc).__name__, _one_line(str(exc)))
+        return gr.Error(NOT_A_FILE, print_exception=False)
+    return exc
+
+
+def _one_line(message: object, limit: int = 200) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..., tuple[Any, ...]]:

@@ -21,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import threading
 from typing import Any
 
 import gradio as gr
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import files
+from app.errors import quiet_refusal
 
 LOGGER = logging.getLogger("cam_explainer")
 MAX_BODY_BYTES = 1 * 2**20
@@ -161,6 +166,11 @@ class RequestLimits:
         except _TooLargeError:
             if not started:
                 await _reply(send, 413, f"Request body over {limit // 2**20} MB.")
+        except Exception as exc:  # a request Gradio's routes choke on (e.g. an unknown fn_index): one line, not 60
+            LOGGER.warning("refused %s %s: %s: %s", scope["method"], scope["path"], type(exc).__name__, exc)
+            LOGGER.debug("traceback of the refused request", exc_info=True)
+            if not started:
+                await _reply(send, 500, "Internal Server Error")
 
 
 class SecurityHeaders:
@@ -199,6 +209,7 @@ class ExplainerBlocks(gr.Blocks):
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")
+        kwargs.setdefault("enable_monitoring", False)  # /monitoring/summary: every event's counts, private ones too
         kwargs.setdefault("css", self.css)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["middleware"] = [
@@ -208,7 +219,28 @@ class ExplainerBlocks(gr.Blocks):
         ]
         if self.delete_cache is None:
             self.delete_cache = (min(600, UPLOAD_MAX_AGE_S), UPLOAD_MAX_AGE_S)
+        gr.set_static_paths([files.render_dir()])  # again: a close removed the folder the page was built with
+        _stop_on_sigterm()
+        _RUNNING.add(self)
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
+
+    def close(self, verbose: bool = True) -> None:
+        """Stop the server; when no other app of this process still serves, remove the render folder too."""
+        super().close(verbose)
+        _RUNNING.discard(self)
+        if not _RUNNING:
+            files.remove_render_dir()
+
+    async def process_api(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Gradio's processing of one event; a refused request is logged as one line, not a traceback
+        (:func:`app.errors.quiet_refusal`)."""
+        try:
+            return await super().process_api(block_fn, inputs, *args, **kwargs)
+        except Exception as exc:
+            reported = quiet_refusal(exc, str(getattr(block_fn, "api_name", None) or block_fn))
+            if reported is exc:
+                raise
+            raise reported from None
 
     def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
         """Fill the omitted trailing inputs of :data:`OPTIONAL_TRAILING_INPUTS` with their components' values
@@ -217,4 +249,23 @@ class ExplainerBlocks(gr.Blocks):
         missing = block_fn.inputs[len(inputs) :]
         if 0 < len(missing) <= optional:
             inputs.extend(component.value for component in missing)
-        super().validate_inputs(block_fn, inputs)
+        try:
+            super().validate_inputs(block_fn, inputs)
+        except ValueError as exc:  # Gradio's count check: a refusal, said briefly (its text repeats every input)
+            expected = len(block_fn.inputs)
+            raise gr.Error(f"This event takes {expected} input values; the request sent {len(inputs)}.") from exc
+
+
+_RUNNING: set[ExplainerBlocks] = set()
+"""The apps of this process that serve now: the render folder is removed when the last one closes."""
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (how a container or a supervisor stops the server) end ``python app.py`` as Ctrl-C does, so the
+    exit handlers run (:func:`app.files.remove_render_dir`); only where nothing else handles SIGTERM already."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

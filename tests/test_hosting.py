@@ -1,8 +1,8 @@
-"""Issue #22 item 5 over raw HTTP: a shared link shows its values as text, every response carries the security
-headers.
+"""Issue #22 items 5 and 7 over raw HTTP: a shared link shows its values as text, every response carries the
+security headers, ``/monitoring`` is off, a refused request is one log line, the render folder goes with the server.
 
 The browser side of item 5 (no request to a foreign host, the page working under its Content-Security-Policy) is in
-``tests/test_browser_hosting.py``.
+``tests/test_browser_hosting.py``; the server process's own log and render folder in ``tests/test_hosting_server.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 import cam_core
 from app import deeplink, errors, hosting
 from app.explanation import start_session
+from app.inputs import NOT_A_FILE
 from bench.gradio_raw import RawClient
 from bench.hostile_probes import FORBIDDEN_TAGS, LINK_PAYLOADS, unsafe_markdown
 from tests.test_app_server import ROOT
@@ -94,3 +95,27 @@ def test_every_response_carries_the_security_headers(demo: Any) -> None:
     assert policy["base-uri"] == "'self'" and policy["object-src"] == "'none'"
     assert "https://huggingface.co" in policy["frame-ancestors"].split()  # the Space's page may embed it
     assert responses["page"].headers["x-content-type-options"] == "nosniff"
+
+
+# ------------------------------------------------------------------ item 7: monitoring, one log line, render folder
+
+
+def test_monitoring_is_off(demo: Any) -> None:
+    with httpx.Client(base_url=demo.local_url, timeout=30) as http:
+        for path in ("/monitoring", "/monitoring/summary", "/monitoring/some-key", "/gradio_api/monitoring/summary"):
+            response = http.get(path)
+            assert response.status_code in (403, 404), path
+            assert "functions" not in response.text and "Monitoring URL" not in response.text
+
+
+def test_quiet_refusal_logs_one_line_and_keeps_bugs_loud(caplog: pytest.LogCaptureFixture) -> None:
+    from gradio.exceptions import InvalidPathError
+
+    error = gr.Error("`model` must be one of [...]")
+    assert errors.quiet_refusal(error, "on_image") is error and error.print_exception is False
+    replaced = errors.quiet_refusal(InvalidPathError("Cannot move /etc/passwd\nto the cache"), "explain")
+    assert isinstance(replaced, gr.Error) and replaced.message == NOT_A_FILE and not replaced.print_exception
+    bug = KeyError("x")
+    assert errors.quiet_refusal(bug, "explain") is bug  # not a refusal: Gradio prints its traceback
+    assert [r.getMessage().count("\n") for r in caplog.records] == [0, 0]
+    assert "refused explain: InvalidPathError: Cannot move /etc/passwd to the cache" in caplog.text
