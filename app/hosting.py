@@ -227,6 +227,17 @@ class ExplainerBlocks(gr.Blocks):
     def close(self, verbose: bool = True) -> None:
         """Stop the server; when no other app of this process still serves, remove the render folder too."""
         super().close(verbose)
+        self._stopped()
+
+    def block_thread(self) -> None:
+        """``python app.py`` waits here until Ctrl-C or SIGTERM; the render folder goes at once (the process itself
+        may still wait for a worker thread, e.g. a stalled hub download, before its exit handlers run)."""
+        try:
+            super().block_thread()
+        finally:
+            self._stopped()
+
+    def _stopped(self) -> None:
         _RUNNING.discard(self)
         if not _RUNNING:
             files.remove_render_dir()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from app.explanation import start_session
 from app.inputs import VIEW
 from app.wiring import event
 from bench.gradio_raw import RawClient, ServerProcess, file_data
+from bench.hostile_probes import SlowHub
 from tests.test_app_server import ROOT, load_app_module
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
@@ -30,15 +32,19 @@ CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentil
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
-    """``python app.py`` in its own process, its temp folder (hence its render folder) in a folder of ours."""
+    """``python app.py`` in its own process, its temp folder (hence its render folder) in a folder of ours, its hub
+    downloads pointed at a loopback server that never finishes one (nothing leaves the machine)."""
     folder = tmp_path_factory.mktemp("served")
     (folder / "tmp").mkdir()
-    server = ServerProcess(ROOT, folder / "server.log", {"TMPDIR": str(folder / "tmp"), "HF_HUB_OFFLINE": "1"})
+    hub = SlowHub(limit=120)
+    env = {"TMPDIR": str(folder / "tmp"), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf")}
+    server = ServerProcess(ROOT, folder / "server.log", env)
     try:
         server.wait_ready()
         yield server, folder / "tmp"
     finally:
-        server.stop()
+        server.stop(timeout=5)
+        hub.close()
 
 
 def _event(server: ServerProcess, name: str) -> int:
@@ -75,14 +81,20 @@ def test_each_refused_request_writes_one_log_line(served: tuple[ServerProcess, P
 
 
 def test_sigterm_removes_the_render_folder(served: tuple[ServerProcess, Path]) -> None:
-    """Last test of the module: it stops the shared server (as a container stop does)."""
+    """Last test of the module: it stops the shared server (as a container stop does), while a hub download hangs
+    in a worker thread (the process may then wait for it to exit; its pictures must not)."""
     server, tmp = served
     with RawClient(server.url, timeout=60) as client:
         (cat,) = client.upload([CAT])
         client.queued(_event(server, "explain"), [cat, cam_core.DEFAULT_MODEL, "", *CONTROLS, 448, 16])
+        client.join(_event(server, "on_image"), [cat, "resnet50", "448/16"])  # its weights never arrive
     (folder,) = tmp.glob("cam-explainer-*")
     assert any(folder.rglob("*.png")) or any(folder.rglob("*.jpg"))  # the analysis drew its pictures there
-    assert server.stop(signal.SIGTERM) is not None
+    time.sleep(1.0)  # the load has started
+    server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not folder.exists()
 
 
