@@ -12,10 +12,10 @@ later is attacked without editing this file. In order (:mod:`bench.hostile_phase
 1. **idle**: the victim alone (upload + analysis, slider moves): the reference latencies;
 2. **worst input of each event**, one at a time: the server's peak RSS above its RSS just before the request, and
    its CPU seconds (from ``/proc``; a request past ``--rss-ceiling-mb`` is stopped and the server restarted);
-3. **long jobs** (the slowest events of step 2 at once, and a hub model load), **join flood** (more queued joins
-   than the queue holds, fresh session hashes) and **unqueued flood** (threads of instant events), each while the
-   victim runs: its latencies and refusals;
-4. **sessions**: raw sessions with a photo, never closed: RSS per 1000;
+3. **long jobs** (the slowest events of step 2 at once, and a hub model load), **join flood** (the queue kept full
+   of joins under fresh session hashes) and **unqueued flood** (threads of instant events), each while the victim
+   runs: its latencies (an upload given up after 60 s counts as refused, and at 60 s) and refusals;
+4. **sessions**: raw sessions with one photo, never closed, on a freshly started server: RSS per 1000;
 5. **probes**: shared-link payloads, security headers, ``/monitoring``, log lines per refused request, and the
    render folder left after the server stops (SIGTERM).
 
@@ -277,7 +277,12 @@ def _commit(app: Path) -> str:
 
 
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures (:data:`KEYS`) and the budgets, from the detail."""
+    """The headline figures (:data:`KEYS`) and the budgets, from the detail.
+
+    ``peak_rss_mb_above_idle``: the most any single request of step 2 took the server above its RSS just before it;
+    ``victim_upload_p95_s`` and ``victim_slider_p95_ratio`` (against the idle p95): the worst attack phase's;
+    ``victim_refused``: over all attack phases; ``worst_cpu_s_per_request``: step 2's most.
+    """
     events = report.get("events", [])
     attacked = report.get("phases", {}).values()
     idle_slider = report["victim_idle"].get("slider_p95_s")

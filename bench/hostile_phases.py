@@ -21,6 +21,7 @@ import httpx
 from bench import gradio_raw as raw
 from bench.gradio_raw import RawClient, RefusedError
 from bench.hostile_inputs import (
+    MULTISELECT_MAX,
     Arsenal,
     Component,
     Event,
@@ -182,7 +183,7 @@ def grow_choices(target: Target, client: RawClient, arsenal: Arsenal, tries: int
             continue
         offered = [v for v in _values(menus[-1]) if v not in arsenal.choices.get(multi[0].id, [])]
         for value in offered[:tries]:
-            if len(arsenal.choices.get(multi[0].id, [])) >= 20:
+            if len(arsenal.choices.get(multi[0].id, [])) >= MULTISELECT_MAX:
                 break
             values, data = worst_inputs(event, arsenal, target.components)
             values[event.inputs.index(menus[-1])] = value
@@ -228,6 +229,8 @@ def worst_phase(target: Target, arsenal: Arsenal, on_row: Callable[[Measured], N
                 client.close()
                 client, watch = RawClient(target.url, ATTACKER, target.timeout), Watch(target)
                 session()
+            if _short_of_choices(event, arsenal):  # an earlier event reset them (a new photo's top classes)
+                grow_choices(target, client, arsenal)
             values, data = worst_inputs(event, arsenal, target.components)
             call = functools.partial(_learnt, client, event, values, data, target.timeout, arsenal)
             rows.append(measure(target, watch, event, call))
@@ -237,6 +240,12 @@ def worst_phase(target: Target, arsenal: Arsenal, on_row: Callable[[Measured], N
         watch.close()
         client.close()
     return rows
+
+
+def _short_of_choices(event: Event, arsenal: Arsenal) -> bool:
+    """Whether ``event`` takes a multi-select whose session offers fewer than :data:`MULTISELECT_MAX` choices now."""
+    multi = [c for c in event.inputs if c.type == "dropdown" and c.props.get("multiselect")]
+    return any(len(arsenal.choices.get(c.id, [])) < MULTISELECT_MAX for c in multi)
 
 
 def _detail(event: Event, values: list[Any]) -> str:
