@@ -27,6 +27,9 @@ from bench.gradio_raw import RawClient, RefusedError
 from bench.hostile_inputs import Arsenal, Event, loads_a_download, ordinary_inputs, photo_of, slider_event, worst_inputs
 from bench.hostile_phases import ATTACKER, LONG_S, VICTIM, Measured, Target, call_event, grow_choices, start_session
 
+RETRY_S = 1.0
+"""How long the victim waits after a refusal before it tries again."""
+
 
 @dataclass
 class VictimLog:
@@ -87,13 +90,17 @@ class Victim:
                 log.sliders.append(time.perf_counter() - started)
 
     def during(self, stop: threading.Event, log: VictimLog, min_rounds: int = 1) -> threading.Thread:
-        """Run rounds in a thread until ``stop`` is set (and at least ``min_rounds`` are done)."""
+        """Run rounds in a thread until ``stop`` is set (and at least ``min_rounds`` are done); after a refusal the
+        victim tries again a second later, as a person would (so the count of refusals is about one a second)."""
 
         def loop() -> None:
             done = 0
             while not stop.is_set() or done < min_rounds:
+                refused = len(log.refused)
                 self.round(log, stop)
                 done += 1
+                if len(log.refused) > refused:
+                    stop.wait(RETRY_S)
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
