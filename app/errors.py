@@ -6,6 +6,8 @@ loading becomes :class:`LoadingNotice`, which the photo, model and resolution ev
 anything else is logged and reported as an internal error. Unqueued events get no toast in Gradio 6, so their
 errors are said inline (:func:`with_notice`). A cache miss in an unqueued event
 (:class:`~app.model_cache.NotCached`) passes through both: :func:`app.lanes.install_lanes` handles it.
+Inline notices are Markdown that no value can turn into markup (:func:`inert_markdown`: a shared link's query
+ends up there, issue #22 item 5).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
+from pydantic import ValidationError
 
 import cam_core
+from app.inputs import NOT_A_FILE
 from app.model_cache import ModelLoading, NotCached
 
 LOGGER = logging.getLogger("cam_explainer")
@@ -33,6 +38,9 @@ MISSED = (
 P = ParamSpec("P")
 R = TypeVar("R")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`:,;()]+/)+[^\s/'\"`:,;()]*")
+_CODE_SPAN = re.compile(r"`([^`\r\n]+)`")
+_MARKUP = frozenset("&<>[]*_~\\$@`")
+_AUTOLINK = re.compile(r"(?<=[A-Za-z]):(?=//)|(?i:www)\.")  # the ':' of 'http://', the '.' of 'www.'
 
 
 def without_paths(message: str) -> str:
@@ -53,6 +61,34 @@ class LoadingNotice(gr.Error):
         self.loading = loading
 
 
+def inert_markdown(text: str) -> str:
+    """``text`` as Markdown that shows its characters as text: no HTML tag, link, image, autolink or emphasis can
+    form, whatever ``text`` holds (a hostile query value, a file name).
+
+    A pair of backticks around text without backticks stays a code span (CommonMark shows a code span's content
+    literally, ``<`` included): the messages quote names that way, and a value's own backticks may pair up too,
+    which drops those two characters and nothing else. Everywhere else each character that can open markup
+    (``& < > [ ] * _ ~ \\ $ @`` and a lone backtick) and the ``:`` of ``://`` and the ``.`` of ``www.`` become
+    numeric character references (``<`` -> ``&#60;``), which CommonMark shows as the character and never reads
+    as markup: no tag (``<img``, ``<form``), link (``[..](..)``), autolink (``http://``, ``www.``, ``a@b.c``) or
+    emphasis can start, while the plain text of a message stays readable. Line breaks become spaces (a notice
+    is one paragraph, so no block such as a heading, list or table can start either).
+    """
+    parts: list[str] = []
+    last = 0
+    for span in _CODE_SPAN.finditer(text):
+        parts += [_references(text[last : span.start()]), span.group(0)]
+        last = span.end()
+    parts.append(_references(text[last:]))
+    return "".join(parts)
+
+
+def _references(text: str) -> str:
+    flat = text.replace("\r", " ").replace("\n", " ")
+    breaks = {match.end() - 1 for match in _AUTOLINK.finditer(flat)}
+    return "".join(f"&#{ord(c)};" if c in _MARKUP or i in breaks else c for i, c in enumerate(flat))
+
+
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn library errors into ``gr.Error`` with their message; log anything unexpected and say so plainly."""
 
@@ -67,12 +103,38 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except cam_core.CamError as exc:
             raise gr.Error(without_paths(str(exc)), print_exception=False) from exc
         except Exception as exc:
-            LOGGER.exception("unexpected error in %s", fn.__name__)
+            LOGGER.exception("unexpected error in %s", fn.__name__)  # the one traceback: Gradio's is turned off
             raise gr.Error(
-                f"Internal error ({type(exc).__name__}); the server keeps running. Please try again."
+                f"Internal error ({type(exc).__name__}); the server keeps running. Please try again.",
+                print_exception=False,
             ) from exc
 
     return wrapper
+
+
+def quiet_refusal(exc: Exception, event: str) -> Exception:
+    """What Gradio should report for ``exc``, raised while serving ``event``: a refused request costs the log one
+    line, never a traceback (issue #22 item 7; Gradio prints one for any exception but a quiet ``gr.Error``).
+
+    * a ``gr.Error`` (ours, or a Gradio check such as a value not among a menu's choices): one line, then the same
+      error, quiet;
+    * Gradio's refusal of a file it will not read (a path the user did not upload, a value that is not a file's
+      description): one line, then ``gr.Error`` with :data:`app.inputs.NOT_A_FILE` (what our own check says);
+    * anything else is a bug, not a refusal: returned as it is, and Gradio logs its traceback.
+    """
+    if isinstance(exc, gr.Error):
+        LOGGER.warning("refused %s: %s", event, _one_line(exc.message))
+        exc.print_exception = False
+        return exc
+    if isinstance(exc, InvalidPathError | ValidationError):
+        LOGGER.warning("refused %s: %s: %s", event, type(exc).__name__, _one_line(str(exc)))
+        return gr.Error(NOT_A_FILE, print_exception=False)
+    return exc
+
+
+def _one_line(message: object, limit: int = 200) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..., tuple[Any, ...]]:
@@ -89,7 +151,7 @@ def with_notice(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..
         try:
             return (*fn(*args, **kwargs), "")
         except gr.Error as exc:
-            return (*[gr.skip()] * outputs, f"⚠️ {exc.message}")
+            return (*[gr.skip()] * outputs, f"⚠️ {inert_markdown(str(exc.message))}")
         except NotCached:
             if RERUN_QUEUED.get():
                 raise

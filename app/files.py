@@ -8,15 +8,21 @@ Nothing happens at import: :func:`render_dir` creates the folder the first time 
   :mod:`app.views`, through :func:`delete_static`);
 * **one-shot** outputs (plots, swipe pictures, API overlays, zips) in :func:`output_dir`, numbered in
   order; only the newest :data:`MAX_OUTPUTS` are kept (:func:`prune_outputs`).
+
+The folder goes when the server does (:func:`remove_render_dir`): at ``demo.close()`` (see
+:meth:`app.hosting.ExplainerBlocks.close`) and at the process's exit, so no run leaves its pictures behind.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -28,6 +34,7 @@ _FOLDER = threading.Lock()
 _render_dir: str | None = None
 _OUTPUTS = threading.Lock()
 _outputs_written = 0
+_ON_REMOVE: list[Callable[[], None]] = []
 
 
 def render_dir() -> str:
@@ -37,7 +44,29 @@ def render_dir() -> str:
         if _render_dir is None:
             _render_dir = tempfile.mkdtemp(prefix="cam-explainer-")
             os.makedirs(os.path.join(_render_dir, "out"), exist_ok=True)
+            atexit.register(remove_render_dir)  # once per folder; a no-op once the folder is gone
         return _render_dir
+
+
+def on_remove(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever :func:`remove_render_dir` removes the folder (caches of URLs into it drop them)."""
+    _ON_REMOVE.append(forget)
+
+
+def remove_render_dir() -> None:
+    """Delete the render folder and everything in it; the next :func:`render_dir` call makes a new one.
+
+    Run at ``demo.close()`` and at exit. Caches that hand out URLs into the folder are emptied first
+    (:func:`on_remove`), so none hands out a URL to a deleted picture afterwards.
+    """
+    global _render_dir
+    with _FOLDER:
+        folder, _render_dir = _render_dir, None
+    if folder is None:
+        return
+    for forget in _ON_REMOVE:
+        forget()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def output_dir() -> str:

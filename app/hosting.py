@@ -18,7 +18,10 @@ or a Space that calls ``demo.launch()`` gets the same protection as ``python app
 * Gradio keeps at most :data:`SESSION_CAPACITY` sessions (``state_session_capacity``, least recently used
   dropped first), and a session idle for :data:`SESSION_IDLE_S` is dropped (:func:`expire_idle_sessions`);
 * unqueued events (``run/predict``, ``run/<name>``) pass :class:`~app.fair_queue.UnqueuedGate`: a few per
-  client address at once, a few in all.
+  client address at once, a few in all;
+* every response carries :data:`SECURITY_HEADERS` (:class:`SecurityHeaders`): a Content-Security-Policy that
+  lets the page load only from its own origin (no foreign picture, form target, base URL or script; framed only
+  by itself and the Hugging Face Hub), ``nosniff`` and a same-origin Referrer-Policy.
 
 Its :meth:`~ExplainerBlocks.queue` is :class:`~app.fair_queue.FairQueue` (per-client shares, one long job per
 visitor, round-robin within a lane), holding at most :data:`~app.fair_queue.MAX_QUEUE` waiting events, with
@@ -33,6 +36,8 @@ import datetime
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -41,6 +46,8 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import files
+from app.errors import quiet_refusal
 from app.fair_queue import MAX_QUEUE, FairQueue, UnqueuedGate
 from app.lanes import scope_address
 
@@ -66,6 +73,33 @@ SESSION_CAPACITY = int(os.environ.get("CAM_SESSIONS", "1000"))
 SESSION_IDLE_S = float(os.environ.get("CAM_SESSION_IDLE_S", "3600"))
 """A session unused for this long is dropped (env ``CAM_SESSION_IDLE_S``, default one hour)."""
 SWEEP_EVERY_S = 10.0
+FRAME_ANCESTORS = ("'self'", "https://huggingface.co", "https://*.hf.space")
+"""Who may frame the page: itself, and the Hub (a Space's page on huggingface.co frames ``*.hf.space``)."""
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        # Gradio's page runs inline scripts (its config) and compiles each event's `js=` step with `new Function`
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
+        "style-src 'self' 'unsafe-inline'",  # Svelte's and our CSS, inline
+        "img-src 'self' data: blob:",  # no picture from another host (a link's `<img src=//host>` cannot call home)
+        "media-src 'self' data: blob:",
+        "font-src 'self' data:",  # Gradio 6 serves its fonts itself
+        "connect-src 'self'",  # fetch, server-sent events and websockets to this origin only
+        "worker-src 'self' blob:",
+        "frame-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",  # no form submits to another host
+        "frame-ancestors " + " ".join(FRAME_ANCESTORS),
+    ]
+)
+"""The page's Content-Security-Policy (issue #22 item 5): everything from this origin, nothing from elsewhere."""
+SECURITY_HEADERS: dict[str, str] = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",  # a deep link's query (the view) is never sent to another site
+}
+"""Headers set on every HTTP response of the app (a header the route set itself is replaced)."""
 OPTIONAL_TRAILING_INPUTS = {"explain": 2}
 """Public endpoints whose last N inputs were added after release (``/explain``: ``input_size``,
 ``output_stride``): a raw-HTTP call that omits them gets the components' defaults, as gradio_client fills them."""
@@ -280,6 +314,33 @@ class RequestLimits:
         except _OverBudgetError:
             if not started:
                 await _reply(send, 429, self.ledger.refusal(uploader), self.ledger.retry_after(uploader))
+        except Exception as exc:  # a request Gradio's routes choke on (e.g. an unknown fn_index): one line, not 60
+            LOGGER.warning("refused %s %s: %s: %s", scope["method"], scope["path"], type(exc).__name__, exc)
+            LOGGER.debug("traceback of the refused request", exc_info=True)
+            if not started:
+                await _reply(send, 500, "Internal Server Error")
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every HTTP response, the app's own refusals included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ours = {name for name, _ in self.headers}
+                kept = [(name, value) for name, value in message.get("headers", []) if name.lower() not in ours]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 async def _reply(send: Send, status: int, text: str, retry_after: int | None = None) -> None:
@@ -316,12 +377,49 @@ class ExplainerBlocks(gr.Blocks):
     def launch(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("max_file_size", f"{MAX_FILE_MB}mb")
         kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)
+        kwargs.setdefault("enable_monitoring", False)  # /monitoring/summary: every event's counts, private ones too
         kwargs.setdefault("css", self.css)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
-        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RequestLimits, blocks=self)]
+        app_kwargs["middleware"] = [
+            *app_kwargs.get("middleware", []),
+            Middleware(SecurityHeaders),  # outside RequestLimits: its 413 / 503 replies get the headers too
+            Middleware(RequestLimits, blocks=self),
+        ]
         if self.delete_cache is None:
             self.delete_cache = (min(600, UPLOAD_MAX_AGE_S), UPLOAD_MAX_AGE_S)
+        gr.set_static_paths([files.render_dir()])  # again: a close removed the folder the page was built with
+        _stop_on_sigterm()
+        _RUNNING.add(self)
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
+
+    def close(self, verbose: bool = True) -> None:
+        """Stop the server; when no other app of this process still serves, remove the render folder too."""
+        super().close(verbose)
+        self._stopped()
+
+    def block_thread(self) -> None:
+        """``python app.py`` waits here until Ctrl-C or SIGTERM; the render folder goes at once (the process itself
+        may still wait for a worker thread, e.g. a stalled hub download, before its exit handlers run)."""
+        try:
+            super().block_thread()
+        finally:
+            self._stopped()
+
+    def _stopped(self) -> None:
+        _RUNNING.discard(self)
+        if not _RUNNING:
+            files.remove_render_dir()
+
+    async def process_api(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Gradio's processing of one event; a refused request is logged as one line, not a traceback
+        (:func:`app.errors.quiet_refusal`)."""
+        try:
+            return await super().process_api(block_fn, inputs, *args, **kwargs)
+        except Exception as exc:
+            reported = quiet_refusal(exc, str(getattr(block_fn, "api_name", None) or block_fn))
+            if reported is exc:
+                raise
+            raise reported from None
 
     def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
         """Fill the omitted trailing inputs of :data:`OPTIONAL_TRAILING_INPUTS` with their components' values
@@ -330,4 +428,23 @@ class ExplainerBlocks(gr.Blocks):
         missing = block_fn.inputs[len(inputs) :]
         if 0 < len(missing) <= optional:
             inputs.extend(component.value for component in missing)
-        super().validate_inputs(block_fn, inputs)
+        try:
+            super().validate_inputs(block_fn, inputs)
+        except ValueError as exc:  # Gradio's count check: a refusal, said briefly (its text repeats every input)
+            expected = len(block_fn.inputs)
+            raise gr.Error(f"This event takes {expected} input values; the request sent {len(inputs)}.") from exc
+
+
+_RUNNING: set[ExplainerBlocks] = set()
+"""The apps of this process that serve now: the render folder is removed when the last one closes."""
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (how a container or a supervisor stops the server) end ``python app.py`` as Ctrl-C does, so the
+    exit handlers run (:func:`app.files.remove_render_dir`); only where nothing else handles SIGTERM already."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -102,7 +102,8 @@ def build_link_row() -> LinkRow:
         elem_id="link",
     )  # its text is written by the browser (app.deeplink.writer_js), not by an event output: so is the copy
     copy = gr.Button("Copy the link", size="sm", variant="secondary", elem_id="link-copy")
-    notice = gr.Markdown(elem_id="link-notice", visible=False)  # shown when a link ignores something
+    # shown when a link ignores something; plain text (its values are made inert), never maths
+    notice = gr.Markdown(elem_id="link-notice", visible=False, latex_delimiters=[])
     example = gr.Textbox("", visible=False, elem_id="link-example")
     tab = gr.Number(None, visible=False, precision=0, elem_id="link-tab")
     return LinkRow(box, copy, notice, example, gr.State(None), tab)

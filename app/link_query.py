@@ -13,6 +13,7 @@ from typing import Any
 
 import cam_core
 from app import inputs
+from app.errors import inert_markdown
 from app.handlers import EXPORT_TAB, SWIPE_TAB
 from app.layout import COMPARE_TAB, EXAMPLE_FILES, THRESHOLD_SLIDERS
 from app.models import model_choices
@@ -182,6 +183,11 @@ def parse_query(pairs: Iterable[tuple[Any, Any]]) -> LinkState:
 
 
 def notice_text(notices: Iterable[str]) -> str:
-    """The link notice: ``""`` when nothing was ignored, else one Markdown line."""
-    lines = list(notices)
+    """The link notice: ``""`` when nothing was ignored, else one Markdown line.
+
+    The notices repeat what the link holds (a shared link is anyone's text): each is made inert
+    (:func:`app.errors.inert_markdown`), so a value such as ``<img src=//host/x>`` or ``[log in](http://host)``
+    is shown as those characters, never as a picture, a link or a form (issue #22 item 5).
+    """
+    lines = [inert_markdown(line) for line in notices]
     return "" if not lines else "⚠️ **Link:** " + "; ".join(lines) + "."

@@ -239,6 +239,7 @@ def class_choices(analysis: Analysis, extra: list[str] | tuple[str, ...] = ()) -
 # ---------------------------------------------------------------- views: label maps over the photo, legend, caption
 
 PHOTOS: SmallLRU = SmallLRU(48, on_evict=files.delete_static)
+files.on_remove(PHOTOS.clear)
 """The display-size photo as a served file, per image hash (the label maps are laid over it)."""
 
 

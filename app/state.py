@@ -220,6 +220,12 @@ class SmallLRU:
                 self.on_evict(old)
         return value
 
+    def clear(self) -> None:
+        """Forget every entry without calling ``on_evict`` (their files are already gone:
+        :func:`app.files.remove_render_dir`)."""
+        with self._lock:
+            self._entries.clear()
+
 
 ANALYSES = AnalysisCache()
 DISPLAYS = DisplayCache()

@@ -289,6 +289,7 @@ class Statics:
 
 
 STATICS: SmallLRU = SmallLRU(48, on_evict=lambda statics: statics.delete())
+files.on_remove(STATICS.clear)
 
 
 def statics(ex: Explanation) -> Statics:

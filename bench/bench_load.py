@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import os
-import socket
-import subprocess
-import sys
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -35,13 +32,16 @@ from PIL import Image
 
 from app.inputs import DEFAULT_RESOLUTION
 from bench.bench_app import CAT, percentiles
+from bench.gradio_raw import RawClient, ServerProcess
 
+ROOT = Path(__file__).resolve().parent.parent
+VIEW_BOX = re.compile(r'viewBox="0 0 (\d+) (\d+)"')
 SERVER = """
-import os, sys
+import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 from app.ui import build_demo
 demo = build_demo(expose_ui_events=True)
-demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), quiet=True)
+demo.launch(server_name="127.0.0.1", quiet=True)  # on GRADIO_SERVER_PORT
 """
 
 
@@ -49,34 +49,22 @@ class Page:
     """One browser tab's traffic: its own session hash, events by ``fn_index`` as the page sends them."""
 
     def __init__(self, url: str, indices: dict[str, int]) -> None:
-        self.http = httpx.Client(base_url=url, timeout=300)
+        self.client = RawClient(url, timeout=300)
         self.indices = indices
-        self.session = os.urandom(8).hex()
 
     def new_photo(self, path: Path) -> str:
         """Upload, then the queued ``on_image`` event; returns the picked class value."""
-        with path.open("rb") as handle:
-            (uploaded,) = self.http.post("/gradio_api/upload", files={"files": (path.name, handle)}).json()
-        payload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
+        (payload,) = self.client.upload([path])
         data = [payload, "tf_efficientnet_lite0", DEFAULT_RESOLUTION.value]
-        body = {"data": data, "fn_index": self.indices["on_image"], "session_hash": self.session}
-        self.http.post("/gradio_api/queue/join", json=body).raise_for_status()
-        with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:") and '"process_completed"' in line:
-                    output = json.loads(line[5:])["output"]
-                    if "data" not in output:
-                        raise RuntimeError(str(output.get("error")))
-                    return str(output["data"][1]["value"])
-        raise RuntimeError("the event stream ended without a result")
+        return str(self.client.queued(self.indices["on_image"], data)[1]["value"])
 
-    def slide(self, picked: str, theta: float) -> dict:
-        """One unqueued slider event (``run/predict``), as the page sends it; returns the explanation JSON."""
+    def slide(self, picked: str, theta: float) -> tuple[int, int]:
+        """One unqueued slider event (``run/predict``), as the page sends it; returns the (width, height) the plain
+        panel is drawn for (its overlay's viewBox: the photo's own pixels)."""
         data = [None, picked, theta, 0.35, 90.0, False, True, True, "", None]  # session state is server-side
-        body = {"data": data, "fn_index": self.indices["update_theta_mas"], "session_hash": self.session}
-        response = self.http.post("/gradio_api/run/predict", json=body)
-        response.raise_for_status()
-        return response.json()["data"][5]
+        panel = str(self.client.direct(self.indices["update_theta_mas"], data)[0])
+        found = VIEW_BOX.search(panel)
+        return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
 def session(url: str, indices: dict[str, int], photos: list[tuple[Path, tuple[int, int]]], moves: int):
@@ -89,9 +77,9 @@ def session(url: str, indices: dict[str, int], photos: list[tuple[Path, tuple[in
         uploads.append(time.perf_counter() - start)
         for i in range(moves):
             start = time.perf_counter()
-            payload = page.slide(picked, 0.1 + 0.15 * (i % 5))
+            drawn = page.slide(picked, 0.1 + 0.15 * (i % 5))
             sliders.append(time.perf_counter() - start)
-            mixups += payload["image_size"] != {"height": size[1], "width": size[0]}
+            mixups += drawn != size
     return uploads, sliders, mixups
 
 
@@ -109,25 +97,12 @@ def _photos(folder: Path, sessions: int, rounds: int) -> list[list[tuple[Path, t
     return jobs
 
 
-def _start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    server.kill()
-    raise RuntimeError("the app did not start within 2 minutes")
-
-
 def run(sessions: int, moves: int, rounds: int) -> dict[str, float]:
     """One load test of the app as configured by the environment; prints and returns the figures (ms)."""
-    server, url = _start_server()
+    log = tempfile.NamedTemporaryFile(prefix="bench-load-", suffix=".log", delete=False)  # noqa: SIM115
+    server = ServerProcess(ROOT, Path(log.name), {}, argv=("-c", SERVER))
+    server.wait_ready(120)
+    url = server.url
     config = httpx.get(f"{url}/config").json()
     indices = {dep["api_name"]: i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
     errors: list[str] = []
@@ -150,8 +125,8 @@ def run(sessions: int, moves: int, rounds: int) -> dict[str, float]:
                         errors.append(f"{type(exc).__name__}: {exc}")
             wall = time.perf_counter() - started
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop()
+        os.unlink(log.name)
     idle_p50 = percentiles(idle)[0]
     (load_p50, load_p95), (fresh_p50, fresh_p95) = percentiles(sliders), percentiles(uploads)
     concurrency, threads = (

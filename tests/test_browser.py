@@ -23,16 +23,39 @@ pytestmark = [
 ]
 
 
+CSP_WATCH = """window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+                          (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+
+
+def watch_csp(page) -> list[str]:
+    """Record the page's Content-Security-Policy violations (issue #22 item 5): the DOM event (from the next
+    navigation on) and the console's report; read them with :func:`csp_violations`."""
+    seen: list[str] = []
+    page.add_init_script(CSP_WATCH)
+    page.on("console", lambda message: seen.append(message.text) if "Content Security Policy" in message.text else None)
+    return seen
+
+
+def csp_violations(page, seen: list[str]) -> list[str]:
+    """Every violation :func:`watch_csp` recorded so far."""
+    return [*seen, *page.evaluate("window.__csp || []")]
+
+
 @pytest.fixture
 def page(app_url: str):
+    """The app in Chromium; on teardown, no Content-Security-Policy violation may have happened."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1150})
         page.set_default_timeout(30_000)
+        seen = watch_csp(page)
         page.goto(app_url)
         yield page
+        violations = csp_violations(page, seen)
         browser.close()
+        assert violations == [], violations
 
 
 def _attr(page, selector: str, name: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from app import histogram
 from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM
+from tests.test_browser import ARGS, CHROMIUM, csp_violations, watch_csp
 
 pytestmark = [
     pytest.mark.browser,
@@ -42,14 +42,19 @@ def open_page(app_url: str):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
+        watched = []
+
         def open_(**context: object):
             page = browser.new_context(**context).new_page()
             page.set_default_timeout(60_000)
+            watched.append((page, watch_csp(page)))
             page.goto(app_url)
             return page
 
         yield open_
+        violations = [v for page, seen in watched for v in csp_violations(page, seen)]
         browser.close()
+        assert violations == [], violations
 
 
 def _load_cat(page) -> None:

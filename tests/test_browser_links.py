@@ -11,7 +11,7 @@ import pytest
 
 from app.deeplink import LINK_WRITE_DELAY_MS, writer_js
 from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM
+from tests.test_browser import ARGS, CHROMIUM, csp_violations, watch_csp
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,12 +28,15 @@ def browser():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
+        violations = [v for c in browser.contexts for page in c.pages for v in csp_violations(page, page.csp_seen)]
         browser.close()
+        assert violations == [], violations  # every page of the test ran under the CSP without a violation
 
 
 def _open(browser, url: str):
     page = browser.new_page(viewport={"width": 1500, "height": 1150})
     page.set_default_timeout(30_000)
+    page.csp_seen = watch_csp(page)
     page.goto(url)
     return page
 
