@@ -116,6 +116,7 @@ def test_many_distinct_uploads_keep_memory_bounded(
     state.register_model("tiny-test", tiny_model)
     monkeypatch.setattr(state, "ANALYSES", state.AnalysisCache(max_bytes=16 * 2**20))
     monkeypatch.setattr(explanation, "ANALYSES", state.ANALYSES)
+    monkeypatch.setattr(state, "DISPLAYS", state.DisplayCache(max_bytes=16 * 2**20))  # bounded in bytes, as above
     base = np.asarray(Image.open(CAT).convert("RGB").resize((320, 240)))
     path = uploads / "u.png"
 
@@ -132,6 +133,7 @@ def test_many_distinct_uploads_keep_memory_bounded(
         upload(i)
     growth = _rss_mb() - before
     assert state.ANALYSES.nbytes <= 16 * 2**20 and len(state.ANALYSES) < 100
+    assert state.DISPLAYS.nbytes <= 16 * 2**20
     assert growth < 60, f"RSS grew {growth:.0f} MB over 440 distinct uploads"
 
 
