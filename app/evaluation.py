@@ -31,6 +31,10 @@ MAX_IMAGES = 64
 MAX_TOTAL_MB = 50
 MAX_EVAL_PIXELS = 16_000_000
 """Evaluation decodes each photo whole (its boxes are in its pixels): the app bounds that to 48 MB of RGB."""
+EVAL_BATCH = 1
+"""Photos per forward pass: one. A batch of 8 at 512 px / stride 16 held about 300 MB of activations at once
+(``bench/bench_hostile.py``, the bundled examples) and was slower on the slow lane's one torch thread: 2.8 to 3.1 s
+against 1.4 s for the same 8 photos one at a time (random 512 x 512 photos, lite0, this machine)."""
 GALLERY_SIZE = 6
 CAPTION_PX = 40
 """White strip under each gallery picture: the gallery draws its caption over the picture's bottom edge."""
@@ -199,7 +203,7 @@ def run_evaluation(
     result = evaluate(
         loaded,
         samples,
-        batch_size=8,
+        batch_size=EVAL_BATCH,
         progress=with_deadline(lambda done, total: progress(done / total, desc=f"{done}/{total} photos")),
         on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
     )

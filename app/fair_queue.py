@@ -9,7 +9,10 @@
   zip), waiting or running: a second is refused at once, never queued;
 * within a lane the next event is taken round-robin over client addresses, not first-come first-served: the
   address with the fewest events running, then the one served longest ago (never: first), goes first, so a
-  visitor's upload waits for at most one job per other active client, however many that client queued.
+  visitor's upload waits for at most one job per other active client, however many that client queued;
+* a client address runs at most :data:`RUNNING_PER_CLIENT` events of one lane at once: with the fast lane's two
+  workers, one client's long queue of costly analyses (a 144 MP photo takes 2 s) holds one worker and the other
+  stays free for everyone else, so a visitor's upload does not wait behind it at all.
 
 :class:`UnqueuedGate` bounds the unqueued events (slider moves, ``queue=False``): at most
 :data:`UNQUEUED_PER_CLIENT` of one address run at once and :data:`UNQUEUED_TOTAL` in all; the others wait
@@ -38,6 +41,8 @@ MAX_QUEUE = int(os.environ.get("CAM_MAX_QUEUE", "256"))
 """Events waiting in all lanes together (Gradio's ``max_size``): 16 addresses' full shares."""
 SERVED_MEMORY = 4096
 """Addresses whose last service time is remembered for the round-robin (the oldest forgotten first)."""
+RUNNING_PER_CLIENT = int(os.environ.get("CAM_RUNNING_PER_CLIENT", "1"))
+"""Events of one lane that one client address may have running at once (the rest of its share waits)."""
 SLOW_PER_CLIENT = 1
 """Slow-lane events one session, and one client address, may hold (waiting or running)."""
 UNQUEUED_PER_CLIENT = int(os.environ.get("CAM_UNQUEUED_PER_CLIENT", "2"))
@@ -64,15 +69,23 @@ def event_address(event: queueing.Event) -> str:
     return str(address)
 
 
-def fair_pick(waiting: list[queueing.Event], running: Iterable[queueing.Event], served: dict[str, float]) -> int:
-    """The position in ``waiting`` of the event to run next: of the first event of each address, the one whose
-    address has the fewest events running, then was served longest ago (``served``: address -> when its last
-    event started; absent: never). Round-robin over addresses, first-come first-served within one."""
+def fair_pick(
+    waiting: list[queueing.Event],
+    running: Iterable[queueing.Event],
+    served: dict[str, float],
+    per_client: int | None = None,
+) -> int | None:
+    """The position in ``waiting`` of the event to run next: of the first event of each address with fewer than
+    ``per_client`` events running (default :data:`RUNNING_PER_CLIENT`), the one whose address has the fewest
+    events running, then was served longest ago (``served``: address -> when its last event started; absent:
+    never). Round-robin over addresses, first-come first-served within one. ``None``: every waiting address is
+    at its cap (the lane waits, although a worker is free)."""
+    cap = RUNNING_PER_CLIENT if per_client is None else per_client
     load = Counter(event_address(event) for event in running)
-    best, best_rank, seen = 0, None, set()
+    best, best_rank, seen = None, None, set()
     for position, event in enumerate(waiting):
         address = event_address(event)
-        if address in seen:
+        if address in seen or load[address] >= cap:
             continue
         seen.add(address)
         rank = (load[address], served.get(address, float("-inf")))
@@ -134,14 +147,19 @@ class FairQueue(queueing.Queue):
             if lane.concurrency_limit is not None and lane.current_concurrency >= lane.concurrency_limit:
                 continue
             running = [e for job in self.active_jobs if job for e in job if e.concurrency_id == concurrency_id]
-            event = lane.queue.pop(fair_pick(lane.queue, running, self._served))
+            position = fair_pick(lane.queue, running, self._served)
+            if position is None:
+                continue
+            event = lane.queue.pop(position)
             address = event_address(event)
             self._served[address] = time.monotonic()
             self._served.move_to_end(address)
             if len(self._served) > SERVED_MEMORY:
                 self._served.popitem(last=False)
             return [event], False, concurrency_id
-        return super().get_events()
+        if any(lane.queue and lane.queue[0].fn.batch for lane in self.event_queue_per_concurrency_id.values()):
+            return super().get_events()  # batched functions (none in this app): Gradio's own order
+        return None
 
 
 class UnqueuedGate:

@@ -5,7 +5,8 @@ behind another visitor's long job:
 
 * :data:`FAST` (``"fast"``): a photo's analysis (upload, model, resolution), class search, the M+ / M- and
   P1 views, the export zip, ``/explain``, and the views redrawn after an analysis miss: each well under a
-  second (a forward pass at most); :data:`FAST_WORKERS` at once (``CAM_ANALYSIS_CONCURRENCY``, default 1);
+  second (a forward pass at most); :data:`FAST_WORKERS` at once (``CAM_ANALYSIS_CONCURRENCY``, default 2,
+  each client address at most one of them: :data:`app.fair_queue.RUNNING_PER_CLIENT`);
 * :data:`SLOW` (``"slow"``): Evaluate (both buttons), the CRF tab, the Segmentation CRF and zip: seconds to
   tens of seconds each; :data:`SLOW_WORKERS` at once (``CAM_SLOW_CONCURRENCY``, default 1). Each client
   holds at most one of them, queued or running (:mod:`app.fair_queue`).
@@ -38,9 +39,10 @@ from app.model_cache import NotCached, cache_only
 
 R = TypeVar("R")
 FAST, SLOW = "fast", "slow"
-FAST_WORKERS = int(os.environ.get("CAM_ANALYSIS_CONCURRENCY", "1"))
-"""Fast-lane events running at once (one forward pass using every core is faster than two sharing them:
-``bench/bench_load.py --sweep``)."""
+FAST_WORKERS = int(os.environ.get("CAM_ANALYSIS_CONCURRENCY", "2"))
+"""Fast-lane events running at once. Two, of different client addresses (:data:`app.fair_queue.RUNNING_PER_CLIENT`):
+one client's costly analysis (a 144 MP photo: 2 s) never makes another visitor's upload wait for it
+(``bench/bench_hostile.py``); a lone visitor's events still run one at a time with every core."""
 SLOW_WORKERS = int(os.environ.get("CAM_SLOW_CONCURRENCY", "1"))
 """Slow-lane events running at once."""
 FAST_THREADS = int(os.environ.get("CAM_FAST_TORCH_THREADS", os.environ.get("CAM_TORCH_THREADS", "0")))

@@ -33,7 +33,7 @@ from app.inputs import Controls, Entrance, need_session
 from app.models import tap_partner
 from app.state import Session, SmallLRU, analysis_key, get_analysis
 from cam_core.cam import Analysis
-from cam_core.crf import CrfParams
+from cam_core.crf import CrfParams, label_grid
 from cam_core.localize import LocalizationConfig
 from cam_core.segment import (
     Segmentation,
@@ -297,8 +297,19 @@ def caption(pair: SegPair, refined: bool) -> str:
         "the classes over their own threshold (the main tab's mask of that class); else background (dark).",
     ]
     if refined:
-        lines.append("**Dense CRF** for the controls as they were at the click; after moving them, refine again.")
+        lines.append("**Dense CRF** for the controls as they were at the click; after moving them, refine again."
+                     + _crf_grid_note(pair))  # fmt: skip
     return "\n\n".join(lines)
+
+
+def _crf_grid_note(pair: SegPair) -> str:
+    """Where the CRF's labels x pixels budget shrank its grid (:func:`cam_core.crf.label_grid`), say so."""
+    (height, width), labels = pair.plain.size, len(pair.plain.names) + 1
+    grid = label_grid(height, width, labels)
+    if grid == (height, width):
+        return ""
+    return (f" With {labels} labels it ran on a {grid[1]} x {grid[0]} grid (its memory grows with labels x pixels; "
+            "the labels were scaled back up).")  # fmt: skip
 
 
 def segmentation_views(pair: SegPair, refined: bool = False) -> tuple[str, str, str, str]:

@@ -25,7 +25,10 @@ Spatial standard deviations (``*_sxy``) are in pixels of that (possibly downscal
 
 Several labels. :func:`refine_labels` runs the same kernels on an L-label Potts model whose unary
 is ``-log p`` of a given per-pixel label distribution (:mod:`cam_core.segment` builds it: background
-plus one label per class); the size cap works the same way, each label's plane resized bilinearly.
+plus one label per class); the size cap works the same way, each label's plane resized bilinearly. Its cost
+grows with labels x pixels too (every mean-field array is (L, h*w), and so is the lattice's blur), so the grid
+is also shrunk until ``L * h * w <=`` :data:`MAX_LABEL_PIXELS` (:func:`label_grid`): eight labels keep the
+512² grid, 21 labels get about 316².
 
 ``pydensecrf2`` is optional: it builds from source and needs a C++ compiler. Check
 :func:`crf_available` first; the refine functions raise :class:`CrfUnavailableError` without it.
@@ -55,6 +58,27 @@ _INSTALL_HINT = (
     "It builds from source and needs a C++ compiler (e.g. build-essential / Xcode CLT / MSVC): "
     "`pip install pydensecrf2`."
 )
+
+
+MAX_LABEL_PIXELS = 8 * 512 * 512
+"""Budget of a multi-label CRF's grid, labels x pixels: the memory of its (L, h*w) arrays and of the lattice's
+blur grow with it (a 21-label CRF on a 512² grid took about 300 MB, measured by ``bench/bench_hostile.py``)."""
+
+
+def label_grid(height: int, width: int, labels: int, max_side: int = 512) -> tuple[int, int]:
+    """``(h, w)`` of the CRF grid of an L-label CRF on an ``(height, width)`` image: the longer side at most
+    ``max_side`` and ``labels * h * w <=`` :data:`MAX_LABEL_PIXELS`, aspect kept (each side at least 1).
+
+    >>> label_grid(512, 512, 8), label_grid(512, 512, 21), label_grid(1000, 500, 2)
+    ((512, 512), (316, 316), (512, 256))
+    """
+    side_scale = max_side / max(height, width)
+    budget_scale = (MAX_LABEL_PIXELS / (labels * height * width)) ** 0.5
+    if min(side_scale, budget_scale) >= 1.0:
+        return height, width
+    if side_scale <= budget_scale:  # the size cap binds: rounded, as the single-label grid (_crf_grid)
+        return max(1, round(height * side_scale)), max(1, round(width * side_scale))
+    return max(1, int(height * budget_scale)), max(1, int(width * budget_scale))  # floor: within the budget
 
 
 @dataclass(frozen=True)
@@ -319,8 +343,8 @@ def refine_labels(
         image: uint8 (H, W, 3) RGB, 0-255.
         probabilities: float (L, H, W), 2 <= L <= 256 labels, finite and >= 0; each pixel's column is
             renormalised to sum 1.
-        params: CRF parameters (the size cap applies: bilinear downscale of each label's plane, nearest
-            upscale of the labels); defaults to :class:`CrfParams()`.
+        params: CRF parameters (the size cap and :data:`MAX_LABEL_PIXELS` apply, :func:`label_grid`: bilinear
+            downscale of each label's plane, nearest upscale of the labels); defaults to :class:`CrfParams()`.
         runner: runs the inference (default :func:`mean_field`, in this process).
 
     Returns:
@@ -335,9 +359,9 @@ def refine_labels(
     _check_label_inputs(image, probabilities)
     height, width = image.shape[:2]
     small_image, planes = image, probabilities.astype(np.float32)  # (L, H, W)
-    if max(height, width) > checked.max_side:
-        scale = checked.max_side / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # cv2 wants (W, H)
+    grid = label_grid(height, width, len(planes), checked.max_side)
+    if grid != (height, width):
+        size = (grid[1], grid[0])  # cv2 wants (W, H)
         small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         planes = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR) for plane in planes])
     p = np.clip(planes.reshape(len(planes), -1), _P_CLIP, None)  # (L, h*w)

@@ -233,3 +233,29 @@ def test_read_only_image_is_accepted() -> None:
     heatmap[8:24, 10:30] = 1.0
     mask = crf.refine_mask(image, heatmap, 0.5)
     assert mask.shape == (32, 40) and mask[16, 20] and not mask[0, 0]
+
+
+def test_label_grid_keeps_labels_times_pixels_within_the_budget() -> None:
+    assert crf.MAX_LABEL_PIXELS == 8 * 512 * 512
+    assert crf.label_grid(512, 512, 8) == (512, 512)  # 8 labels: the size cap alone
+    assert crf.label_grid(512, 384, 21) == (364, 273)  # sqrt(2097152 / (21 * 512 * 384)) = 0.7116: floored
+    assert crf.label_grid(1024, 512, 2) == (512, 256)  # the size cap binds: rounded as before
+    for labels in (2, 6, 21, 256):
+        h, w = crf.label_grid(480, 640, labels)
+        assert labels * h * w <= crf.MAX_LABEL_PIXELS and abs(w / h - 640 / 480) < 0.02
+
+
+def test_a_many_label_crf_runs_on_the_budgeted_grid_and_comes_back_full_size() -> None:
+    """21 labels on 512 x 512 (the Segmentation tab's 20 classes): the runner sees the shrunk grid."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    probabilities = rng.random((21, 512, 512)).astype(np.float32)
+    seen = []
+
+    def runner(grid: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.ndarray:
+        seen.append((grid.shape, unary.shape))
+        return np.exp(-unary)  # no pairwise term: the marginals are the unary's distribution
+
+    labels = crf.refine_labels(image, probabilities, runner=runner)
+    assert seen == [((316, 316, 3), (21, 316 * 316))]
+    assert labels.shape == (512, 512) and labels.dtype == np.uint8 and labels.max() < 21

@@ -97,18 +97,40 @@ def test_one_client_cannot_fill_the_queue(url: str) -> None:
 
 
 def test_the_next_event_is_taken_round_robin_over_addresses(demo: Any, url: str) -> None:
-    """The visitor's event runs right after the other client's running one, not after its whole backlog."""
+    """The visitor's event runs at once on the lane's free worker, while the other client's backlog waits for its
+    running one (one running event per address and lane); then the backlog runs in order."""
     fn = indices(url)["fast"]
     assert isinstance(demo._queue, fair_queue.FairQueue)
+    running = lambda: [e for job in demo._queue.active_jobs if job for e in job]  # noqa: E731
     with client(url, "127.0.0.2") as other, client(url, "127.0.0.1") as visitor:
         assert join(other, fn, "a1").status_code == 200
-        wait_for(lambda: any(demo._queue.active_jobs))  # a1 runs (held at the gate)
+        wait_for(lambda: len(running()) == 1)  # a1 runs (held at the gate)
         for tag in ("a2", "a3", "a4"):
             assert join(other, fn, tag).status_code == 200
+        time.sleep(0.3)  # a worker is free, but a2 waits: its address already runs an event of this lane
+        assert len(running()) == 1
         assert join(visitor, fn, "v1").status_code == 200
+        wait_for(lambda: len(running()) == 2)  # the visitor's event took the free worker at once
+        assert {fair_queue.event_address(e) for e in running()} == {"127.0.0.1", "127.0.0.2"}
         GATE.set()
         wait_for(lambda: len(RAN) == 5)
-    assert RAN == ["a1", "v1", "a2", "a3", "a4"]
+    assert set(RAN[:2]) == {"a1", "v1"} and RAN[2:] == ["a2", "a3", "a4"]
+
+
+def test_fair_pick_takes_the_least_served_address_under_its_cap() -> None:
+    """By hand: addresses A (running 1), B (running 0, served before C), C (never served)."""
+
+    def event(address: str) -> Any:
+        made = type("Event", (), {})()
+        setattr(made, fair_queue._ADDRESS, address)
+        return made
+
+    waiting = [event("A"), event("A"), event("B"), event("C")]
+    running = [event("A")]
+    assert fair_queue.fair_pick(waiting, running, {"B": 5.0}, per_client=2) == 3  # C: never served
+    assert fair_queue.fair_pick(waiting, running, {"B": 5.0, "C": 9.0}, per_client=2) == 2  # B: served first
+    assert fair_queue.fair_pick(waiting[:2], running, {}, per_client=1) is None  # A at its cap: the lane waits
+    assert fair_queue.fair_pick(waiting[:2], running, {}, per_client=2) == 0
 
 
 def test_one_long_job_per_visitor_refused_at_once(url: str) -> None:
