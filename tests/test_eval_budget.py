@@ -67,13 +67,13 @@ def test_a_run_over_the_deadline_is_stopped_with_a_message(uploads: Path, monkey
     rows = ["filename,class_index,x0,y0,x1,y1"]
     cat = Image.open(Path(evaluation.EXAMPLES) / "cat.jpg")
     images = []
-    for i in range(10):  # two batches of 8: stopped after the first
+    for i in range(10):  # one photo per forward pass: stopped after the first
         path = uploads / f"cat{i}.jpg"
         cat.resize((300 + i, 200)).save(path)
         images.append({"path": str(path)})
         rows.append(f"{path.name},285,10,10,200,150")
     (uploads / "boxes.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(gr.Error, match=r"Evaluate stopped after \d+ s \(8 of 10 photos\)"):
+    with pytest.raises(gr.Error, match=r"Evaluate stopped after \d+ s \(1 of 10 photos\)"):
         evaluation.run_evaluation(images, {"path": str(uploads / "boxes.csv")}, False, cam_core.DEFAULT_MODEL, "224/32")
     seen: list[int] = []
     with_deadline(lambda done, total: seen.append(done), deadline_s=60)(8, 10)
