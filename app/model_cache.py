@@ -290,7 +290,7 @@ def _load(name: str, output_stride: int) -> cam_core.LoadedModel:
     torch.set_num_threads(1)  # a background load shares the CPU with the lanes (this pool's threads only)
     try:
         if name in checkpoint_names():  # a menu value: never a path
-            from cam_core.checkpoint import load_checkpoint
+            from cam_core.train.checkpoint import load_checkpoint
 
             return load_checkpoint(models.CHECKPOINT_DIR / f"{name}.safetensors", output_stride=output_stride)
         return cam_core.load_model(name, output_stride=output_stride)

@@ -44,9 +44,9 @@ from cam_core.segment import (
     palette,
     segment,
     select_classes,
+    write_label_png,
 )
 from cam_core.segment import standards as map_standards
-from cam_core.segment_cli import write_label_png
 from cam_core.threshold import quantize
 
 SEG_TAB = "Segmentation"

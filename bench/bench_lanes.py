@@ -303,7 +303,7 @@ def calibrate(folder: Path, photos: int) -> dict[str, Any]:
     from app.state import get_model
     from cam_core.datasets import Sample, load_stored_image
     from cam_core.evaluate import evaluate
-    from cam_core.protocol import prepare
+    from cam_core.evaluate.protocol import prepare
 
     torch.set_num_threads(max(1, lanes.SLOW_THREADS))
     out: dict[str, Any] = {"threads": torch.get_num_threads()}

@@ -35,9 +35,8 @@ from PIL import Image
 import cam_core
 from cam_core.crf import crf_available, refine_mask
 from cam_core.localize import CONFIGS
-from cam_core.segment import SegmentConfig, class_maps, label_map, segment, standards
-from cam_core.segment_cli import main as segment_cli
-from cam_core.segment_cli import write_label_png
+from cam_core.segment import SegmentConfig, class_maps, label_map, segment, standards, write_label_png
+from cam_core.segment.cli import main as segment_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "imagenet_val_fullres_dev"

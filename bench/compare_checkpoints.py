@@ -8,7 +8,7 @@ Each run ``NAME=CHECKPOINT@SIZE/STRIDE`` (``original@SIZE/STRIDE`` for the model
 is the same results dict ``python -m cam_core.evaluate --out`` writes (``python -m cam_core.checkpoint
 PATH --evaluation FILE`` stores it in a card) and ``.npz`` holds the hits and per-image top-1. Then every
 pair of a TAP run and a GAP run at the same setting (names ``tap*`` / ``gap*`` with the same suffix, e.g.
-``tap448`` / ``gap448``) gets paired bootstrap intervals of ``TAP - GAP`` (:mod:`cam_core.bootstrap`) for
+``tap448`` / ``gap448``) gets paired bootstrap intervals of ``TAP - GAP`` (:mod:`cam_core.evaluate.bootstrap`) for
 top-1, GT-known and MaxBoxAccV2 of plain CAM and of NWC+PaS. Writes ``summary.json`` and ``summary.md``.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from cam_core.bootstrap import hits_array, paired_difference, resample_counts
 from cam_core.datasets import read_boxes_csv
 from cam_core.evaluate import default_configs, evaluate
+from cam_core.evaluate.bootstrap import hits_array, paired_difference, resample_counts
 from cam_core.models import load_model, with_input_size
 
 STATISTICS = ("gt_known_loc", "maxboxacc_v2")
@@ -54,7 +54,7 @@ def run_one(args: argparse.Namespace, name: str, path: str, size: int, stride: i
     if path == "original":
         loaded = with_input_size(load_model(output_stride=stride), size)
     else:
-        from cam_core.checkpoint import load_checkpoint
+        from cam_core.train.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(path, output_stride=stride, input_size=size)
     samples = read_boxes_csv(args.boxes, args.images)[: args.limit]

@@ -4,7 +4,7 @@
 
 Every setting ``(input_size, output_stride)`` is one :func:`cam_core.evaluate.evaluate` run (one forward
 per photo, the four configurations cam / pas / nwc / nwc+pas as array work) with per-image hits kept, so
-differences get paired bootstrap intervals over the same photos (:mod:`cam_core.bootstrap`): "nwc+pas
+differences get paired bootstrap intervals over the same photos (:mod:`cam_core.evaluate.bootstrap`): "nwc+pas
 minus cam" per setting, and each setting minus the 224 px / stride 32 baseline. Settings run in the
 given order; a ``--budget-s`` budget (the evaluations' summed wall-clock seconds, cached ones included)
 stops the run between settings and the rest are listed as skipped. Results are cached per setting under
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from cam_core.bootstrap import hits_array, paired_difference, resample_counts
 from cam_core.datasets import read_boxes_csv
 from cam_core.evaluate import default_configs, evaluate
+from cam_core.evaluate.bootstrap import hits_array, paired_difference, resample_counts
 from cam_core.models import load_model, with_input_size
 from cam_core.resolution import resolution_label
 

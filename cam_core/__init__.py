@@ -1,6 +1,8 @@
 """cam_core: Class Activation Mapping and the fixes of Bae et al. (ECCV 2020), as a small library.
 
-The public API is re-exported here; see the README for a tour.
+The engine is flat here (models, resolution, cam, localize, threshold, boxes, tap, image, crf, datasets, errors);
+the applications are packages: :mod:`cam_core.evaluate`, :mod:`cam_core.segment`, :mod:`cam_core.train`, each
+with its ``python -m`` command. The public API is re-exported here; see the README for a tour.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from cam_core.boxes import box_iou, largest_box, mask_to_boxes, scale_boxes
 from cam_core.cam import Analysis, analyze, analyze_batch, normalize, preprocess, upsample
-from cam_core.checkpoint import load_checkpoint, read_card, save_checkpoint
 from cam_core.crf import CrfParams, crf_available, refine_mask, refine_probability
 from cam_core.errors import (
     CamError,
@@ -34,11 +35,13 @@ from cam_core.models import (
     check_cam_exact,
     imagenet_classes,
     load_model,
+    with_input_size,
     wrap_model,
 )
-from cam_core.resolution import OUTPUT_STRIDES, resolution_label, with_input_size
+from cam_core.resolution import OUTPUT_STRIDES, resolution_label
 from cam_core.tap import ChannelStats, ThresholdedAvgPool2d, channel_stats, tap_pool
 from cam_core.threshold import PRESETS, Preset, mas_threshold, pas_normalize, pas_threshold
+from cam_core.train.checkpoint import load_checkpoint, read_card, save_checkpoint
 
 try:
     __version__ = version("cam-explainer")

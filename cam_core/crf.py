@@ -24,7 +24,7 @@ result is upscaled back to ``(H, W)``: the mask with nearest-neighbour, the prob
 Spatial standard deviations (``*_sxy``) are in pixels of that (possibly downscaled) CRF grid.
 
 Several labels. :func:`refine_labels` runs the same kernels on an L-label Potts model whose unary
-is ``-log p`` of a given per-pixel label distribution (:mod:`cam_core.segment` builds it: background
+is ``-log p`` of a given per-pixel label distribution (:mod:`cam_core.segment.segmentation` builds it: background
 plus one label per class); the size cap works the same way, each label's plane resized bilinearly. Its cost
 grows with labels x pixels too (every mean-field array is (L, h*w), and so is the lattice's blur), so the grid
 is also shrunk until ``L * h * w <=`` :data:`MAX_LABEL_PIXELS` (:func:`label_grid`): eight labels keep the
@@ -335,7 +335,7 @@ def refine_labels(
 ) -> np.ndarray:
     """Multi-label dense CRF: the argmax label after mean-field inference (same kernels as :func:`refine_mask`).
 
-    Used by :mod:`cam_core.segment` (background + one label per class). The unary is ``-log p`` of the
+    Used by :mod:`cam_core.segment.segmentation` (background + one label per class). The unary is ``-log p`` of the
     given per-pixel label distribution, clipped below at 1e-5 and renormalised; with both pairwise
     weights at 0 the result is the argmax of ``probabilities`` (ties to the lower label).
 

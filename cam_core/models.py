@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import timm
@@ -34,13 +34,7 @@ from torch import nn
 
 from cam_core.bundled import LITE0_PACKAGE, BundledWeights
 from cam_core.errors import NotCamExactError, ParameterError, UnknownModelError, WeightsUnavailableError
-from cam_core.resolution import (
-    check_input_size,
-    check_output_stride,
-    create_model,
-    verify_output_stride,
-    with_input_size,
-)
+from cam_core.resolution import check_input_size, check_output_stride, create_model
 from cam_core.tap import ThresholdedAvgPool2d
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
@@ -361,3 +355,35 @@ def load_model(
         model, weights = _create_hub_model(name, spec.arch, stride), "ImageNet, downloaded through timm"
     loaded = wrap_model(model, name, weights, output_stride=stride)
     return loaded if size is None else with_input_size(loaded, size)
+
+
+def with_input_size(loaded: LoadedModel, input_size: int | tuple[int, int]) -> LoadedModel:
+    """The same model (the module is shared, not copied) analysing photos stretched to ``input_size``.
+
+    Args:
+        loaded: a checked model.
+        input_size: N for an N x N square, or ``(H_in, W_in)``; each side in :data:`INPUT_SIZE_RANGE`.
+
+    Returns:
+        A :class:`LoadedModel` whose ``data_config.input_size`` is ``(H_in, W_in)``. The feature map is
+        about ``(H_in / output_stride, W_in / output_stride)`` and the forward's cost grows with
+        ``H_in · W_in``.
+
+    Raises:
+        ParameterError: ``input_size`` out of range or not integer.
+    """
+    size = check_input_size(input_size)
+    return replace(loaded, data_config=replace(loaded.data_config, input_size=size))
+
+
+def verify_output_stride(model: nn.Module, output_stride: int, name: str) -> None:
+    """Raise :class:`ParameterError` unless a 64 x 64 probe gives a ``64 / output_stride`` (+-1) feature map
+    (a model may accept timm's ``output_stride`` keyword and ignore it)."""
+    net: Any = model
+    with eval_mode(model), torch.inference_mode():
+        height = int(net.forward_features(torch.zeros(1, 3, 64, 64)).shape[2])  # (1, C, h, w)
+    if abs(height - 64 / output_stride) > 1:
+        raise ParameterError(
+            f"{name}: `output_stride` {output_stride} was requested but a 64 px probe gives a {height}-cell feature "
+            f"map (stride about {64 // max(height, 1)}): this architecture ignores timm's output_stride."
+        )

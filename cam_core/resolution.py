@@ -8,17 +8,10 @@ weights, cost grows with the area of the dilated stages). Measured trade-offs: `
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
 import timm
-import torch
 from torch import nn
 
 from cam_core.errors import ParameterError
-
-if TYPE_CHECKING:
-    from cam_core.models import LoadedModel
 
 OUTPUT_STRIDES: tuple[int, ...] = (32, 16, 8)
 """Output strides :func:`cam_core.models.load_model` accepts: 32 as trained, 16 / 8 dilate the last stages."""
@@ -75,37 +68,3 @@ def create_model(arch: str, pretrained: bool, output_stride: int) -> nn.Module:
             f"`output_stride` {output_stride} is not supported by {arch!r} (timm builds it only with stride 32: "
             f"{type(exc).__name__}: {str(exc)[:200]}). Use output_stride=32, or a ResNet / EfficientNet / RegNet."
         ) from exc
-
-
-def with_input_size(loaded: LoadedModel, input_size: int | tuple[int, int]) -> LoadedModel:
-    """The same model (the module is shared, not copied) analysing photos stretched to ``input_size``.
-
-    Args:
-        loaded: a checked model.
-        input_size: N for an N x N square, or ``(H_in, W_in)``; each side in :data:`INPUT_SIZE_RANGE`.
-
-    Returns:
-        A :class:`LoadedModel` whose ``data_config.input_size`` is ``(H_in, W_in)``. The feature map is
-        about ``(H_in / output_stride, W_in / output_stride)`` and the forward's cost grows with
-        ``H_in · W_in``.
-
-    Raises:
-        ParameterError: ``input_size`` out of range or not integer.
-    """
-    size = check_input_size(input_size)
-    return replace(loaded, data_config=replace(loaded.data_config, input_size=size))
-
-
-def verify_output_stride(model: nn.Module, output_stride: int, name: str) -> None:
-    """Raise :class:`ParameterError` unless a 64 x 64 probe gives a ``64 / output_stride`` (+-1) feature map
-    (a model may accept timm's ``output_stride`` keyword and ignore it)."""
-    from cam_core.models import eval_mode  # models imports this module at load time
-
-    net: Any = model
-    with eval_mode(model), torch.inference_mode():
-        height = int(net.forward_features(torch.zeros(1, 3, 64, 64)).shape[2])  # (1, C, h, w)
-    if abs(height - 64 / output_stride) > 1:
-        raise ParameterError(
-            f"{name}: `output_stride` {output_stride} was requested but a 64 px probe gives a {height}-cell feature "
-            f"map (stride about {64 // max(height, 1)}): this architecture ignores timm's output_stride."
-        )

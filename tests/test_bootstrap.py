@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cam_core.bootstrap import hits_array, paired_difference, resample_counts, sweep_accuracy
 from cam_core.errors import ParameterError
-from cam_core.metrics import Evaluator
+from cam_core.evaluate.bootstrap import hits_array, paired_difference, resample_counts, sweep_accuracy
+from cam_core.evaluate.metrics import Evaluator
 
 
 def _evaluator(rng: np.random.Generator, n: int = 12) -> Evaluator:

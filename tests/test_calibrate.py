@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 
 import cam_core
-from cam_core.calibrate import _Scores, calibrate, fixed_rule_levels
 from cam_core.cam import Analysis
 from cam_core.errors import ParameterError
-from cam_core.evaluate import default_configs, main
-from cam_core.sweep import sweep_thresholds
+from cam_core.evaluate import default_configs
+from cam_core.evaluate.calibrate import _Scores, calibrate, fixed_rule_levels
+from cam_core.evaluate.cli import main
+from cam_core.evaluate.sweep import sweep_thresholds
 from cam_core.threshold import threshold_mask
 
 
@@ -103,8 +104,8 @@ def test_cli_calibrate_on(two_sets: tuple[Path, Path], tmp_path: Path, capsys: p
 
 
 def test_overlap_counts_copies_by_base_name(tmp_path: Path) -> None:
-    from cam_core.calibrate import _identities
     from cam_core.datasets import Sample
+    from cam_core.evaluate.calibrate import _identities
 
     box = np.zeros((1, 4))
     cal = [Sample(tmp_path / "a" / "x.JPEG", 0, box), Sample(tmp_path / "a" / "y.JPEG", 0, box)]

@@ -13,7 +13,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from cam_core.checkpoint import (
+from cam_core.errors import CheckpointError, ParameterError
+from cam_core.models import set_pooling
+from cam_core.tap import ThresholdedAvgPool2d
+from cam_core.train.checkpoint import (
     FORMAT,
     attach_evaluation,
     build_base,
@@ -22,9 +25,6 @@ from cam_core.checkpoint import (
     read_card,
     save_checkpoint,
 )
-from cam_core.errors import CheckpointError, ParameterError
-from cam_core.models import set_pooling
-from cam_core.tap import ThresholdedAvgPool2d
 
 ARCH = "test_efficientnet"
 TRAINED = ["conv_head", "bn2", "classifier"]

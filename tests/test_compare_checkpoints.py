@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from bench.compare_checkpoints import main, parse_run, plain_name
-from cam_core.checkpoint import build_base, save_checkpoint, summarize_evaluation
 from cam_core.models import set_pooling
+from cam_core.train.checkpoint import build_base, save_checkpoint, summarize_evaluation
 
 ARCH = "test_efficientnet"
 

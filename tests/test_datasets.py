@@ -18,7 +18,7 @@ from cam_core.datasets import (
 )
 from cam_core.errors import DatasetError, InvalidImageError
 from cam_core.evaluate import evaluate
-from cam_core.metrics import Evaluator
+from cam_core.evaluate.metrics import Evaluator
 
 HEADER = "filename,class_index,x0,y0,x1,y1\n"
 

@@ -11,18 +11,18 @@ import pytest
 from PIL import Image
 
 import cam_core
-from cam_core import evaluate_cli
 from cam_core.errors import DatasetError
 from cam_core.evaluate import (
     ConfigSpec,
     Sample,
     default_configs,
     evaluate,
-    main,
     prepare,
     read_boxes_csv,
     read_wsol_metadata,
 )
+from cam_core.evaluate import cli as evaluate_cli
+from cam_core.evaluate.cli import main
 from cam_core.localize import CONFIGS
 from cam_core.models import DataConfig
 
@@ -172,7 +172,7 @@ def test_cli_official_limit_and_errors(dataset: Path, tmp_path: Path, capsys: py
 def test_cli_checkpoint_without_module(
     dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)  # import fails as if the file were absent
+    monkeypatch.setitem(sys.modules, "cam_core.train.checkpoint", None)  # import fails as if the file were absent
     args = ["--images", str(dataset), "--boxes", str(dataset / "boxes.csv"), "--checkpoint", "x.safetensors"]
     status, _, err = run_cli(args, capsys)
     assert status == 2 and "checkpoint.py" in err
@@ -237,8 +237,8 @@ def test_library_errors_are_typed(
 ) -> None:
     import argparse
 
-    from cam_core import evaluate as ev
     from cam_core.errors import CheckpointError, CrfUnavailableError, ParameterError
+    from cam_core.evaluate import run as ev
 
     samples = read_boxes_csv(dataset / "boxes.csv", dataset)[:1]
     with pytest.raises(ParameterError, match="batch_size"):
@@ -248,7 +248,7 @@ def test_library_errors_are_typed(
     monkeypatch.setitem(sys.modules, "cam_core.crf", None)
     with pytest.raises(CrfUnavailableError, match=r"crf\.py"):
         ev._crf_refiner()
-    monkeypatch.setitem(sys.modules, "cam_core.checkpoint", None)
+    monkeypatch.setitem(sys.modules, "cam_core.train.checkpoint", None)
     with pytest.raises(CheckpointError, match=r"checkpoint\.py"):
         evaluate_cli._load_model(argparse.Namespace(checkpoint=Path("x.safetensors"), model="tiny"))
 
@@ -341,7 +341,7 @@ def test_boxes_are_read_in_the_stored_photos_pixels(tiny_model: cam_core.LoadedM
 
 
 def test_per_image_hits_reproduce_the_metrics(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:
-    from cam_core.bootstrap import hits_array, sweep_accuracy
+    from cam_core.evaluate.bootstrap import hits_array, sweep_accuracy
 
     samples = read_boxes_csv(dataset / "boxes.csv", dataset)[:3]
     result = evaluate(tiny_model, samples, per_image=True)

@@ -21,7 +21,7 @@ from app.errors import with_notice
 from app.inputs import MAX_GT_BOXES, VIEW, parse_boxes
 from app.state import Session
 from app.wiring import event
-from cam_core.metrics import Evaluator
+from cam_core.evaluate.metrics import Evaluator
 from tests.test_app_server import ROOT, load_app_module
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
@@ -96,7 +96,7 @@ def test_best_match_iou_hand_computed() -> None:
 
 @pytest.mark.parametrize("pred", [[0, 0, 9, 9], [5, 0, 14, 9], [0, 0, 6, 9], [30, 30, 40, 40]])
 def test_best_match_agrees_with_the_librarys_gt_known_rule(pred: list[int]) -> None:
-    """The caption's IoU is what cam_core.metrics.Evaluator scores: a GT-known hit iff best IoU >= 0.5."""
+    """The caption's IoU is what cam_core.evaluate.metrics.Evaluator scores: a GT-known hit iff best IoU >= 0.5."""
     gt = np.array([[0, 0, 4, 9], [20, 20, 29, 29], [0, 0, 12, 9]])
     evaluator = Evaluator(sweep=False)
     evaluator.accumulate(None, gt, np.array(pred), fixed_boxes=np.array([pred]))

@@ -8,7 +8,7 @@ import pytest
 from cam_core.boxes import box_iou, mask_to_boxes
 from cam_core.cam import normalize, upsample
 from cam_core.errors import ParameterError
-from cam_core.metrics import Evaluator, format_rows, sweep_ious, sweep_thresholds
+from cam_core.evaluate.metrics import Evaluator, format_rows, sweep_ious, sweep_thresholds
 from cam_core.threshold import pas_normalize
 
 
@@ -188,7 +188,7 @@ def test_format_rows() -> None:
 
 
 def test_mask_iou_hand_computed() -> None:
-    from cam_core.metrics import mask_iou
+    from cam_core.evaluate.metrics import mask_iou
 
     a = np.zeros((4, 4), bool)
     a[:2, :2] = True  # 4 pixels
@@ -199,7 +199,7 @@ def test_mask_iou_hand_computed() -> None:
 
 
 def test_evaluator_reports_mean_mask_iou() -> None:
-    from cam_core.metrics import Evaluator
+    from cam_core.evaluate.metrics import Evaluator
 
     evaluator = Evaluator(sweep=False)
     gt = np.zeros((8, 8), bool)

@@ -30,7 +30,7 @@ def test_quality(command: list[str]) -> None:
 
 
 def test_library_never_imports_the_app_or_gradio() -> None:
-    for path in (ROOT / "cam_core").glob("*.py"):
+    for path in (ROOT / "cam_core").rglob("*.py"):
         text = path.read_text()
         for banned in ("import gradio", "from gradio", "from app", "import app", "matplotlib"):
             assert banned not in text, f"{path.name} must not use {banned!r}"

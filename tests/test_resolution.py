@@ -91,7 +91,7 @@ def test_boxes_map_back_to_the_original_photo(tiny_model: cam_core.LoadedModel) 
 
 
 def test_checkpoint_rebuilt_with_a_finer_stride(tmp_path: Path) -> None:
-    from cam_core.checkpoint import build_base, load_checkpoint, save_checkpoint, set_pooling
+    from cam_core.train.checkpoint import build_base, load_checkpoint, save_checkpoint, set_pooling
 
     loaded, base = build_base("test_efficientnet", pretrained=False, init_seed=3)
     set_pooling(loaded.model, "tap", 0.1)

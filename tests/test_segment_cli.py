@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 import cam_core
-from cam_core.segment_cli import MeanIoU, main, read_label_png, write_label_png
+from cam_core.segment import MeanIoU, read_label_png, write_label_png
+from cam_core.segment.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

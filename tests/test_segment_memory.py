@@ -25,11 +25,11 @@ from app import segmentation as seg
 from app.explanation import start_session
 from app.inputs import Controls
 from app.models import Resolution
-from cam_core import segment_labels
 from cam_core.errors import ParameterError
 from cam_core.localize import CONFIGS, LocalizationConfig
 from cam_core.segment import SegmentConfig, label_size, resize_labels, segment, slot_shares
-from cam_core.segment_cli import main
+from cam_core.segment import labels as segment_labels
+from cam_core.segment.cli import main
 from tests.test_image_memory import rgb_png
 from tests.test_segment import _analysis
 

@@ -11,12 +11,13 @@ import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 from safetensors.torch import load_file
 
-from cam_core import finetune
-from cam_core.checkpoint import build_base, load_checkpoint, read_card
 from cam_core.errors import DatasetError, ParameterError
-from cam_core.finetune import Recipe, loss_fn, trainable_prefixes
 from cam_core.tap import ThresholdedAvgPool2d
-from cam_core.train import main, read_exclude, read_image_folder, read_wsol_labels
+from cam_core.train import finetune
+from cam_core.train.checkpoint import build_base, load_checkpoint, read_card
+from cam_core.train.cli import main
+from cam_core.train.data import read_exclude, read_image_folder, read_wsol_labels
+from cam_core.train.finetune import Recipe, loss_fn, trainable_prefixes
 
 ARCH = "test_efficientnet"
 FAST = ["--model", ARCH, "--no-pretrained", "--epochs", "2", "--views", "2", "--batch-size", "4", "--threads", "2"]
@@ -142,7 +143,7 @@ def test_trainable_prefixes_and_recipe_checks() -> None:
 
 def test_run_raises_typed_errors(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cam_core.errors import CheckpointError
-    from cam_core.train import _parser, run
+    from cam_core.train.cli import _parser, run
 
     argv = ["--images", str(image_folder), *FAST, "--out", str(tmp_path / "x.pth")]
     with pytest.raises(CheckpointError, match="--out"):
@@ -177,7 +178,7 @@ def test_a_view_cache_is_refused_at_another_resolution(image_folder: Path, tmp_p
     assert read_card(tmp_path / "a.safetensors")["resolution"] == {"input_size": 160, "output_stride": 32}
     stamp = cache.stat().st_mtime_ns
     argv = [*head, "--input-size", "96", "--output-stride", "16", "--out", str(tmp_path / "b.safetensors")]
-    from cam_core.train import _parser, run
+    from cam_core.train.cli import _parser, run
 
     with pytest.raises(ParameterError, match=r"160 px / stride 32.*96 px / stride 16.*--cache"):
         run(_parser().parse_args(argv), argv)

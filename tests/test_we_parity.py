@@ -15,7 +15,7 @@ import pytest
 
 from cam_core.boxes import box_iou, scale_boxes
 from cam_core.errors import ParameterError
-from cam_core.metrics import Evaluator, sweep_boxes, sweep_thresholds
+from cam_core.evaluate.metrics import Evaluator, sweep_boxes, sweep_thresholds
 
 # WE: array[y][x]
 UNIMODAL = np.array(

@@ -3,7 +3,7 @@
 wsolevaluation's central point (Choe et al., CVPR 2020): hyper-parameters such as the CAM threshold must be
 chosen on a held-out split with full supervision (its ``train-fullsup``), and the numbers reported on the
 test split at those values. :func:`calibrate` runs the model over the calibration samples (one forward
-pass each, same geometry as :func:`cam_core.evaluate.evaluate`) and, for every configuration, scores the
+pass each, same geometry as :func:`cam_core.evaluate.run.evaluate`) and, for every configuration, scores the
 *fixed-threshold* rule at every theta of the grid (and every candidate p for PaS):
 
 * ``"gt_known"``: share of images whose largest-contour box has IoU >= 0.5 (GT-known Loc);
@@ -15,8 +15,6 @@ are not calibrated (a CRF per candidate would be too slow).
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,11 +25,11 @@ import numpy as np
 from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv, read_wsol_metadata
 from cam_core.errors import DatasetError, ParameterError
-from cam_core.evaluate import ConfigSpec, Protocol, evaluate
+from cam_core.evaluate.metrics import DEFAULT_IOU_THRESHOLDS
+from cam_core.evaluate.run import ConfigSpec, Protocol, evaluate
+from cam_core.evaluate.sweep import ious_from_levels, sweep_thresholds
 from cam_core.localize import LocalizationConfig, heatmap
-from cam_core.metrics import DEFAULT_IOU_THRESHOLDS
 from cam_core.models import LoadedModel
-from cam_core.sweep import ious_from_levels, sweep_thresholds
 from cam_core.threshold import quantize
 
 Metric = Literal["gt_known", "v2"]
@@ -144,7 +142,7 @@ def calibrate(
         metric: ``"gt_known"`` or ``"v2"`` (see the module docstring).
         percentiles: candidate p for PaS configurations, each in ``(0, 100]``.
         step: theta grid step.
-        protocol, batch_size: as :func:`cam_core.evaluate.evaluate`.
+        protocol, batch_size: as :func:`cam_core.evaluate.run.evaluate`.
 
     Returns:
         Configuration name -> :class:`Calibration`.
@@ -186,31 +184,3 @@ def read_calibration_set(path: str | Path, images: str | Path | None = None) -> 
 def _identities(samples: Sequence[Sample]) -> set[str]:
     """Base names: copies of a photo in two folders (even re-encoded, e.g. ImageNet ids) count as one."""
     return {s.path.name for s in samples}
-
-
-def run_calibration(
-    args: argparse.Namespace, loaded: LoadedModel, specs: Mapping[str, ConfigSpec], test: Sequence[Sample]
-) -> tuple[dict[str, ConfigSpec], dict[str, dict[str, Any]]]:
-    """The CLI's ``--calibrate-on``: calibrate ``specs`` and return them plus their ``@cal`` versions, and
-    the JSON ``calibration`` entry (chosen values, calibration score, set name, and the number of photos in
-    both sets, by base name)."""
-    samples = read_calibration_set(args.calibrate_on, args.calibrate_images)
-    overlap = len(_identities(samples) & _identities(test))
-    if overlap:
-        print(f"warning: {overlap} calibration photos are also test photos", file=sys.stderr)
-    percentiles = [float(p) for p in str(args.calibrate_percentiles).split(",") if p.strip()]
-    chosen = calibrate(loaded, samples, specs, metric=args.calibrate_metric, percentiles=percentiles,
-                       step=args.step, protocol=args.protocol, batch_size=args.batch_size)  # fmt: skip
-    info = {n: c.to_dict() | {"set": Path(args.calibrate_on).name, "overlap_with_test": overlap}
-            for n, c in chosen.items()}  # fmt: skip
-    return dict(specs) | calibrated_specs(specs, chosen), info
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--calibrate-*`` options of ``python -m cam_core.evaluate``."""
-    parser.add_argument("--calibrate-on", type=Path, help="held-out boxes CSV or wsolevaluation metadata folder: "
-                        "choose theta (and p) there, report the test numbers as <config>@cal")  # fmt: skip
-    parser.add_argument("--calibrate-images", type=Path, help="photo root of the calibration set")
-    parser.add_argument("--calibrate-metric", choices=("gt_known", "v2"), default="gt_known")
-    parser.add_argument("--calibrate-percentiles", default=",".join(f"{p:g}" for p in DEFAULT_PERCENTILES),
-                        help="candidate p for PaS, comma-separated")  # fmt: skip

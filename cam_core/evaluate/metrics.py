@@ -16,7 +16,7 @@ Masks are wsolevaluation's 8-bit rule by default, ``uint8(255 · scoremap) > int
 over ``theta in np.arange(0, 1, step)`` (float64, as its ``cam_threshold_list``), or ``scoremap > theta``
 with ``thresholding="float"``; boxes come from :func:`cam_core.boxes.mask_to_boxes`'s rule; IoU is
 :func:`cam_core.boxes.box_iou` (inclusive corners). PxAP histograms the float map (as wsolevaluation).
-The threshold sweep itself lives in :mod:`cam_core.sweep`.
+The threshold sweep itself lives in :mod:`cam_core.evaluate.sweep`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from cam_core.boxes import box_iou
 from cam_core.errors import ParameterError
-from cam_core.sweep import check_boxes, sweep_boxes, sweep_ious, sweep_thresholds
+from cam_core.evaluate.sweep import check_boxes, sweep_boxes, sweep_ious, sweep_thresholds
 from cam_core.threshold import Thresholding
 
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)

@@ -1,7 +1,7 @@
 """The model card of a checkpoint: its format, its validation (field by field) and reading it from a file.
 
 The card is JSON in the safetensors string metadata under :data:`CARD_KEY` (fields: see
-:mod:`cam_core.checkpoint`, which re-exports every public name here). Errors name the field and the file by
+:mod:`cam_core.train.checkpoint`, which re-exports every public name here). Errors name the field and the file by
 its base name only, never a server path. No pickle is ever read.
 """
 

@@ -25,8 +25,9 @@ Track 1). Here, from one cached :class:`~cam_core.cam.Analysis` and no further f
 Label encoding. :attr:`Segmentation.labels` holds per-image *slots*: 0 = background, ``i + 1`` =
 ``classes[i]`` (uint8, at most 255 classes), so a palette PNG can store it whatever the class index
 (ImageNet has 1000); :meth:`Segmentation.class_map` gives the issue's encoding, 0 = background and
-``class index + 1`` otherwise (int32). Files: see :mod:`cam_core.segment_cli`. The array maths of steps 2
-to 4 (standards, scores, label map, CRF distribution) is in :mod:`cam_core.segment_labels`, re-exported here.
+``class index + 1`` otherwise (int32). Files (palette PNGs of slots with JSON sidecars): :mod:`cam_core.segment.files`.
+The array maths of steps 2 to 4 (standards, scores, label map, CRF distribution) is in :mod:`cam_core.segment.labels`;
+:mod:`cam_core.segment` re-exports the public names of both.
 
 Memory. n class maps at a photo's own size cost 4 n bytes a pixel (5 classes of a 12000 x 12000 photo: 2.9 GB).
 A photo is segmented at :func:`label_size` (itself up to 4 megapixels, the size it is analysed at) and the uint8
@@ -36,7 +37,6 @@ one class map at a time (the running maximum), so an export holds a few 4-megapi
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -47,16 +47,14 @@ from cam_core.cam import Analysis
 from cam_core.crf import CrfParams, MeanField, refine_labels
 from cam_core.errors import ParameterError
 from cam_core.localize import CONFIGS, LocalizationConfig, heatmap
-from cam_core.segment_labels import (  # label_size, LABEL_PIXELS, scores: re-exported for callers
-    LABEL_PIXELS,  # noqa: F401
+from cam_core.segment.files import palette
+from cam_core.segment.labels import (
     Candidate,
     label_map,
     label_probabilities,
-    label_size,  # noqa: F401
     levels_8bit,
     resize_labels,
     running_labels,
-    scores,  # noqa: F401
     slot_shares,
     standards,
 )
@@ -310,7 +308,7 @@ def segment(
         size: output ``(H, W)``, e.g. the display size; defaults to the analysed image's size.
         keep_maps: keep the n class maps (float32 (n, H, W): what :meth:`Segmentation.refine` and
             :meth:`Segmentation.with_theta` need). ``False`` makes each map only when the running maximum of
-            :func:`~cam_core.segment_labels.running_labels` asks for it and drops it after, so memory holds a few
+            :func:`~cam_core.segment.labels.running_labels` asks for it and drops it after, so memory holds a few
             (H, W) maps whatever n (an export of 20 classes: the same labels, a twentieth of the memory).
 
     Returns:
@@ -390,24 +388,3 @@ def _names(analysis: Analysis, classes: tuple[int, ...]) -> tuple[str, ...]:
 
 def _confidences(analysis: Analysis, classes: tuple[int, ...]) -> np.ndarray:
     return analysis.probabilities[list(classes)].astype(np.float32)
-
-
-def palette(n: int) -> np.ndarray:
-    """Colours of slots 0..n: the Pascal VOC colour map (slot 0 black), uint8 (n + 1, 3) RGB."""
-    slots = np.arange(n + 1)
-    colours = np.zeros((n + 1, 3), np.uint8)
-    for bit in range(8):  # VOC: bit b of the slot's three low bits goes to bit 7 - b of R, G, B
-        for channel in range(3):
-            colours[:, channel] |= (((slots >> (3 * bit + channel)) & 1) << (7 - bit)).astype(np.uint8)
-    return colours
-
-
-def colorize(labels: np.ndarray, n: int | None = None) -> np.ndarray:
-    """Palette colours of a slot map: uint8 (H, W) slots -> uint8 (H, W, 3) RGB."""
-    return palette(int(labels.max()) if n is None else n)[labels]
-
-
-if __name__ == "__main__":
-    from cam_core.segment_cli import main
-
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The command line of :mod:`cam_core.evaluate` (``python -m cam_core.evaluate --help``).
+"""``python -m cam_core.evaluate``: the command line of :func:`cam_core.evaluate.run.evaluate` (``--help``).
 
 Reads a boxes CSV or wsolevaluation metadata, evaluates the four configurations (optionally CRF,
 calibration, other input sizes and output strides), prints the table and writes the JSON.
@@ -10,13 +10,21 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cam_core.datasets import read_boxes_csv, read_wsol_metadata
+from cam_core.datasets import Sample, read_boxes_csv, read_wsol_metadata
 from cam_core.errors import CamError, CheckpointError, DatasetError, ParameterError
-from cam_core.evaluate import default_configs, evaluate, format_table
+from cam_core.evaluate.calibrate import (
+    DEFAULT_PERCENTILES,
+    _identities,
+    calibrate,
+    calibrated_specs,
+    read_calibration_set,
+)
+from cam_core.evaluate.protocol import ConfigSpec
+from cam_core.evaluate.run import default_configs, evaluate, format_table
 from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model, with_input_size
 from cam_core.resolution import OUTPUT_STRIDES
 
@@ -54,10 +62,36 @@ def _parser() -> argparse.ArgumentParser:
                         "OpenImages metadata (path,mask,ignore): adds PxAP and mask IoU")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    from cam_core.calibrate import add_arguments  # calibrate imports this module
-
-    add_arguments(parser)
+    add_calibration_arguments(parser)
     return parser
+
+
+def run_calibration(
+    args: argparse.Namespace, loaded: LoadedModel, specs: Mapping[str, ConfigSpec], test: Sequence[Sample]
+) -> tuple[dict[str, ConfigSpec], dict[str, dict[str, Any]]]:
+    """The CLI's ``--calibrate-on``: calibrate ``specs`` and return them plus their ``@cal`` versions, and
+    the JSON ``calibration`` entry (chosen values, calibration score, set name, and the number of photos in
+    both sets, by base name)."""
+    samples = read_calibration_set(args.calibrate_on, args.calibrate_images)
+    overlap = len(_identities(samples) & _identities(test))
+    if overlap:
+        print(f"warning: {overlap} calibration photos are also test photos", file=sys.stderr)
+    percentiles = [float(p) for p in str(args.calibrate_percentiles).split(",") if p.strip()]
+    chosen = calibrate(loaded, samples, specs, metric=args.calibrate_metric, percentiles=percentiles,
+                       step=args.step, protocol=args.protocol, batch_size=args.batch_size)  # fmt: skip
+    info = {n: c.to_dict() | {"set": Path(args.calibrate_on).name, "overlap_with_test": overlap}
+            for n, c in chosen.items()}  # fmt: skip
+    return dict(specs) | calibrated_specs(specs, chosen), info
+
+
+def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--calibrate-*`` options of ``python -m cam_core.evaluate``."""
+    parser.add_argument("--calibrate-on", type=Path, help="held-out boxes CSV or wsolevaluation metadata folder: "
+                        "choose theta (and p) there, report the test numbers as <config>@cal")  # fmt: skip
+    parser.add_argument("--calibrate-images", type=Path, help="photo root of the calibration set")
+    parser.add_argument("--calibrate-metric", choices=("gt_known", "v2"), default="gt_known")
+    parser.add_argument("--calibrate-percentiles", default=",".join(f"{p:g}" for p in DEFAULT_PERCENTILES),
+                        help="candidate p for PaS, comma-separated")  # fmt: skip
 
 
 def _load_model(args: argparse.Namespace) -> LoadedModel:
@@ -65,9 +99,11 @@ def _load_model(args: argparse.Namespace) -> LoadedModel:
     if args.checkpoint is None:
         return load_model(args.model, output_stride=stride, input_size=size)
     try:
-        from cam_core.checkpoint import load_checkpoint
+        from cam_core.train.checkpoint import load_checkpoint
     except ImportError as exc:
-        raise CheckpointError("--checkpoint needs cam_core/checkpoint.py (load_checkpoint), which is missing.") from exc
+        raise CheckpointError(
+            "--checkpoint needs cam_core/train/checkpoint.py (load_checkpoint), which is missing."
+        ) from exc
     loaded = load_checkpoint(args.checkpoint, output_stride=stride)
     return loaded if size is None else with_input_size(loaded, size)
 
@@ -102,8 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = default_configs(loaded.pooling, crf=args.crf, thresholding=args.thresholding)
         calibration: dict[str, dict[str, Any]] = {}
         if args.calibrate_on is not None:
-            from cam_core.calibrate import run_calibration  # imports this module
-
             specs, calibration = run_calibration(args, loaded, specs, samples)
         from tqdm import tqdm
 

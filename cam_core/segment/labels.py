@@ -1,6 +1,6 @@
-"""From class maps to labels: the standards, scores and thresholds behind :func:`cam_core.segment.segment`.
+"""From class maps to labels: the standards, scores and thresholds behind :func:`cam_core.segment.segmentation.segment`.
 
-Array maths only (steps 2 to 4 of :mod:`cam_core.segment`, which re-exports every public name here): each
+Array maths only (steps 2 to 4 of :mod:`cam_core.segment.segmentation`, which re-exports every public name here): each
 class's standard ``u_c`` (MaS or PaS), its score ``s_c = h_c / u_c``, the 8-bit candidate levels, the label
 map (argmax over ``[theta, s_1, ..., s_n]`` among the classes over their threshold) and the CRF's label
 distribution.
@@ -91,7 +91,7 @@ def label_map(maps: np.ndarray, standard: np.ndarray, theta: float, levels: np.n
 
 def running_labels(candidates: Iterable[Candidate], shape: tuple[int, ...], theta: float) -> np.ndarray:
     """:func:`label_map` over classes given one at a time: a running maximum, so only one class map need exist at
-    once (the caller may make each map as it is asked for, see :func:`cam_core.segment.segment`).
+    once (the caller may make each map as it is asked for, see :func:`cam_core.segment.segmentation.segment`).
 
     Args:
         candidates: per class, in slot order, ``(h_c, u_c, level_c)`` (see :data:`Candidate`); at most 255.

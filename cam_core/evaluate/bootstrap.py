@@ -5,7 +5,7 @@ between two configurations (or two resolutions) evaluated on the *same* photos i
 paired bootstrap: resample the photos with replacement, recompute both accuracies on the same
 resample, and take the percentiles of the difference.
 
-Hits come from ``Evaluator(keep_per_image=True)`` (:class:`cam_core.metrics.ImageHits`) as one bool
+Hits come from ``Evaluator(keep_per_image=True)`` (:class:`cam_core.evaluate.metrics.ImageHits`) as one bool
 array per image of shape ``(D, T)``: D IoU thresholds delta, T sweep thresholds theta. The accuracy of
 a (re)sample with image counts ``c`` (``c_i`` copies of image i, ``sum c = N``) is the sweep statistic
 
@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from cam_core.errors import ParameterError
-from cam_core.metrics import ImageHits
+from cam_core.evaluate.metrics import ImageHits
 
 Statistic = Literal["maxboxacc_v2", "maxboxacc_v1", "gt_known_loc", "top1_loc"]
 

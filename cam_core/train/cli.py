@@ -1,4 +1,5 @@
-"""Fine-tune a timm CNN with a GAP or TAP head and save it as a cam-explainer checkpoint.
+"""``python -m cam_core.train``: fine-tune a timm CNN with a GAP or TAP head and save it as a cam-explainer checkpoint;
+``python -m cam_core.checkpoint PATH``: print (and update) a checkpoint's card (:func:`checkpoint_main`).
 
 Data (one of):
     * ``--images DIR`` with class subfolders named by WordNet id (``n01440764``) or ImageNet index (``0``);
@@ -22,7 +23,6 @@ the base is built with dilated last stages, the views are stretched to N x N, th
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import hashlib
 import json
@@ -33,92 +33,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timm.data import ImageNetInfo
 
-from cam_core.checkpoint import build_base, save_checkpoint, write_card_json
 from cam_core.errors import CamError, CheckpointError, DatasetError, ParameterError
-from cam_core.finetune import Recipe, finetune
-from cam_core.models import DEFAULT_MODEL, resolve_spec
-from cam_core.resolution import OUTPUT_STRIDES, with_input_size
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-Samples = list[tuple[Path, int]]
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _class_of_folder(name: str, wnids: Sequence[str]) -> int:
-    if name.isdigit():
-        return int(name)
-    if name in wnids:
-        return wnids.index(name)
-    raise DatasetError(f"`--images`: subfolder {name!r} is neither a WordNet id (n01440764) nor a class index")
-
-
-def read_image_folder(root: str | Path) -> Samples:
-    """``(path, class)`` for an ImageFolder tree, or ``(path, -1)`` for a flat folder of unlabelled photos.
-
-    Raises:
-        DatasetError: missing folder, no photos, or a subfolder name that maps to no ImageNet class.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"`--images` {str(root)!r} is not a folder")
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    if not folders:
-        samples = [(p, -1) for p in _images_in(root)]
-    else:
-        wnids = list(ImageNetInfo().label_names())
-        samples = [(p, _class_of_folder(f.name, wnids)) for f in folders for p in _images_in(f)]
-    if not samples:
-        raise DatasetError(f"`--images` {str(root)!r} holds no photos ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return samples
-
-
-def read_boxes_labels(boxes: str | Path, images: str | Path) -> Samples:
-    """``(path, class_index)`` per distinct photo of a boxes CSV (see :func:`cam_core.datasets.read_boxes_csv`)."""
-    from cam_core.datasets import read_boxes_csv
-
-    return [(s.path, s.class_index) for s in read_boxes_csv(boxes, images)]
-
-
-def read_wsol_labels(metadata: str | Path, images: str | Path) -> Samples:
-    """``(path, label)`` from wsolevaluation ``image_ids.txt`` + ``class_labels.txt`` (``path,label``).
-
-    Raises:
-        DatasetError: a missing file, a malformed line, or an image id without a label (line named).
-    """
-    root = Path(metadata)
-    try:
-        ids = [x.strip() for x in (root / "image_ids.txt").read_text(encoding="utf-8").splitlines()]
-        lines = (root / "class_labels.txt").read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DatasetError(f"`--metadata` {str(root)!r}: {exc}") from exc
-    labels: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        name, _, label = line.rpartition(",")
-        if not name or not label.strip().isdigit():
-            raise DatasetError(f"{root / 'class_labels.txt'}, line {number}: expected `path,label`, got {line!r}")
-        labels[name.strip()] = int(label)
-    missing = [i for i in ids if i and i not in labels]
-    if missing:
-        raise DatasetError(f"{root / 'class_labels.txt'}: no label for image id {missing[0]!r}")
-    return [(Path(images) / i, labels[i]) for i in ids if i]
-
-
-def read_exclude(path: str | Path) -> set[str]:
-    """File names to drop: one per line, or the first column of a CSV (a ``filename`` header is skipped)."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and row[0].strip()]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"`--exclude` {str(path)!r}: {exc}") from exc
-    names = {Path(row[0].strip()).name for row in rows}
-    return names - {"filename"}
+from cam_core.models import DEFAULT_MODEL, resolve_spec, with_input_size
+from cam_core.resolution import OUTPUT_STRIDES
+from cam_core.train.checkpoint import (
+    attach_evaluation,
+    build_base,
+    read_card,
+    save_checkpoint,
+    summarize_evaluation,
+    write_card_json,
+)
+from cam_core.train.data import Samples, read_boxes_labels, read_exclude, read_image_folder, read_wsol_labels
+from cam_core.train.finetune import Recipe, finetune
 
 
 def load_samples(args: argparse.Namespace) -> tuple[Samples, dict[str, Any]]:
@@ -257,6 +185,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     size = args.out.stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.1f} MiB, trained {', '.join(card['trained'])}) and its .json card")
+    return 0
+
+
+def checkpoint_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cam_core.checkpoint PATH [--evaluation results.json]``: print (and update) a card."""
+    parser = argparse.ArgumentParser(prog="python -m cam_core.checkpoint", description=checkpoint_main.__doc__)
+    parser.add_argument("path", type=Path, help="checkpoint .safetensors")
+    parser.add_argument("--evaluation", type=Path, help="results JSON of cam_core.evaluate to store in the card")
+    parser.add_argument("--dataset", default="", help="name of the evaluation set, stored with --evaluation")
+    args = parser.parse_args(argv)
+    try:
+        if args.evaluation is not None:
+            results = json.loads(args.evaluation.read_text(encoding="utf-8"))
+            card = attach_evaluation(args.path, summarize_evaluation(results, args.dataset))
+        else:
+            card = read_card(args.path)
+    except (CheckpointError, OSError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(card, indent=2, sort_keys=True))
     return 0
 
 

@@ -1,6 +1,6 @@
 """What a fine-tune trains and how: the :class:`Recipe`, the trainable modules, the loss and the optimiser.
 
-The loss per photo view is ``distill · T² · KL(T) + ce · CE`` (:func:`loss_fn`). :mod:`cam_core.finetune`,
+The loss per photo view is ``distill · T² · KL(T) + ce · CE`` (:func:`loss_fn`). :mod:`cam_core.train.finetune`,
 the loop that uses these, re-exports their public names.
 """
 

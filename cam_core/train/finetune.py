@@ -9,8 +9,8 @@ When only the head trains (``unfreeze="head"``), the frozen backbone's output fo
 of every photo is computed once and the head trains on that cache (one view per photo and epoch): this is
 what makes a head fine-tune of EfficientNet-Lite0 on 1000 photos take about a minute on two CPU cores.
 
-The :class:`~cam_core.recipe.Recipe`, the trainable prefixes, the loss and the optimiser live in
-:mod:`cam_core.recipe` and are re-exported here.
+The :class:`~cam_core.train.recipe.Recipe`, the trainable prefixes, the loss and the optimiser live in
+:mod:`cam_core.train.recipe` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from cam_core.datasets import load_stored_image
 from cam_core.errors import ParameterError
 from cam_core.image import DEFAULT_MAX_PIXELS
 from cam_core.models import DataConfig, LoadedModel, eval_mode, set_pooling
-from cam_core.recipe import (  # classifier_name: re-exported for callers
+from cam_core.train.recipe import (  # classifier_name: re-exported for callers
     Recipe,
     classifier_name,  # noqa: F401
     loss_fn,
@@ -287,7 +287,7 @@ def finetune(
     """Fine-tune ``loaded.model`` in place (pool swapped to TAP when asked) and return ``(prefixes, log)``.
 
     Args:
-        loaded: base model from :func:`cam_core.checkpoint.build_base` (GAP head, eval mode).
+        loaded: base model from :func:`cam_core.train.checkpoint.build_base` (GAP head, eval mode).
         paths: photo files; labels: ImageNet class per photo, -1 when unlabelled.
         recipe: hyper-parameters.
         device: ``"cpu"`` or ``"cuda"``.

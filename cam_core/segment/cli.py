@@ -6,8 +6,8 @@ File encoding (outputs and ``--masks`` ground truth alike). ``<stem>.png`` is a 
 ``{"slot": i, "class_index": c, "name": ..., ...}`` (``class_index`` null for slot 0). Slots keep the
 PNG 8-bit whatever the class index (ImageNet has 1000 classes). With ``--crf`` the refined map is
 ``<stem>.crf.png`` (same slots). A photo over 4 megapixels is analysed and segmented at 4 megapixels, as in the
-app, and its labels are resized to the photo by nearest neighbour (:func:`cam_core.segment.label_size`): the
-app's download and this command write the same maps for the same photo.
+app, and its labels are resized to the photo by nearest neighbour (:func:`cam_core.segment.label_size`): the app's
+download and this command write the same maps for the same photo.
 
 mIoU (``--masks DIR``): a dataset-wide confusion matrix over ``class index + 1`` labels
 (0 = background); IoU = TP / (TP + FP + FN) for every label present in some ground-truth map,
@@ -27,75 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from cam_core.cam import Analysis, analyze
-from cam_core.errors import CamError, DatasetError, InvalidImageError
+from cam_core.errors import CamError, DatasetError
 from cam_core.image import load_image_with_size
 from cam_core.localize import CONFIGS, LocalizationConfig
 from cam_core.models import DEFAULT_MODEL, load_model
-from cam_core.segment import Segmentation, SegmentConfig, label_size, palette, segment
+from cam_core.segment.files import MeanIoU, read_label_png, write_label_png
+from cam_core.segment.labels import label_size
+from cam_core.segment.segmentation import Segmentation, SegmentConfig, segment
 from cam_core.threshold import PRESETS
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def write_label_png(path: Path, slots: np.ndarray, n: int) -> None:
-    """Save a uint8 (H, W) slot map (values in ``[0, n]``) as a palette PNG with VOC colours."""
-    image = Image.fromarray(np.ascontiguousarray(slots, dtype=np.uint8), mode="P")
-    colours = np.zeros((256, 3), np.uint8)
-    colours[: n + 1] = palette(n)
-    image.putpalette(colours.ravel().tolist())
-    image.save(path)
-
-
-def read_label_png(path: Path) -> np.ndarray:
-    """Read ``<stem>.png`` + ``<stem>.json`` into int32 (H, W): 0 = background, ``class index + 1`` otherwise.
-
-    Raises:
-        DatasetError: the sidecar JSON is missing or malformed, or a pixel uses an undeclared slot.
-    """
-    sidecar = path.with_suffix(".json")
-    try:
-        entries = json.loads(sidecar.read_text())["slots"]
-        lookup = {int(e["slot"]): 0 if e["class_index"] is None else int(e["class_index"]) + 1 for e in entries}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{sidecar}: needs a JSON sidecar with 'slots' [{{slot, class_index}}] ({error})") from error
-    with Image.open(path) as image:
-        slots = np.asarray(image if image.mode in ("P", "L") else image.convert("L"))
-    table = np.full(256, -1, np.int32)
-    for slot, label in lookup.items():
-        table[slot] = label
-    labels = table[slots]
-    if (labels < 0).any():
-        raise DatasetError(f"{path}: slot {int(slots[labels < 0][0])} is not declared in {sidecar.name}")
-    return labels
-
-
-class MeanIoU:
-    """Dataset-wide confusion matrix of ``class index + 1`` labels; :meth:`compute` gives per-label IoU and mIoU."""
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[int, int], int] = {}
-
-    def accumulate(self, truth: np.ndarray, prediction: np.ndarray) -> None:
-        """Add one image: int (H, W) label maps of equal shape (0 = background, class + 1)."""
-        if truth.shape != prediction.shape:
-            raise InvalidImageError(f"ground truth {truth.shape} and prediction {prediction.shape} differ in size")
-        pairs, counts = np.unique(np.stack([truth.ravel(), prediction.ravel()]), axis=1, return_counts=True)
-        for (t, p), count in zip(pairs.T.tolist(), counts.tolist(), strict=True):
-            self.counts[(t, p)] = self.counts.get((t, p), 0) + count
-
-    def compute(self) -> tuple[float, dict[int, float]]:
-        """``(mIoU, {label: IoU})`` in percent over the labels present in the ground truth."""
-        present = sorted({t for t, _ in self.counts})
-        ious: dict[int, float] = {}
-        for label in present:
-            tp = self.counts.get((label, label), 0)
-            fn = sum(c for (t, p), c in self.counts.items() if t == label and p != label)
-            fp = sum(c for (t, p), c in self.counts.items() if p == label and t != label)
-            ious[label] = 100.0 * tp / (tp + fp + fn)
-        return (float(np.mean(list(ious.values()))) if ious else float("nan")), ious
 
 
 def _photos(folder: Path) -> list[Path]:
@@ -127,7 +70,7 @@ def _predict(
     analysis: Analysis, config: SegmentConfig, crf: bool, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray | None, Segmentation | None]:
     """Class maps (int32 (H, W), ``size`` = the photo's) before / after CRF; all background when no class can be
-    selected. Segmented at :func:`~cam_core.segment.label_size` and resized, as the app's download does."""
+    selected. Segmented at :func:`~cam_core.segment.segmentation.label_size` and resized, as the app's download does."""
     try:
         seg = segment(analysis, config, label_size(size), keep_maps=crf)
     except CamError as error:

@@ -1,19 +1,19 @@
-"""WSOL evaluation of a CAM model over a labelled image set: a library function and a CLI.
+"""WSOL evaluation of a CAM model over a labelled image set: :func:`evaluate` and its result.
 
 Geometry (``stretch`` / ``official``) and the wsolevaluation conventions (stored pixel order, truncated
-GT box scaling, nearest-neighbour masks) are in :mod:`cam_core.protocol`; thresholds are 8-bit by default
+GT box scaling, nearest-neighbour masks) are in :mod:`cam_core.evaluate.protocol`; thresholds are 8-bit by default
 (:mod:`cam_core.threshold`). The model's mean/std; CAM of the ground-truth class upsampled to the input size.
 
 One forward pass per image (batched); every configuration is array work on the cached analysis. The
 ``+crf`` configs refine the mask at the config's own fixed threshold (a CRF per sweep threshold would be
 100 CRF runs per image): their MaxBoxAcc v1/v2 are accuracies *at that threshold* (``"sweep": false``).
 
-Usage: ``python -m cam_core.evaluate --images DIR (--boxes boxes.csv | --metadata DIR) [--out r.json]``
+The command line (``python -m cam_core.evaluate --images DIR (--boxes boxes.csv | --metadata DIR) [--out r.json]``)
+is :mod:`cam_core.evaluate.cli`.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +37,18 @@ from cam_core.errors import (
     InvalidImageError,
     ParameterError,
 )
+from cam_core.evaluate.metrics import Evaluator, ImageHits, LocalizationMetrics, format_rows
+from cam_core.evaluate.protocol import (
+    CONVENTIONS,
+    ConfigSpec,
+    Protocol,
+    default_configs,
+    describe_config,
+    prepare,
+    prepare_mask,
+)
 from cam_core.localize import heatmap
-from cam_core.metrics import Evaluator, ImageHits, LocalizationMetrics, format_rows
 from cam_core.models import LoadedModel
-from cam_core.protocol import CONVENTIONS, ConfigSpec, Protocol, default_configs, describe_config, prepare, prepare_mask
 from cam_core.resolution import resolution_label
 from cam_core.threshold import pas_normalize, threshold_mask
 
@@ -62,7 +70,7 @@ class EvaluationResult:
         threshold_step: the theta grid step of the sweeps.
         settings: per configuration name, what :func:`describe_config` says (rule, theta, sweep map...).
         calibration: per configuration name, the values chosen on a calibration set (see
-            :mod:`cam_core.calibrate`), empty without one.
+            :mod:`cam_core.evaluate.calibrate`), empty without one.
         warnings: ``{"file", "reason"}`` per image evaluated with a correction (e.g. a clipped box).
         input_size: ``(H_in, W_in)`` the photos were stretched to (the frame the boxes are scored in).
         output_stride: the model's output stride. feature_size: ``(h, w)`` of the CAMs.
@@ -292,7 +300,7 @@ def evaluate(
 
 
 def format_table(result: EvaluationResult) -> str:
-    """Plain-text table of a result: a header line, then :func:`cam_core.metrics.format_rows`."""
+    """Plain-text table of a result: a header line, then :func:`cam_core.evaluate.metrics.format_rows`."""
     resolution = resolution_label(result.input_size, result.output_stride, result.feature_size)
     head = (
         f"{result.model} ({result.weights}), protocol {result.protocol}, {resolution}: {result.n_images} images, "
@@ -301,14 +309,3 @@ def format_table(result: EvaluationResult) -> str:
     masks = [f"{n}: mask IoU {m.mask_iou:.1f}" + ("" if m.pxap is None else f", PxAP {m.pxap:.1f}")
              for n, m in result.configs.items() if m.mask_iou is not None]  # fmt: skip
     return "\n".join([head, *format_rows(result.configs), *masks])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cam_core.evaluate``: see :func:`cam_core.evaluate_cli.main` (the CLI lives there)."""
-    from cam_core.evaluate_cli import main as cli  # imports this module
-
-    return cli(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
