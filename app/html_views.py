@@ -10,7 +10,7 @@ The heatmaps are coloured in the browser: a panel stacks the photo, the normalis
 PNG, and the SVG. The grey layer goes through the page's one SVG filter ``#cam-colormap`` (a
 ``feComponentTransfer`` table per channel: the chosen colour map's 256 entries) at the opacity of the CSS
 variable ``--cam-opacity``. :func:`colour_controls_html` holds that filter and the controls that rewrite it
-(``app/colormap.js``), so a colour-map or opacity change costs no request, and it survives every panel
+(``app/tabs/colormap.js``), so a colour-map or opacity change costs no request, and it survives every panel
 update: the panels only name the filter and the variable. The mask cells' filters (:func:`mask_filters_svg`)
 live beside it.
 """
@@ -91,7 +91,7 @@ def figure(
     """A titled picture with an SVG overlay in its own pixel coordinates (``size`` is ``(H, W)``).
 
     ``drawable``: a crosshair cursor and no touch scrolling over the picture, for drawing a box on it
-    (``app/draw_box.js``).
+    (``app/tabs/draw_box.js``).
     """
     height, width = size
     stack = _DRAWABLE if drawable else _STACK
@@ -131,7 +131,7 @@ def gain_loss(plain: np.ndarray, ours: np.ndarray) -> tuple[float, float, float]
 
 def colour_controls_html() -> str:
     """The colour-map menu and opacity slider (plain HTML: they act in the browser only), a ramp of the
-    map in use, and the SVG filter ``#cam-colormap`` they rewrite (``app/colormap.js``)."""
+    map in use, and the SVG filter ``#cam-colormap`` they rewrite (``app/tabs/colormap.js``)."""
 
     options = "".join(
         f'<option value="{name}" data-r="{_table(lut[:, 0])}" data-g="{_table(lut[:, 1])}" data-b="{_table(lut[:, 2])}"'

@@ -23,7 +23,7 @@ Each message names the parameter (```theta_pas` must be ...``). Errors are the l
 The values that travel together become one typed object here, built by one function whose parameters
 *are* the order of the event's inputs: :func:`view_request` (session, class, :class:`Controls`, ground
 truth) and :func:`crf_params`. The layout gathers its components by those parameter names
-(:data:`VIEW`, :data:`CRF`, see :mod:`app.wiring`), so the two orders cannot drift apart.
+(:data:`VIEW`, :data:`CRF`, see :mod:`app.events`), so the two orders cannot drift apart.
 
 The checks live beside this module and are re-exported here, so every caller imports them from
 :mod:`app.inputs`: the scalar ones in :mod:`app.checks`, the ground-truth boxes in :mod:`app.gt_boxes`, the
@@ -66,6 +66,8 @@ from cam_core.localize import LocalizationConfig
 T = TypeVar("T")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+EXAMPLE_FILES = ("cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg")
+"""The bundled examples, in the order the page shows them (a deep link's ``example`` is one of them)."""
 MAX_UPLOAD_MB = 20
 NOT_A_FILE = "The upload did not arrive as a file; upload it again."
 MAX_CRF_ITERATIONS = 20
@@ -187,7 +189,17 @@ class Controls:
 
 
 CONTROL_FIELDS = tuple(field.name for field in fields(Controls))
-"""``theta_mas, theta_pas, percentile, tap, nwc, pas``: also the order of ``/explain``'s control parameters."""
+"""``theta_mas, theta_pas, percentile, tap, nwc, pas``: the controls every view follows (``/explain`` declares its own
+parameters, append-only: :data:`app.api.API_PARAMETERS`)."""
+
+# name: (minimum, maximum, step, label); the values come from Controls() and the preset. The control bar lays the
+# sliders out from it (app.controls) and a deep link's value is checked against its range (app.link.query).
+THRESHOLD_SLIDERS: dict[str, tuple[float, float, float, str]] = {
+    "theta_mas":  (0.0,  1.0,   0.01, "θ for MaS: threshold = θ · max"),
+    "theta_pas":  (0.0,  1.0,   0.01, "θ for PaS: threshold = θ · P_p"),
+    "percentile": (50.0, 100.0, 1.0,  "percentile p for PaS"),
+    "tau":        (0.0,  0.5,   0.01, "τ for TAP (statistics in 'Why TAP')"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -289,6 +301,6 @@ VIEW: Entrance[ViewRequest] = Entrance(view_request)
 """Session, class, the six controls, the ground-truth field: every localisation view's inputs."""
 DRAG: Entrance[ViewRequest] = Entrance(view_request, omit=("gt_text",))
 """:data:`VIEW` without the ground-truth field's conversion (a dragged box replaces it, or joins it: see
-:func:`app.handlers.draw_gt`, which gets the field's raw text after these)."""
+:func:`app.tabs.compare.draw_gt`, which gets the field's raw text after these)."""
 CRF: Entrance[CrfParams] = Entrance(crf_params)
 """The six CRF sliders."""

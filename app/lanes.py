@@ -91,7 +91,7 @@ def cache_only_event(fn: Callable[..., R], falls_back: bool) -> Callable[..., R]
     """``fn`` run under :func:`app.model_cache.cache_only` (an unqueued event: no forward pass, no model load).
 
     On a miss it fails: quietly when the page runs it again through the queue (``falls_back``: a ``.failure``
-    step, :meth:`app.wiring.Wiring.instant_views`), else with :data:`~app.errors.MISSED` (inline where the
+    step, :meth:`app.events.Events.instant_views`), else with :data:`~app.errors.MISSED` (inline where the
     event has a notice: :func:`app.errors.with_notice`).
     """
 

@@ -16,18 +16,16 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import gradio as gr
 
 import cam_core
 from app import model_cache
 from app.errors import LoadingNotice
+from app.events import Events
 from app.model_cache import ModelLoading
 from app.state import Session
-
-if TYPE_CHECKING:  # app.wiring imports this module
-    from app.wiring import Wiring
 
 Kind = Literal["photo", "model", "resolution"]
 KINDS: tuple[Kind, ...] = ("photo", "model", "resolution")
@@ -125,8 +123,8 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
     return PollResult(None, stop, skip, skip, skip, f"⚠️ {status.error} The panels still show **{shown}**.", back)
 
 
-def wire_model_loads(w: Wiring, loads: LoadWatch) -> None:
+def wire_model_loads(events: Events, loads: LoadWatch) -> None:
     """The timer's tick (unqueued: it only reads the load's status)."""
-    side = w.page.sidebar
-    outputs = [loads.pending, loads.timer, *loads.done.values(), side.status, side.model]
-    loads.timer.tick(poll_load, [loads.pending, w.page.session], outputs, **w.instant)
+    named = events.named
+    outputs = [loads.pending, loads.timer, *loads.done.values(), named["status"], named["model"]]
+    loads.timer.tick(poll_load, [loads.pending, named["session"]], outputs, **events.instant)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 CSS = """
 .caption {font-size: 0.95rem}
-/* buttons that only a browser-side step clicks (app.segmentation_tab.FOLLOW_JS) */
-.trigger-only {display: none !important}
 #notice p {color: var(--color-red-600, #dc2626); font-weight: 600}
 /* the controls stay on screen over the panels while the page scrolls (issue #14 item 14) */
 #control-bar {position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);

@@ -1,8 +1,9 @@
-"""The Gradio app: :func:`build_demo` lays out the page (:mod:`app.layout`) and wires it (:mod:`app.wiring`).
+"""The Gradio app: :func:`build_demo` lays out the page and wires it (:mod:`app.page`), then installs the lanes.
 
-Where a value goes, in three files: the component is laid out in :mod:`app.layout`, its event is
-registered in :mod:`app.wiring` and converted on arrival in :mod:`app.inputs`; the handler in
-:mod:`app.handlers` asks :mod:`app.explanation` for the explanation and :mod:`app.views` for its views.
+Where a value goes: each area of the page (the sidebar, the control bar, a tab in :mod:`app.tabs`, ``/explain`` in
+:mod:`app.api`) is one module holding its components, its handlers and its events; the values are converted on
+arrival in :mod:`app.inputs`, and the handlers ask :mod:`app.explanation` for the explanation and :mod:`app.views`
+for its views.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from app.files import render_dir
 from app.hosting import ExplainerBlocks
 from app.inputs import DEFAULT_RESOLUTION
 from app.lanes import install_lanes
-from app.layout import build_page
+from app.page import build_page, wire_page
 from app.state import get_model
-from app.wiring import wire_page
 
 STARTUP_LOAD_WAIT_S = 600.0
 """How long building the app waits for the default model (it is on disk: seconds, however busy the machine)."""

@@ -298,9 +298,10 @@ def calibrate(folder: Path, photos: int) -> dict[str, Any]:
     import torch
 
     import cam_core
-    from app import evaluation, lanes, models
+    from app import lanes, models
     from app.inputs import RESOLUTIONS
     from app.state import get_model
+    from app.tabs import evaluate as evaluation
     from cam_core.datasets import Sample, load_stored_image
     from cam_core.evaluate import evaluate
     from cam_core.evaluate.protocol import prepare

@@ -23,7 +23,7 @@ import cv2
 
 CAT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg"
 MULTISELECT_MAX = 20
-"""Values a multi-select is sent at most: the most this app's pickers accept (``app.segmentation.MAX_PICKED``)."""
+"""Values a multi-select is sent at most: the most this app's pickers accept (``app.label_maps.MAX_PICKED``)."""
 MINIMUM_IS_WORST = ("floor",)
 """Sliders (by label) whose costly end is the minimum (a lower probability floor keeps more classes)."""
 TEXT_WORST = {"ground-truth boxes": "; ".join(f"{i}, {i}, {i + 9}, {i + 9}" for i in range(20))}

@@ -21,20 +21,36 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import analysis_views as av
-from app import explanation, files, handlers, histogram, html_views, inputs, models, render, state, views
+from app import (
+    analyses,
+    api,
+    controls,
+    explanation,
+    files,
+    histogram,
+    html_views,
+    inputs,
+    models,
+    page,
+    render,
+    sidebar,
+    state,
+    views,
+)
 from app.errors import with_notice
+from app.events import event
 from app.explanation import resolve_class
 from app.inputs import CRF, DEFAULT_RESOLUTION, VIEW, Controls, ViewRequest, crf_params
 from app.models import Resolution, tap_partner
 from app.state import ANALYSES, AnalysisCache, Session, get_analysis, get_model, image_hash
-from app.wiring import event
+from app.tabs import compare, export, swipe, weights, why_tap
+from app.tabs import crf as crf_tab
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 CAT = str(EXAMPLES / "cat.jpg")
 CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
-RAW_RENDER = event(handlers.render_localization, VIEW)
-RAW_CRF = event(av.render_crf, VIEW, CRF)
+RAW_RENDER = event(compare.render_localization, VIEW)
+RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
 
 
 def request(session: Session | None, class_choice: str = "285", gt: str = "", **controls: object) -> ViewRequest:
@@ -56,13 +72,13 @@ def svg_boxes(html: str) -> list[list[int]]:
 
 @pytest.fixture(scope="module")
 def cat_session() -> Session:
-    session, _, status = handlers.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
+    session, _, status = analyses.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
     assert "Egyptian cat" in status
     return session
 
 
 def test_on_image_fills_class_picker_with_top5(cat_session: Session) -> None:
-    _, update, _ = handlers.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
+    _, update, _ = analyses.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
     choices = update["choices"]
     top5 = get_analysis(cat_session, cat_session.model).top_k(5)
     assert update["value"] == "285" and [value for _, value in choices] == [str(i) for i, _, _ in top5]
@@ -72,17 +88,17 @@ def test_on_image_fills_class_picker_with_top5(cat_session: Session) -> None:
 def test_search_picks_any_class_into_the_picker(cat_session: Session) -> None:
     search = views.search_choices()
     assert len(search) == 1000 and search[292] == ("292: tiger, Panthera tigris", "292")
-    update = handlers.pick_class("292", cat_session)
+    update = sidebar.pick_class("292", cat_session)
     analysis = get_analysis(cat_session, cat_session.model)
     p = 100 * float(analysis.probabilities[292])
     assert update["value"] == "292" and len(update["choices"]) == 6
     assert update["choices"][5] == (f"tiger ({explanation.percent(p / 100)})", "292")  # as the top-5 are written
-    top = handlers.pick_class("285", cat_session)  # already in the top-5: selected, nothing added
+    top = sidebar.pick_class("285", cat_session)  # already in the top-5: selected, nothing added
     assert top["value"] == "285" and len(top["choices"]) == 5
     with pytest.raises(gr.Error, match="Unknown class"):
-        handlers.pick_class("not a class", cat_session)
+        sidebar.pick_class("not a class", cat_session)
     with pytest.raises(gr.Error, match="Upload a photo first"):
-        handlers.pick_class("292", None)
+        sidebar.pick_class("292", None)
 
 
 def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,8 +106,8 @@ def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeyp
         raise AssertionError("a slider update must not run the network")
 
     monkeypatch.setattr(cam_core, "analyze", no_forward)
-    low = handlers.render_localization(request(cat_session, "285", theta_mas=0.1))
-    high = handlers.render_localization(request(cat_session, "285", theta_mas=0.6))
+    low = compare.render_localization(request(cat_session, "285", theta_mas=0.1))
+    high = compare.render_localization(request(cat_session, "285", theta_mas=0.6))
     box_low, box_high = np.array(low.payload["plain"]["box"]), np.array(high.payload["plain"]["box"])
     area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)  # noqa: E731
     assert area(box_high) < area(box_low)
@@ -106,8 +122,8 @@ def test_slider_update_moves_boxes_without_forward(cat_session: Session, monkeyp
 
 def test_histogram_shows_what_belongs_to_which_map(cat_session: Session) -> None:
     """Issue #14 item 11: both maps' histograms, each panel's threshold, only the lines of rules that are on."""
-    on = handlers.render_localization(request(cat_session, "285", theta_mas=0.3))
-    off = handlers.render_localization(request(cat_session, "285", theta_mas=0.3, pas=False))
+    on = compare.render_localization(request(cat_session, "285", theta_mas=0.3))
+    off = compare.render_localization(request(cat_session, "285", theta_mas=0.3, pas=False))
     values = lambda html: [float(v) for v in re.findall(r'class="threshold" data-value="([0-9.]+)"', html)]  # noqa: E731
     legend = lambda html: unescape(re.search(r"class=\"cam-legend\".*", html).group(0))  # type: ignore[union-attr]  # noqa: E731
     assert values(on.histogram) == pytest.approx(
@@ -130,7 +146,7 @@ def test_gain_loss_view_follows_the_sliders(cat_session: Session) -> None:
     """Issue #14 item 1: pixels the improved rule adds to plain CAM's foreground and drops, both boxes, mask IoU."""
     for theta in (0.2, 0.6):
         req = request(cat_session, "285", theta_mas=theta)
-        out, ex = handlers.render_localization(req), explanation.explain_request(req)
+        out, ex = compare.render_localization(req), explanation.explain_request(req)
         plain, ours = ex.plain.mask, ex.ours.mask
         cell = out.masks[out.masks.index("cam-gain-loss") :]
         data = re.search(r"--cam-codes:url\('data:image/png;base64,([^']+)'\)", out.masks).group(1)  # type: ignore[union-attr]
@@ -151,7 +167,7 @@ def test_gain_loss_view_follows_the_sliders(cat_session: Session) -> None:
 
 
 def test_json_matches_library(cat_session: Session) -> None:
-    payload = handlers.render_localization(request(cat_session, "")).payload
+    payload = compare.render_localization(request(cat_session, "")).payload
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
     assert analysis is not None
     assert payload["class"]["index"] == analysis.top_k(1)[0][0]
@@ -172,7 +188,7 @@ def test_json_matches_library(cat_session: Session) -> None:
 
 
 def test_ground_truth_iou(cat_session: Session) -> None:
-    out = handlers.render_localization(request(cat_session, "285", gt="0, 0, 450, 299"))
+    out = compare.render_localization(request(cat_session, "285", gt="0, 0, 450, 299"))
     gt = out.payload["ground_truth"]
     plain = np.array(out.payload["plain"]["box"])
     assert gt["iou_plain"] == pytest.approx(cam_core.box_iou(plain, [0, 0, 450, 299])[0, 0], abs=1e-6)
@@ -197,29 +213,29 @@ def test_box_from_fractions_hand_computed() -> None:
 
 def test_drawn_box_fills_the_field_and_scores_both_rules(cat_session: Session) -> None:
     drag = gr.SelectData(None, {"index": [0.0, 0.0, 1.0, 1.0], "value": "replace"})
-    drawn = handlers.draw_gt(request(cat_session, "285"), "5, 5, 9, 9", drag)  # a plain drag replaces the field
+    drawn = compare.draw_gt(request(cat_session, "285"), "5, 5, 9, 9", drag)  # a plain drag replaces the field
     assert drawn.gt_text == "0, 0, 450, 299"
-    typed = handlers.render_localization(request(cat_session, "285", gt="0, 0, 450, 299"))
+    typed = compare.render_localization(request(cat_session, "285", gt="0, 0, 450, 299"))
     assert drawn.payload == typed.payload and "**Ground truth (gold)**: IoU plain" in drawn.caption
     with pytest.raises(gr.Error, match="x0 < x1"):
-        handlers.draw_gt(request(cat_session, "285"), "", gr.SelectData(None, {"index": [1, 0, 0, 1], "value": ""}))
+        compare.draw_gt(request(cat_session, "285"), "", gr.SelectData(None, {"index": [1, 0, 0, 1], "value": ""}))
 
 
 def test_unqueued_events_report_errors_inline(cat_session: Session) -> None:
     render = with_notice(RAW_RENDER, 6)
     ok = render(cat_session, "285", *CONTROLS, "")
-    assert len(ok) == 7 and ok[-1] == "" and ok[:6] == handlers.render_localization(request(cat_session, "285"))
+    assert len(ok) == 7 and ok[-1] == "" and ok[:6] == compare.render_localization(request(cat_session, "285"))
     bad = render(cat_session, "285", *CONTROLS, "1, 2, three, 4")
     assert bad[:6] == (gr.skip(),) * 6 and bad[6].startswith("⚠️ Ground-truth box '1, 2, three, 4'")
     assert render(None, "285", *CONTROLS, "")[6] == "⚠️ Upload a photo first (or pick an example)."
 
 
 def test_swipe_pictures_only_when_their_tab_is_open(cat_session: Session) -> None:
-    hidden = handlers.render_linked(request(cat_session, "285"), "Plain vs improved")
+    hidden = compare.render_linked(request(cat_session, "285"), "Plain vs improved")
     assert hidden.swipe is None and hidden.payload is None  # the export tab's JSON: only while it is open
-    plain, ours = handlers.render_linked(request(cat_session, "285"), handlers.SWIPE_TAB).swipe
+    plain, ours = compare.render_linked(request(cat_session, "285"), swipe.ID).swipe
     assert Image.open(plain).size == Image.open(ours).size == (451, 300)
-    assert handlers.selected_tab(gr.SelectData(None, {"index": 1, "value": "Swipe"})) == handlers.SWIPE_TAB
+    assert page.selected_tab(gr.SelectData(None, {"index": 1, "value": "Swipe"})) == swipe.ID
 
 
 def test_class_resolution(cat_session: Session) -> None:
@@ -230,20 +246,20 @@ def test_class_resolution(cat_session: Session) -> None:
     with pytest.raises(cam_core.ClassIndexError):
         resolve_class("1000", analysis)
     with pytest.raises(gr.Error, match="Unknown class"):
-        handlers.render_localization(request(cat_session, "flying teapot"))
+        compare.render_localization(request(cat_session, "flying teapot"))
 
 
 def test_tap_without_tap_model_is_refused(cat_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(explanation, "tap_partner", lambda model: None)
     with pytest.raises(gr.Error, match="TAP-trained"):
-        handlers.render_localization(request(cat_session, "285", tap=True))
+        compare.render_localization(request(cat_session, "285", tap=True))
 
 
 def test_tap_panel_uses_the_tap_checkpoint(cat_session: Session) -> None:
     partner = tap_partner(cam_core.DEFAULT_MODEL)
     if partner is None:
         pytest.skip("no TAP checkpoint in assets/checkpoints")
-    views = handlers.render_localization(request(cat_session, "285", tap=True))
+    views = compare.render_localization(request(cat_session, "285", tap=True))
     assert views.payload["ours"]["modules"] == ["TAP", "NWC", "PaS"]
     assert views.payload["ours"]["model"] == get_model(partner).name
     assert views.payload["plain"]["box"] != [] and "TAP on" in views.caption
@@ -262,11 +278,11 @@ def test_a_failed_model_load_puts_the_field_back_and_says_so_once(
 
     monkeypatch.setattr(state.MODELS, "get", offline)
     for session, shown in ((cat_session, cat_session.model), (None, cam_core.DEFAULT_MODEL)):
-        switch = handlers.on_model("resnet50", session)
+        switch = analyses.on_model("resnet50", session)
         assert switch.model == gr.update(value=shown)
         assert switch.session == switch.class_pick == switch.tap == gr.skip()  # the panels keep their photo
         assert switch.status.count("could not be downloaded") == 1 and "still show" in switch.status
-    ok = handlers.on_model(cam_core.DEFAULT_MODEL, cat_session)
+    ok = analyses.on_model(cam_core.DEFAULT_MODEL, cat_session)
     assert ok.model == gr.update() and ok.session is not None and "Egyptian cat" in ok.status
 
 
@@ -281,7 +297,7 @@ def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
     tap_model = tap_partner(cam_core.DEFAULT_MODEL)
     if tap_model is None:
         pytest.skip("no TAP checkpoint in assets/checkpoints")
-    switch = handlers.on_model(tap_model, cat_session)
+    switch = analyses.on_model(tap_model, cat_session)
     assert switch.tap == gr.update(
         value=True, interactive=False, info=models.tap_toggle(tap_model, DEFAULT_RESOLUTION)["info"]
     )
@@ -289,14 +305,14 @@ def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
     session = switch.session
     loaded = get_model(tap_model).name
     for tap in (True, False):  # the toggle is locked on; an API call with tap=False gets the same true story
-        out = handlers.render_localization(request(session, "285", tap=tap))
+        out = compare.render_localization(request(session, "285", tap=tap))
         assert out.caption.count(f"weights of {loaded}, trained with TAP") == 2
         assert "both panels use its TAP-trained head" in out.caption and "trained with GAP" not in out.caption
         assert "TAP-trained weights" in out.plain and "TAP-trained weights" in out.ours
         assert out.payload["plain"]["trained_with"] == out.payload["ours"]["trained_with"] == "TAP"
-    base = handlers.on_model(cam_core.DEFAULT_MODEL, session)
+    base = analyses.on_model(cam_core.DEFAULT_MODEL, session)
     assert base.tap["interactive"] is True
-    mixed = handlers.render_localization(request(base.session, "285", tap=True))
+    mixed = compare.render_localization(request(base.session, "285", tap=True))
     assert mixed.payload["plain"]["trained_with"] == "GAP" and mixed.payload["ours"]["trained_with"] == "TAP"
     assert "trained with GAP:" in mixed.caption and "trained with TAP at " in mixed.caption  # and where it was trained
     assert models.tap_toggle("resnet50", DEFAULT_RESOLUTION) == {
@@ -307,10 +323,10 @@ def test_a_tap_trained_model_tells_one_story(cat_session: Session) -> None:
 
 
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
-    _, _, pos, neg, bar_path, caption = av.render_weights(cat_session, "285", "shared")
+    _, _, pos, neg, bar_path, caption = weights.render_weights(cat_session, "285", "shared")
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
     assert f"**{int((analysis.class_weights[285] < 0).sum())}** of 1280" in caption
-    assert "not comparable" in av.render_weights(cat_session, "285", "per map")[5]
+    assert "not comparable" in weights.render_weights(cat_session, "285", "per map")[5]
     bar = np.asarray(Image.open(bar_path).convert("RGB")).reshape(-1, 3).astype(int)
     for entry in (render.SEQUENTIAL[40], render.SEQUENTIAL[128], render.SEQUENTIAL[250]):  # issue #14 item 10
         assert (np.abs(bar - entry).sum(axis=1) <= 6).sum() > 50, entry  # the colours themselves are shown
@@ -318,72 +334,72 @@ def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
 
 
 def test_p1_view(cat_session: Session) -> None:
-    _, _, update, caption = av.render_p1(cat_session, "285", 0.1, None)
+    _, _, update, caption = why_tap.render_p1(cat_session, "285", 0.1, None)
     top = update["value"]
     assert top == update["choices"][0][1] and f"Channel **{top}**" in caption
-    _, _, update2, _ = av.render_p1(cat_session, "285", 0.1, update["choices"][3][1])
+    _, _, update2, _ = why_tap.render_p1(cat_session, "285", 0.1, update["choices"][3][1])
     assert update2["value"] == update["choices"][3][1]
 
 
 def test_swipe_pair(cat_session: Session) -> None:
-    pair = handlers.swipe_pair(request(cat_session, "285"))
+    pair = swipe.swipe_pair(request(cat_session, "285"))
     assert pair is not None
     assert Image.open(pair[0]).size == Image.open(pair[1]).size == (451, 300)  # never upscaled
-    assert handlers.swipe_pair(request(None, "")) is None
+    assert swipe.swipe_pair(request(None, "")) is None
 
 
 def test_no_session_gives_clear_message() -> None:
     with pytest.raises(gr.Error, match="Upload a photo"):
-        handlers.render_localization(request(None, ""))
+        compare.render_localization(request(None, ""))
 
 
 def test_bad_upload_messages(uploads: Path) -> None:
     text = uploads / "notes.png"
     text.write_text("not an image")
     with pytest.raises(gr.Error, match="not an image format"):
-        handlers.on_image({"path": str(text)}, cam_core.DEFAULT_MODEL)
+        analyses.on_image({"path": str(text)}, cam_core.DEFAULT_MODEL)
     with pytest.raises(gr.Error, match="Upload a photo"):
-        handlers.on_image(None, cam_core.DEFAULT_MODEL)
+        analyses.on_image(None, cam_core.DEFAULT_MODEL)
 
 
 def test_a_refused_upload_empties_everything_and_says_so_once(uploads: Path, cat_session: Session) -> None:
     """Issue #14 item 16: one message in the status line, no exception (no toast), class picker and views emptied."""
     text = uploads / "notes.png"
     text.write_text("not an image")
-    photo = handlers.on_photo({"path": str(text)}, cam_core.DEFAULT_MODEL)
+    photo = analyses.on_photo({"path": str(text)}, cam_core.DEFAULT_MODEL)
     assert photo.session is None and photo.class_pick == gr.update(value=None, visible=False)
     assert photo.status.count("not an image format") == 1
-    assert handlers.on_photo(None, cam_core.DEFAULT_MODEL).status == "Upload a photo or pick an example."
+    assert analyses.on_photo(None, cam_core.DEFAULT_MODEL).status == "Upload a photo or pick an example."
     with pytest.raises(gr.Error, match=re.escape(inputs.NOT_A_FILE)):  # no upload at all: refused as ever
-        handlers.on_photo({"path": "/etc/passwd"}, cam_core.DEFAULT_MODEL)
-    cleared = with_notice(event(handlers.render_photo, VIEW), 8)(None, "", *CONTROLS, "", "Plain vs improved")
-    assert cleared == (*handlers.CLEARED, "")  # every view emptied, and no second message
-    assert av.render_weights(None, "", "shared") == (None,) * 5 + ("",)
-    assert av.render_p1(None, "", 0.1, None)[3] == ""
-    shown = handlers.render_photo(request(cat_session, "285"), handlers.EXPORT_TAB)
+        analyses.on_photo({"path": "/etc/passwd"}, cam_core.DEFAULT_MODEL)
+    cleared = with_notice(event(compare.render_photo, VIEW), 8)(None, "", *CONTROLS, "", "Plain vs improved")
+    assert cleared == (*compare.CLEARED, "")  # every view emptied, and no second message
+    assert weights.render_weights(None, "", "shared") == (None,) * 5 + ("",)
+    assert why_tap.render_p1(None, "", 0.1, None)[3] == ""
+    shown = compare.render_photo(request(cat_session, "285"), export.ID)
     assert shown.payload["class"]["index"] == 285
 
 
 def test_wording_says_what_is_on_screen(cat_session: Session) -> None:
     """Issue #14 item 18: no tab that does not exist, only the project's own numbers, each example named."""
-    from app import layout, texts
+    from app import texts
 
     assert "histogram tab" not in texts.HOW_IT_WORKS and "histogram under the panels" in texts.HOW_IT_WORKS
     readme = (EXAMPLES.parent.parent / "README.md").read_text()
     for number in re.findall(r"\b\d+\.\d\b", texts.HOW_IT_WORKS):  # every measured number is in the README
         assert number in readme, number
     assert "Bae et al.'s LID 2020 entry" in texts.CRF_INTRO and "seed paper" not in texts.CRF_INTRO
-    named = layout.EXAMPLES_LABEL.split(": ", 1)[1].split(", ")
+    named = sidebar.EXAMPLES_LABEL.split(": ", 1)[1].split(", ")
     assert [label.split()[0] for label in named] == ["cat", "espresso", "rocket", "coins", "astronaut"]
-    assert len(named) == len(layout.EXAMPLE_FILES) and "part-only" not in layout.EXAMPLES_LABEL
-    caption = handlers.render_localization(request(cat_session, "285")).caption
+    assert len(named) == len(inputs.EXAMPLE_FILES) and "part-only" not in sidebar.EXAMPLES_LABEL
+    caption = compare.render_localization(request(cat_session, "285")).caption
     assert "Share of M- inside the green box" in caption and "evidence *against* the class" in caption
 
 
 def test_presets_and_export(cat_session: Session) -> None:
-    assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
-    payload, path = handlers.export_json(request(cat_session, "285")), handlers.export_zip(request(cat_session, "285"))
-    assert payload == handlers.render_localization(request(cat_session, "285")).payload  # the tab's JSON, on opening
+    assert controls.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
+    payload, path = export.export_json(request(cat_session, "285")), export.export_zip(request(cat_session, "285"))
+    assert payload == compare.render_localization(request(cat_session, "285")).payload  # the tab's JSON, on opening
     with zipfile.ZipFile(path) as archive:
         names = {"explanation.json", "plain_cam.png", "improved_cam.png", "histogram.png", "masks.png"}
         assert set(archive.namelist()) == names
@@ -393,27 +409,27 @@ def test_presets_and_export(cat_session: Session) -> None:
 def test_the_export_zip_is_made_on_request_and_matches_the_screen(cat_session: Session) -> None:
     """Issue #14 item 7, issue #22 item 3: a slider move writes no zip, even with the export tab open; the zip made
     at the click holds what the screen shows for the controls of that moment."""
-    hidden = handlers.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
+    hidden = compare.render_linked(request(cat_session, "285", theta_mas=0.6), "Plain vs improved")
     assert hidden.payload is None and hidden.swipe is None  # nobody sees the export tab: no JSON
     for theta in (0.2, 0.6):
         before = set(os.listdir(files.output_dir()))
-        shown = handlers.render_linked(request(cat_session, "285", theta_mas=theta), handlers.EXPORT_TAB)
+        shown = compare.render_linked(request(cat_session, "285", theta_mas=theta), export.ID)
         assert set(os.listdir(files.output_dir())) == before  # no file written by a move
-        with zipfile.ZipFile(handlers.export_zip(request(cat_session, "285", theta_mas=theta))) as archive:
+        with zipfile.ZipFile(export.export_zip(request(cat_session, "285", theta_mas=theta))) as archive:
             exported = json.loads(archive.read("explanation.json"))
         assert exported == shown.payload and exported["plain"]["theta"] == theta
         assert f"θ·max = {theta:.2f}" in shown.caption
-    assert handlers.export_json(request(None, "")) == {}
+    assert export.export_json(request(None, "")) == {}
     with pytest.raises(gr.Error, match="Upload a photo first"):
-        handlers.export_zip(request(None, ""))
+        export.export_zip(request(None, ""))
 
 
 def test_explain_api_function() -> None:
-    result = handlers.explain({"path": CAT}, cam_core.DEFAULT_MODEL, "", *CONTROLS)
+    result = api.explain({"path": CAT}, cam_core.DEFAULT_MODEL, "", *CONTROLS)
     assert result.payload["class"]["name"] == "Egyptian cat"
     assert Path(result.plain_png).is_file() and Path(result.ours_png).is_file()
     with pytest.raises(gr.Error, match="Unknown model"):
-        handlers.explain({"path": CAT}, "alexnet9000")
+        api.explain({"path": CAT}, "alexnet9000")
 
 
 def test_analysis_cache_is_bounded() -> None:
@@ -434,7 +450,9 @@ def test_analysis_cache_is_bounded() -> None:
 
 def test_crf_view(cat_session: Session) -> None:
     pytest.importorskip("pydensecrf.densecrf")
-    html, caption = av.render_crf(request(cat_session, "285", gt="0, 0, 450, 299"), crf_params(3, 3, 80, 13, 10, 5))
+    html, caption = crf_tab.render_crf(
+        request(cat_session, "285", gt="0, 0, 450, 299"), crf_params(3, 3, 80, 13, 10, 5)
+    )
     assert html.count("data:image/png;base64") == 4 and html.count('class="box"') == 4
     assert "CRF box" in caption and "IoU with GT" in caption
     mas = cam_core.localize(get_analysis(cat_session, cat_session.model), 285, cam_core.CONFIGS["cam"]).threshold
@@ -444,9 +462,9 @@ def test_crf_view(cat_session: Session) -> None:
 
 
 def test_crf_unavailable_message(cat_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(av.crf, "crf_available", lambda: False)
+    monkeypatch.setattr(crf_tab.crf, "crf_available", lambda: False)
     with pytest.raises(gr.Error, match="pydensecrf2"):
-        av.render_crf(request(cat_session, "285"), crf_params(3, 3, 80, 13, 10, 5))
+        crf_tab.render_crf(request(cat_session, "285"), crf_params(3, 3, 80, 13, 10, 5))
 
 
 def test_one_shot_outputs_are_bounded_and_kept_pictures_are_not(monkeypatch: pytest.MonkeyPatch) -> None:

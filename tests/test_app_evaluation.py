@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import evaluation as ev
+from app.tabs import evaluate as ev
 from tests.test_app_server import load_app_module
 
 

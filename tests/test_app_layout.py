@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import cam_core
-from app import analysis_views as av
-from app import explanation, handlers, histogram, views
+from app import explanation, histogram, views
 from app.models import tap_partner
 from app.state import get_analysis
+from app.tabs import compare, why_tap
 from cam_core.tap import channel_stats
 from tests.test_app_callbacks import cat_session, request  # noqa: F401 (cat_session is a fixture)
 from tests.test_app_server import load_app_module
@@ -27,7 +27,7 @@ def test_coincidence_line_only_above_the_iou_limit(cat_session) -> None:  # noqa
     shown = 0
     for theta in (0.2, 0.6, 0.8):  # cat: IoU 0.91 at 0.2; a high MaS threshold shrinks only the blue box
         req = request(cat_session, "285", theta_mas=theta)
-        out, ex = handlers.render_localization(req), explanation.explain_request(req)
+        out, ex = compare.render_localization(req), explanation.explain_request(req)
         iou = float(cam_core.box_iou(ex.plain.box, ex.ours.box)[0, 0])
         if iou > 0.8:
             shown += 1
@@ -77,7 +77,7 @@ def test_coincidence_line_at_the_limit_and_with_a_tap_head(cat_session) -> None:
 )
 def test_tap_ratio_reading(here: float, after: float, verdict: str, change: str) -> None:
     """Item 12: the summary number says what it measures, which way supports the paper, and this photo's verdict."""
-    text = av.tap_ratio_reading(here, after)
+    text = why_tap.tap_ratio_reading(here, after)
     assert "above 1: small-area channels weigh more" in text
     assert "predicts above 1 under GAP" in text and "lower after TAP training" in text
     assert f"({here:.2f} → {after:.2f}, {change})" in text and f"**{verdict}" in text
@@ -88,7 +88,7 @@ def test_p1_caption_reads_its_own_ratio(cat_session) -> None:  # noqa: F811
     partner = tap_partner(cat_session.model)
     if partner is None or partner == cat_session.model:
         pytest.skip("no TAP-trained partner is shipped for the default model")
-    *_, caption = av.render_p1(cat_session, "285", 0.1, None)
+    *_, caption = why_tap.render_p1(cat_session, "285", 0.1, None)
     analysis = get_analysis(cat_session, cat_session.model)
     stats = channel_stats(analysis.feature_maps, analysis.class_weights[285], 0.1)
     small = np.zeros(stats.active_fraction.shape, bool)
@@ -100,7 +100,7 @@ def test_p1_caption_reads_its_own_ratio(cat_session) -> None:  # noqa: F811
     found = re.search(r"relative to the rest: ([0-9.]+) here vs ([0-9.]+) after TAP training\. (.*)$", caption, re.S)
     assert found, caption
     assert [float(found.group(1)), float(found.group(2))] == pytest.approx(by_hand, abs=0.006)
-    assert found.group(3) == av.tap_ratio_reading(*by_hand)
+    assert found.group(3) == why_tap.tap_ratio_reading(*by_hand)
 
 
 def _component(config: dict, elem_id: str) -> dict:

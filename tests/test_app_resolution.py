@@ -17,11 +17,12 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import handlers, inputs, model_cache, models, render, state, views
+from app import analyses, api, controls, inputs, model_cache, models, render, state, views
 from app.explanation import explain_request
 from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, RESOLUTIONS, Controls
 from app.models import Resolution
 from app.state import ANALYSES, Session, get_analysis
+from app.tabs import compare, export
 
 ROOT = Path(__file__).resolve().parent.parent
 CAT = str(ROOT / "assets" / "examples" / "cat.jpg")
@@ -36,7 +37,7 @@ def request(session: Session | None, class_choice: str = "285", **controls: obje
 
 @pytest.fixture(scope="module")
 def cat() -> Session:
-    photo = handlers.on_image({"path": CAT}, MODEL)
+    photo = analyses.on_image({"path": CAT}, MODEL)
     assert photo.session is not None and photo.session.resolution == R448
     return photo.session
 
@@ -109,7 +110,7 @@ def test_a_new_resolution_reanalyses_the_display_copy_and_keeps_the_class(
 
     monkeypatch.setattr(cam_core, "load_image_with_size", no_decode)
     monkeypatch.setattr(cam_core, "load_image", no_decode)
-    switch = handlers.on_resolution("224/32", "281", MODEL, cat)  # tabby: not the top-1
+    switch = analyses.on_resolution("224/32", "281", MODEL, cat)  # tabby: not the top-1
     assert switch.resolution == gr.update() and switch.session is not None
     moved = switch.session
     assert moved.resolution == R224 and moved.image_hash == cat.image_hash and moved.display is cat.display
@@ -123,11 +124,11 @@ def test_a_new_resolution_reanalyses_the_display_copy_and_keeps_the_class(
     large = ANALYSES.get(MODEL, R448, cat.image_hash)
     assert large is not None and large.feature_size == (28, 28)  # the upload's analysis stays
     # every view now reads the 7 x 7 analysis; back at 448 / 16 the upload's 28 x 28 one is found in the cache
-    out = handlers.render_localization(request(moved, "281"))
+    out = compare.render_localization(request(moved, "281"))
     assert out.payload["resolution"] == {"input_size": 224, "output_stride": 32, "feature_size": [7, 7],
                                          "label": "224 px, stride 32 -> 7x7 map"}  # fmt: skip
     assert out.payload["class"]["index"] == 281
-    back = handlers.on_resolution("448/16", "281", MODEL, moved)
+    back = analyses.on_resolution("448/16", "281", MODEL, moved)
     assert back.session is not None and get_analysis(back.session, MODEL) is large
 
 
@@ -142,7 +143,7 @@ def test_the_heatmap_pictures_follow_the_resolution(cat: Session) -> None:
         shown = np.asarray(Image.open(url[1].removeprefix("gradio_api/file=")))
         return url[1], shown, render.grey_levels(ex.plain.heatmap)
 
-    moved = handlers.on_resolution("224/32", "281", MODEL, cat).session
+    moved = analyses.on_resolution("224/32", "281", MODEL, cat).session
     assert isinstance(moved, Session)
     (url_448, shown_448, map_448), (url_224, shown_224, map_224) = heat(cat), heat(moved)
     assert url_224 != url_448 and not np.array_equal(map_224, map_448)
@@ -153,17 +154,17 @@ def test_the_heatmap_pictures_follow_the_resolution(cat: Session) -> None:
 def test_a_photo_already_at_the_resolution_is_left_as_it_is(cat: Session) -> None:
     # a deep link's photo event analysed the photo at the link's resolution and picked the link's class; the
     # resolution event, whose class value is from before, must not put the top-1 back
-    switch = handlers.on_resolution("448/16", None, MODEL, cat)
+    switch = analyses.on_resolution("448/16", None, MODEL, cat)
     assert switch.session == gr.skip() and switch.class_pick == gr.skip() and switch.status == gr.skip()
     assert switch.resolution == gr.update()
 
 
 def test_the_caption_and_the_export_state_the_resolution(cat: Session) -> None:
-    out = handlers.render_localization(request(cat))
+    out = compare.render_localization(request(cat))
     lines = [line for line in out.caption.split("\n\n") if not line.startswith("**Why the two boxes")]  # item 4's
     assert lines[0].startswith("**Analysed at 448 px, stride 16 -> 28x28 map** (the photo stretched to 448 x 448")
     assert out.payload["resolution"]["feature_size"] == [28, 28]
-    with zipfile.ZipFile(handlers.export_zip(request(cat))) as archive:
+    with zipfile.ZipFile(export.export_zip(request(cat))) as archive:
         exported = json.loads(archive.read("explanation.json"))
     assert exported["resolution"] == out.payload["resolution"]
 
@@ -172,11 +173,11 @@ def test_sliders_do_not_run_the_network_at_448(cat: Session, monkeypatch: pytest
     """The idle path is unchanged: sliders re-threshold the cached, upsampled map."""
     monkeypatch.setattr(cam_core, "analyze", lambda *a, **k: pytest.fail("a slider ran the network"))
     for theta in (0.1, 0.5):
-        assert handlers.render_localization(request(cat, theta_mas=theta)).payload["plain"]["theta"] == theta
+        assert compare.render_localization(request(cat, theta_mas=theta)).payload["plain"]["theta"] == theta
 
 
 def test_without_a_photo_a_resolution_is_only_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
-    switch = handlers.on_resolution("336/16", "", MODEL, None)
+    switch = analyses.on_resolution("336/16", "", MODEL, None)
     assert switch.session == gr.skip() and "336 px, stride 16 -> 21x21 map" in switch.status  # never clobbers a photo
     assert "upload a photo" in switch.status
 
@@ -192,11 +193,11 @@ def test_a_resolution_the_model_cannot_take_is_said_once_and_put_back(
         return real_get(name, output_stride)
 
     monkeypatch.setattr(state.MODELS, "get", no_dilation)
-    switch = handlers.on_resolution("336/16", "285", MODEL, replace_resolution(cat, R224))
+    switch = analyses.on_resolution("336/16", "285", MODEL, replace_resolution(cat, R224))
     assert switch.resolution == gr.update(value="224/32")  # the field shows the photo's resolution again
     assert switch.session == switch.class_pick == switch.tap == gr.skip()
     assert switch.status.count("is not supported") == 1 and switch.status.startswith("⚠️")
-    bad = handlers.on_resolution("1024/16", "285", MODEL, cat)
+    bad = analyses.on_resolution("1024/16", "285", MODEL, cat)
     assert bad.resolution == gr.update(value="448/16") and "`resolution` must be one of" in bad.status
 
 
@@ -207,20 +208,20 @@ def replace_resolution(session: Session, resolution: Resolution) -> Session:
 
 
 def test_presets_set_the_resolution_too() -> None:
-    assert handlers.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
-    assert handlers.apply_preset("paper code") == (0.2, 0.35, 90.0, 0.1, "224/32")
-    assert handlers.apply_preset("sharp (448 px)") == (0.2, 0.35, 90.0, 0.1, "448/16")
-    assert handlers.apply_preset("custom") == (gr.update(),) * 5
+    assert controls.apply_preset("LID challenge") == (0.2, 0.35, 98.0, 0.05, "336/16")
+    assert controls.apply_preset("paper code") == (0.2, 0.35, 90.0, 0.1, "224/32")
+    assert controls.apply_preset("sharp (448 px)") == (0.2, 0.35, 90.0, 0.1, "448/16")
+    assert controls.apply_preset("custom") == (gr.update(),) * 5
 
 
 def test_explain_takes_the_resolution_last(cat: Session) -> None:
-    old = handlers.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True)  # a call from before #13
+    old = api.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True)  # a call from before #13
     assert old.payload["resolution"]["feature_size"] == [28, 28]
-    small = handlers.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True, 224, 32)
+    small = api.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True, 224, 32)
     assert small.payload["resolution"]["feature_size"] == [7, 7]
     assert small.payload["class"]["probability"] != old.payload["class"]["probability"]
     with pytest.raises(gr.Error, match="`output_stride` must be one of"):
-        handlers.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True, 448, 24)
+        api.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True, 448, 24)
 
 
 # ---------------------------------------------------------------- the model cache
@@ -333,23 +334,23 @@ def test_the_tap_panel_uses_the_pair_of_the_chosen_resolution_and_says_so(pairs:
     toggle = models.tap_toggle(MODEL, R448)
     assert toggle == {"interactive": True, "info": "green panel: TAP head, 448/16"}
     assert models.tap_toggle(MODEL, R336)["info"] == "green panel: TAP head, 448/16 (nearest)"
-    at_448 = handlers.render_localization(request(cat, tap=True))
+    at_448 = compare.render_localization(request(cat, tap=True))
     assert at_448.payload["ours"]["trained_at"]["label"] == "448 px, stride 16 -> 28x28 map"
     assert "trained with TAP at 448 px, stride 16:" in at_448.caption
-    switch = handlers.on_resolution("336/16", "285", MODEL, cat)
+    switch = analyses.on_resolution("336/16", "285", MODEL, cat)
     assert "TAP panel: lite0_tap_head_448s16, trained at 448 px, stride 16: the nearest" in switch.status
-    at_336 = handlers.render_localization(request(switch.session, tap=True))
+    at_336 = compare.render_localization(request(switch.session, tap=True))
     assert at_336.payload["resolution"]["feature_size"] == [21, 21]
     assert at_336.payload["ours"]["trained_at"] == {"input_size": 448, "output_stride": 16,
                                                    "label": "448 px, stride 16 -> 28x28 map"}  # fmt: skip
     assert "trained with TAP at 448 px, stride 16 (the nearest trained head to this resolution)" in at_336.caption
     # the GAP control picked: both panels come from the 448 / 16 pair, the plain one the GAP head
-    control = handlers.on_model("lite0_gap_head", cat)
+    control = analyses.on_model("lite0_gap_head", cat)
     assert control.session is not None and "trained at 448 px, stride 16" in control.status
-    both = handlers.render_localization(request(control.session, tap=True))
+    both = compare.render_localization(request(control.session, tap=True))
     assert both.payload["plain"]["trained_at"]["input_size"] == both.payload["ours"]["trained_at"]["input_size"] == 448
     assert both.payload["plain"]["trained_with"] == "GAP" and both.payload["ours"]["trained_with"] == "TAP"
-    small = handlers.render_localization(request(replace_resolution(control.session, R224), tap=True))
+    small = compare.render_localization(request(replace_resolution(control.session, R224), tap=True))
     assert (
         small.payload["plain"]["trained_at"]["input_size"] == small.payload["ours"]["trained_at"]["input_size"] == 224
     )

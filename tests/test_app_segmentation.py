@@ -16,15 +16,16 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import segmentation as seg
-from app import segmentation_tab as tab
+from app import label_maps as seg
 from app.errors import with_notice
+from app.events import event
 from app.explanation import explain_arrays, start_session
 from app.inputs import CRF, Controls
+from app.label_maps import SEG, SegRequest, segment_request
 from app.models import Resolution
-from app.segmentation import SEG, SEG_TAB, SegRequest, segment_request
 from app.state import Session, get_analysis
-from app.wiring import event
+from app.tabs import segmentation as tab
+from app.tabs.segmentation import ID as SEG_TAB
 from cam_core import crf
 from cam_core.segment import SegmentConfig, segment
 

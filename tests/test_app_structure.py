@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 import cam_core
-from app import handlers, layout
+from app import api
 from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_PRESET, DEFAULT_RESOLUTION, DRAG, RESOLUTIONS, VIEW, Controls
+from app.tabs import crf as crf_tab
 from cam_core.crf import CrfParams
 from tests.test_app_server import ROOT, load_app_module
 
@@ -75,12 +76,12 @@ def _field(component: dict[str, Any]) -> str:
     if component["type"] == "state":
         return "session" if props.get("value") is None else f"state:{props.get('value')}"
     by_id = {"class-pick": "class_choice", "gt-box": "gt_text", **{n.replace("_", "-"): n for n in CONTROL_FIELDS}}
-    by_label = {spec[3]: name for name, spec in layout.CRF_SLIDERS.items()}
+    by_label = {spec[3]: name for name, spec in crf_tab.CRF_SLIDERS.items()}
     return by_id.get(props.get("elem_id") or "", by_label.get(props.get("label") or "", "?"))
 
 
 def test_view_events_send_their_inputs_in_the_entrance_order(config: dict[str, Any]) -> None:
-    """Every event adapted by :func:`app.wiring.event` sends exactly its entrances' fields, in their order."""
+    """Every event adapted by :func:`app.events.event` sends exactly its entrances' fields, in their order."""
     components = {c["id"]: c for c in config["components"]}
     expected = {"render_linked": VIEW.fields, "render_photo": VIEW.fields, "swipe_pair": VIEW.fields,
                 "export_views": VIEW.fields,
@@ -101,13 +102,13 @@ def test_view_events_send_their_inputs_in_the_entrance_order(config: dict[str, A
 
 def test_explain_takes_the_controls_in_their_order_with_their_defaults(config: dict[str, Any]) -> None:
     """The controls after the class, then the resolution appended last (older positional calls keep working)."""
-    parameters = list(inspect.signature(handlers.explain).parameters.values())
+    parameters = list(inspect.signature(api.explain).parameters.values())
     assert tuple(p.name for p in parameters[3:]) == (*CONTROL_FIELDS, "input_size", "output_stride")
     assert [p.default for p in parameters[3:]] == [*dataclasses.astuple(Controls()), 448, 16]
     assert (DEFAULT_RESOLUTION.input_size, DEFAULT_RESOLUTION.output_stride) == (448, 16)
     components = {c["id"]: c for c in config["components"]}
-    (api,) = [dep for dep in config["dependencies"] if dep.get("api_name") == "explain"]
-    sent = [components[i] for i in api["inputs"][3:]]
+    (endpoint,) = [dep for dep in config["dependencies"] if dep.get("api_name") == "explain"]
+    sent = [components[i] for i in endpoint["inputs"][3:]]
     assert tuple(_field(c) for c in sent[:-2]) == CONTROL_FIELDS
     assert [(c["props"]["label"], c["props"]["value"]) for c in sent[-2:]] == [
         ("input_size (API input)", 448),

@@ -141,7 +141,7 @@ def test_worst_values_follow_the_component_types() -> None:
     assert worst_value(model, arsenal, parts, download=True) == "big"  # a hub model, for the slow-load attack
     switch = Event(9, "on_model", True, "input", (model,), (), False, trigger_id=1)
     assert loads_a_download(switch, parts)
-    from app.segmentation import MAX_PICKED
+    from app.label_maps import MAX_PICKED
 
     assert MULTISELECT_MAX == MAX_PICKED  # the harness asks for as many classes as the app takes
 

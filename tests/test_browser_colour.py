@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 import cam_core
-from app import handlers, html_views, inputs, render
+from app import analyses, html_views, inputs, render
 from app.explanation import explain_request
 from app.inputs import Controls
 from tests import test_browser
@@ -140,7 +140,7 @@ def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) ->
         visible = expected[:, 3] > 0  # colour where it shows (a fully transparent pixel has none)
         assert np.abs(drawn[visible, :3] - expected[visible, :3]).max() <= 3, (name, drawn)
     assert found["layers"] == ['url("#cam-mask-plain")', 'url("#cam-mask-ours")', 'url("#cam-gain-loss")']
-    session, _, _ = handlers.on_image({"path": str(ROOT / "assets" / "examples" / "cat.jpg")}, cam_core.DEFAULT_MODEL)
+    session, _, _ = analyses.on_image({"path": str(ROOT / "assets" / "examples" / "cat.jpg")}, cam_core.DEFAULT_MODEL)
     ex = explain_request(inputs.view_request(session, "", *Controls().__dict__.values(), ""))
     codes = ex.plain.mask.astype(np.int64) * 2 + ex.ours.mask
     assert found["size"] == list(codes.shape)

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import evaluation, fair_queue, model_cache
+from app import fair_queue, model_cache
+from app.tabs import evaluate as evaluation
 from tests.test_app_server import ROOT
 from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (the browser marks)
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from app.deeplink import LINK_WRITE_DELAY_MS, writer_js
+from app.link.writer import LINK_WRITE_DELAY_MS, writer_js
 from tests.test_app_server import ROOT
 from tests.test_browser import ARGS, CHROMIUM, csp_violations, watch_csp
 

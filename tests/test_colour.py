@@ -13,17 +13,17 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import analysis_views as av
-from app import handlers, html_views, inputs, render, weights_view
+from app import analyses, html_views, inputs, render, weights_view
 from app.inputs import Controls
 from app.state import ANALYSES, Session
+from app.tabs import compare, weights
 
 CAT = str(Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg")
 
 
 @pytest.fixture(scope="module")
 def cat_session() -> Session:
-    session, _, _ = handlers.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
+    session, _, _ = analyses.on_image({"path": CAT}, cam_core.DEFAULT_MODEL)
     return session
 
 
@@ -69,7 +69,7 @@ def test_a_grey_level_through_the_table_is_the_server_colour() -> None:
 
 def test_panels_stack_photo_grey_map_and_boxes(cat_session: Session) -> None:
     request = inputs.view_request(cat_session, "285", *replace(Controls()).__dict__.values(), "")
-    out = handlers.render_localization(request)
+    out = compare.render_localization(request)
     urls = re.findall(r'src="gradio_api/file=([^"]+)"', out.plain)
     assert len(urls) == 2  # photo, then the grey map
     photo, grey = Image.open(urls[0]), Image.open(urls[1])
@@ -99,7 +99,7 @@ def test_signed_overlay_is_the_photo_at_zero_and_hand_computed_elsewhere() -> No
 
 def test_signed_view_prints_the_logit_and_one_scale_per_photo(cat_session: Session) -> None:
     analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
-    signed, _, pos, neg, _, caption = av.render_weights(cat_session, "285", "shared")
+    signed, _, pos, neg, _, caption = weights.render_weights(cat_session, "285", "shared")
     numbers = re.search(
         r"grid = (-?[\d.]+), plus the bias b = ([+-][\d.]+), gives (-?[\d.]+); the model's logit for "
         r"Egyptian cat is (-?\d+\.\d+)",
@@ -117,13 +117,13 @@ def test_signed_view_prints_the_logit_and_one_scale_per_photo(cat_session: Sessi
     shown = cat_session.size_on_screen
     largest = max(float(np.abs(cam_core.upsample(analysis.cam(c), shown)).max()) for c in top5)
     assert scale == pytest.approx(largest, abs=0.01)
-    other = av.render_weights(cat_session, str(top5[3]), "shared")[5]
+    other = weights.render_weights(cat_session, str(top5[3]), "shared")[5]
     assert f"Scale ±{scale:.2f}" in other  # the same scale for another class of this photo
     assert Image.open(signed).size == Image.open(pos).size == Image.open(neg).size == (451, 300)
 
 
 def test_signed_colour_bar_shows_the_colours_centred_at_zero(cat_session: Session) -> None:
-    _, signed_bar, _, _, bar, _ = av.render_weights(cat_session, "285", "shared")
+    _, signed_bar, _, _, bar, _ = weights.render_weights(cat_session, "285", "shared")
     strip = weights_view.signed_strip()
     np.testing.assert_array_equal(strip[127], [128, 128, 128])  # value 0: the mid-grey photo, no colour
     assert strip[0][2] > strip[0][0] and strip[254][0] > strip[254][2]  # blue below 0, red above
@@ -184,7 +184,7 @@ def test_a_box_at_the_top_edge_has_its_label_below_or_inside() -> None:
 
 def test_the_panels_draw_labels_where_placed(cat_session: Session) -> None:
     request = inputs.view_request(cat_session, "285", *Controls().__dict__.values(), "60, 40, 300, 280")
-    out = handlers.render_localization(request)
+    out = compare.render_localization(request)
     rects = [tuple(float(v) for v in r.split(",")) for r in re.findall(r'data-rect="([0-9.,-]+)"', out.plain)]
     boxes = [np.array([int(v) for v in b.split(",")]) for b in re.findall(r'data-box="([0-9,]+)"', out.plain)]
     assert len(rects) == len(boxes) == 2 and ">GT</text>" in out.plain

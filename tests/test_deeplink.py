@@ -13,21 +13,16 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 import cam_core
-from app import deeplink, handlers, layout
-from app.deeplink import (
-    LINK_KEYS,
-    LINK_TABS,
-    PLAIN_KEYS,
-    Pending,
-    after_photo,
-    apply_linked_controls,
-    parse_query,
-    restore,
-)
+from app import analyses, inputs
+from app.events import Events
 from app.inputs import EXAMPLES
+from app.link import deeplink
+from app.link.deeplink import PLAIN_KEYS, Pending, after_photo, apply_linked_controls, restore
+from app.link.query import LINK_KEYS, parse_query
+from app.page import TAB_IDS, build_page
+from app.tabs import swipe, weights
 
 SKIP = gr.skip()
-TAB_IDS = {label: i for i, label in enumerate(LINK_TABS.values())}
 CONTROL = {key: i for i, key in enumerate(deeplink.CONTROL_KEYS)}
 
 
@@ -44,11 +39,11 @@ def test_good_keys_are_read_with_their_types() -> None:
     state = parse_query(pairs(
         "example=cat.jpg&model=tf_efficientnet_lite0&class=281&theta_mas=0.6&theta_pas=0.4&percentile=95"
         "&tap=FALSE&nwc=false&pas=true&tab=swipe"
-    ))  # fmt: skip
+    ), TAB_IDS)  # fmt: skip
     assert state.notices == ()
     assert state.values == {"example": "cat.jpg", "model": "tf_efficientnet_lite0", "class": 281, "theta_mas": 0.6,
                             "theta_pas": 0.4, "percentile": 95.0, "tap": False, "nwc": False, "pas": True,
-                            "tab": handlers.SWIPE_TAB}  # fmt: skip
+                            "tab": swipe.ID}  # fmt: skip
     assert parse_query(pairs("class=tabby")).values == {"class": "tabby"}  # a name, resolved after the photo
 
 
@@ -74,7 +69,7 @@ def test_good_keys_are_read_with_their_types() -> None:
     ],
 )
 def test_each_bad_value_is_ignored_with_a_notice(query: str, message: str) -> None:
-    state = parse_query(pairs(query))
+    state = parse_query(pairs(query), TAB_IDS)
     assert state.values == {}
     (notice,) = state.notices
     assert message in notice and len(notice) < 400, notice
@@ -105,7 +100,7 @@ def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> N
     assert Path(restored.image).read_bytes() == (EXAMPLES / "coins.jpg").read_bytes()
     assert Path(restored.image).resolve().is_relative_to(Path(get_upload_folder()).resolve())  # a page may show it
     assert restored.model == "tf_efficientnet_lite0"
-    assert restored.tab_id == TAB_IDS["M+ / M−"] and restored.open_tab == "M+ / M−"
+    assert restored.tab_id == weights.ID == "weights" and restored.open_tab == weights.ID
     assert restored.link_pending == Pending({"class": 281, "theta_mas": 0.6, "nwc": False})
     assert restored.controls[CONTROL["theta_mas"]] == SKIP and restored.link_notice == SKIP
     assert restored.controls[CONTROL["tap"]]["interactive"] is True  # the linked model's TAP availability
@@ -164,7 +159,7 @@ def test_a_tap_value_the_model_forbids_is_said(model: str, linked: bool) -> None
 
 @pytest.fixture(scope="module")
 def cat() -> Any:
-    return handlers.on_image({"path": str(EXAMPLES / "cat.jpg")}, cam_core.DEFAULT_MODEL)[0]
+    return analyses.on_image({"path": str(EXAMPLES / "cat.jpg")}, cam_core.DEFAULT_MODEL)[0]
 
 
 def test_after_photo_applies_the_class_then_the_controls(cat: Any) -> None:
@@ -192,12 +187,12 @@ def test_after_photo_applies_the_class_then_the_controls(cat: Any) -> None:
 
 
 def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
-    for name in layout.EXAMPLE_FILES:
-        session = handlers.on_image({"path": str(EXAMPLES / name)}, cam_core.DEFAULT_MODEL)[0]
+    for name in inputs.EXAMPLE_FILES:
+        session = analyses.on_image({"path": str(EXAMPLES / name)}, cam_core.DEFAULT_MODEL)[0]
         assert deeplink.example_name(session) == name
     edited = uploads / "cat.jpg"  # the same name, other pixels: an upload, not the example
     Image.open(EXAMPLES / "cat.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(edited)
-    session = handlers.on_image({"path": str(edited)}, cam_core.DEFAULT_MODEL)[0]
+    session = analyses.on_image({"path": str(edited)}, cam_core.DEFAULT_MODEL)[0]
     assert deeplink.example_name(session) == "" and deeplink.example_name(None) == ""
 
 
@@ -206,12 +201,14 @@ def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
 
 def test_every_linked_tab_and_target_is_on_the_page(demo: Any) -> None:
     config = demo.get_config_file()
-    labels = {c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"}
-    assert set(LINK_TABS.values()) <= labels
-    assert LINK_TABS["compare"] == layout.COMPARE_TAB
+    ids = [c["props"].get("id") for c in config["components"] if c["type"] == "tabitem"]
+    assert ids == list(TAB_IDS) and TAB_IDS[0] == "compare"  # links name tabs by these ids
     with gr.Blocks():
-        page = layout.build_page()
-    targets = deeplink.link_targets(page)
+        page = build_page()
+    events = Events.for_page("private")
+    for area in page.areas():
+        events.share(area.shares())
+    targets = deeplink.link_targets(events.named)
     assert {spec.target for spec in LINK_KEYS.values() if spec.target} <= set(targets)
 
 

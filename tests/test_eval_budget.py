@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import eval_budget, evaluation
+from app import eval_budget
 from app.eval_budget import PhotoSize, check_budget, cost_s, with_deadline
 from app.models import Resolution
+from app.tabs import evaluate as evaluation
 
 WORST = Resolution(512, 16)
 

@@ -16,24 +16,25 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import explanation, handlers, inputs, render, views
+from app import analyses, explanation, inputs, render, views
 from app.errors import with_notice
+from app.events import event
 from app.inputs import MAX_GT_BOXES, VIEW, parse_boxes
 from app.state import Session
-from app.wiring import event
+from app.tabs import compare, export
 from cam_core.evaluate.metrics import Evaluator
 from tests.test_app_server import ROOT, load_app_module
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 SIZE = (300, 451)  # (H, W) of the cat
 CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
-RAW_RENDER = event(handlers.render_localization, VIEW)
+RAW_RENDER = event(compare.render_localization, VIEW)
 TWO = "10, 20, 100, 150; 200, 50, 440, 290"
 
 
 @pytest.fixture(scope="module")
 def cat() -> Session:
-    return handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)[0]
+    return analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)[0]
 
 
 def svg_boxes(html: str) -> list[list[int]]:
@@ -108,7 +109,7 @@ def test_best_match_agrees_with_the_librarys_gt_known_rule(pred: list[int]) -> N
 
 
 def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat: Session) -> None:
-    out = handlers.render_localization(inputs.view_request(cat, "285", *CONTROLS, TWO))
+    out = compare.render_localization(inputs.view_request(cat, "285", *CONTROLS, TWO))
     gt = out.payload["ground_truth"]
     assert gt["boxes"] == [[10, 20, 100, 150], [200, 50, 440, 290]]
     for key in ("plain", "ours"):
@@ -121,7 +122,7 @@ def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat: Session) -> 
         assert ">GT1<" in panel and ">GT2<" in panel
     display_gold = cam_core.scale_boxes(np.array(gt["boxes"]), SIZE, (300, 451)).tolist()
     assert svg_boxes(out.plain)[:2] == display_gold  # the cat is shown at its own size
-    one = handlers.render_localization(inputs.view_request(cat, "285", *CONTROLS, "10, 20, 100, 150"))
+    one = compare.render_localization(inputs.view_request(cat, "285", *CONTROLS, "10, 20, 100, 150"))
     assert "**Ground truth (gold)**: IoU plain" in one.caption and ">GT<" in one.plain
 
 
@@ -131,7 +132,7 @@ def test_burnt_in_pictures_and_the_zip_carry_every_box(cat: Session) -> None:
     picture = views.panel_picture(ex, "plain", request.gt)
     for x0, y0, x1, _ in request.gt:  # gold on each box's top edge, away from the label
         assert tuple(picture[y0, (x0 + x1) // 2]) == render.GT_COLOUR
-    path = handlers.zip_file(ex, request.gt)
+    path = export.zip_file(ex, request.gt)
     with zipfile.ZipFile(path) as archive:
         saved = json.loads(archive.read("explanation.json"))
         plain = np.asarray(Image.open(archive.open("plain_cam.png")))
@@ -148,12 +149,12 @@ def _drag(fractions: list[float], mode: str) -> gr.SelectData:
 
 def test_shift_drag_adds_a_box_and_a_plain_drag_replaces(cat: Session) -> None:
     request = inputs.view_request(cat, "285", *CONTROLS, "")
-    added = handlers.draw_gt(request, "10, 20, 100, 150", _drag([0.5, 0.5, 1.0, 1.0], handlers.ADD_BOX))
+    added = compare.draw_gt(request, "10, 20, 100, 150", _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
     assert added.gt_text == "10, 20, 100, 150; 225, 150, 450, 299"  # hand-computed: see box_from_fractions
     assert "best of 2 boxes" in added.caption
-    first = handlers.draw_gt(request, "", _drag([0.5, 0.5, 1.0, 1.0], handlers.ADD_BOX))
+    first = compare.draw_gt(request, "", _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
     assert first.gt_text == "225, 150, 450, 299"  # adding to an empty field
-    replaced = handlers.draw_gt(request, "10, 20, 100, 150", _drag([0.5, 0.5, 1.0, 1.0], "replace"))
+    replaced = compare.draw_gt(request, "10, 20, 100, 150", _drag([0.5, 0.5, 1.0, 1.0], "replace"))
     assert replaced.gt_text == "225, 150, 450, 299" and "best of" not in replaced.caption
 
 
@@ -161,13 +162,13 @@ def test_adding_drags_are_limited_and_check_the_old_text(cat: Session) -> None:
     request = inputs.view_request(cat, "285", *CONTROLS, "")
     full = "; ".join(["1, 1, 5, 5"] * MAX_GT_BOXES)
     with pytest.raises(gr.Error, match=f"At most {MAX_GT_BOXES} ground-truth boxes: clear some first"):
-        handlers.draw_gt(request, full, _drag([0.5, 0.5, 1.0, 1.0], handlers.ADD_BOX))
+        compare.draw_gt(request, full, _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
     with pytest.raises(gr.Error, match=r"write four numbers.*drag without Shift"):
-        handlers.draw_gt(request, "1, 2, x, 4", _drag([0.5, 0.5, 1.0, 1.0], handlers.ADD_BOX))
+        compare.draw_gt(request, "1, 2, x, 4", _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
     # a plain drag never reads the old text: it replaces even a broken one
-    assert handlers.draw_gt(request, "1, 2, x, 4", _drag([0, 0, 1, 1], "replace")).gt_text == "0, 0, 450, 299"
-    raw = with_notice(event(handlers.draw_gt, inputs.DRAG), len(handlers.DrawnBox._fields))
-    notice = raw(cat, "285", *CONTROLS, "\x00" * 5, _drag([0, 0, 1, 1], handlers.ADD_BOX))[-1]
+    assert compare.draw_gt(request, "1, 2, x, 4", _drag([0, 0, 1, 1], "replace")).gt_text == "0, 0, 450, 299"
+    raw = with_notice(event(compare.draw_gt, inputs.DRAG), len(compare.DrawnBox._fields))
+    notice = raw(cat, "285", *CONTROLS, "\x00" * 5, _drag([0, 0, 1, 1], compare.ADD_BOX))[-1]
     assert notice.startswith("⚠️ Ground-truth boxes must be a text")
 
 

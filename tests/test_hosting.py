@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 import cam_core
-from app import deeplink, errors, hosting
+from app import errors, hosting
 from app.explanation import start_session
 from app.inputs import NOT_A_FILE
+from app.link import deeplink
 from bench.gradio_raw import RawClient
 from bench.hostile_probes import FORBIDDEN_TAGS, LINK_PAYLOADS, unsafe_markdown
 from tests.test_app_server import ROOT

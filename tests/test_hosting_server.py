@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 import cam_core
-from app import files, handlers, hosting, views
+from app import files, hosting, views
+from app.events import event
 from app.explanation import start_session
 from app.inputs import VIEW
-from app.wiring import event
+from app.tabs import compare
 from bench.gradio_raw import RawClient, ServerProcess, file_data
 from bench.hostile_probes import SlowHub
 from tests.test_app_server import ROOT, load_app_module
@@ -109,7 +110,7 @@ def test_demo_close_removes_the_render_folder_and_forgets_its_pictures() -> None
                            if d.get("api_name") == "explain")  # fmt: skip
             client.queued(explain, [cat, cam_core.DEFAULT_MODEL, "", *CONTROLS, 448, 16])
         session = start_session({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-        event(handlers.render_localization, VIEW)(session, "285", *CONTROLS, "")  # a slider view, as the page asks
+        event(compare.render_localization, VIEW)(session, "285", *CONTROLS, "")  # a slider view, as the page asks
         folder = Path(files.render_dir())
         assert len(views.STATICS._entries) > 0  # its pictures' URLs are cached
         files.save_png(np.zeros((4, 4, 3), np.uint8), keep=True)

@@ -18,10 +18,11 @@ import pytest
 import torch
 from PIL import Image
 
-from app import fair_queue, files, handlers, hosting, lanes
+from app import fair_queue, files, hosting, lanes
 from app.crf_worker import WORKER, mean_field_in_worker
 from app.lanes import FAST, SLOW, client_address, lane_threads
 from app.state import ANALYSES, NotCached, cache_only, get_analysis, get_model
+from app.tabs import export
 from cam_core import crf
 from cam_core.crf import CrfParams
 from tests.test_app_server import CAT, load_app_module
@@ -193,11 +194,11 @@ def test_a_slider_move_with_the_export_tab_open_writes_no_file(http: httpx.Clien
     """Before: every move with the export tab open wrote a 5-picture zip (98 ms instead of 11 ms)."""
     session, picked = session_with_photo(http, demo, CAT)
     opened = {"data": [], "fn_index": fn_index(demo, "selected_tab"), "session_hash": session,
-              "event_data": {"index": 6, "value": handlers.EXPORT_TAB, "selected": True}}  # fmt: skip
+              "event_data": {"index": 6, "value": export.ID, "selected": True}}  # fmt: skip
     assert http.post("/gradio_api/run/predict", json=opened).status_code == 200  # the page's tab state: export open
     before = set(os.listdir(files.output_dir()))
     for theta in (0.3, 0.4, 0.5):
-        data = [None, picked, theta, 0.35, 90, False, True, True, "", handlers.EXPORT_TAB]
+        data = [None, picked, theta, 0.35, 90, False, True, True, "", export.ID]
         body = {"data": data, "fn_index": fn_index(demo, "update_theta_mas"), "session_hash": session}
         response = http.post("/gradio_api/run/predict", json=body)
         assert response.status_code == 200 and response.json()["data"][5]["plain"]["theta"] == theta

@@ -13,7 +13,7 @@ import gradio as gr
 import pytest
 
 import cam_core
-from app import handlers, model_cache
+from app import analyses, inputs, model_cache
 from app.explanation import start_session
 from app.model_loading import PendingLoad, answering_at_once, poll_load
 from app.state import Session
@@ -43,11 +43,11 @@ def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[model_cache.ModelCa
 
 @pytest.fixture
 def session() -> Session:
-    return start_session({"path": str(CAT)}, MODEL, handlers.inputs.resolution_choice("224/32"))
+    return start_session({"path": str(CAT)}, MODEL, inputs.resolution_choice("224/32"))
 
 
 def _switch(session: Session) -> tuple[Any, ...]:
-    return answering_at_once(handlers.on_model, "model", handlers.ModelSwitch)(SLOW, session, "224/32")
+    return answering_at_once(analyses.on_model, "model", analyses.ModelSwitch)(SLOW, session, "224/32")
 
 
 def test_a_model_switch_answers_at_once_and_the_page_finishes_it(session: Session, cache: Any) -> None:
@@ -122,7 +122,7 @@ def test_the_estimate_comes_from_the_weights_size_then_from_the_last_load() -> N
 def test_a_photo_under_a_loading_model_waits_for_it(session: Session, cache: Any) -> None:
     """The photo event says the load at once and keeps the panels; its ``done`` state runs it again."""
     fresh, release = cache
-    photo = answering_at_once(handlers.on_photo, "photo", handlers.Photo)
+    photo = answering_at_once(analyses.on_photo, "photo", analyses.Photo)
     new_session, class_pick, status, pending, timer = photo({"path": str(CAT)}, SLOW, "224/32")
     assert new_session == class_pick == gr.skip() and f"Loading **{SLOW}**" in status
     assert isinstance(pending, PendingLoad) and pending.kind == "photo" and timer.active is True

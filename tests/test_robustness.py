@@ -18,9 +18,10 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import cam_core
-from app import explanation, handlers, inputs, state
+from app import analyses, api, explanation, inputs, state
 from app.files import render_dir
 from app.inputs import view_request
+from app.tabs import compare
 from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
 from tests.test_app_server import ROOT, load_app_module
 
@@ -39,8 +40,8 @@ def server() -> Iterator[tuple[str, Client]]:
 
 @pytest.mark.parametrize("name", sorted(WORKS))
 def test_awkward_uploads_work_in_the_app(name: str, uploads: Path) -> None:
-    session, _classes, _status = handlers.on_image({"path": str(WORKS[name](uploads / name))}, cam_core.DEFAULT_MODEL)
-    payload = handlers.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).payload
+    session, _classes, _status = analyses.on_image({"path": str(WORKS[name](uploads / name))}, cam_core.DEFAULT_MODEL)
+    payload = compare.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).payload
     h, w = payload["image_size"]["height"], payload["image_size"]["width"]
     for key in ("plain", "ours"):
         x0, y0, x1, y1 = payload[key]["box"]
@@ -51,12 +52,12 @@ def test_awkward_uploads_work_in_the_app(name: str, uploads: Path) -> None:
 def test_bad_uploads_get_a_clear_message(name: str, uploads: Path) -> None:
     make, message = REFUSED[name]
     with pytest.raises(gr.Error, match=message):
-        handlers.on_image({"path": str(make(uploads / name))}, cam_core.DEFAULT_MODEL)
+        analyses.on_image({"path": str(make(uploads / name))}, cam_core.DEFAULT_MODEL)
 
 
 def test_exif_rotated_boxes_are_on_the_upright_photo(uploads: Path) -> None:
-    upright = handlers.explain({"path": str(CAT)})[0]
-    rotated = handlers.explain({"path": str(exif_rotated(uploads / "r.jpg"))})[0]
+    upright = api.explain({"path": str(CAT)})[0]
+    rotated = api.explain({"path": str(exif_rotated(uploads / "r.jpg"))})[0]
     assert rotated["image_size"] == upright["image_size"] == {"height": 300, "width": 451}
     assert cam_core.box_iou(rotated["ours"]["box"], upright["ours"]["box"])[0, 0] > 0.8
 
@@ -64,7 +65,7 @@ def test_exif_rotated_boxes_are_on_the_upright_photo(uploads: Path) -> None:
 def test_upload_size_cap(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs, "MAX_UPLOAD_MB", 0.01)
     with pytest.raises(gr.Error, match="limit is"):
-        handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+        analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))
@@ -97,8 +98,8 @@ def test_file_routes_refuse_path_traversal(target: str, server: tuple[str, Clien
 
 def test_own_pictures_are_served(server: tuple[str, Client]) -> None:
     url, _ = server
-    session, _, _ = handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-    html = handlers.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).plain
+    session, _, _ = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    html = compare.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).plain
     picture = re.search(r'src="(gradio_api/file=[^"]+)"', html).group(1)
     assert _status(url + picture) == 200
 
@@ -124,7 +125,7 @@ def test_many_distinct_uploads_keep_memory_bounded(
         image = base.copy()
         image[0, 0] = (i % 256, i // 256, 3)
         Image.fromarray(image).save(path)
-        handlers.on_image({"path": str(path)}, "tiny-test", "224/32")  # registered at stride 32
+        analyses.on_image({"path": str(path)}, "tiny-test", "224/32")  # registered at stride 32
 
     for i in range(60):
         upload(i)
@@ -162,12 +163,12 @@ def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], uploads: Pat
 
 def test_concurrent_slider_updates_render_safely() -> None:
     """Several events at once draw plots in parallel (matplotlib is not thread-safe: the app serialises it)."""
-    session, _, _ = handlers.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    session, _, _ = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
 
     def update(i: int) -> dict:
         # distinct classes: each needs a fresh histogram plot, so the plotting really runs concurrently
         request = view_request(session, str(280 + i), 0.2 + 0.05 * (i % 3), 0.35, 90, False, True, True, "")
-        return handlers.render_localization(request).payload
+        return compare.render_localization(request).payload
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(update, range(16)))
@@ -182,17 +183,17 @@ def test_a_large_photos_boxes_are_in_its_own_pixels(uploads: Path) -> None:
     path = uploads / "large.jpg"
     Image.open(CAT).convert("RGB").resize((2816, 2112)).save(path, quality=90)
     protocol = (0.2, 0.35, 90, False, True, True, 224, 32)
-    payload = handlers.explain({"path": str(path)}, cam_core.DEFAULT_MODEL, "", *protocol)[0]
+    payload = api.explain({"path": str(path)}, cam_core.DEFAULT_MODEL, "", *protocol)[0]
     assert payload["image_size"] == {"height": 2112, "width": 2816}
-    small = handlers.explain({"path": str(CAT)}, cam_core.DEFAULT_MODEL, "", *protocol)[0]  # same picture, 451 x 300
+    small = api.explain({"path": str(CAT)}, cam_core.DEFAULT_MODEL, "", *protocol)[0]  # same picture, 451 x 300
     for key in ("plain", "ours"):
         x0, y0, x1, y1 = payload[key]["box"]
         assert 0 <= x0 <= x1 <= 2815 and 0 <= y0 <= y1 <= 2111
         assert x1 > 2000 or x0 > 500  # in the large frame, not the analysed 2309 x 1732 one
         expected = np.asarray(small[key]["box"]) * [2816 / 451, 2112 / 300, 2816 / 451, 2112 / 300]
         assert np.abs(np.asarray(payload[key]["box"]) - expected).max() < 0.03 * 2816
-    session = handlers.on_image({"path": str(path)}, cam_core.DEFAULT_MODEL)[0]
-    views = handlers.render_localization(
+    session = analyses.on_image({"path": str(path)}, cam_core.DEFAULT_MODEL)[0]
+    views = compare.render_localization(
         view_request(session, "", 0.2, 0.35, 90, False, True, True, "100, 100, 2800, 2100")
     )
     assert views.payload["ground_truth"]["boxes"] == [[100, 100, 2800, 2100]]  # the real box is not "outside"

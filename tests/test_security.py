@@ -21,15 +21,17 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 import cam_core
-from app import analysis_views as av
-from app import evaluation as ev
-from app import handlers, hosting, inputs, model_cache, segmentation_tab, state
+from app import api, controls, hosting, inputs, model_cache, state
 from app.errors import with_notice, without_paths
+from app.events import event
 from app.explanation import start_session
 from app.inputs import CRF, VIEW
-from app.segmentation import SEG
-from app.segmentation import SEG_TAB as SEGMENT_TAB
-from app.wiring import event
+from app.label_maps import SEG
+from app.tabs import compare, weights, why_tap
+from app.tabs import crf as crf_tab
+from app.tabs import evaluate as ev
+from app.tabs import segmentation as segmentation_tab
+from app.tabs.segmentation import ID as SEGMENT_TAB
 from tests.test_app_server import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
@@ -37,7 +39,7 @@ MODEL = cam_core.DEFAULT_MODEL
 CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
 RESOLUTION = inputs.DEFAULT_RESOLUTION.value  # the Resolution menu's value, "448/16"
 SIZE_STRIDE = [448, 16]  # /explain's input_size, output_stride: raw HTTP sends every input (the clients fill defaults)
-RAW_RENDER = event(handlers.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
+RAW_RENDER = event(compare.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +156,7 @@ def test_explain_names_the_bad_parameter(position: int, value: Any, name: str) -
     args: list[Any] = [{"path": str(CAT)}, MODEL, "", *CONTROLS]
     args[position] = value
     with pytest.raises(gr.Error) as error:
-        handlers.explain(*args)
+        api.explain(*args)
     assert f"`{name}`" in error.value.message and "Internal error" not in error.value.message
 
 
@@ -225,17 +227,17 @@ def test_hostile_values_in_the_slider_events(http: httpx.Client) -> None:
         with pytest.raises(gr.Error) as error:
             RAW_RENDER(session, choice, *CONTROLS, "")
         assert "Internal error" not in error.value.message
-    assert handlers.apply_preset(["not", "hashable"]) == (gr.update(),) * 5
+    assert controls.apply_preset(["not", "hashable"]) == (gr.update(),) * 5
 
 
 def test_the_analysis_tabs_check_their_inputs() -> None:
     session = start_session({"path": str(CAT)}, MODEL)
     with pytest.raises(gr.Error, match="`tau`"):
-        av.render_p1(session, "", "0.1", None)
+        why_tap.render_p1(session, "", "0.1", None)
     with pytest.raises(gr.Error, match="`scale`"):
-        av.render_weights(session, "", ["shared"])
+        weights.render_weights(session, "", ["shared"])
     with pytest.raises(gr.Error, match="`iterations`"):
-        event(av.render_crf, VIEW, CRF)(session, "", *CONTROLS, "", 3, 3, 80, 13, 10, 10**9)
+        event(crf_tab.render_crf, VIEW, CRF)(session, "", *CONTROLS, "", 3, 3, 80, 13, 10, 10**9)
 
 
 def test_the_segmentation_tab_refuses_hostile_values_over_the_pages_route(http: httpx.Client, demo: Any) -> None:

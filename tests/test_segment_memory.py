@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import segmentation as seg
+from app import label_maps as seg
 from app.explanation import start_session
 from app.inputs import Controls
 from app.models import Resolution
@@ -131,7 +131,7 @@ def _read_map(archive: zipfile.ZipFile, stem: str) -> tuple[np.ndarray, dict]:
 MEASURE = """
 import gc, json, os, resource, shutil, sys, time
 import cam_core
-from app import segmentation as seg
+from app import label_maps as seg
 from app.explanation import start_session
 from app.state import get_analysis
 

@@ -28,17 +28,18 @@ from gradio.state_holder import StateHolder
 from PIL import Image
 
 import cam_core
-from app import handlers, hosting, state
+from app import analyses, hosting, state
+from app.events import event
 from app.explanation import start_session
 from app.inputs import VIEW
 from app.state import DisplayCache, PhotoExpiredError
-from app.wiring import event
+from app.tabs import compare
 from tests.test_app_server import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
 MODEL = cam_core.DEFAULT_MODEL
-RAW_RENDER = event(handlers.render_localization, VIEW)
+RAW_RENDER = event(compare.render_localization, VIEW)
 CONTROLS = [0.2, 0.35, 90, False, True, True]
 
 
@@ -82,7 +83,7 @@ def test_an_expired_photo_is_said_never_another_one(monkeypatch: pytest.MonkeyPa
         RAW_RENDER(cat, "285", *CONTROLS, "")
     assert "<path>" not in refused.value.message
     assert RAW_RENDER(coffee, "", *CONTROLS, "").payload["image_size"] == {"height": 400, "width": 600}
-    switch = handlers.on_model("lite0_gap_head", cat)  # said in the status line, the field put back
+    switch = analyses.on_model("lite0_gap_head", cat)  # said in the status line, the field put back
     assert "no longer held on the server" in switch.status and switch.session == gr.skip()
 
 

@@ -1,35 +1,24 @@
-"""A deep link's query (see :mod:`app.deeplink`): the keys it may hold, each with the check its text passes, and
-the reading of a whole query into checked values and notices.
+"""A deep link's query (see :mod:`app.link.deeplink`): the keys it may hold, each with the check its text passes,
+and the reading of a whole query into checked values and notices.
 
 Every value goes through the checks of :mod:`app.inputs` (hostile-input proof); :func:`parse_query` never raises
-for what a query holds: a bad value, a repeated or an unknown key becomes a notice and is otherwise ignored.
+for what a query holds: a bad value, a repeated or an unknown key becomes a notice and is otherwise ignored. The
+controls' keys are the :class:`~app.inputs.Controls` fields (a slider's value checked against its range in
+:data:`app.inputs.THRESHOLD_SLIDERS`, a toggle's as ``true`` / ``false``); ``tab`` is one of the page's tab ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cam_core
 from app import inputs
 from app.errors import inert_markdown
-from app.handlers import EXPORT_TAB, SWIPE_TAB
-from app.layout import COMPARE_TAB, EXAMPLE_FILES, THRESHOLD_SLIDERS
+from app.inputs import CONTROL_FIELDS, EXAMPLE_FILES, THRESHOLD_SLIDERS
 from app.models import model_choices
-from app.segmentation import SEG_TAB
 
-LINK_TABS: dict[str, str] = {
-    "compare": COMPARE_TAB,
-    "swipe": SWIPE_TAB,
-    "weights": "M+ / M−",
-    "why-tap": "Why TAP (P1)",
-    "crf": "CRF masks",
-    "evaluate": "Evaluate",
-    "export": EXPORT_TAB,
-    "segmentation": SEG_TAB,
-}
-"""``tab`` values -> the tab labels of :mod:`app.layout` (a test checks each label is on the page)."""
 MAX_PAIRS = 40
 """Query pairs read at most; the rest are ignored (and said)."""
 IGNORED = ("view",)
@@ -41,7 +30,7 @@ def _text(raw: str, key: str) -> str:
 
 
 def _number(key: str) -> Callable[[str], float]:
-    """A slider's value: a decimal number inside the slider's range (:data:`app.layout.THRESHOLD_SLIDERS`)."""
+    """A slider's value: a decimal number inside the slider's range (:data:`app.inputs.THRESHOLD_SLIDERS`)."""
     low, high = THRESHOLD_SLIDERS[key][:2]
 
     def read(raw: str) -> float:
@@ -100,7 +89,8 @@ def _resolution_part(key: str) -> Callable[[str], int]:
 
 
 def _tab(raw: str) -> str:
-    return LINK_TABS[inputs.choice(_text(raw, "tab"), "tab", LINK_TABS)]
+    """A tab id as written (which ids the page has is checked by :func:`parse_query`)."""
+    return _text(raw, "tab")
 
 
 @dataclass(frozen=True)
@@ -122,12 +112,7 @@ LINK_KEYS: dict[str, LinkKey] = {
     "example": LinkKey("", _example, after_photo=False),
     "model": LinkKey("model", _model, after_photo=False),
     "class": LinkKey("class_pick", _class),
-    "theta_mas": LinkKey("theta_mas", _number("theta_mas")),
-    "theta_pas": LinkKey("theta_pas", _number("theta_pas")),
-    "percentile": LinkKey("percentile", _number("percentile")),
-    "tap": LinkKey("tap", _flag("tap")),
-    "nwc": LinkKey("nwc", _flag("nwc")),
-    "pas": LinkKey("pas", _flag("pas")),
+    **{name: LinkKey(name, _number(name) if name in THRESHOLD_SLIDERS else _flag(name)) for name in CONTROL_FIELDS},
     "input_size": LinkKey("", _resolution_part("input_size"), after_photo=False),  # the Resolution menu, as a pair
     "output_stride": LinkKey("", _resolution_part("output_stride"), after_photo=False),
     "tab": LinkKey("", _tab, after_photo=False),
@@ -150,8 +135,10 @@ class LinkState:
     notices: tuple[str, ...] = ()
 
 
-def parse_query(pairs: Iterable[tuple[Any, Any]]) -> LinkState:
+def parse_query(pairs: Iterable[tuple[Any, Any]], tabs: Sequence[str] = ()) -> LinkState:
     """The checked values of a URL query's ``(key, value)`` pairs (as ``QueryParams.multi_items()`` gives them).
+
+    ``tabs``: the page's tab ids, the values ``tab`` may take (none: every ``tab`` is ignored, and said).
 
     Never raises for what the pairs hold: a bad value, an unknown or repeated key, more than
     :data:`MAX_PAIRS` pairs each become a notice and are otherwise ignored.
@@ -173,7 +160,8 @@ def parse_query(pairs: Iterable[tuple[Any, Any]]) -> LinkState:
             notices.append(f"`{name}` was given twice: the first value is used")
         else:
             try:
-                values[key] = spec.read(raw)
+                value = spec.read(raw)
+                values[key] = inputs.choice(value, key, tabs) if key == "tab" else value
             except cam_core.CamError as exc:
                 notices.append(f"`{name}={inputs.shown(raw, 30)}` ignored: {str(exc).rstrip('.')}")
     if unknown:

@@ -1,4 +1,4 @@
-"""The browser side of a deep link (see :mod:`app.deeplink`): the JavaScript steps that write the page state into
+"""The browser side of a deep link (see :mod:`app.link.deeplink`): the JavaScript steps that write the page state into
 the URL, with ``history.replaceState`` (no reload), and into the copyable "Link to this view" field.
 
 After every change of a linked control, a step (:func:`writer_js`) queues its key's edit of the query;
@@ -8,8 +8,6 @@ After every change of a linked control, a step (:func:`writer_js`) queues its ke
 from __future__ import annotations
 
 import json
-
-from app.link_query import LINK_TABS
 
 WRITE_URL_JS = """(query) => {
   const url = location.pathname + (query.toString() ? "?" + query.toString() : "") + location.hash;
@@ -26,14 +24,15 @@ moves, and none while the moved box is being drawn (``bench/bench_browser.py`` m
 path when every move wrote at once)."""
 
 
-def writer_js(key: str, wait_ms: int = 0) -> str:
+def writer_js(key: str, wait_ms: int = 0, first_tab: str = "") -> str:
     """The browser-only step that writes one key of the page state into the URL (the others stay as they are).
 
     Args:
         key: ``"example"`` (its input is the hidden example name; ``""`` for an upload, which also drops
             ``class``), ``"resolution"`` (the menu's ``"448/16"``: written as ``input_size`` and ``output_stride``),
-            ``"tab"`` (no input: the selected tab button of the first tab list, read ``wait_ms`` after the event,
-            as a tab click marks its button a moment after the event fires), or a :data:`LINK_KEYS` key with a
+            ``"tab"`` (no input: the id of the selected tab button of the first tab list, its ``data-tab-id``, read
+            ``wait_ms`` after the event, as a tab click marks its button a moment after the event fires; the
+            ``first_tab``, open when the page loads, is written as no key), or a :data:`LINK_KEYS` key with a
             target (its component's value; ``class`` only while the photo is an example).
 
     One input per step, not the whole state: gathering ten inputs after every slider move cost the page
@@ -47,10 +46,9 @@ def writer_js(key: str, wait_ms: int = 0) -> str:
         "resolution": ('const [size, stride] = String(value || "").split("/");',
                        'if (size && stride) { query.set("input_size", size); query.set("output_stride", stride); }'),
         "tab": (f"""await new Promise((done) => setTimeout(done, {int(wait_ms)}));
-  const tabs = {json.dumps({label: name for name, label in LINK_TABS.items()}, ensure_ascii=False)};
   const selected = document.querySelector('[role="tablist"] [role="tab"][aria-selected="true"]');
-  const tab = selected ? tabs[selected.textContent.trim()] : undefined;""",
-                'if (tab && tab !== "compare") query.set("tab", tab); else query.delete("tab");'),
+  const tab = selected ? selected.dataset.tabId : undefined;""",
+                f'if (tab && tab !== {json.dumps(first_tab)}) query.set("tab", tab); else query.delete("tab");'),
         "class": ("", 'if (value && query.has("example")) query.set("class", String(value));\n'
                       '    else query.delete("class");'),
     }.get(

@@ -1,4 +1,4 @@
-"""The app's Evaluate tab: the library's WSOL evaluation on a small uploaded set or the bundled examples.
+"""Evaluate: the library's WSOL evaluation on a small uploaded set or the bundled examples (slow lane).
 
 Same code as ``python -m cam_core.evaluate`` (one forward per image, method.md's protocol); a per-image
 hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a second forward pass.
@@ -13,11 +13,13 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.components import Component
 
 import cam_core
 from app import files, inputs, models, plots, render, texts
 from app.errors import user_errors
 from app.eval_budget import check_budget, photo_size, with_deadline
+from app.events import Events
 from app.model_cache import LONG_JOB_LOAD_WAIT_S
 from app.state import get_model
 from cam_core.cam import Analysis
@@ -26,7 +28,8 @@ from cam_core.evaluate import EvaluationResult, evaluate
 from cam_core.localize import CONFIGS, localize
 from cam_core.resolution import resolution_label
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+ID, LABEL = "evaluate", "Evaluate"
+EXAMPLES = inputs.EXAMPLES
 MAX_IMAGES = 64
 MAX_TOTAL_MB = 50
 MAX_EVAL_PIXELS = 16_000_000
@@ -38,6 +41,56 @@ against 1.4 s for the same 8 photos one at a time (random 512 x 512 photos, lite
 GALLERY_SIZE = 6
 CAPTION_PX = 40
 """White strip under each gallery picture: the gallery draws its caption over the picture's bottom edge."""
+
+
+@dataclass(frozen=True)
+class EvaluateTab:
+    """The WSOL evaluation of an uploaded set or the bundled examples."""
+
+    images: gr.File
+    boxes_csv: gr.File
+    run: gr.Button
+    run_examples: gr.Button
+    table: gr.Markdown
+    curves: gr.Image
+    gallery: gr.Gallery
+    json: gr.JSON
+
+    def shares(self) -> dict[str, Component]:
+        """Nothing: the tab reads the model and the resolution, and fills only its own views."""
+        return {}
+
+    @property
+    def outputs(self) -> list[Any]:
+        """Table, curves, gallery, JSON: the order of :func:`run_evaluation`'s result."""
+        return [self.table, self.curves, self.gallery, self.json]
+
+
+def build() -> EvaluateTab:
+    """Upload photos and a boxes CSV, or run the examples."""
+    with gr.Tab(LABEL, id=ID):
+        gr.Markdown(texts.evaluate_intro(MAX_IMAGES, MAX_TOTAL_MB))
+        with gr.Row():
+            images = gr.File(label="Photos", file_count="multiple", file_types=["image"])
+            boxes_csv = gr.File(label="Boxes CSV", file_types=[".csv"])
+        with gr.Row():
+            run = gr.Button("Evaluate the uploaded set", variant="primary")
+            run_examples = gr.Button("Evaluate the bundled examples")
+        table = gr.Markdown(elem_id="eval-table")
+        curves = gr.Image(label="BoxAcc (IoU ≥ 0.5) against θ", format="png", interactive=False)
+        gr.Markdown(  # not the gallery's own label: that one covers the pictures' top edge
+            "**Where NWC+PaS wins and loses against plain CAM** (blue: plain, green: NWC+PaS, gold: ground truth); "
+            "each photo as the network sees it, stretched to its input."
+        )
+        gallery = gr.Gallery(
+            label="Wins and losses",
+            show_label=False,
+            columns=3,
+            object_fit="contain",  # whole pictures: a cropped thumbnail cut the boxes
+            elem_id="eval-gallery",
+        )
+        json = gr.JSON(label="Evaluation JSON (same schema as the CLI)")
+    return EvaluateTab(images, boxes_csv, run, run_examples, table, curves, gallery, json)
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the gallery picks each outcome once
@@ -217,3 +270,16 @@ def run_examples(
 ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
     """The bundled examples with their hand-drawn boxes, at ``resolution`` (see :func:`run_evaluation`)."""
     return run_evaluation(None, None, True, model, resolution, progress)
+
+
+def wire(events: Events, tab: EvaluateTab) -> None:
+    """The uploaded set or the bundled examples, evaluated with the current model at the current resolution."""
+    model, resolution = events.named["model"], events.named["resolution"]
+    tab.run.click(
+        run_evaluation,
+        [tab.images, tab.boxes_csv, gr.State(False), model, resolution],
+        tab.outputs,
+        api_visibility="private",
+        **events.slow,
+    )
+    tab.run_examples.click(run_examples, [model, resolution], tab.outputs, api_visibility="private", **events.slow)

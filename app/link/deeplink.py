@@ -2,11 +2,12 @@
 
 **Keys.** The ``/explain`` parameter names (``model``, ``class``, ``theta_mas``, ``theta_pas``,
 ``percentile``, ``tap``, ``nwc``, ``pas``, ``input_size``, ``output_stride``), plus ``example`` (a bundled
-example's file name, one of :data:`app.layout.EXAMPLE_FILES`) and ``tab`` (:data:`LINK_TABS`). Uploaded photos are not
-linkable. :data:`LINK_KEYS` is the one table of them: key -> the component it restores and the check its text passes.
+example's file name, one of :data:`app.inputs.EXAMPLE_FILES`) and ``tab`` (a tab id, :data:`app.page.TABS`). Uploaded
+photos are not linkable. :data:`~app.link.query.LINK_KEYS` is the one table of them: key -> the component it restores
+and the check its text passes.
 
-**Restore (server).** ``demo.load`` reads ``gr.Request.query_params`` (:func:`parse_query`): every value
-goes through the checks of :mod:`app.inputs` (hostile-input proof); a bad value, a repeated or an
+**Restore (server).** ``demo.load`` reads ``gr.Request.query_params`` (:func:`~app.link.query.parse_query`): every
+value goes through the checks of :mod:`app.inputs` (hostile-input proof); a bad value, a repeated or an
 unknown key is ignored and said in one notice, never an error page. The model, the resolution (the pair
 ``input_size`` / ``output_stride``, one of the menu's) and the tab are set at once; with an example, the
 photo is set too (its upload event runs as for a click on the example) and
@@ -14,45 +15,72 @@ the class and the controls wait in a ``gr.State`` until that photo is analysed (
 :func:`apply_linked_controls`).
 
 **Write (browser).** On every change of a linked control (for a slider, a step of its view update, run in the
-browser before the request) a browser-only step (:func:`writer_js`) queues its key; :data:`LINK_WRITE_DELAY_MS`
-after the last change the state is written with ``history.replaceState`` (no reload) and shown in a copyable field.
-A photo with the pixels of a bundled example is linked as that example (:func:`example_name`); any other
-photo leaves only the settings in the link.
-
-**Where.** The keys and the reading of a query are in :mod:`app.link_query`, the browser's URL writer in
-:mod:`app.link_writer`; this module restores the page and wires both (every name of those two is re-exported here).
+browser before the request) a browser-only step (:func:`~app.link.writer.writer_js`) queues its key;
+:data:`~app.link.writer.LINK_WRITE_DELAY_MS` after the last change the state is written with ``history.replaceState``
+(no reload) and shown in a copyable field (:class:`LinkRow`). A photo with the pixels of a bundled example is linked as
+that example (:func:`example_name`); any other photo leaves only the settings in the link.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import gradio as gr
+from gradio.components import Component
 from gradio.context import Context
 
 import cam_core
 from app import inputs, views
 from app.errors import user_errors
+from app.events import Events
 from app.explanation import resolve_class
-from app.layout import EXAMPLE_FILES
-from app.link_query import CONTROL_KEYS, DEFAULT_AT, LINK_KEYS, notice_text, parse_query
-from app.link_query import IGNORED as IGNORED
-from app.link_query import LINK_TABS as LINK_TABS
-from app.link_query import MAX_PAIRS as MAX_PAIRS
-from app.link_query import LinkKey as LinkKey
-from app.link_query import LinkState as LinkState
-from app.link_writer import LINK_WRITE_DELAY_MS as LINK_WRITE_DELAY_MS
-from app.link_writer import WRITE_URL_JS as WRITE_URL_JS
-from app.link_writer import writer_js
+from app.inputs import CONTROL_FIELDS, EXAMPLE_FILES
+from app.link.query import CONTROL_KEYS, DEFAULT_AT, LINK_KEYS, notice_text, parse_query
+from app.link.writer import writer_js
 from app.models import Resolution, tap_toggle
 from app.state import Session, get_analysis, image_hash
 
-if TYPE_CHECKING:  # app.wiring imports this module
-    from app.layout import Page
-    from app.wiring import Wiring
+
+@dataclass(frozen=True)
+class LinkRow:
+    """The deep link's part of the sidebar: the link field, its notice, and three hidden helpers.
+
+    Attributes:
+        box: the link to this view, written by the browser.
+        copy: copies the page's URL (the link) to the clipboard, in the browser.
+        notice: what a link's restore ignored.
+        example: hidden: the bundled example the photo is (``""`` for an upload), for the link.
+        pending: ``gr.State`` of what a link restores once its example is analysed.
+        tab: hidden: the id of the tab a link opens (a browser-only step selects it: :data:`SELECT_TAB_JS`).
+    """
+
+    box: gr.Textbox
+    copy: gr.Button
+    notice: gr.Markdown
+    example: gr.Textbox
+    pending: gr.State
+    tab: gr.Textbox
+
+
+def build() -> LinkRow:
+    """The "link to this view" field: filled by the browser from the page state."""
+    box = gr.Textbox(
+        label="Link to this view",
+        info="Restores an example photo, the model, class, sliders, toggles and tab. Uploaded photos are not "
+        "linkable: the link then keeps only the settings.",
+        interactive=False,
+        max_lines=3,
+        elem_id="link",
+    )  # its text is written by the browser (writer_js), not by an event output: so is the copy
+    copy = gr.Button("Copy the link", size="sm", variant="secondary", elem_id="link-copy")
+    # shown when a link ignores something; plain text (its values are made inert), never maths
+    notice = gr.Markdown(elem_id="link-notice", visible=False, latex_delimiters=[])
+    example = gr.Textbox("", visible=False, elem_id="link-example")
+    tab = gr.Textbox("", visible=False, elem_id="link-tab")
+    return LinkRow(box, copy, notice, example, gr.State(None), tab)
 
 
 def tap_update(model: str, linked: bool | None, notices: list[str], resolution: Resolution) -> Any:
@@ -69,9 +97,9 @@ def tap_update(model: str, linked: bool | None, notices: list[str], resolution: 
 # ---------------------------------------------------------------- restoring on load
 
 SELECT_TAB_JS = """(id) => (id === null || id === undefined || id === "" ? undefined
-  : {__type__: "update", selected: Number(id)})"""
-"""Browser-only step after the restore: select the linked tab (its id, from the hidden ``link.tab``; nothing when the
-link names none). In the browser, not as an output of the restore: every output of a server event stays in
+  : {__type__: "update", selected: id})"""
+"""Browser-only step after the restore: select the linked tab (its id, from the hidden :attr:`LinkRow.tab`; nothing
+when the link names none). In the browser, not as an output of the restore: every output of a server event stays in
 Gradio's loading-status bookkeeping, which then re-reads a ``gr.Tabs`` and all its children (~80 components) on
 every later request of the page, slider moves included (``bench/bench_browser.py``)."""
 
@@ -113,15 +141,15 @@ def shown_notice(notices: list[str]) -> Any:
     return gr.update(value=notice_text(notices), visible=True) if notices else gr.skip()
 
 
-def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_now: str) -> Restored:
+def restore(pairs: Iterable[tuple[Any, Any]], tabs: Sequence[str], model_now: str) -> Restored:
     """The page's state from a query: what to set now, and what waits for the photo (:class:`Pending`).
 
     Args:
         pairs: the query's ``(key, value)`` pairs (hostile).
-        tab_ids: tab label -> the ``gr.Tab``'s id (what ``Tabs(selected=...)`` takes).
+        tabs: the page's tab ids (``gr.Tab(id=...)``, what ``Tabs(selected=...)`` and ``tab`` take).
         model_now: the model the page starts with (the TAP toggle follows the linked model or this one).
     """
-    state = parse_query(pairs)
+    state = parse_query(pairs, tabs)
     values, notices = dict(state.values), list(state.notices)
     example = values.pop("example", None)
     if example is None and "class" in values:
@@ -144,7 +172,7 @@ def restore(pairs: Iterable[tuple[Any, Any]], tab_ids: Mapping[str, int], model_
         example_copy(example) if example is not None else skip,
         model if model is not None else skip,
         resolution if resolution is not None else skip,
-        tab_ids[tab] if tab is not None else skip,
+        tab if tab is not None else skip,
         tab if tab is not None else skip,
         pending,
         shown_notice(notices),
@@ -174,14 +202,14 @@ def _preset(values: Mapping[str, Any]) -> Any:
     return "custom" if moved else gr.skip()
 
 
-def restore_event(tab_ids: Mapping[str, int], model_now: str) -> Callable[..., tuple[Any, ...]]:
+def restore_event(tabs: Sequence[str], model_now: str) -> Callable[..., tuple[Any, ...]]:
     """The ``demo.load`` callback of one page: :func:`restore` of the request's query, flattened to outputs."""
 
     @user_errors
     def restore_link(request: gr.Request) -> tuple[Any, ...]:
         params: Any = getattr(request, "query_params", None) or {}  # starlette QueryParams (a multi-dict)
         pairs = params.multi_items() if hasattr(params, "multi_items") else dict(params).items()
-        restored = restore(pairs, tab_ids, model_now)
+        restored = restore(pairs, tabs, model_now)
         return (*restored[:-1], *restored.controls)
 
     restore_link.__annotations__ = {"request": gr.Request, "return": tuple}
@@ -268,42 +296,48 @@ def apply_linked_controls(pending: Pending | None) -> tuple[Any, ...]:
 # ---------------------------------------------------------------- wiring the restore and the writer
 
 
-def link_targets(page: Page) -> dict[str, Any]:
-    """The components the link keys restore, by :attr:`LinkKey.target` name."""
-    return {"model": page.sidebar.model, "class_pick": page.sidebar.class_pick, **page.controls.by_field()}
+def link_targets(named: Mapping[str, Component]) -> dict[str, Any]:
+    """The components the link keys restore, by :attr:`~app.link.query.LinkKey.target` name, from the page's shared
+    components (:attr:`app.events.Events.named`)."""
+    return {"model": named["model"], "class_pick": named["class_pick"], **{k: named[k] for k in CONTROL_FIELDS}}
 
 
-def wire_links(w: Wiring) -> None:
-    """Restore the page from its URL on load; write the URL after every change of what it records."""
-    page, link = w.page, w.page.sidebar.link
-    targets = link_targets(page)
-    controls = [targets[key] for key in CONTROL_KEYS] + [page.controls.preset]
-    tab_ids = {str(tab.label): tab._id for tab in page.tabs.children if isinstance(tab, gr.Tab)}
-    side = page.sidebar
-    restored = [side.image, side.model, side.resolution, link.tab, page.open_tab, link.pending, link.notice, *controls]
+def wire(events: Events, link: LinkRow, tabs: Sequence[str]) -> None:
+    """Restore the page from its URL on load; write the URL after every change of what it records.
+
+    Args:
+        events: the page's events (shared components by name).
+        link: the sidebar's link row.
+        tabs: the page's tab ids, in screen order (the first is open at load: a link to it names no tab).
+    """
+    named = events.named
+    targets = link_targets(named)
+    controls = [targets[key] for key in CONTROL_KEYS] + [named["preset"]]
+    image, model, resolution = named["image"], named["model"], named["resolution"]
+    restored = [image, model, resolution, link.tab, named["open_tab"], link.pending, link.notice, *controls]
     demo = Context.root_block  # the gr.Blocks being built (wiring runs inside it)
     if demo is None:
-        raise RuntimeError("wire_links must run inside the gr.Blocks of the page")
-    restore_link = restore_event(tab_ids, cam_core.DEFAULT_MODEL)
+        raise RuntimeError("the deep link must be wired inside the gr.Blocks of the page")
+    restore_link = restore_event(tabs, cam_core.DEFAULT_MODEL)
     loaded = demo.load(restore_link, None, restored, api_visibility="private", queue=False)
-    loaded.then(None, [link.tab], [page.tabs], js=SELECT_TAB_JS)
-    written: dict[str, Any] = {"example": link.example, "resolution": side.resolution}
+    loaded.then(None, [link.tab], [named["tabs"]], js=SELECT_TAB_JS)
+    written: dict[str, Any] = {"example": link.example, "resolution": resolution}
     written |= {key: targets[spec.target] for key, spec in LINK_KEYS.items() if spec.target}
     for key, component in written.items():
-        if key in page.controls.by_field():  # a step of the control's view update: no dependency of its own
-            w.in_browser_with_update(key, writer_js(key))
+        if key in CONTROL_FIELDS:  # a step of the control's view update: no dependency of its own
+            events.in_browser_with_update(key, writer_js(key))
         else:
             component.change(None, [component], None, js=writer_js(key))
-    page.tabs.select(None, None, None, js=writer_js("tab", wait_ms=30))
+    named["tabs"].select(None, None, None, js=writer_js("tab", wait_ms=30, first_tab=tabs[0]))
     link.copy.click(None, None, None, js="() => navigator.clipboard.writeText(location.href)")
 
 
-def after_photo_step(w: Wiring, photo: Any) -> Any:
+def after_photo_step(events: Events, link: LinkRow, photo: Any) -> Any:
     """Chain :func:`after_photo` and :func:`apply_linked_controls` onto a photo event; the views' redraw follows them
-    (see ``wire_sidebar``)."""
-    page, link = w.page, w.page.sidebar.link
-    targets = link_targets(page)
-    first = [page.sidebar.class_pick, targets["tap"], link.pending, link.example, link.notice]
-    then = [link.pending, *(targets[key] for key in PLAIN_KEYS), page.controls.preset]
-    class_set = photo.success(after_photo, [link.pending, page.session], first, **w.instant)
-    return class_set.success(apply_linked_controls, [link.pending], then, **w.instant)
+    (:mod:`app.sidebar`)."""
+    named = events.named
+    targets = link_targets(named)
+    first = [named["class_pick"], targets["tap"], link.pending, link.example, link.notice]
+    then = [link.pending, *(targets[key] for key in PLAIN_KEYS), named["preset"]]
+    class_set = photo.success(after_photo, [link.pending, named["session"]], first, **events.instant)
+    return class_set.success(apply_linked_controls, [link.pending], then, **events.instant)

@@ -1,4 +1,5 @@
-"""The Segmentation tab without Gradio: its inputs, the two label maps from the cache, their views and files.
+"""The Segmentation tab's label maps without Gradio (the tab itself: :mod:`app.tabs.segmentation`): its inputs,
+the two label maps from the cache, their views and files.
 
 Issue #16, app side. From the cached analysis (no forward pass), :func:`segment_pair` computes two
 label maps of the same classes at display size: **plain CAM** (MaS, no NWC, ``theta_mas``) and the
@@ -49,7 +50,6 @@ from cam_core.segment import (
 from cam_core.segment import standards as map_standards
 from cam_core.threshold import quantize
 
-SEG_TAB = "Segmentation"
 TOP_K_MAX = 10
 """The top-k slider's maximum, and how many classes the picker offers (with their probabilities)."""
 MAX_PICKED = 20

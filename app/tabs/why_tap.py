@@ -1,41 +1,67 @@
-"""Handlers and views of the analysis tabs beyond the main panels: M+ / M-, Why TAP (P1), and dense-CRF masks.
+"""Why TAP (P1): per channel, active area against class weight and GAP against TAP pooled values, and one channel's
+map; with a shipped TAP-trained partner, what TAP training did to the weights (:func:`tap_ratio_reading`).
 
-Pure, top-level functions over the cached analysis, like :mod:`app.handlers`.
+Redrawn after every new photo or class (:meth:`app.events.Events.redraw_after_class`) and when τ or the channel
+changes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.components import Component
 
 import cam_core
-from app import files, html_views, inputs, plots, render, views, weights_view
-from app.crf_worker import mean_field_in_worker
+from app import files, inputs, plots, render
 from app.errors import user_errors
-from app.explanation import explain_request, resolve_class
-from app.inputs import ViewRequest
+from app.events import Events
+from app.explanation import resolve_class
 from app.models import tap_partner
 from app.state import ModelLoading, Session, get_analysis
-from cam_core import crf
-from cam_core.crf import CrfParams
 from cam_core.tap import channel_stats
 
+ID, LABEL = "why-tap", "Why TAP (P1)"
 
-@user_errors
-def render_weights(session: Session | None, class_choice: Any, scale: str) -> tuple[str | None, ...]:
-    """The signed map in logit units, M+ and M- over the photo, their colour bars and caption
-    (:mod:`app.weights_view`); empty without a photo. ``scale``: M+ and M- ``"shared"`` or ``"per map"``."""
-    if session is None:
-        return None, None, None, None, None, ""
-    analysis = get_analysis(session, session.model)
-    c = resolve_class(class_choice, analysis)
-    shared = inputs.choice(scale, "scale", ("shared", "per map")) == "shared"
-    out = weights_view.weights_views(session.display, analysis, c, shared)
-    pictures = (files.save_jpeg(out.signed), files.save_png(out.signed_bar), files.save_jpeg(out.positive),
-                files.save_jpeg(out.negative), files.save_png(out.bar))  # fmt: skip
-    return (*pictures, out.caption)
+
+@dataclass(frozen=True)
+class WhyTapTab:
+    """The P1 statistics behind TAP, and one channel's map."""
+
+    channel: gr.Dropdown
+    plot: gr.Image
+    channel_map: gr.Image
+    caption: gr.Markdown
+
+    def shares(self) -> dict[str, Component]:
+        """Nothing: the tab redraws itself (:func:`wire`)."""
+        return {}
+
+    @property
+    def outputs(self) -> list[Any]:
+        """The components :func:`render_p1` fills, in its result's order."""
+        return [self.plot, self.channel_map, self.channel, self.caption]
+
+
+def build() -> WhyTapTab:
+    """Per-channel active area vs weight, GAP vs TAP."""
+    with gr.Tab(LABEL, id=ID):
+        channel = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
+        # no label badge, no toolbar: they sat over the two plot titles (issue #14 item 12)
+        plot = gr.Image(
+            label="Per-channel statistics",
+            show_label=False,
+            buttons=[],
+            format="png",
+            interactive=False,
+            elem_id="p1-plot",
+        )
+        with gr.Row():
+            channel_map = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
+            caption = gr.Markdown(elem_classes="caption", elem_id="p1-caption")
+    return WhyTapTab(channel, plot, channel_map, caption)
 
 
 @user_errors
@@ -126,27 +152,9 @@ def tap_ratio_reading(here: float, after: float) -> str:
     )
 
 
-# ---------------------------------------------------------------- dense CRF
-
-
-@user_errors
-def render_crf(request: ViewRequest, params: CrfParams) -> tuple[str, str]:
-    """Both rules' masks before and after dense-CRF refinement, with the refined masks' boxes."""
-    if not crf.crf_available():
-        raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
-    ex = explain_request(request)
-    rows, lines = [], []
-    for label, loc, colour in (
-        ("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR),
-        (ex.controls.name, ex.ours, render.OURS_COLOUR),
-    ):
-        refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params, runner=mean_field_in_worker)
-        rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
-        before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))
-        line = f"**{label}** (threshold {loc.threshold:.3f}): box {before.tolist()} → CRF box {after.tolist()}"
-        if request.gt is not None:
-            iou = lambda box: float(cam_core.box_iou(box, request.gt).max())  # noqa: E731  (best-matching GT box)
-            line += f"; IoU with GT {iou(before):.2f} → {iou(after):.2f}"
-        lines.append(line + ".")
-    lines.append(f"For “{ex.class_name}” with the controls as they were at the click; after moving them, refine again.")
-    return html_views.masks_html(views.statics(ex).photo_url, ex.display, rows, boxes=True), "\n\n".join(lines)
+def wire(events: Events, tab: WhyTapTab) -> None:
+    """Redrawn after every new photo or class, when τ moves and when a channel is picked."""
+    inputs = [events.named["session"], events.named["class_pick"], events.named["tau"], tab.channel]
+    events.redraw_after_class(render_p1, inputs, tab.outputs)
+    events.named["tau"].change(render_p1, inputs, tab.outputs, **events.quiet)
+    tab.channel.input(render_p1, inputs, tab.outputs, **events.quiet)

@@ -1,6 +1,6 @@
-"""The Segmentation tab in Gradio: its layout, its handlers and its events (issue #16).
+"""Segmentation: several classes at once as label maps, plain CAM vs the improved rule (issue #16).
 
-The views themselves are Gradio-free (:mod:`app.segmentation`). The tab follows the main controls only
+The label maps and their views are Gradio-free (:mod:`app.label_maps`). The tab follows the main controls only
 while it is open: after each control's view update a browser-only step (:data:`FOLLOW_JS`) clicks the
 tab's hidden ``#seg-follow`` button when the tab is on screen, so a slider move sends no second request
 while the tab is closed (a chained request per move cost the page ~35 ms of state handling, measured with
@@ -12,24 +12,24 @@ event says its errors in the tab (:func:`~app.errors.with_notice`), CRF and down
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import gradio as gr
+from gradio.components import Component
 
 import cam_core
-from app import segmentation as seg
+from app import label_maps as seg
 from app import views
 from app.errors import user_errors, with_notice
+from app.events import Events, components, event
 from app.explanation import resolve_class
-from app.inputs import CRF, need_session
-from app.segmentation import SEG, SEG_TAB, TOP_K_MAX, SegRequest
+from app.inputs import CONTROL_FIELDS, CRF, need_session
+from app.label_maps import SEG, TOP_K_MAX, SegRequest
 from app.state import get_analysis
 from cam_core import crf
 from cam_core.crf import CrfParams
 
-if TYPE_CHECKING:  # app.wiring imports app.layout, which imports this module
-    from app.wiring import Wiring
-
+ID, LABEL = "segmentation", "Segmentation"
 INTRO = (
     "Several classes at once: each pixel takes the class whose CAM, over its own threshold, is strongest, "
     "else background, from the cached forward pass (no new one). Left plain CAM (MaS), right the improved "
@@ -56,16 +56,20 @@ class SegmentationTab:
     zip_file: gr.File
     follow: gr.Button
 
+    def shares(self) -> dict[str, Component]:
+        """Nothing: the tab reads the shared inputs and fills only its own views."""
+        return {}
+
     @property
     def views(self) -> list[Any]:
         """The outputs of :class:`SegViews`, in order."""
         return [self.plain, self.ours, self.legend, self.caption]
 
 
-def build_segmentation_tab() -> SegmentationTab:
+def build() -> SegmentationTab:
     """The tab (inside the page's ``gr.Tabs``); class set defaults from :class:`cam_core.segment.SegmentConfig`."""
     start = seg.ClassSet()
-    with gr.Tab(SEG_TAB) as tab:
+    with gr.Tab(LABEL, id=ID) as tab:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
             classes = gr.Dropdown(
@@ -87,7 +91,7 @@ def build_segmentation_tab() -> SegmentationTab:
             refine = gr.Button("Refine both label maps with dense CRF", interactive=crf.crf_available())
             download = gr.Button("Download label PNGs + JSON (.zip)", elem_id="seg-download")
         zip_file = gr.File(visible=False, elem_id="seg-download-file")  # the made zip: the browser downloads it
-        follow = gr.Button("Redraw", elem_id="seg-follow", elem_classes="trigger-only")  # clicked by FOLLOW_JS
+        follow = gr.Button("Redraw", elem_id="seg-follow", visible="hidden")  # in the DOM: FOLLOW_JS clicks it
     return SegmentationTab(
         tab, classes, search, top_k, floor, notice, plain, ours, legend, caption, refine, download, zip_file, follow
     )
@@ -118,7 +122,7 @@ _SKIP = SegViews(gr.skip(), gr.skip(), gr.skip(), gr.skip())
 @user_errors
 def render_segmentation(request: SegRequest, tab: str | None) -> SegViews:
     """A control moved: redraw from the cache while the tab is open; nothing at all while it is hidden."""
-    if tab != SEG_TAB:
+    if tab != ID:
         return _SKIP
     return SegViews(*seg.segmentation_views(seg.segment_pair(request)))
 
@@ -171,31 +175,29 @@ def download_segmentation(request: SegRequest) -> tuple[str]:
 # ---------------------------------------------------------------- events
 
 
-def wire_segmentation(w: Wiring) -> None:
+def wire(events: Events, tab: SegmentationTab) -> None:
     """The controls and the tab's own inputs redraw it (only while open); opening, CRF, search, download."""
-    from app.wiring import components, event  # here: app.wiring imports the layout, which imports this module
-
-    page, tab = w.page, w.page.segmentation
     own = {"seg_classes": tab.classes, "top_k": tab.top_k, "min_probability": tab.min_probability}
-    named = {**page.view_inputs(), **own}
-    inputs, outputs, visibility = components(named, SEG), [*tab.views, tab.notice], w.quiet["api_visibility"]
+    named = {**events.named, **own}
+    inputs, outputs = components(named, SEG), [*tab.views, tab.notice]
+    session, open_tab, visibility = events.named["session"], events.named["open_tab"], events.quiet["api_visibility"]
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
-    for name in page.controls.by_field():  # with every control's view update; a request only while the tab is open
-        w.in_browser_with_update(name, FOLLOW_JS)
-    for listener in (tab.follow.click, tab.top_k.change, tab.min_probability.change, tab.classes.input):
-        w.instant_views(listener, live, [*inputs, page.open_tab], outputs, api_name="segmentation_live")
+    for name in CONTROL_FIELDS:  # with every control's view update; a request only while the tab is open
+        events.in_browser_with_update(name, FOLLOW_JS)
+    listeners = [tab.follow.click, tab.top_k.change, tab.min_probability.change, tab.classes.input]
+    events.instant_views(listeners, live, [*inputs, open_tab], outputs, api_name="segmentation_live")
     opened = with_notice(event(open_segmentation, SEG), len(SegViews._fields))
-    w.instant_views(tab.tab.select, opened, inputs, outputs, api_name="segmentation_open")
+    events.instant_views(tab.tab.select, opened, inputs, outputs, api_name="segmentation_open")
     photo = with_notice(event(new_photo, SEG), len(SegViews._fields) + 1)
-    page.session.change(photo, [*inputs, page.open_tab], [*tab.views, tab.classes, tab.notice], **w.instant)
+    session.change(photo, [*inputs, open_tab], [*tab.views, tab.classes, tab.notice], **events.instant)
     added = tab.search.input(
-        with_notice(event(add_class, SEG), 1), [*inputs, tab.search], [tab.classes, tab.notice], **w.instant
+        with_notice(event(add_class, SEG), 1), [*inputs, tab.search], [tab.classes, tab.notice], **events.instant
     )
-    added.success(live, [*inputs, page.open_tab], outputs, **w.instant)
+    added.success(live, [*inputs, open_tab], outputs, **events.instant)
     added.then(None, None, [tab.search], js="() => null")  # browser-only: emptied for the next search
     refine = with_notice(event(refine_segmentation, SEG, CRF), len(SegViews._fields))
-    crf_inputs = components({**named, **page.crf.sliders}, SEG, CRF)
-    tab.refine.click(refine, crf_inputs, outputs, api_name="segmentation_crf", api_visibility=visibility, **w.slow)
+    tab.refine.click(refine, components(named, SEG, CRF), outputs, api_name="segmentation_crf",
+                     api_visibility=visibility, **events.slow)  # fmt: skip
     download = with_notice(event(download_segmentation, SEG), 1)
-    w.prepared_download(tab.download, download, inputs, [tab.zip_file, tab.notice], w.slow,
-                        api_name="segmentation_zip", api_visibility=visibility)  # fmt: skip
+    events.prepared_download(tab.download, download, inputs, [tab.zip_file, tab.notice], events.slow,
+                             api_name="segmentation_zip", api_visibility=visibility)  # fmt: skip

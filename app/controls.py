@@ -1,0 +1,116 @@
+"""The control bar over the tabs: preset, module toggles (TAP, NWC, PaS) and threshold sliders.
+
+Every value a control starts at is read from where it is defined: the thresholds from :class:`app.inputs.Controls`
+(itself from ``cam_core.PRESETS[DEFAULT_PRESET]``), τ from that preset; the sliders' ranges and labels from
+:data:`app.inputs.THRESHOLD_SLIDERS`. Each control redraws the views (:meth:`app.events.Events.render_now`) with the
+browser steps other areas registered for it (:meth:`app.events.Events.in_browser_with_update`): so the control bar is
+wired last (:func:`app.page.wire_page`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gradio as gr
+from gradio.components import Component
+
+import cam_core
+from app.events import Events, steps_js
+from app.inputs import CONTROL_FIELDS, DEFAULT_PRESET, DEFAULT_RESOLUTION, THRESHOLD_SLIDERS, Controls
+from app.models import Resolution, tap_toggle
+
+
+def _slider(name: str, value: float) -> gr.Slider:
+    low, high, step, label = THRESHOLD_SLIDERS[name]
+    return gr.Slider(low, high, value, step=step, label=label, elem_id=name.replace("_", "-"))
+
+
+@dataclass(frozen=True)
+class ControlsPanel:
+    """Preset, module toggles and threshold sliders (``tau`` is the P1 tab's, not a :class:`Controls` field)."""
+
+    preset: gr.Radio
+    tap: gr.Checkbox
+    nwc: gr.Checkbox
+    pas: gr.Checkbox
+    theta_mas: gr.Slider
+    theta_pas: gr.Slider
+    percentile: gr.Slider
+    tau: gr.Slider
+
+    def by_field(self) -> dict[str, Any]:
+        """The :class:`Controls` components by field name."""
+        return {name: getattr(self, name) for name in CONTROL_FIELDS}
+
+    def shares(self) -> dict[str, Component]:
+        """The controls by field name, τ and the preset."""
+        return {**self.by_field(), "tau": self.tau, "preset": self.preset}
+
+    @property
+    def sliders(self) -> list[gr.Slider]:
+        """The sliders a preset sets, in :class:`PresetValues` order (the resolution comes after)."""
+        return [self.theta_mas, self.theta_pas, self.percentile, self.tau]
+
+
+def build() -> ControlsPanel:
+    """The control bar over the tabs; every value from :class:`Controls` and the default preset.
+
+    Two rows (preset and toggles; the four sliders side by side), short enough to stay on screen with both
+    panels at 1440 x 1000: the bar is sticky (``#control-bar`` in :data:`app.texts.CSS`).
+    """
+    start = Controls()
+    with gr.Row(equal_height=True, elem_id="toggles"):
+        preset = gr.Radio(
+            [*cam_core.PRESETS, "custom"], value=DEFAULT_PRESET, label="Preset", scale=4, elem_id="preset"
+        )
+        toggle = {"value": start.tap, **tap_toggle(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION)}
+        tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)
+        nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
+        pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
+    with gr.Row(elem_id="sliders"):
+        theta_mas = _slider("theta_mas", start.theta_mas)
+        theta_pas = _slider("theta_pas", start.theta_pas)
+        percentile = _slider("percentile", start.percentile)
+        tau = _slider("tau", cam_core.PRESETS[DEFAULT_PRESET].tau_tap)
+    return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile, tau)
+
+
+class PresetValues(NamedTuple):
+    """The sliders and the resolution a preset sets (``gr.update()`` each for "custom")."""
+
+    theta_mas: Any
+    theta_pas: Any
+    percentile: Any
+    tau: Any
+    resolution: Any
+
+
+def apply_preset(name: str) -> PresetValues:
+    """Slider values and resolution (a Resolution menu value) of a named preset (no change for "custom")."""
+    preset = cam_core.PRESETS.get(name) if isinstance(name, str) else None
+    if preset is None:
+        return PresetValues(gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
+    resolution = Resolution(preset.input_size, preset.output_stride).value
+    return PresetValues(preset.theta_mas, preset.theta_pas, preset.percentile, preset.tau_tap, resolution)
+
+
+def wire(events: Events, controls: ControlsPanel) -> None:
+    """Every control redraws the views (with its browser steps: :attr:`app.events.Events.with_update`); a hand-moved
+    slider leaves the preset; a preset sets the sliders and the resolution."""
+    inputs = events.view_inputs
+    for name, component in controls.by_field().items():
+        steps = events.with_update.get(name)
+        js = steps_js(steps, inputs.index(component)) if steps else None
+        events.instant_views(component.change, events.render_now, inputs, events.view_outputs,
+                             api_name=f"update_{name}", js=js)  # fmt: skip
+        events.wired_controls.add(name)
+    moved = [slider.input for slider in controls.sliders]
+    gr.on(moved, None, None, controls.preset, js="() => 'custom'")  # by hand: browser-only, no round trip
+    controls.preset.change(
+        apply_preset,
+        [controls.preset],
+        [*controls.sliders, events.named["resolution"]],
+        api_visibility="private",
+        **events.fast,
+    )
