@@ -104,3 +104,11 @@ def demo() -> Iterator[Any]:
 def app_url(demo: Any) -> str:
     """The launched app's URL (browser tests)."""
     return demo.local_url
+
+
+@pytest.fixture(scope="session")
+def config() -> dict[str, Any]:
+    """The page's Gradio config (components and dependencies), as ``python app.py`` builds it."""
+    from tests.test_app_server import load_app_module
+
+    return load_app_module().demo.get_config_file()

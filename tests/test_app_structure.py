@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import inspect
 import os
 import re
 import subprocess
@@ -12,14 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import cam_core
-from app import api
 from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_PRESET, DEFAULT_RESOLUTION, DRAG, RESOLUTIONS, VIEW, Controls
 from app.tabs import crf as crf_tab
 from cam_core.crf import CrfParams
-from tests.test_app_server import ROOT, load_app_module
+from tests.test_app_server import ROOT
 
 MAX_FUNCTION_LINES = 60
 
@@ -65,11 +61,6 @@ def test_no_function_in_the_app_is_long() -> None:
     assert not long, long
 
 
-@pytest.fixture(scope="module")
-def config() -> dict[str, Any]:
-    return load_app_module().demo.get_config_file()
-
-
 def _field(component: dict[str, Any]) -> str:
     """The entrance field a component feeds, from its elem_id (or the CRF slider's label)."""
     props = component["props"]
@@ -98,22 +89,6 @@ def test_view_events_send_their_inputs_in_the_entrance_order(config: dict[str, A
     assert checked >= 17  # 6 controls, class, GT submit and clear, photo, model, search, 2 drags, swipe, zip, CRF
     assert VIEW.fields == ("session", "class_choice", *CONTROL_FIELDS, "gt_text")
     assert CRF.fields == tuple(f.name for f in dataclasses.fields(CrfParams) if f.name != "max_side")
-
-
-def test_explain_takes_the_controls_in_their_order_with_their_defaults(config: dict[str, Any]) -> None:
-    """The controls after the class, then the resolution appended last (older positional calls keep working)."""
-    parameters = list(inspect.signature(api.explain).parameters.values())
-    assert tuple(p.name for p in parameters[3:]) == (*CONTROL_FIELDS, "input_size", "output_stride")
-    assert [p.default for p in parameters[3:]] == [*dataclasses.astuple(Controls()), 448, 16]
-    assert (DEFAULT_RESOLUTION.input_size, DEFAULT_RESOLUTION.output_stride) == (448, 16)
-    components = {c["id"]: c for c in config["components"]}
-    (endpoint,) = [dep for dep in config["dependencies"] if dep.get("api_name") == "explain"]
-    sent = [components[i] for i in endpoint["inputs"][3:]]
-    assert tuple(_field(c) for c in sent[:-2]) == CONTROL_FIELDS
-    assert [(c["props"]["label"], c["props"]["value"]) for c in sent[-2:]] == [
-        ("input_size (API input)", 448),
-        ("output_stride (API input)", 16),
-    ]
 
 
 def test_sliders_read_their_defaults(config: dict[str, Any]) -> None:
