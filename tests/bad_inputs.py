@@ -1,8 +1,12 @@
-"""Generators of awkward uploads, shared by the library, callback and API robustness tests."""
+"""Generators of awkward uploads, shared by the library, callback and API robustness tests, and of big PNGs that
+cost gigabytes to decode but milliseconds to write (zlib directly: a block of rows compressed once up to a full flush,
+the compressed bytes repeated)."""
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,3 +124,53 @@ REFUSED: dict[str, tuple[Callable[[Path], Path], str]] = {
     "bomb.png": (bomb, "too large to decode safely|decompression-bomb"),
 }
 """Uploads that must be refused, with a regex the message must match."""
+
+
+# ---------------------------------------------------------------- big PNGs, written in milliseconds
+
+
+def write_png(path: Path, height: int, block: np.ndarray, bit_depth: int, color_type: int) -> Path:
+    """Write a PNG whose rows repeat ``block`` (uint8 (R, row_bytes), raw unfiltered rows) down ``height`` rows."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    width = block.shape[1] * 8 // (bit_depth * channels)
+    rows = np.concatenate([np.zeros((len(block), 1), np.uint8), block], axis=1).tobytes()  # filter 0 per row
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    piece = deflate.compress(rows) + deflate.flush(zlib.Z_FULL_FLUSH)  # no back-reference crosses this point
+    repeats, rest = divmod(height, len(block))
+    tail = rows[: rest * (block.shape[1] + 1)]
+    checksum = 1
+    for _ in range(repeats):
+        checksum = zlib.adler32(rows, checksum)
+    stream = b"\x78\x01" + piece * repeats + deflate.compress(tail) + deflate.flush()
+    stream += struct.pack(">I", zlib.adler32(tail, checksum))
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream) + chunk(b"IEND", b""))
+    return path
+
+
+def gray16_png(path: Path, side: int = 12000) -> Path:
+    """16-bit grey, ``side`` x ``side``: a horizontal ramp over the full 16-bit range, banded every 64 rows."""
+    ramp = np.linspace(0, 65535, side) // 257 * 257  # 256 steps: compresses well
+    block = np.stack([ramp, ramp // 2]).repeat(32, axis=0).astype(">u2")
+    return write_png(path, side, block.view(np.uint8), 16, 0)
+
+
+def rgb_png(path: Path, side: int = 12000) -> Path:
+    """8-bit RGB, ``side`` x ``side``: red ramp, green bands, constant blue."""
+    block = np.zeros((64, side, 3), np.uint8)
+    block[:, :, 0] = np.linspace(0, 255, side).astype(np.uint8)  # 256 steps
+    block[32:, :, 1] = 200
+    block[:, :, 2] = 90
+    return write_png(path, side, block.reshape(64, -1), 8, 2)
+
+
+def bilevel_png(path: Path, width: int = 15000, height: int = 10000) -> Path:
+    """1-bit, 150 megapixels: vertical stripes 8 pixels wide, inverted every 64 rows."""
+    block = np.full((64, width // 8), 0xFF, np.uint8)
+    block[:, ::2] = 0
+    block[32:] ^= 0xFF
+    return write_png(path, height, block, 1, 0)

@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny hand-built models, the real offline default model, license-clean photos."""
+"""Shared fixtures, for the whole suite: tiny hand-built models, the real offline default model, license-clean
+photos; the app built once, launched once (an in-process server), one Chromium, the cat example analysed.
+
+Helpers that are not fixtures are in ``tests/helpers.py``: test modules never import one another.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: a hub call fails fast instead
@@ -21,35 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: a hub call
 os.environ.setdefault("CAM_LOAD_WAIT_S", "60")
 
 import cam_core
-
-
-class TinyCNN(nn.Module):
-    """Conv -> ReLU -> Conv -> ReLU -> GAP -> Linear, with timm's forward_features / forward_head API."""
-
-    def __init__(self, channels: int = 6, classes: int = 4) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(8, channels, 3, stride=2, padding=1),
-            nn.ReLU(),
-        )
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        self.fc = nn.Linear(channels, classes)
-        self.pretrained_cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3,
-                               "interpolation": "bilinear", "crop_pct": 1.0}  # fmt: skip
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.global_pool(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+from tests.helpers import TinyCNN
 
 
 @pytest.fixture
@@ -87,12 +62,27 @@ def uploads() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Any]:
-    """The app as ``python app.py`` builds it (the root ``app.py``), launched on 127.0.0.1 for one test module."""
-    from tests.test_app_server import load_app_module
+# ---------------------------------------------------------------- the app: one build, one server, one browser
 
-    demo = load_app_module().demo
+
+@pytest.fixture(scope="session")
+def app_module() -> Any:
+    """The root ``app.py`` imported once: it builds the demo as ``python app.py`` does, and does not launch it."""
+    from tests.helpers import load_app_module
+
+    return load_app_module()
+
+
+@pytest.fixture(scope="session")
+def config(app_module: Any) -> dict[str, Any]:
+    """The page's Gradio config (components and dependencies)."""
+    return app_module.demo.get_config_file()
+
+
+@pytest.fixture(scope="session")
+def demo(app_module: Any) -> Iterator[Any]:
+    """The app launched on 127.0.0.1 for the whole session (an in-process server: tests may patch its modules)."""
+    demo = app_module.demo
     demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
     try:
         yield demo
@@ -100,15 +90,89 @@ def demo() -> Iterator[Any]:
         demo.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url(demo: Any) -> str:
-    """The launched app's URL (browser tests)."""
-    return demo.local_url
+    """The launched app's URL."""
+    return str(demo.local_url)
 
 
 @pytest.fixture(scope="session")
-def config() -> dict[str, Any]:
-    """The page's Gradio config (components and dependencies), as ``python app.py`` builds it."""
-    from tests.test_app_server import load_app_module
+def client(app_url: str) -> Iterator[Any]:
+    """gradio_client on the launched app (``/explain``, the only public endpoint)."""
+    from gradio_client import Client
 
-    return load_app_module().demo.get_config_file()
+    client = Client(app_url, verbose=False)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def http(app_url: str) -> Iterator[Any]:
+    """Raw HTTP to the launched app (httpx, from 127.0.0.1)."""
+    import httpx
+
+    with httpx.Client(base_url=app_url, timeout=120) as http:
+        yield http
+
+
+@pytest.fixture
+def cat_session() -> Any:
+    """The cat example analysed by the default model at the default resolution, as the page's photo event does it."""
+    from app import analyses
+    from tests.helpers import CAT
+
+    session, _, status = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    assert session is not None and "Egyptian cat" in status
+    return session
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One Debian Chromium for the session, driven by Playwright (skipped where it is not installed)."""
+    from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=60_000)  # as the pages' own: a loaded CI machine is slow, never wrong
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def open_page(browser: Any, app_url: str) -> Iterator[Any]:
+    """``open_page(url=None, csp_checked=True, **context)``: a page in a browser context of its own (desktop viewport
+    unless ``context`` says otherwise) at ``url`` (default: the app); at the end, no page that is ``csp_checked`` may
+    have violated the Content-Security-Policy."""
+    from tests.helpers import DESKTOP, csp_violations, watch_csp
+
+    opened: list[tuple[Any, Any, list[str] | None]] = []
+
+    def open_(url: str | None = None, csp_checked: bool = True, **context: Any) -> Any:
+        browser_context = browser.new_context(**{"viewport": DESKTOP, **context})
+        page = browser_context.new_page()
+        page.set_default_timeout(60_000)
+        seen = watch_csp(page)
+        opened.append((browser_context, page, seen if csp_checked else None))
+        page.goto(url or app_url)
+        return page
+
+    try:
+        yield open_
+        violations = [v for _, page, seen in opened if seen is not None for v in csp_violations(page, seen)]
+        assert violations == [], violations
+    finally:
+        for browser_context, _, _ in opened:
+            browser_context.close()
+
+
+@pytest.fixture
+def page(open_page: Any) -> Any:
+    """The app in Chromium at the desktop size (no CSP violation allowed)."""
+    return open_page()

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
+from pathlib import Path
 from typing import Any
 
-from app import api
-from app.inputs import CONTROL_FIELDS, DEFAULT_RESOLUTION, Controls
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import cam_core
+from app import (
+    api,
+)
+from app.events import event
+from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_RESOLUTION, VIEW, Controls
+from app.tabs import compare
+from app.tabs import crf as crf_tab
 
 FROZEN = ("image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
           "input_size", "output_stride")  # fmt: skip
@@ -50,3 +63,87 @@ def test_the_endpoint_sends_the_declared_parameters_in_their_order(config: dict[
     assert tuple(_parameter(components[i]) for i in endpoint["inputs"]) == FROZEN
     resolution = [components[i]["props"]["value"] for i in endpoint["inputs"][-2:]]
     assert resolution == [448, 16]  # the defaults an old 9-value call gets
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+CAT = str(EXAMPLES / "cat.jpg")
+
+
+CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+
+
+RAW_RENDER = event(compare.render_localization, VIEW)
+
+
+RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
+
+
+def panel_picture(html: str) -> Image.Image:
+    """The (static, served) picture behind a panel's SVG overlay."""
+    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
+    assert match, html[:200]
+    return Image.open(match.group(1))
+
+
+def svg_boxes(html: str) -> list[list[int]]:
+    """The boxes drawn over a panel, in display pixels."""
+    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
+
+
+def test_explain_api_function() -> None:
+    result = api.explain({"path": CAT}, cam_core.DEFAULT_MODEL, "", *CONTROLS)
+    assert result.payload["class"]["name"] == "Egyptian cat"
+    assert Path(result.plain_png).is_file() and Path(result.ours_png).is_file()
+    with pytest.raises(gr.Error, match="Unknown model"):
+        api.explain({"path": CAT}, "alexnet9000")
+
+
+def test_only_explain_is_public(client: Client) -> None:
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/explain"}
+    assert not api["unnamed_endpoints"]
+    parameters = api["named_endpoints"]["/explain"]["parameters"]
+    names = [p["parameter_name"] for p in parameters]
+    assert names == ["image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
+                     "input_size", "output_stride"]  # fmt: skip
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters[-2:]}
+    assert defaults == {"input_size": 448, "output_stride": 16}  # appended last, with defaults: old calls still work
+
+
+def test_an_old_call_still_works_and_a_new_one_changes_the_map(client: Client) -> None:
+    """Issue #13: a call written before ``input_size`` / ``output_stride`` existed gets the default 28 x 28 map;
+    naming them (positionally or by keyword) gives the map asked for."""
+    old = client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 90, False, True, True,
+                         api_name="/explain")[0]  # fmt: skip
+    assert old["resolution"] == {"input_size": 448, "output_stride": 16, "feature_size": [28, 28],
+                                 "label": "448 px, stride 16 -> 28x28 map"}  # fmt: skip
+    positional = client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 90, False, True, True,
+                                224, 32, api_name="/explain")[0]  # fmt: skip
+    assert positional["resolution"]["feature_size"] == [7, 7] and positional["resolution"]["input_size"] == 224
+    keyword = client.predict(handle_file(str(CAT)), input_size=336, output_stride=16, api_name="/explain")[0]
+    assert keyword["resolution"]["label"] == "336 px, stride 16 -> 21x21 map"
+    assert old["image_size"] == positional["image_size"] == keyword["image_size"]  # boxes stay in the photo's pixels
+    with pytest.raises(Exception, match="output_stride"):
+        client.predict(handle_file(str(CAT)), input_size=448, output_stride=8, api_name="/explain")
+
+
+def test_explain_end_to_end(client: Client) -> None:
+    payload, plain, ours = client.predict(handle_file(str(CAT)), api_name="/explain")
+    assert payload["class"]["name"] == "Egyptian cat"
+    assert payload["image_size"] == {"height": 300, "width": 451}
+    assert Path(plain).is_file() and Path(ours).is_file()
+    tight = client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.7, api_name="/explain")[0]
+    assert tight["plain"]["foreground_fraction"] < payload["plain"]["foreground_fraction"]
+    assert tight["ours"]["box"] == payload["ours"]["box"]
+
+
+def test_bad_input_gets_the_message_not_a_stack_trace(client: Client, tmp_path: Path) -> None:
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"hello, I am text")
+    with pytest.raises(Exception, match="not an image format"):
+        client.predict(handle_file(str(fake)), api_name="/explain")
+    with pytest.raises(Exception, match="percentile"):
+        client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 0.0, api_name="/explain")
+    assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285  # still serving

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import cam_core
 from app import analyses, html_views, inputs, render
 from app.explanation import explain_request
 from app.inputs import Controls
-from tests import test_browser
-from tests.test_app_server import ROOT
+from tests.helpers import CAT, shots
 
-pytestmark = test_browser.pytestmark
-page = test_browser.page  # the same browser fixture (the app: conftest.app_url, launched per module)
+pytestmark = pytest.mark.browser
 
 STACK = "#ours-panel .cam-stack"
 LABELS_APART = """() => {
@@ -38,10 +36,6 @@ LABELS_APART = """() => {
 }"""
 
 
-def _shots(tmp_path: Path) -> Path:
-    return Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
-
-
 def _centre(page) -> np.ndarray:
     """The colour on screen at the middle of the improved panel's picture."""
     shot = np.asarray(Image.open(io.BytesIO(page.locator(STACK).first.screenshot())).convert("RGB"))
@@ -57,7 +51,7 @@ def _layer(page, selector: str) -> np.ndarray:
 
 def test_colour_map_and_opacity_change_pixels_without_a_request(page, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 1000})
-    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.locator("input[type=file]").first.set_input_files(str(CAT))
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     field = page.locator("#gt-box textarea, #gt-box input").first
     field.fill("60, 40, 300, 280")
@@ -65,7 +59,7 @@ def test_colour_map_and_opacity_change_pixels_without_a_request(page, tmp_path: 
     page.wait_for_function("document.querySelectorAll('#plain-panel g.box-label').length === 2")
     page.locator("#colour-controls").scroll_into_view_if_needed()
     page.wait_for_timeout(500)
-    page.screenshot(path=str(_shots(tmp_path) / "compare_inferno.png"))
+    page.screenshot(path=str(shots(tmp_path) / "compare_inferno.png"))
     placed = page.evaluate(LABELS_APART)
     assert placed == {"count": 2, "inside": True, "apart": True, "uncut": True}  # issue #14 item 15, on screen
 
@@ -100,7 +94,7 @@ def test_colour_map_and_opacity_change_pixels_without_a_request(page, tmp_path: 
     page.locator("input.cam-opacity").fill("0.5")
     page.locator("#colour-controls").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
-    page.screenshot(path=str(_shots(tmp_path) / "compare_jet.png"))
+    page.screenshot(path=str(shots(tmp_path) / "compare_jet.png"))
 
 
 MASK_FILTERS = """async ([looks, levels]) => {
@@ -130,7 +124,7 @@ MASK_FILTERS = """async ([looks, levels]) => {
 def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) -> None:
     """One inline picture of both masks (codes 2 · plain + ours) drawn three ways: each filter gives each
     code the RGBA of ``html_views.MASK_LOOKS``, and the picture decodes to the server's codes."""
-    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.locator("input[type=file]").first.set_input_files(str(CAT))
     page.wait_for_function("document.querySelector('#masks .cam-masks') !== null")
     found = page.evaluate(MASK_FILTERS, [html_views.MASK_LOOKS, list(html_views.CODE_LEVELS)])
     for name, looks in html_views.MASK_LOOKS.items():
@@ -140,7 +134,7 @@ def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) ->
         visible = expected[:, 3] > 0  # colour where it shows (a fully transparent pixel has none)
         assert np.abs(drawn[visible, :3] - expected[visible, :3]).max() <= 3, (name, drawn)
     assert found["layers"] == ['url("#cam-mask-plain")', 'url("#cam-mask-ours")', 'url("#cam-gain-loss")']
-    session, _, _ = analyses.on_image({"path": str(ROOT / "assets" / "examples" / "cat.jpg")}, cam_core.DEFAULT_MODEL)
+    session, _, _ = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
     ex = explain_request(inputs.view_request(session, "", *Controls().__dict__.values(), ""))
     codes = ex.plain.mask.astype(np.int64) * 2 + ex.ours.mask
     assert found["size"] == list(codes.shape)
@@ -150,7 +144,7 @@ def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) ->
 
 def test_the_signed_map_tab_shows_the_logit_check(page, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 1000})
-    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "cat.jpg"))
+    page.locator("input[type=file]").first.set_input_files(str(CAT))
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     page.get_by_role("tab", name="M+ / M−").click()
     page.wait_for_function("document.querySelector('#weights-caption').innerText.includes('Logit check')")
@@ -160,4 +154,4 @@ def test_the_signed_map_tab_shows_the_logit_check(page, tmp_path: Path) -> None:
     assert abs(float(total) - float(logit)) <= 2e-3
     page.locator("#signed-map").scroll_into_view_if_needed()
     page.wait_for_timeout(500)
-    page.screenshot(path=str(_shots(tmp_path) / "weights_signed.png"))
+    page.screenshot(path=str(shots(tmp_path) / "weights_signed.png"))

@@ -4,7 +4,6 @@ no request to another host), and the page works under its Content-Security-Polic
 from __future__ import annotations
 
 import http.server
-import os
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -13,15 +12,9 @@ from typing import ClassVar
 
 import pytest
 
-from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM, csp_violations, watch_csp
+from tests.helpers import DESKTOP, EXAMPLES, csp_violations, shots, watch_csp
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = pytest.mark.browser
 FOREIGN_IP = "127.0.0.9"  # another host, as far as the browser knows (a loopback address of its own)
 FROM_QUERY = "#link-notice img, #link-notice a, #link-notice form, #link-notice input, #link-notice button"
 
@@ -55,17 +48,8 @@ def foreign() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
 def _page(browser, url: str, host: str):
-    page = browser.new_page(viewport={"width": 1500, "height": 1150})
+    page = browser.new_page(viewport=DESKTOP)
     page.set_default_timeout(60_000)
     seen = watch_csp(page)
     requests: list[str] = []
@@ -112,7 +96,7 @@ def test_the_page_works_under_its_content_security_policy(browser, app_url: str,
         page.get_by_role("tab", name=tab).click()
         page.wait_for_timeout(400)
     page.get_by_role("tab", name="Plain vs improved").click()
-    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "coins.jpg"))
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "coins.jpg"))
     page.wait_for_function("document.querySelector('#status').innerText.includes('Petri dish')")  # the upload
     number = page.get_by_label("number input for θ for MaS: threshold = θ · max")
     number.fill("0.6")
@@ -128,7 +112,7 @@ def test_the_page_works_under_its_content_security_policy(browser, app_url: str,
     colours = page.evaluate("""() => [...document.querySelectorAll('#plain-panel .cam-stack img, #plain-panel canvas')]
         .map(e => e.tagName === 'IMG' ? e.naturalWidth : e.width)""")
     assert colours and all(width > 0 for width in colours)  # the coloured map and the photo are drawn
-    shot = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / "app_under_csp.png"
+    shot = shots(tmp_path) / "app_under_csp.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
     assert csp_violations(page, seen) == []

@@ -5,7 +5,6 @@ tab shows from the first click; a second long job from the same visitor is refus
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import zipfile
@@ -18,31 +17,17 @@ from PIL import Image
 import cam_core
 from app import fair_queue, model_cache
 from app.tabs import evaluate as evaluation
-from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (the browser marks)
+from tests.helpers import CAT, DESKTOP, shots
 
-CAT = ROOT / "assets" / "examples" / "cat.jpg"
+pytestmark = pytest.mark.browser
 SLOW = "lite0_gap_head_448s16"  # what the GAP family gives at the default 448 / 16
 
 
-@pytest.fixture
-def browser(app_url: str):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def open_page(browser: Any, app_url: str) -> Any:
-    page = browser.new_page(viewport={"width": 1500, "height": 1150})
+def _new_page(browser: Any, app_url: str) -> Any:
+    page = browser.new_page(viewport=DESKTOP)
     page.set_default_timeout(30_000)
     page.goto(app_url)
     return page
-
-
-def shots(tmp_path: Path) -> Path:
-    return Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
 
 
 def upload(page: Any, path: Path) -> None:
@@ -68,7 +53,7 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
     monkeypatch.setattr(model_cache, "_load", slow_load)
     fresh.get(cam_core.DEFAULT_MODEL, 16)  # the default at the start resolution, as the app loads it at start
     monkeypatch.setattr(model_cache, "LOAD_WAIT_S", 0.3)
-    page = open_page(browser, app_url)
+    page = _new_page(browser, app_url)
     try:
         upload(page, CAT)
         page.get_by_label("Model").first.click()
@@ -100,7 +85,7 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
 def test_turning_tap_on_draws_the_tap_panel_through_the_queue(browser: Any, app_url: str, tmp_path: Path) -> None:
     photo = tmp_path / "tap_cat.png"
     Image.open(CAT).convert("RGB").resize((436, 290)).save(photo)  # pixels whose TAP analysis is not cached
-    page = open_page(browser, app_url)
+    page = _new_page(browser, app_url)
     try:
         upload(page, photo)
         page.get_by_label("TAP").first.check()
@@ -114,7 +99,7 @@ def test_turning_tap_on_draws_the_tap_panel_through_the_queue(browser: Any, app_
 def test_the_segmentation_zip_holds_what_the_tab_shows_from_the_first_click(
     browser: Any, app_url: str, tmp_path: Path
 ) -> None:
-    page = open_page(browser, app_url)
+    page = _new_page(browser, app_url)
     try:
         upload(page, CAT)
         page.get_by_role("tab", name="Segmentation").click()
@@ -141,7 +126,7 @@ def test_a_second_long_job_from_the_same_visitor_is_refused_with_a_message(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluation, "evaluate", slow_evaluate)
-    first, second = open_page(browser, app_url), open_page(browser, app_url)
+    first, second = _new_page(browser, app_url), _new_page(browser, app_url)
     try:
         for page in (first, second):
             page.get_by_role("tab", name="Evaluate").click()

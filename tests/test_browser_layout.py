@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from app import histogram
-from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM, csp_violations, watch_csp
+from tests.helpers import CAT, shots
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
-CAT = str(ROOT / "assets" / "examples" / "cat.jpg")
+pytestmark = pytest.mark.browser
 PANELS = ("#plain-panel img", "#ours-panel img")
 SLIDERS = ("#theta-mas", "#theta-pas", "#percentile", "#tau")
 TOGGLES = ("#tap", "#nwc", "#pas")
@@ -35,30 +27,8 @@ LABEL_CUT = """el => {
 }"""
 
 
-@pytest.fixture
-def open_page(app_url: str):
-    """Open the app in a new browser context: ``open_page(viewport=..., is_mobile=...)`` returns the page."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-
-        watched = []
-
-        def open_(**context: object):
-            page = browser.new_context(**context).new_page()
-            page.set_default_timeout(60_000)
-            watched.append((page, watch_csp(page)))
-            page.goto(app_url)
-            return page
-
-        yield open_
-        violations = [v for page, seen in watched for v in csp_violations(page, seen)]
-        browser.close()
-        assert violations == [], violations
-
-
 def _load_cat(page) -> None:
-    page.locator("input[type=file]").first.set_input_files(CAT)
+    page.locator("input[type=file]").first.set_input_files(str(CAT))
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     page.wait_for_function("document.querySelector('#plain-panel img').complete")
 
@@ -82,8 +52,8 @@ def test_controls_and_both_panels_on_one_desktop_screen(open_page, tmp_path: Pat
         assert _in_viewport(desktop, selector), selector
     bar = desktop.locator("#control-bar").first.bounding_box()
     assert bar is not None and bar["height"] <= 200  # stuck over the scrolled page, it must hide little (was 281)
-    shots = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
-    desktop.screenshot(path=str(shots / "desktop_1440x1000.png"))
+    folder = shots(tmp_path)
+    desktop.screenshot(path=str(folder / "desktop_1440x1000.png"))
     desktop.locator("#histogram").first.scroll_into_view_if_needed()
     desktop.mouse.wheel(0, 400)
     desktop.wait_for_function("window.scrollY > 300")
@@ -96,7 +66,7 @@ def test_controls_and_both_panels_on_one_desktop_screen(open_page, tmp_path: Pat
     desktop.wait_for_function(
         "([old]) => document.querySelector('#histogram line.threshold').getAttribute('data-value') !== old", arg=[line]
     )
-    desktop.screenshot(path=str(shots / "desktop_scrolled.png"))
+    desktop.screenshot(path=str(folder / "desktop_scrolled.png"))
 
 
 def test_phone_layout(open_page, tmp_path: Path) -> None:
@@ -120,9 +90,9 @@ def test_phone_layout(open_page, tmp_path: Path) -> None:
     assert shown[0] >= 0.95 * plain["width"]
     assert histogram.FONT_PX * shown[0] / shown[1] >= 10  # axis text in CSS px
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
-    shots = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path))
+    folder = shots(tmp_path)
     phone.locator("#caption").first.scroll_into_view_if_needed()
     phone.locator("#plain-panel").first.evaluate("el => el.scrollIntoView({block: 'start'})")
-    phone.screenshot(path=str(shots / "phone_390x844.png"))
+    phone.screenshot(path=str(folder / "phone_390x844.png"))
     phone.locator("#control-bar").first.evaluate("el => el.scrollIntoView({block: 'start'})")
-    phone.screenshot(path=str(shots / "phone_controls.png"))
+    phone.screenshot(path=str(folder / "phone_controls.png"))

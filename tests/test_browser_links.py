@@ -3,46 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from app.link.writer import LINK_WRITE_DELAY_MS, writer_js
-from tests.test_app_server import ROOT
-from tests.test_browser import ARGS, CHROMIUM, csp_violations, watch_csp
+from tests.helpers import EXAMPLES, THETA_MAS, shots
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
-THETA_MAS = "number input for θ for MaS: threshold = θ · max"
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        violations = [v for c in browser.contexts for page in c.pages for v in csp_violations(page, page.csp_seen)]
-        browser.close()
-        assert violations == [], violations  # every page of the test ran under the CSP without a violation
-
-
-def _open(browser, url: str):
-    page = browser.new_page(viewport={"width": 1500, "height": 1150})
-    page.set_default_timeout(30_000)
-    page.csp_seen = watch_csp(page)
-    page.goto(url)
-    return page
+pytestmark = pytest.mark.browser
 
 
 def _shot(page, name: str, tmp_path: Path) -> Path:
-    path = Path(os.environ.get("CAM_SCREENSHOT_DIR", tmp_path)) / name
+    path = shots(tmp_path) / name
     page.screenshot(path=str(path), full_page=True)
     return path
 
@@ -51,9 +24,9 @@ def _query(page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 
 
-def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, app_url: str, tmp_path: Path) -> None:
+def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(open_page, app_url: str, tmp_path: Path) -> None:
     link = "example=cat.jpg&class=281&theta_mas=0.6&nwc=false&tab=swipe&input_size=336&output_stride=16"
-    page = _open(browser, f"{app_url}?{link}")
+    page = open_page(f"{app_url}?{link}")
     page.wait_for_function("document.querySelectorAll('#swipe img').length === 2")  # the swipe tab, drawn
     page.wait_for_function("document.querySelector('#caption').innerText.includes('θ·max = 0.60')")
     assert page.get_by_role("tab", name="Swipe").get_attribute("aria-selected") == "true"
@@ -84,8 +57,8 @@ def test_a_deep_link_restores_the_view_and_the_url_follows_the_sliders(browser, 
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
-def test_a_burst_of_changes_writes_the_url_once_after_the_burst(browser, app_url: str) -> None:
-    page = _open(browser, app_url)
+def test_a_burst_of_changes_writes_the_url_once_after_the_burst(open_page, app_url: str) -> None:
+    page = open_page(app_url)
     page.wait_for_function("document.querySelector('#link textarea') !== null")
     page.wait_for_timeout(2 * LINK_WRITE_DELAY_MS)  # any write of the load itself is done
     page.evaluate("""() => { history.replaceState(null, "", "?percentile=95"); window.__writes = 0;
@@ -104,8 +77,8 @@ def test_a_burst_of_changes_writes_the_url_once_after_the_burst(browser, app_url
     assert page.locator("#link textarea").input_value() == page.url
 
 
-def test_a_hostile_link_still_loads_and_says_what_it_ignored(browser, app_url: str) -> None:
-    page = _open(browser, f"{app_url}?example=..%2F..%2Fetc%2Fpasswd&theta_mas=abc&nwc=false&zzz=%3Cb%3Ex")
+def test_a_hostile_link_still_loads_and_says_what_it_ignored(open_page, app_url: str) -> None:
+    page = open_page(f"{app_url}?example=..%2F..%2Fetc%2Fpasswd&theta_mas=abc&nwc=false&zzz=%3Cb%3Ex")
     page.wait_for_function("(document.querySelector('#link-notice')?.innerText || '').includes('Link')")
     notice = page.locator("#link-notice").inner_text()
     assert "example=../../etc/passwd ignored: example must be one of" in notice
@@ -131,9 +104,9 @@ def _drag(page, panel: str, start: tuple[float, float], end: tuple[float, float]
         page.keyboard.up("Shift")
 
 
-def test_several_ground_truth_boxes_on_the_coins(browser, app_url: str, tmp_path: Path) -> None:
-    page = _open(browser, app_url)
-    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "coins.jpg"))
+def test_several_ground_truth_boxes_on_the_coins(open_page, app_url: str, tmp_path: Path) -> None:
+    page = open_page(app_url)
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "coins.jpg"))
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     field = page.locator("#gt-box textarea, #gt-box input").first
     _drag(page, "plain-panel", (0.05, 0.05), (0.35, 0.45))

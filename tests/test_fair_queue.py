@@ -33,7 +33,8 @@ def _held(tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[Any]:
+def queue_demo() -> Iterator[Any]:
+    """A small page of three held events, one in each lane and one unqueued, on a server of its own."""
     with ExplainerBlocks() as blocks:
         box, button = gr.Textbox(), gr.Button()
         button.click(_held, box, box, api_name="fast", **lane_options(FAST))
@@ -49,8 +50,8 @@ def demo() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def url(demo: Any) -> str:
-    return str(demo.local_url)
+def url(queue_demo: Any) -> str:
+    return str(queue_demo.local_url)
 
 
 @pytest.fixture(autouse=True)
@@ -96,12 +97,12 @@ def test_one_client_cannot_fill_the_queue(url: str) -> None:
         wait_for(lambda: "visitor" in RAN and len(RAN) == MAX_EVENTS_PER_CLIENT + 1)
 
 
-def test_the_next_event_is_taken_round_robin_over_addresses(demo: Any, url: str) -> None:
+def test_the_next_event_is_taken_round_robin_over_addresses(queue_demo: Any, url: str) -> None:
     """The visitor's event runs at once on the lane's free worker, while the other client's backlog waits for its
     running one (one running event per address and lane); then the backlog runs in order."""
     fn = indices(url)["fast"]
-    assert isinstance(demo._queue, fair_queue.FairQueue)
-    running = lambda: [e for job in demo._queue.active_jobs if job for e in job]  # noqa: E731
+    assert isinstance(queue_demo._queue, fair_queue.FairQueue)
+    running = lambda: [e for job in queue_demo._queue.active_jobs if job for e in job]  # noqa: E731
     with client(url, "127.0.0.2") as other, client(url, "127.0.0.1") as visitor:
         assert join(other, fn, "a1").status_code == 200
         wait_for(lambda: len(running()) == 1)  # a1 runs (held at the gate)

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -16,32 +16,38 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import analyses, explanation, inputs, render, views
+from app import (
+    explanation,
+    inputs,
+    render,
+    views,
+)
 from app.errors import with_notice
 from app.events import event
-from app.inputs import MAX_GT_BOXES, VIEW, parse_boxes
+from app.inputs import CRF, MAX_GT_BOXES, VIEW, parse_boxes
 from app.state import Session
 from app.tabs import compare, export
+from app.tabs import crf as crf_tab
 from cam_core.evaluate.metrics import Evaluator
-from tests.test_app_server import ROOT, load_app_module
+from tests.helpers import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
+
+
 SIZE = (300, 451)  # (H, W) of the cat
+
+
 CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+
+
 RAW_RENDER = event(compare.render_localization, VIEW)
+
+
 TWO = "10, 20, 100, 150; 200, 50, 440, 290"
-
-
-@pytest.fixture(scope="module")
-def cat() -> Session:
-    return analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)[0]
 
 
 def svg_boxes(html: str) -> list[list[int]]:
     return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
-
-
-# ---------------------------------------------------------------- parsing
 
 
 def test_parse_boxes_takes_one_or_several_boxes() -> None:
@@ -79,9 +85,6 @@ def test_parse_boxes_refuses_hostile_text_readably(text: Any, message: str) -> N
     assert len(str(error.value)) < 300  # readable: a huge text is never echoed back
 
 
-# ---------------------------------------------------------------- scoring
-
-
 def test_best_match_iou_hand_computed() -> None:
     # inclusive corners: [0, 0, 9, 9] has 100 pixels; [0, 0, 4, 9] 50, all inside it -> IoU 0.5
     # [5, 0, 14, 9]: overlap x 5..9 = 50 pixels, union 150 -> IoU 1/3
@@ -105,11 +108,8 @@ def test_best_match_agrees_with_the_librarys_gt_known_rule(pred: list[int]) -> N
     assert (evaluator.compute().gt_known_loc == 100.0) == (best >= 0.5)
 
 
-# ---------------------------------------------------------------- views
-
-
-def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat: Session) -> None:
-    out = compare.render_localization(inputs.view_request(cat, "285", *CONTROLS, TWO))
+def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat_session: Session) -> None:
+    out = compare.render_localization(inputs.view_request(cat_session, "285", *CONTROLS, TWO))
     gt = out.payload["ground_truth"]
     assert gt["boxes"] == [[10, 20, 100, 150], [200, 50, 440, 290]]
     for key in ("plain", "ours"):
@@ -122,12 +122,12 @@ def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat: Session) -> 
         assert ">GT1<" in panel and ">GT2<" in panel
     display_gold = cam_core.scale_boxes(np.array(gt["boxes"]), SIZE, (300, 451)).tolist()
     assert svg_boxes(out.plain)[:2] == display_gold  # the cat is shown at its own size
-    one = compare.render_localization(inputs.view_request(cat, "285", *CONTROLS, "10, 20, 100, 150"))
+    one = compare.render_localization(inputs.view_request(cat_session, "285", *CONTROLS, "10, 20, 100, 150"))
     assert "**Ground truth (gold)**: IoU plain" in one.caption and ">GT<" in one.plain
 
 
-def test_burnt_in_pictures_and_the_zip_carry_every_box(cat: Session) -> None:
-    request = inputs.view_request(cat, "285", *CONTROLS, TWO)
+def test_burnt_in_pictures_and_the_zip_carry_every_box(cat_session: Session) -> None:
+    request = inputs.view_request(cat_session, "285", *CONTROLS, TWO)
     ex = explanation.explain_request(request)
     picture = views.panel_picture(ex, "plain", request.gt)
     for x0, y0, x1, _ in request.gt:  # gold on each box's top edge, away from the label
@@ -140,15 +140,12 @@ def test_burnt_in_pictures_and_the_zip_carry_every_box(cat: Session) -> None:
     assert np.array_equal(plain, picture)
 
 
-# ---------------------------------------------------------------- drawing
-
-
 def _drag(fractions: list[float], mode: str) -> gr.SelectData:
     return gr.SelectData(None, {"index": fractions, "value": mode})
 
 
-def test_shift_drag_adds_a_box_and_a_plain_drag_replaces(cat: Session) -> None:
-    request = inputs.view_request(cat, "285", *CONTROLS, "")
+def test_shift_drag_adds_a_box_and_a_plain_drag_replaces(cat_session: Session) -> None:
+    request = inputs.view_request(cat_session, "285", *CONTROLS, "")
     added = compare.draw_gt(request, "10, 20, 100, 150", _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
     assert added.gt_text == "10, 20, 100, 150; 225, 150, 450, 299"  # hand-computed: see box_from_fractions
     assert "best of 2 boxes" in added.caption
@@ -158,8 +155,8 @@ def test_shift_drag_adds_a_box_and_a_plain_drag_replaces(cat: Session) -> None:
     assert replaced.gt_text == "225, 150, 450, 299" and "best of" not in replaced.caption
 
 
-def test_adding_drags_are_limited_and_check_the_old_text(cat: Session) -> None:
-    request = inputs.view_request(cat, "285", *CONTROLS, "")
+def test_adding_drags_are_limited_and_check_the_old_text(cat_session: Session) -> None:
+    request = inputs.view_request(cat_session, "285", *CONTROLS, "")
     full = "; ".join(["1, 1, 5, 5"] * MAX_GT_BOXES)
     with pytest.raises(gr.Error, match=f"At most {MAX_GT_BOXES} ground-truth boxes: clear some first"):
         compare.draw_gt(request, full, _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
@@ -168,22 +165,8 @@ def test_adding_drags_are_limited_and_check_the_old_text(cat: Session) -> None:
     # a plain drag never reads the old text: it replaces even a broken one
     assert compare.draw_gt(request, "1, 2, x, 4", _drag([0, 0, 1, 1], "replace")).gt_text == "0, 0, 450, 299"
     raw = with_notice(event(compare.draw_gt, inputs.DRAG), len(compare.DrawnBox._fields))
-    notice = raw(cat, "285", *CONTROLS, "\x00" * 5, _drag([0, 0, 1, 1], compare.ADD_BOX))[-1]
+    notice = raw(cat_session, "285", *CONTROLS, "\x00" * 5, _drag([0, 0, 1, 1], compare.ADD_BOX))[-1]
     assert notice.startswith("⚠️ Ground-truth boxes must be a text")
-
-
-# ---------------------------------------------------------------- over raw HTTP, as the page sends it
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        with httpx.Client(base_url=demo.local_url, timeout=120) as client:
-            yield client, demo.get_config_file()
-    finally:
-        demo.close()
 
 
 def _dependency(config: dict[str, Any], elem_id: str, trigger: str) -> int:
@@ -193,8 +176,8 @@ def _dependency(config: dict[str, Any], elem_id: str, trigger: str) -> int:
     )
 
 
-def test_hostile_ground_truth_over_raw_http_gets_a_readable_notice(http: tuple[httpx.Client, dict[str, Any]]) -> None:
-    client, config = http
+def test_hostile_ground_truth_over_raw_http_gets_a_readable_notice(http: httpx.Client, config: dict[str, Any]) -> None:
+    client = http
     session = os.urandom(8).hex()
     on_image = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "on_image")
     resolution = inputs.DEFAULT_RESOLUTION.value
@@ -224,3 +207,28 @@ def test_hostile_ground_truth_over_raw_http_gets_a_readable_notice(http: tuple[h
     body = {"data": [None, "285", *CONTROLS, TWO, "Plain vs improved"], "fn_index": submit, "session_hash": session}
     good = client.post("/gradio_api/run/predict", json=body).json()["data"]
     assert good[-1] == "" and "best of 2 boxes" in json.dumps(good)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
+
+
+def panel_picture(html: str) -> Image.Image:
+    """The (static, served) picture behind a panel's SVG overlay."""
+    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
+    assert match, html[:200]
+    return Image.open(match.group(1))
+
+
+def test_box_from_fractions_hand_computed() -> None:
+    size = (300, 451)  # (H, W) of the cat
+    # x: [0.1 * 451, 0.5 * 451) = [45.1, 225.5) touches pixels 45..225; y: [60, 210) touches 60..209
+    np.testing.assert_array_equal(inputs.box_from_fractions([0.1, 0.2, 0.5, 0.7], size), [45, 60, 225, 209])
+    np.testing.assert_array_equal(inputs.box_from_fractions([0, 0, 1, 1], size), [0, 0, 450, 299])  # whole photo
+    np.testing.assert_array_equal(inputs.box_from_fractions([-0.2, 0.5, 1.3, 0.501], size), [0, 150, 450, 150])
+    assert inputs.format_box(np.array([45, 60, 225, 209])) == "45, 60, 225, 209"
+    for bad in ([0.5, 0.2, 0.5, 0.7], [0.1, 0.2, 0.5], [0.1, float("nan"), 0.5, 0.7], "abcd", None):
+        with pytest.raises(cam_core.ParameterError):
+            inputs.box_from_fractions(bad, size)

@@ -23,7 +23,7 @@ from app.inputs import NOT_A_FILE
 from app.link import deeplink
 from bench.gradio_raw import RawClient
 from bench.hostile_probes import FORBIDDEN_TAGS, LINK_PAYLOADS, unsafe_markdown
-from tests.test_app_server import ROOT
+from tests.helpers import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 PAYLOADS = [*LINK_PAYLOADS.values(), "x@evil.example", "![a](http://127.0.0.9:9/i)", "``<b>`` `<i>`", "&lt;img&gt;"]

@@ -1,33 +1,28 @@
 """Issue #22 item 7 on the server process: a refused request writes one log line, not a traceback; the render
 folder goes with the server (SIGTERM to ``python app.py``, and ``demo.close()``).
 
-No other app may serve in this process while these run (``demo.close()`` removes the folder only when the last one
-closes): this module uses no shared ``demo`` fixture.
+``demo.close()`` removes the folder only when the last app of its process closes: that test runs in a process of its
+own.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 import cam_core
-from app import files, hosting, views
-from app.events import event
-from app.explanation import start_session
-from app.inputs import VIEW
-from app.tabs import compare
 from bench.gradio_raw import RawClient, ServerProcess, file_data
 from bench.hostile_probes import SlowHub
-from tests.test_app_server import ROOT, load_app_module
+from tests.helpers import CAT, ROOT
 
-CAT = ROOT / "assets" / "examples" / "cat.jpg"
 CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
 
 
@@ -99,24 +94,46 @@ def test_sigterm_removes_the_render_folder(served: tuple[ServerProcess, Path]) -
     assert not folder.exists()
 
 
-def test_demo_close_removes_the_render_folder_and_forgets_its_pictures() -> None:
-    assert not hosting._RUNNING, "another app of this process still serves"
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        with RawClient(demo.local_url) as client:
-            (cat,) = client.upload([CAT])
-            explain = next(i for i, d in enumerate(demo.get_config_file()["dependencies"])
-                           if d.get("api_name") == "explain")  # fmt: skip
-            client.queued(explain, [cat, cam_core.DEFAULT_MODEL, "", *CONTROLS, 448, 16])
-        session = start_session({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-        event(compare.render_localization, VIEW)(session, "285", *CONTROLS, "")  # a slider view, as the page asks
-        folder = Path(files.render_dir())
-        assert len(views.STATICS._entries) > 0  # its pictures' URLs are cached
-        files.save_png(np.zeros((4, 4, 3), np.uint8), keep=True)
-        assert any(folder.iterdir())
-    finally:
-        demo.close()
-    assert not folder.exists() and len(views.STATICS._entries) == 0
-    assert Path(files.render_dir()) != folder  # a later app gets a new folder (served: launch registers it)
-    assert os.path.isdir(files.output_dir())
+CLOSE = """
+import os
+from pathlib import Path
+import numpy as np
+import cam_core
+from app import files, hosting, views
+from app.events import event
+from app.explanation import start_session
+from app.inputs import VIEW
+from app.tabs import compare
+from bench.gradio_raw import RawClient
+from tests.helpers import CAT, load_app_module
+
+CONTROLS = [0.2, 0.35, 90, False, True, True]
+assert not hosting._RUNNING, "another app of this process still serves"
+demo = load_app_module().demo
+demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
+try:
+    with RawClient(demo.local_url) as client:
+        (cat,) = client.upload([CAT])
+        dependencies = demo.get_config_file()["dependencies"]
+        explain = next(i for i, d in enumerate(dependencies) if d.get("api_name") == "explain")
+        client.queued(explain, [cat, cam_core.DEFAULT_MODEL, "", *CONTROLS, 448, 16])
+    session = start_session({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
+    event(compare.render_localization, VIEW)(session, "285", *CONTROLS, "")  # a slider view, as the page asks
+    folder = Path(files.render_dir())
+    assert len(views.STATICS._entries) > 0  # its pictures' URLs are cached
+    files.save_png(np.zeros((4, 4, 3), np.uint8), keep=True)
+    assert any(folder.iterdir())
+finally:
+    demo.close()
+assert not folder.exists() and len(views.STATICS._entries) == 0
+assert Path(files.render_dir()) != folder  # a later app gets a new folder (served: launch registers it)
+assert os.path.isdir(files.output_dir())
+"""
+"""``demo.close()`` of the last app serving in a process, in a process of its own (the suite's server runs in the test
+process: :func:`tests.conftest.demo`)."""
+
+
+def test_demo_close_removes_the_render_folder_and_forgets_its_pictures(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", CLOSE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

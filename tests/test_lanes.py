@@ -7,7 +7,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from app.state import ANALYSES, NotCached, cache_only, get_analysis, get_model
 from app.tabs import export
 from cam_core import crf
 from cam_core.crf import CrfParams
-from tests.test_app_server import CAT, load_app_module
+from tests.helpers import CAT
 
 MODEL = "tf_efficientnet_lite0"
 SLOW_EVENTS = {"render_crf", "run_evaluation", "run_examples", "segmentation_crf", "segmentation_zip"}
@@ -60,15 +59,10 @@ def test_the_forwarded_header_counts_only_on_a_space(monkeypatch: pytest.MonkeyP
     assert lanes.scope_address(scope) == "198.51.100.1"
 
 
-@pytest.fixture(scope="module")
-def app_demo() -> Any:
-    return load_app_module().demo
-
-
-def test_every_queued_event_is_in_a_lane(app_demo: Any) -> None:
+def test_every_queued_event_is_in_a_lane(demo: Any) -> None:
     """Long jobs in the slow lane, everything else queued in the fast lane; unqueued ones only read the caches."""
     lanes_by_name: dict[str, set[str]] = {FAST: set(), SLOW: set()}
-    for block_fn in app_demo.fns.values():
+    for block_fn in demo.fns.values():
         if block_fn.fn is None:
             continue
         if block_fn.queue:
@@ -79,8 +73,8 @@ def test_every_queued_event_is_in_a_lane(app_demo: Any) -> None:
             assert getattr(block_fn.fn, "cache_only", False), block_fn.name
     assert lanes_by_name[SLOW] == SLOW_EVENTS
     assert {"on_image", "on_model", "on_resolution", "pick_class", "explain", "export_zip"} <= lanes_by_name[FAST]
-    assert isinstance(app_demo._queue, fair_queue.FairQueue) and app_demo._queue.max_size == fair_queue.MAX_QUEUE
-    assert app_demo.api_open is False
+    assert isinstance(demo._queue, fair_queue.FairQueue) and demo._queue.max_size == fair_queue.MAX_QUEUE
+    assert demo.api_open is False
 
 
 def test_each_lane_runs_with_its_own_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,20 +126,7 @@ def test_a_miss_without_a_queued_rerun_is_said_inline(cat_session: Any) -> None:
     assert quiet.value.visible is False
 
 
-@pytest.fixture
-def cat_session() -> Any:
-    from app.explanation import start_session
-
-    return start_session({"path": str(CAT)}, MODEL)
-
-
 # ---------------------------------------------------------------- through a launched server (raw HTTP)
-
-
-@pytest.fixture(scope="module")
-def http(demo: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=demo.local_url, timeout=120) as client:
-        yield client
 
 
 def fn_index(demo: Any, api_name: str) -> int:

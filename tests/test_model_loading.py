@@ -17,7 +17,7 @@ from app import analyses, inputs, model_cache
 from app.explanation import start_session
 from app.model_loading import PendingLoad, answering_at_once, poll_load
 from app.state import Session
-from tests.test_app_server import CAT
+from tests.helpers import CAT
 
 MODEL = cam_core.DEFAULT_MODEL
 SLOW = "lite0_gap_head"  # a shipped checkpoint; its 224 / 32 member is what a 224 / 32 session asks for

@@ -10,7 +10,7 @@ import pytest
 import cam_core
 from cam_core.models import with_input_size
 from cam_core.resolution import check_input_size, resolution_label
-from tests.conftest import TinyCNN
+from tests.helpers import TinyCNN
 
 
 @pytest.mark.parametrize(("stride", "cells"), [(32, 2), (16, 4), (8, 8)])

@@ -8,7 +8,6 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -23,19 +22,9 @@ from app.files import render_dir
 from app.inputs import view_request
 from app.tabs import compare
 from tests.bad_inputs import CAT, REFUSED, WORKS, exif_rotated
-from tests.test_app_server import ROOT, load_app_module
+from tests.helpers import ROOT
 
 FIXED = {"truncated.jpg", "notes.png"}  # a representative pair through the API (the rest via handlers)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, Client]]:
-    demo = load_app_module().demo
-    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
-    try:
-        yield demo.local_url, Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
 
 
 @pytest.mark.parametrize("name", sorted(WORKS))
@@ -69,8 +58,7 @@ def test_upload_size_cap(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))
-def test_api_gives_the_message_and_keeps_serving(name: str, server: tuple[str, Client], uploads: Path) -> None:
-    _, client = server
+def test_api_gives_the_message_and_keeps_serving(name: str, client: Client, uploads: Path) -> None:
     make, message = REFUSED[name]
     with pytest.raises(Exception, match=message):
         client.predict(handle_file(str(make(uploads / name))), api_name="/explain")
@@ -90,14 +78,14 @@ def _status(url: str) -> int:
     ["/etc/passwd", "../../../../etc/passwd", str(ROOT / "app.py"), str(ROOT / "pyproject.toml"),
      f"{render_dir()}/../../etc/passwd", f"{render_dir()}/%2e%2e/%2e%2e/etc/passwd"],
 )  # fmt: skip
-def test_file_routes_refuse_path_traversal(target: str, server: tuple[str, Client]) -> None:
-    url, _ = server
+def test_file_routes_refuse_path_traversal(target: str, app_url: str) -> None:
+    url = app_url
     for route in ("gradio_api/file=", "file="):
         assert _status(f"{url}{route}{target}") in (400, 403, 404)
 
 
-def test_own_pictures_are_served(server: tuple[str, Client]) -> None:
-    url, _ = server
+def test_own_pictures_are_served(app_url: str) -> None:
+    url = app_url
     session, _, _ = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
     html = compare.render_localization(view_request(session, "", 0.2, 0.35, 90, False, True, True, "")).plain
     picture = re.search(r'src="(gradio_api/file=[^"]+)"', html).group(1)
@@ -138,8 +126,8 @@ def test_many_distinct_uploads_keep_memory_bounded(
     assert growth < 60, f"RSS grew {growth:.0f} MB over 440 distinct uploads"
 
 
-def test_concurrent_sessions_do_not_mix(server: tuple[str, Client], uploads: Path) -> None:
-    url, _ = server
+def test_concurrent_sessions_do_not_mix(app_url: str, uploads: Path) -> None:
+    url = app_url
     photos = []
     for i in range(16):  # each session its own photo, told apart by its size
         path = uploads / f"s{i}.png"

@@ -32,7 +32,7 @@ from app.tabs import crf as crf_tab
 from app.tabs import evaluate as ev
 from app.tabs import segmentation as segmentation_tab
 from app.tabs.segmentation import ID as SEGMENT_TAB
-from tests.test_app_server import ROOT
+from tests.helpers import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 MODEL = cam_core.DEFAULT_MODEL
@@ -40,12 +40,6 @@ CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentil
 RESOLUTION = inputs.DEFAULT_RESOLUTION.value  # the Resolution menu's value, "448/16"
 SIZE_STRIDE = [448, 16]  # /explain's input_size, output_stride: raw HTTP sends every input (the clients fill defaults)
 RAW_RENDER = event(compare.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
-
-
-@pytest.fixture(scope="module")
-def http(demo: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=demo.local_url, timeout=120) as client:
-        yield client
 
 
 def call(http: httpx.Client, name: str, data: list[Any]) -> tuple[str, Any]:

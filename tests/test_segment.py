@@ -25,20 +25,9 @@ from cam_core.segment import (
     segment,
     standards,
 )
+from tests.helpers import hand_analysis
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-
-
-def _analysis(features: np.ndarray, weights: np.ndarray, image_size: tuple[int, int] = (2, 3)) -> Analysis:
-    """An Analysis built by hand: features float (C, h, w), weights float (K, C), zero bias, uniform-ish logits."""
-    features, weights = features.astype(np.float32), weights.astype(np.float32)
-    logits = np.einsum("kc,chw->k", weights, features) / features[0].size  # GAP head, bias 0
-    probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    return Analysis(
-        "hand", np.zeros((*image_size, 3), np.uint8), features, weights, np.zeros(len(weights), np.float32),
-        logits.astype(np.float32), probabilities.astype(np.float32), tuple(f"class{k}" for k in range(len(weights))),
-        image_size,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -49,7 +38,7 @@ def hand() -> Analysis:
     h_2 = (F_0 - F_1 + 3) / 7 = [[1, 5/7, 2/7], [0, 3/7, 3/7]].
     """
     features = np.array([[[4, 2, 0], [0, 0, 0]], [[0, 0, 1], [3, 0, 0]]])
-    return _analysis(features, np.array([[1, 0], [0, 1], [1, -1]]))
+    return hand_analysis(features, np.array([[1, 0], [0, 1], [1, -1]]))
 
 
 # --- hand-computed label maps -------------------------------------------------------------------
@@ -255,7 +244,7 @@ def test_bad_inputs_get_typed_errors(hand: Analysis) -> None:
         segment(hand, SegmentConfig(classes=(0, 7)))
     with pytest.raises(ParameterError, match="`config`"):
         segment(hand, CONFIGS["cam"])  # type: ignore[arg-type]
-    flat = _analysis(np.ones((2, 2, 3)), np.array([[1, 0], [0, 1]]))
+    flat = hand_analysis(np.ones((2, 2, 3)), np.array([[1, 0], [0, 1]]))
     with pytest.raises(ParameterError, match="`classes`: every selected class map is constant"):
         segment(flat)
     with pytest.raises(ParameterError, match="`rule`"):
@@ -266,7 +255,7 @@ def test_bad_inputs_get_typed_errors(hand: Analysis) -> None:
 
 
 def test_one_constant_map_among_others_just_gets_no_pixels(hand: Analysis) -> None:
-    flat_class = _analysis(np.stack([np.ones((2, 3)), hand.feature_maps[0]]), np.array([[1, 0], [0, 1]]))
+    flat_class = hand_analysis(np.stack([np.ones((2, 3)), hand.feature_maps[0]]), np.array([[1, 0], [0, 1]]))
     result = segment(flat_class, SegmentConfig(classes=(0, 1)), size=(2, 3))
     assert result.areas[1] == 0.0 and result.areas[2] > 0.0
 

@@ -30,8 +30,8 @@ from cam_core.localize import CONFIGS, LocalizationConfig
 from cam_core.segment import SegmentConfig, label_size, resize_labels, segment, slot_shares
 from cam_core.segment import labels as segment_labels
 from cam_core.segment.cli import main
-from tests.test_image_memory import rgb_png
-from tests.test_segment import _analysis
+from tests.bad_inputs import rgb_png
+from tests.helpers import hand_analysis
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = ROOT / "assets" / "examples" / "astronaut.jpg"
@@ -58,7 +58,7 @@ def test_one_map_at_a_time_gives_the_same_labels(default_model: cam_core.LoadedM
 
 
 def test_all_constant_maps_are_refused_either_way() -> None:
-    flat = _analysis(np.ones((2, 2, 3)), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    flat = hand_analysis(np.ones((2, 2, 3)), np.array([[1.0, 0.0], [0.0, 1.0]]))
     for keep_maps in (True, False):
         with pytest.raises(ParameterError, match="every selected class map is constant"):
             segment(flat, SegmentConfig(classes=(0, 1)), keep_maps=keep_maps)

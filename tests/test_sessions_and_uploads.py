@@ -34,7 +34,7 @@ from app.explanation import start_session
 from app.inputs import VIEW
 from app.state import DisplayCache, PhotoExpiredError
 from app.tabs import compare
-from tests.test_app_server import ROOT
+from tests.helpers import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
@@ -194,16 +194,19 @@ def test_raw_sessions_keep_the_servers_memory_bounded(small_server: tuple[str, i
 # ------------------------------------------------------------------ item 6: uploads per client address
 
 
-@pytest.fixture(scope="module")
-def victim(demo: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=demo.local_url, timeout=120) as client:
+@pytest.fixture
+def victim(app_url: str) -> Iterator[httpx.Client]:
+    """A visitor from an address of its own (the suite's other requests come from 127.0.0.1 to the same server, and
+    count against that address's upload budget)."""
+    transport = httpx.HTTPTransport(local_address="127.0.0.3")
+    with httpx.Client(base_url=app_url, timeout=120, transport=transport) as client:
         yield client
 
 
-@pytest.fixture(scope="module")
-def attacker(demo: Any) -> Iterator[httpx.Client]:
+@pytest.fixture
+def attacker(app_url: str) -> Iterator[httpx.Client]:
     transport = httpx.HTTPTransport(local_address="127.0.0.2")
-    with httpx.Client(base_url=demo.local_url, timeout=120, transport=transport) as client:
+    with httpx.Client(base_url=app_url, timeout=120, transport=transport) as client:
         yield client
 
 

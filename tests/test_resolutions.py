@@ -19,27 +19,16 @@ from PIL import Image
 import cam_core
 from app import analyses, api, controls, inputs, model_cache, models, render, state, views
 from app.explanation import explain_request
-from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, RESOLUTIONS, Controls
+from app.inputs import DEFAULT_PRESET, DEFAULT_RESOLUTION, RESOLUTIONS
 from app.models import Resolution
 from app.state import ANALYSES, Session, get_analysis
 from app.tabs import compare, export
+from tests.helpers import view_request
 
 ROOT = Path(__file__).resolve().parent.parent
 CAT = str(ROOT / "assets" / "examples" / "cat.jpg")
 MODEL = cam_core.DEFAULT_MODEL
 R224, R336, R448 = Resolution(224, 32), Resolution(336, 16), Resolution(448, 16)
-
-
-def request(session: Session | None, class_choice: str = "285", **controls: object) -> inputs.ViewRequest:
-    values = {**Controls().__dict__, **controls}
-    return inputs.view_request(session, class_choice, *values.values(), "")
-
-
-@pytest.fixture(scope="module")
-def cat() -> Session:
-    photo = analyses.on_image({"path": CAT}, MODEL)
-    assert photo.session is not None and photo.session.resolution == R448
-    return photo.session
 
 
 # ---------------------------------------------------------------- the offered choices and the default
@@ -103,28 +92,31 @@ def test_offered_resolutions_are_accepted_as_ints_or_whole_floats() -> None:
 
 
 def test_a_new_resolution_reanalyses_the_display_copy_and_keeps_the_class(
-    cat: Session, monkeypatch: pytest.MonkeyPatch
+    cat_session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_decode(*args: object, **kwargs: object) -> None:
         raise AssertionError("a resolution change must not decode the upload again")
 
     monkeypatch.setattr(cam_core, "load_image_with_size", no_decode)
     monkeypatch.setattr(cam_core, "load_image", no_decode)
-    switch = analyses.on_resolution("224/32", "281", MODEL, cat)  # tabby: not the top-1
+    assert cat_session.resolution == R448  # the photo's own analysis, at the default resolution
+    switch = analyses.on_resolution("224/32", "281", MODEL, cat_session)  # tabby: not the top-1
     assert switch.resolution == gr.update() and switch.session is not None
     moved = switch.session
-    assert moved.resolution == R224 and moved.image_hash == cat.image_hash and moved.display is cat.display
+    assert (
+        moved.resolution == R224 and moved.image_hash == cat_session.image_hash and moved.display is cat_session.display
+    )
     assert switch.class_pick["value"] == "281" and "281" in [v for _, v in switch.class_pick["choices"]]
     assert "224 px, stride 32 -> 7x7 map" in switch.status and "tabby" in switch.status
     # the analysis is the display copy's at 224 px, bit for bit, cached under its own key
-    small = ANALYSES.get(MODEL, R224, cat.image_hash)
+    small = ANALYSES.get(MODEL, R224, cat_session.image_hash)
     assert small is not None and small.feature_size == (7, 7)
-    expected = cam_core.analyze(state.get_model(MODEL, 32), cat.display, input_size=224)
+    expected = cam_core.analyze(state.get_model(MODEL, 32), cat_session.display, input_size=224)
     np.testing.assert_array_equal(small.feature_maps, expected.feature_maps)
-    large = ANALYSES.get(MODEL, R448, cat.image_hash)
+    large = ANALYSES.get(MODEL, R448, cat_session.image_hash)
     assert large is not None and large.feature_size == (28, 28)  # the upload's analysis stays
     # every view now reads the 7 x 7 analysis; back at 448 / 16 the upload's 28 x 28 one is found in the cache
-    out = compare.render_localization(request(moved, "281"))
+    out = compare.render_localization(view_request(moved, "281"))
     assert out.payload["resolution"] == {"input_size": 224, "output_stride": 32, "feature_size": [7, 7],
                                          "label": "224 px, stride 32 -> 7x7 map"}  # fmt: skip
     assert out.payload["class"]["index"] == 281
@@ -132,48 +124,50 @@ def test_a_new_resolution_reanalyses_the_display_copy_and_keeps_the_class(
     assert back.session is not None and get_analysis(back.session, MODEL) is large
 
 
-def test_the_heatmap_pictures_follow_the_resolution(cat: Session) -> None:
+def test_the_heatmap_pictures_follow_the_resolution(cat_session: Session) -> None:
     """The panels' heatmap pictures are cached per analysis, resolution included: after a resolution change they
     show the new map (one model's entry used to serve every resolution: the 28 x 28 map's picture over 7 x 7 boxes)."""
 
     def heat(session: Session) -> tuple[str, np.ndarray, np.ndarray]:
-        ex = explain_request(request(session, "281"))
+        ex = explain_request(view_request(session, "281"))
         url = re.search(r'class="cam-heat" src="([^"]+)"', views.localization_views(ex, None).plain)
         assert url is not None
         shown = np.asarray(Image.open(url[1].removeprefix("gradio_api/file=")))
         return url[1], shown, render.grey_levels(ex.plain.heatmap)
 
-    moved = analyses.on_resolution("224/32", "281", MODEL, cat).session
+    moved = analyses.on_resolution("224/32", "281", MODEL, cat_session).session
     assert isinstance(moved, Session)
-    (url_448, shown_448, map_448), (url_224, shown_224, map_224) = heat(cat), heat(moved)
+    (url_448, shown_448, map_448), (url_224, shown_224, map_224) = heat(cat_session), heat(moved)
     assert url_224 != url_448 and not np.array_equal(map_224, map_448)
     np.testing.assert_array_equal(shown_448, map_448)
     np.testing.assert_array_equal(shown_224, map_224)
 
 
-def test_a_photo_already_at_the_resolution_is_left_as_it_is(cat: Session) -> None:
+def test_a_photo_already_at_the_resolution_is_left_as_it_is(cat_session: Session) -> None:
     # a deep link's photo event analysed the photo at the link's resolution and picked the link's class; the
     # resolution event, whose class value is from before, must not put the top-1 back
-    switch = analyses.on_resolution("448/16", None, MODEL, cat)
+    switch = analyses.on_resolution("448/16", None, MODEL, cat_session)
     assert switch.session == gr.skip() and switch.class_pick == gr.skip() and switch.status == gr.skip()
     assert switch.resolution == gr.update()
 
 
-def test_the_caption_and_the_export_state_the_resolution(cat: Session) -> None:
-    out = compare.render_localization(request(cat))
+def test_the_caption_and_the_export_state_the_resolution(cat_session: Session) -> None:
+    out = compare.render_localization(view_request(cat_session))
     lines = [line for line in out.caption.split("\n\n") if not line.startswith("**Why the two boxes")]  # item 4's
     assert lines[0].startswith("**Analysed at 448 px, stride 16 -> 28x28 map** (the photo stretched to 448 x 448")
     assert out.payload["resolution"]["feature_size"] == [28, 28]
-    with zipfile.ZipFile(export.export_zip(request(cat))) as archive:
+    with zipfile.ZipFile(export.export_zip(view_request(cat_session))) as archive:
         exported = json.loads(archive.read("explanation.json"))
     assert exported["resolution"] == out.payload["resolution"]
 
 
-def test_sliders_do_not_run_the_network_at_448(cat: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sliders_do_not_run_the_network_at_448(cat_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """The idle path is unchanged: sliders re-threshold the cached, upsampled map."""
     monkeypatch.setattr(cam_core, "analyze", lambda *a, **k: pytest.fail("a slider ran the network"))
     for theta in (0.1, 0.5):
-        assert compare.render_localization(request(cat, theta_mas=theta)).payload["plain"]["theta"] == theta
+        assert (
+            compare.render_localization(view_request(cat_session, theta_mas=theta)).payload["plain"]["theta"] == theta
+        )
 
 
 def test_without_a_photo_a_resolution_is_only_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +177,7 @@ def test_without_a_photo_a_resolution_is_only_prepared(monkeypatch: pytest.Monke
 
 
 def test_a_resolution_the_model_cannot_take_is_said_once_and_put_back(
-    cat: Session, monkeypatch: pytest.MonkeyPatch
+    cat_session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_get = state.MODELS.get
 
@@ -193,11 +187,11 @@ def test_a_resolution_the_model_cannot_take_is_said_once_and_put_back(
         return real_get(name, output_stride)
 
     monkeypatch.setattr(state.MODELS, "get", no_dilation)
-    switch = analyses.on_resolution("336/16", "285", MODEL, replace_resolution(cat, R224))
+    switch = analyses.on_resolution("336/16", "285", MODEL, replace_resolution(cat_session, R224))
     assert switch.resolution == gr.update(value="224/32")  # the field shows the photo's resolution again
     assert switch.session == switch.class_pick == switch.tap == gr.skip()
     assert switch.status.count("is not supported") == 1 and switch.status.startswith("⚠️")
-    bad = analyses.on_resolution("1024/16", "285", MODEL, cat)
+    bad = analyses.on_resolution("1024/16", "285", MODEL, cat_session)
     assert bad.resolution == gr.update(value="448/16") and "`resolution` must be one of" in bad.status
 
 
@@ -214,7 +208,7 @@ def test_presets_set_the_resolution_too() -> None:
     assert controls.apply_preset("custom") == (gr.update(),) * 5
 
 
-def test_explain_takes_the_resolution_last(cat: Session) -> None:
+def test_explain_takes_the_resolution_last(cat_session: Session) -> None:
     old = api.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True)  # a call from before #13
     assert old.payload["resolution"]["feature_size"] == [28, 28]
     small = api.explain({"path": CAT}, MODEL, "", 0.2, 0.35, 90, False, True, True, 224, 32)
@@ -329,28 +323,28 @@ def test_the_pair_trained_at_or_nearest_the_resolution_is_used(
     assert ("nearest" in note) == (resolution not in (Resolution(448, 16), Resolution(224, 32)))
 
 
-def test_the_tap_panel_uses_the_pair_of_the_chosen_resolution_and_says_so(pairs: Path, cat: Session) -> None:
+def test_the_tap_panel_uses_the_pair_of_the_chosen_resolution_and_says_so(pairs: Path, cat_session: Session) -> None:
     assert models.tap_partner(MODEL) == "lite0_tap_head"
     toggle = models.tap_toggle(MODEL, R448)
     assert toggle == {"interactive": True, "info": "green panel: TAP head, 448/16"}
     assert models.tap_toggle(MODEL, R336)["info"] == "green panel: TAP head, 448/16 (nearest)"
-    at_448 = compare.render_localization(request(cat, tap=True))
+    at_448 = compare.render_localization(view_request(cat_session, tap=True))
     assert at_448.payload["ours"]["trained_at"]["label"] == "448 px, stride 16 -> 28x28 map"
     assert "trained with TAP at 448 px, stride 16:" in at_448.caption
-    switch = analyses.on_resolution("336/16", "285", MODEL, cat)
+    switch = analyses.on_resolution("336/16", "285", MODEL, cat_session)
     assert "TAP panel: lite0_tap_head_448s16, trained at 448 px, stride 16: the nearest" in switch.status
-    at_336 = compare.render_localization(request(switch.session, tap=True))
+    at_336 = compare.render_localization(view_request(switch.session, tap=True))
     assert at_336.payload["resolution"]["feature_size"] == [21, 21]
     assert at_336.payload["ours"]["trained_at"] == {"input_size": 448, "output_stride": 16,
                                                    "label": "448 px, stride 16 -> 28x28 map"}  # fmt: skip
     assert "trained with TAP at 448 px, stride 16 (the nearest trained head to this resolution)" in at_336.caption
     # the GAP control picked: both panels come from the 448 / 16 pair, the plain one the GAP head
-    control = analyses.on_model("lite0_gap_head", cat)
+    control = analyses.on_model("lite0_gap_head", cat_session)
     assert control.session is not None and "trained at 448 px, stride 16" in control.status
-    both = compare.render_localization(request(control.session, tap=True))
+    both = compare.render_localization(view_request(control.session, tap=True))
     assert both.payload["plain"]["trained_at"]["input_size"] == both.payload["ours"]["trained_at"]["input_size"] == 448
     assert both.payload["plain"]["trained_with"] == "GAP" and both.payload["ours"]["trained_with"] == "TAP"
-    small = compare.render_localization(request(replace_resolution(control.session, R224), tap=True))
+    small = compare.render_localization(view_request(replace_resolution(control.session, R224), tap=True))
     assert (
         small.payload["plain"]["trained_at"]["input_size"] == small.payload["ours"]["trained_at"]["input_size"] == 224
     )

@@ -1,4 +1,5 @@
-"""Issue #14 item 6: deep links. The query is parsed with the app's input checks; bad values become a notice."""
+"""Deep links (app/link/deeplink.py, issue #14 item 6): a query restored on load, the steps after a linked photo,
+the page's tabs and targets, a hostile query."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from app.link import deeplink
 from app.link.deeplink import PLAIN_KEYS, Pending, after_photo, apply_linked_controls, restore
 from app.link.query import LINK_KEYS, parse_query
 from app.page import TAB_IDS, build_page
-from app.tabs import swipe, weights
+from app.tabs import weights
 
 SKIP = gr.skip()
+
+
 CONTROL = {key: i for i, key in enumerate(deeplink.CONTROL_KEYS)}
 
 
@@ -30,68 +33,6 @@ def pairs(query: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl
 
     return parse_qsl(query, keep_blank_values=True)
-
-
-# ---------------------------------------------------------------- parsing
-
-
-def test_good_keys_are_read_with_their_types() -> None:
-    state = parse_query(pairs(
-        "example=cat.jpg&model=tf_efficientnet_lite0&class=281&theta_mas=0.6&theta_pas=0.4&percentile=95"
-        "&tap=FALSE&nwc=false&pas=true&tab=swipe"
-    ), TAB_IDS)  # fmt: skip
-    assert state.notices == ()
-    assert state.values == {"example": "cat.jpg", "model": "tf_efficientnet_lite0", "class": 281, "theta_mas": 0.6,
-                            "theta_pas": 0.4, "percentile": 95.0, "tap": False, "nwc": False, "pas": True,
-                            "tab": swipe.ID}  # fmt: skip
-    assert parse_query(pairs("class=tabby")).values == {"class": "tabby"}  # a name, resolved after the photo
-
-
-@pytest.mark.parametrize(
-    ("query", "message"),
-    [
-        ("theta_mas=abc", "`theta_mas=abc` ignored: `theta_mas` must be a number in [0, 1], got 'abc'"),
-        ("theta_mas=1.5", "`theta_mas` must be a number in [0, 1], got 1.5"),
-        ("theta_pas=nan", "`theta_pas` must be a number in [0, 1], got nan"),
-        ("theta_pas=1e999", "`theta_pas` must be a number in [0, 1], got inf"),
-        ("percentile=30", "`percentile` must be a number in [50, 100]"),  # the slider's range, not only (0, 100]
-        ("percentile=" + "9" * 40, "`percentile` must be a number in [50, 100]"),
-        ("tap=yes", "`tap` must be true or false, got 'yes'"),
-        ("nwc=1", "`nwc` must be true or false, got '1'"),
-        ("model=../../etc/passwd", "`model` must be one of"),
-        ("model=resnet50.a1_in1k%2F..", "`model` must be one of"),
-        ("example=../../etc/passwd", "`example` must be one of ['cat.jpg'"),
-        ("example=notes.png", "`example` must be one of"),
-        ("class=", "`class` is empty"),
-        ("tab=api", "`tab` must be one of ['compare'"),
-        ("theta_mas=0.5%00", "`theta_mas` must be a text of at most 100 characters"),
-        ("model=" + "x" * 10**5, "`model` must be a text of at most 100 characters"),
-    ],
-)
-def test_each_bad_value_is_ignored_with_a_notice(query: str, message: str) -> None:
-    state = parse_query(pairs(query), TAB_IDS)
-    assert state.values == {}
-    (notice,) = state.notices
-    assert message in notice and len(notice) < 400, notice
-
-
-def test_unknown_repeated_and_too_many_keys() -> None:
-    state = parse_query(pairs("theta=0.6&zzz=1&theta_mas=0.3&theta_mas=0.9&view=api&__theme=dark"))
-    assert state.values == {"theta_mas": 0.3}  # the first of a repeated key; Gradio's own keys pass silently
-    assert state.notices == (
-        "`theta_mas` was given twice: the first value is used",
-        f"unknown keys `theta`, `zzz` ignored (known: {', '.join(LINK_KEYS)})",
-    )
-    many = parse_query([("nwc", "false")] + [(f"k{i}", "1") for i in range(100)])
-    assert many.values == {"nwc": False} and "only the first 40 query parameters were read" in many.notices
-    hostile = parse_query([("nwc\x00", "true"), (5, "x"), ("pas", None), ("tab", "<script>alert(1)</script>")])
-    assert hostile.values == {} and "\x00" not in " ".join(hostile.notices)
-    text = deeplink.notice_text(hostile.notices)
-    assert text.startswith("⚠️ **Link:** `tab=<script>alert(1)</script>` ignored: `tab` must be one of")
-    assert "; unknown key `nwc\\x00` ignored" in text and text.endswith(".")
-
-
-# ---------------------------------------------------------------- restoring
 
 
 def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> None:
@@ -157,13 +98,8 @@ def test_a_tap_value_the_model_forbids_is_said(model: str, linked: bool) -> None
     assert free["value"] is True and free["interactive"] is True and len(notices) == 1
 
 
-@pytest.fixture(scope="module")
-def cat() -> Any:
-    return analyses.on_image({"path": str(EXAMPLES / "cat.jpg")}, cam_core.DEFAULT_MODEL)[0]
-
-
-def test_after_photo_applies_the_class_then_the_controls(cat: Any) -> None:
-    out = after_photo(Pending({"class": 281, "theta_mas": 0.6, "nwc": False}), cat)
+def test_after_photo_applies_the_class_then_the_controls(cat_session: Any) -> None:
+    out = after_photo(Pending({"class": 281, "theta_mas": 0.6, "nwc": False}), cat_session)
     class_pick, tap, waiting, example, notice = out
     assert class_pick["value"] == "281" and ("tabby (5.3 %)", "281") in class_pick["choices"]  # at 448 / 16
     assert tap == SKIP and example == "cat.jpg" and notice == SKIP
@@ -173,15 +109,15 @@ def test_after_photo_applies_the_class_then_the_controls(cat: Any) -> None:
         "theta_mas": 0.6, "theta_pas": SKIP, "percentile": SKIP, "nwc": False, "pas": SKIP}  # fmt: skip
     assert preset == "custom" and "tap" not in PLAIN_KEYS
     assert apply_linked_controls(None) == (SKIP,) * (len(PLAIN_KEYS) + 2)  # nothing waited: nothing set
-    with_tap = after_photo(Pending({"class": 281, "tap": True}), cat)
+    with_tap = after_photo(Pending({"class": 281, "tap": True}), cat_session)
     assert with_tap[1]["value"] is True and with_tap[2] is None  # the toggle with the class; nothing left waiting
-    by_name = after_photo(Pending({"class": "tabby"}), cat)
+    by_name = after_photo(Pending({"class": "tabby"}), cat_session)
     assert by_name[0]["value"] == "281" and by_name[2] is None
-    unknown = after_photo(Pending({"class": "unicorn"}), cat)
+    unknown = after_photo(Pending({"class": "unicorn"}), cat_session)
     assert unknown[0] == SKIP and "`class` ignored: Unknown class 'unicorn'" in unknown[4]["value"]
-    out_of_range = after_photo(Pending({"class": 5000}), cat)
+    out_of_range = after_photo(Pending({"class": 5000}), cat_session)
     assert out_of_range[0] == SKIP and "`class` ignored" in out_of_range[4]["value"]
-    idle = after_photo(None, cat)
+    idle = after_photo(None, cat_session)
     assert idle[3] == "cat.jpg" and all(value == SKIP for i, value in enumerate(idle) if i != 3)
     assert after_photo(Pending({"class": 281}), None)[4]["value"].endswith("the linked example could not be shown.")
 
@@ -194,9 +130,6 @@ def test_an_upload_is_never_named_as_an_example(uploads: Path) -> None:
     Image.open(EXAMPLES / "cat.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(edited)
     session = analyses.on_image({"path": str(edited)}, cam_core.DEFAULT_MODEL)[0]
     assert deeplink.example_name(session) == "" and deeplink.example_name(None) == ""
-
-
-# ---------------------------------------------------------------- the page
 
 
 def test_every_linked_tab_and_target_is_on_the_page(demo: Any) -> None:

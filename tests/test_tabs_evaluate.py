@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pytest
@@ -10,7 +11,6 @@ from PIL import Image
 
 import cam_core
 from app.tabs import evaluate as ev
-from tests.test_app_server import load_app_module
 
 
 def test_bundled_examples() -> None:
@@ -37,7 +37,7 @@ def test_the_evaluate_tab_follows_the_resolution_menu() -> None:
         ev.run_examples(cam_core.DEFAULT_MODEL, "1024/8", progress=lambda *a, **k: None)
 
 
-def test_gallery_captions_and_the_evaluate_tab_say_what_they_measure() -> None:
+def test_gallery_captions_and_the_evaluate_tab_say_what_they_measure(config: dict[str, Any]) -> None:
     """Issue #14 item 17: no "tie -0.00", names first, whole pictures, the protocol and PaS sweep said."""
     outcome = lambda plain, ours: ev.ImageOutcome("a_rather_long_photo_name.jpg", None, None, None, None, plain, ours)  # type: ignore[arg-type]  # noqa: E731
     assert ev.gallery_caption(outcome(0.5, 0.499)) == "a_rather_long_photo_name.jpg: IoU 0.50 → 0.50, tie"
@@ -46,7 +46,6 @@ def test_gallery_captions_and_the_evaluate_tab_say_what_they_measure() -> None:
     assert "PaS rows: MaxBoxAcc and PxAP sweep the map min(1, CAM / P_p), this project's extension" in (
         ev.texts.evaluate_intro(ev.MAX_IMAGES, ev.MAX_TOTAL_MB)
     )
-    config = load_app_module().demo.get_config_file()
     (gallery,) = [c for c in config["components"] if c["props"].get("elem_id") == "eval-gallery"]
     assert gallery["props"]["object_fit"] == "contain"
 

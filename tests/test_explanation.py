@@ -1,0 +1,82 @@
+"""The Gradio-free explanation (app/explanation.py): class resolution, the TAP panel's model, percentages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+import cam_core
+from app import (
+    explanation,
+)
+from app.events import event
+from app.explanation import resolve_class
+from app.inputs import CRF, VIEW
+from app.models import tap_partner
+from app.state import ANALYSES, Session, get_model
+from app.tabs import compare
+from app.tabs import crf as crf_tab
+from tests.helpers import view_request
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+CAT = str(EXAMPLES / "cat.jpg")
+
+
+CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+
+
+RAW_RENDER = event(compare.render_localization, VIEW)
+
+
+RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
+
+
+def panel_picture(html: str) -> Image.Image:
+    """The (static, served) picture behind a panel's SVG overlay."""
+    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
+    assert match, html[:200]
+    return Image.open(match.group(1))
+
+
+def svg_boxes(html: str) -> list[list[int]]:
+    """The boxes drawn over a panel, in display pixels."""
+    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
+
+
+def test_class_resolution(cat_session: Session) -> None:
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
+    assert resolve_class("", analysis) == 285
+    assert resolve_class("tabby", analysis) == 281
+    assert resolve_class("7", analysis) == 7
+    with pytest.raises(cam_core.ClassIndexError):
+        resolve_class("1000", analysis)
+    with pytest.raises(gr.Error, match="Unknown class"):
+        compare.render_localization(view_request(cat_session, "flying teapot"))
+
+
+def test_tap_without_tap_model_is_refused(cat_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explanation, "tap_partner", lambda model: None)
+    with pytest.raises(gr.Error, match="TAP-trained"):
+        compare.render_localization(view_request(cat_session, "285", tap=True))
+
+
+def test_tap_panel_uses_the_tap_checkpoint(cat_session: Session) -> None:
+    partner = tap_partner(cam_core.DEFAULT_MODEL)
+    if partner is None:
+        pytest.skip("no TAP checkpoint in assets/checkpoints")
+    views = compare.render_localization(view_request(cat_session, "285", tap=True))
+    assert views.payload["ours"]["modules"] == ["TAP", "NWC", "PaS"]
+    assert views.payload["ours"]["model"] == get_model(partner).name
+    assert views.payload["plain"]["box"] != [] and "TAP on" in views.caption
+
+
+def test_probabilities_never_read_zero() -> None:
+    """Issue #14 item 9: below 0.01 % a probability reads "< 0.01 %", never "(0.0 %)"."""
+    cases = {0.799: "79.9 %", 0.001: "0.1 %", 0.0004: "0.04 %", 0.0001: "0.01 %", 0.00009: "< 0.01 %", 0.0: "< 0.01 %"}
+    assert {p: explanation.percent(p) for p in cases} == cases

@@ -1,0 +1,63 @@
+"""CRF masks (app/tabs/crf.py): both rules' masks refined on request, or a clear message without pydensecrf."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+import cam_core
+from app.events import event
+from app.inputs import CRF, VIEW, crf_params
+from app.state import Session, get_analysis
+from app.tabs import compare
+from app.tabs import crf as crf_tab
+from tests.helpers import view_request
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+CAT = str(EXAMPLES / "cat.jpg")
+
+
+CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+
+
+RAW_RENDER = event(compare.render_localization, VIEW)
+
+
+RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
+
+
+def panel_picture(html: str) -> Image.Image:
+    """The (static, served) picture behind a panel's SVG overlay."""
+    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
+    assert match, html[:200]
+    return Image.open(match.group(1))
+
+
+def svg_boxes(html: str) -> list[list[int]]:
+    """The boxes drawn over a panel, in display pixels."""
+    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
+
+
+def test_crf_view(cat_session: Session) -> None:
+    pytest.importorskip("pydensecrf.densecrf")
+    html, caption = crf_tab.render_crf(
+        view_request(cat_session, "285", gt="0, 0, 450, 299"), crf_params(3, 3, 80, 13, 10, 5)
+    )
+    assert html.count("data:image/png;base64") == 4 and html.count('class="box"') == 4
+    assert "CRF box" in caption and "IoU with GT" in caption
+    mas = cam_core.localize(get_analysis(cat_session, cat_session.model), 285, cam_core.CONFIGS["cam"]).threshold
+    assert f"**plain CAM, MaS** (threshold {mas:.3f})" in caption and "For “Egyptian cat”" in caption
+    with pytest.raises(gr.Error, match="iterations"):
+        RAW_CRF(cat_session, "285", *CONTROLS, "", 3, 3, 80, 13, 10, 0)
+
+
+def test_crf_unavailable_message(cat_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crf_tab.crf, "crf_available", lambda: False)
+    with pytest.raises(gr.Error, match="pydensecrf2"):
+        crf_tab.render_crf(view_request(cat_session, "285"), crf_params(3, 3, 80, 13, 10, 5))
