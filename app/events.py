@@ -56,7 +56,7 @@ def event(handler: Callable[..., R], *entrances: Entrance[Any]) -> Callable[...,
     def raw(*values: Any) -> R:
         typed, start = [], 0
         for entrance, width in zip(entrances, widths, strict=True):
-            typed.append(entrance.build(*values[start : start + width]))
+            typed.append(entrance.convert(*values[start : start + width]))
             start += width
         return handler(*typed, *values[start:])
 

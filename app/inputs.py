@@ -231,23 +231,13 @@ def need_session(session: Session | None) -> Session:
     return session
 
 
-def view_request(
-    session: Session | None,
-    class_choice: Any,
-    theta_mas: Any,
-    theta_pas: Any,
-    percentile: Any,
-    tap: Any,
-    nwc: Any,
-    pas: Any,
-    gt_text: Any = "",
-) -> ViewRequest:
-    """The one conversion of a view event's raw inputs; its parameters are the order the layout gathers them in.
+def view_request(session: Session | None, class_choice: Any, controls: Controls, gt_text: Any = "") -> ViewRequest:
+    """The one conversion of a view event's inputs (:data:`VIEW`: the raw controls arrive as one checked
+    :class:`Controls`); its parameters are the order the layout gathers them in.
 
     Raises:
-        ParameterError: a control, the class or the ground-truth box, naming it.
+        ParameterError: the class or the ground-truth box, naming it.
     """
-    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     reference = class_reference(class_choice)
     gt = parse_boxes(gt_text, session.size) if session is not None else None  # no photo: the handler says so
     return ViewRequest(session, reference, controls, gt)
@@ -280,7 +270,9 @@ def crf_params(
 
 @dataclass(frozen=True)
 class Entrance(Generic[T]):
-    """Several raw event inputs that become one typed argument: ``build``'s parameters name them, in order.
+    """Several raw event inputs that become one typed argument: ``build``'s parameters name them, in order; a
+    parameter named ``controls`` stands for every control (:data:`CONTROL_FIELDS`), checked into one
+    :class:`Controls`, so a new control reaches every view event without touching their entrances.
 
     Attributes:
         build: the conversion (:func:`view_request`, :func:`crf_params`).
@@ -292,9 +284,33 @@ class Entrance(Generic[T]):
     omit: tuple[str, ...] = ()
 
     @property
-    def fields(self) -> tuple[str, ...]:
-        """The raw inputs' names, in the order the event sends them."""
+    def parameters(self) -> tuple[str, ...]:
+        """``build``'s parameters that this entrance fills, in order."""
         return tuple(name for name in inspect.signature(self.build).parameters if name not in self.omit)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The raw inputs' names, in the order the event sends them (``controls`` expanded)."""
+        return tuple(field for name in self.parameters for field in (CONTROL_FIELDS if name == "controls" else (name,)))
+
+    def convert(self, *values: Any) -> T:
+        """``build`` from one raw value per :attr:`fields`, the controls' values checked into one :class:`Controls`.
+
+        Raises:
+            ParameterError: naming the parameter (a control, or one of ``build``'s own).
+            TypeError: not one value per field (a caller's mistake, never a request's: Gradio sends every input).
+        """
+        if len(values) != len(self.fields):
+            raise TypeError(f"expected {len(self.fields)} values ({', '.join(self.fields)}), got {len(values)}")
+        arguments, start = [], 0
+        for name in self.parameters:
+            if name == "controls":
+                arguments.append(Controls.of(*values[start : start + len(CONTROL_FIELDS)]))
+                start += len(CONTROL_FIELDS)
+            else:
+                arguments.append(values[start])
+                start += 1
+        return self.build(*arguments)
 
 
 VIEW: Entrance[ViewRequest] = Entrance(view_request)

@@ -111,22 +111,17 @@ class SegRequest:
 
 def segment_request(
     session: Session | None,
-    theta_mas: Any,
-    theta_pas: Any,
-    percentile: Any,
-    tap: Any,
-    nwc: Any,
-    pas: Any,
+    controls: Controls,
     seg_classes: Any = None,
     top_k: Any = _START.top_k,
     min_probability: Any = _START.min_probability,
 ) -> SegRequest:
-    """The one conversion of a Segmentation event's raw inputs, in the order the tab's events send them.
+    """The one conversion of a Segmentation event's inputs (:data:`SEG`: the raw controls arrive as one checked
+    :class:`Controls`), in the order the tab's events send them.
 
     Raises:
-        ParameterError: naming the control, ``seg_classes``, ``top_k`` or ``min_probability``.
+        ParameterError: naming ``seg_classes``, ``top_k`` or ``min_probability``.
     """
-    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas)
     return SegRequest(session, controls, class_set(seg_classes, top_k, min_probability))
 
 

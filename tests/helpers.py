@@ -50,10 +50,10 @@ def view_request(session: Any, class_choice: Any = "285", gt: str = "", **contro
     ``controls`` (e.g. ``theta_mas=0.6``), the class as the picker sends it, the ground-truth field's text."""
     from dataclasses import asdict
 
-    from app.inputs import Controls, view_request
+    from app.inputs import VIEW, Controls
 
     values = {**asdict(Controls()), **controls}
-    return view_request(session, class_choice, *values.values(), gt)
+    return VIEW.convert(session, class_choice, *values.values(), gt)
 
 
 def shots(tmp_path: Path) -> Path:

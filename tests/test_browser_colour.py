@@ -135,7 +135,7 @@ def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) ->
         assert np.abs(drawn[visible, :3] - expected[visible, :3]).max() <= 3, (name, drawn)
     assert found["layers"] == ['url("#cam-mask-plain")', 'url("#cam-mask-ours")', 'url("#cam-gain-loss")']
     session, _, _ = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-    ex = explain_request(inputs.view_request(session, "", *Controls().__dict__.values(), ""))
+    ex = explain_request(inputs.VIEW.convert(session, "", *Controls().__dict__.values(), ""))
     codes = ex.plain.mask.astype(np.int64) * 2 + ex.ours.mask
     assert found["size"] == list(codes.shape)
     expected_counts = {str(html_views.CODE_LEVELS[c]): int(n) for c, n in enumerate(np.bincount(codes.ravel())) if n}

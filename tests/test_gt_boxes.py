@@ -109,7 +109,7 @@ def test_best_match_agrees_with_the_librarys_gt_known_rule(pred: list[int]) -> N
 
 
 def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat_session: Session) -> None:
-    out = compare.render_localization(inputs.view_request(cat_session, "285", *CONTROLS, TWO))
+    out = compare.render_localization(inputs.VIEW.convert(cat_session, "285", *CONTROLS, TWO))
     gt = out.payload["ground_truth"]
     assert gt["boxes"] == [[10, 20, 100, 150], [200, 50, 440, 290]]
     for key in ("plain", "ours"):
@@ -122,12 +122,12 @@ def test_two_boxes_are_drawn_on_both_panels_and_scored_best_of(cat_session: Sess
         assert ">GT1<" in panel and ">GT2<" in panel
     display_gold = cam_core.scale_boxes(np.array(gt["boxes"]), SIZE, (300, 451)).tolist()
     assert svg_boxes(out.plain)[:2] == display_gold  # the cat is shown at its own size
-    one = compare.render_localization(inputs.view_request(cat_session, "285", *CONTROLS, "10, 20, 100, 150"))
+    one = compare.render_localization(inputs.VIEW.convert(cat_session, "285", *CONTROLS, "10, 20, 100, 150"))
     assert "**Ground truth (gold)**: IoU plain" in one.caption and ">GT<" in one.plain
 
 
 def test_burnt_in_pictures_and_the_zip_carry_every_box(cat_session: Session) -> None:
-    request = inputs.view_request(cat_session, "285", *CONTROLS, TWO)
+    request = inputs.VIEW.convert(cat_session, "285", *CONTROLS, TWO)
     ex = explanation.explain_request(request)
     picture = views.panel_picture(ex, "plain", request.gt)
     for x0, y0, x1, _ in request.gt:  # gold on each box's top edge, away from the label
@@ -145,7 +145,7 @@ def _drag(fractions: list[float], mode: str) -> gr.SelectData:
 
 
 def test_shift_drag_adds_a_box_and_a_plain_drag_replaces(cat_session: Session) -> None:
-    request = inputs.view_request(cat_session, "285", *CONTROLS, "")
+    request = inputs.VIEW.convert(cat_session, "285", *CONTROLS, "")
     added = compare.draw_gt(request, "10, 20, 100, 150", _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))
     assert added.gt_text == "10, 20, 100, 150; 225, 150, 450, 299"  # hand-computed: see box_from_fractions
     assert "best of 2 boxes" in added.caption
@@ -156,7 +156,7 @@ def test_shift_drag_adds_a_box_and_a_plain_drag_replaces(cat_session: Session) -
 
 
 def test_adding_drags_are_limited_and_check_the_old_text(cat_session: Session) -> None:
-    request = inputs.view_request(cat_session, "285", *CONTROLS, "")
+    request = inputs.VIEW.convert(cat_session, "285", *CONTROLS, "")
     full = "; ".join(["1, 1, 5, 5"] * MAX_GT_BOXES)
     with pytest.raises(gr.Error, match=f"At most {MAX_GT_BOXES} ground-truth boxes: clear some first"):
         compare.draw_gt(request, full, _drag([0.5, 0.5, 1.0, 1.0], compare.ADD_BOX))

@@ -58,7 +58,7 @@ def test_the_browser_filter_tables_are_the_colour_tables() -> None:
 
 
 def test_panels_stack_photo_grey_map_and_boxes(cat_session: Session) -> None:
-    request = inputs.view_request(cat_session, "285", *replace(Controls()).__dict__.values(), "")
+    request = inputs.VIEW.convert(cat_session, "285", *replace(Controls()).__dict__.values(), "")
     out = compare.render_localization(request)
     urls = re.findall(r'src="gradio_api/file=([^"]+)"', out.plain)
     assert len(urls) == 2  # photo, then the grey map
@@ -69,7 +69,7 @@ def test_panels_stack_photo_grey_map_and_boxes(cat_session: Session) -> None:
 
 
 def test_the_panels_draw_labels_where_placed(cat_session: Session) -> None:
-    request = inputs.view_request(cat_session, "285", *Controls().__dict__.values(), "60, 40, 300, 280")
+    request = inputs.VIEW.convert(cat_session, "285", *Controls().__dict__.values(), "60, 40, 300, 280")
     out = compare.render_localization(request)
     rects = [tuple(float(v) for v in r.split(",")) for r in re.findall(r'data-rect="([0-9.,-]+)"', out.plain)]
     boxes = [np.array([int(v) for v in b.split(",")]) for b in re.findall(r'data-box="([0-9,]+)"', out.plain)]

@@ -102,7 +102,7 @@ def test_the_download_and_the_cli_write_the_same_maps_for_a_big_photo(uploads: P
     (photos / "astronaut.png").symlink_to(uploads / "astronaut.png")
     session = start_session({"path": str(uploads / "astronaut.png")}, cam_core.DEFAULT_MODEL, Resolution(224, 32))
     classes = [str(i) for i, _, _ in seg.get_analysis(session, session.model).top_k(3)]
-    path = seg.export_zip(seg.segment_request(session, *astuple(Controls()), classes, 5, 0.0))
+    path = seg.export_zip(seg.SEG.convert(session, *astuple(Controls()), classes, 5, 0.0))
     with zipfile.ZipFile(path) as archive:
         app = {stem: _read_map(archive, stem) for stem in ("plain", "improved")}
     controls = Controls()
@@ -142,7 +142,7 @@ def mb(field):
 session = start_session({"path": sys.argv[1]}, cam_core.DEFAULT_MODEL)  # the app's default resolution
 top = get_analysis(session, session.model).top_k(int(sys.argv[2]) or 1)
 picked = [str(i) for i, _, _ in top] if sys.argv[2] != "0" else []  # [] = the automatic top-5
-request = seg.segment_request(session, 0.2, 0.35, 90, False, True, True, picked, 5, 0.0)
+request = seg.SEG.convert(session, 0.2, 0.35, 90, False, True, True, picked, 5, 0.0)
 gc.collect()
 idle = mb("VmRSS")
 # at most 3 GB more address space: code that needs gigabytes fails here instead of taking the machine

@@ -21,7 +21,7 @@ from app.errors import with_notice
 from app.events import event
 from app.explanation import explain_arrays, start_session
 from app.inputs import CRF, Controls
-from app.label_maps import SEG, SegRequest, segment_request
+from app.label_maps import SEG, SegRequest
 from app.models import Resolution
 from app.state import Session, get_analysis
 from app.tabs import segmentation as tab
@@ -45,7 +45,7 @@ def session() -> Session:
 def request(
     session: Session | None, classes: Any = None, top_k: Any = 5, floor: Any = 0.05, **controls: Any
 ) -> SegRequest:
-    return segment_request(session, *astuple(replace(Controls(), **controls)), classes, top_k, floor)
+    return SEG.convert(session, *astuple(replace(Controls(), **controls)), classes, top_k, floor)
 
 
 def legend_rows(legend: str) -> list[dict[str, float]]:
