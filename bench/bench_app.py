@@ -1,6 +1,6 @@
 """App latency through gradio_client on loopback: a no-op event, a slider update, a fresh analysis.
 
-Run: ``python -m bench.bench_app [--repeats 30]``. Starts the app in this process with the UI events
+Run: ``python -m bench.bench_app [--repeats 30] [--quick]``. Starts the app in this process with the UI events
 exposed to the client (``build_demo(expose_ui_events=True)``), then for the default model and for
 resnet50 (random init: timing only, no download) times, p50 / p95 in ms:
 
@@ -9,7 +9,7 @@ resnet50 (random init: timing only, no download) times, p50 / p95 in ms:
 * ``slider``: a threshold-slider update (all threshold-dependent views re-rendered from the cache),
 * ``analysis``: a new photo (decode + one forward pass + class list).
 
-and prints the slider / no-op ratios per model, measured in this one run.
+and prints the slider / no-op ratios per model, measured in this one run. ``--quick``: 5 repeats (about 20 s).
 """
 
 from __future__ import annotations
@@ -67,21 +67,33 @@ def fresh_photos(count: int, folder: Path) -> list[str]:
     return paths
 
 
+def check_views(answer: tuple[object, ...]) -> None:
+    """Refuse to time an error: the slider's answer must draw the plain panel's box, with an empty notice (last)."""
+    panel, notice = str(answer[0]), answer[-1]
+    if "data-box=" not in panel or notice:
+        raise RuntimeError(f"the slider event drew no box: notice {notice!r}, panel {panel[:200]!r}")
+
+
 def bench_model(client: Client, model: str, repeats: int, folder: Path) -> dict[str, tuple[float, float]]:
     """Time the three events for one model; returns {event: (p50, p95)}."""
     photos = iter(fresh_photos(repeats + 1, folder))
     picked: list[str] = []  # the class picker's value after the last photo (its top-1)
 
     def analyse() -> None:
-        update = client.predict(handle_file(next(photos)), model, api_name="/on_image")[0]  # gr.update(...) dict
+        photo = handle_file(next(photos))
+        update = client.predict(photo, model, DEFAULT_RESOLUTION.value, api_name="/on_image")[0]  # gr.update(...)
         picked.append(update["value"])
 
     analysis = timed(analyse, repeats)
     thetas = iter(np.linspace(0.05, 0.95, repeats + 1))
     slider_args = (0.35, 90.0, False, True, True, "")  # theta_pas, p, TAP, NWC, PaS, GT box
-    slider = timed(
-        lambda: client.predict(picked[-1], float(next(thetas)), *slider_args, api_name="/update_theta_mas"), repeats
-    )
+    answers: list[tuple[object, ...]] = []
+
+    def slide() -> None:
+        answers.append(client.predict(picked[-1], float(next(thetas)), *slider_args, api_name="/update_theta_mas"))
+
+    slider = timed(slide, repeats)
+    check_views(answers[-1])
     noop = timed(lambda: client.predict(api_name="/noop"), repeats)
     noop_direct = timed(lambda: client.predict(api_name="/noop_direct"), repeats)
     return {"noop": percentiles(noop), "noop-direct": percentiles(noop_direct), "slider": percentiles(slider),
@@ -91,8 +103,10 @@ def bench_model(client: Client, model: str, repeats: int, folder: Path) -> dict[
 def main() -> None:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per event (default 30; 5 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="5 repeats: about 20 s")
     args = parser.parse_args()
+    repeats = args.repeats or (5 if args.quick else 30)
     for stride in (32, DEFAULT_RESOLUTION.output_stride):  # the default resolution's stride, and 224 px / 32
         register_model("resnet50", cam_core.load_model("resnet50", pretrained=False, output_stride=stride))
     demo = build_demo(expose_ui_events=True)
@@ -102,7 +116,7 @@ def main() -> None:
         client = Client(demo.local_url, verbose=False, download_files=False)
         with tempfile.TemporaryDirectory() as tmp:
             models = ("tf_efficientnet_lite0", "resnet50")
-            results = {m: bench_model(client, m, args.repeats, Path(tmp)) for m in models}
+            results = {m: bench_model(client, m, repeats, Path(tmp)) for m in models}
     finally:
         demo.close()
     print(f"{'model':<24}{'event':<13}{'p50 ms':>9}{'p95 ms':>9}")

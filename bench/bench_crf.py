@@ -1,6 +1,7 @@
 """Dense-CRF latency: :func:`cam_core.crf.refine_mask` on synthetic photo-like images.
 
-Run: ``python -m bench.bench_crf [--repeats 7] [--iterations 10]``. Prints the median and min
+Run: ``python -m bench.bench_crf [--repeats 7] [--iterations 10] [--quick]`` (``--quick``: 2 runs each, about
+10 s). Prints the median and min
 wall time in milliseconds (after one warm-up call) for:
 
 * ``512x512``: the CRF grid at the default cap, no resizing;
@@ -52,9 +53,11 @@ def time_ms(image: np.ndarray, cam: np.ndarray, params: CrfParams, repeats: int)
 def main() -> int:
     """Parse arguments, run the three cases, print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 7; 2 with --quick)")
     parser.add_argument("--iterations", type=int, default=CrfParams().iterations)
+    parser.add_argument("--quick", action="store_true", help="2 runs per case: about 10 s")
     args = parser.parse_args()
+    args.repeats = args.repeats or (2 if args.quick else 7)
     if not crf_available():
         print("pydensecrf2 is not installed (pip install pydensecrf2; needs a C++ compiler)")
         return 1
@@ -66,10 +69,13 @@ def main() -> int:
         ("1024x768 (no cap)", (768, 1024), uncapped),
     ]
     print(f"refine_mask, {args.iterations} mean-field iterations, {args.repeats} runs each")
+    medians = []
     for name, (height, width), params in cases:
         image, cam = scene(height, width)
         median, best = time_ms(image, cam, params, args.repeats)
+        medians.append(median)
         print(f"{name:>24}: median {median:7.1f} ms   min {best:7.1f} ms")
+    print(f"1024x768, no cap / cap {capped.max_side}: {medians[2] / medians[1]:.1f}x (median ms, this run)")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Evaluation throughput: a bare timm forward loop against the full WSOL evaluation, same images.
 
-Run: ``python -m bench.bench_evaluate [--data DIR] [--n 128] [--batch-size 32] [--repeats 2]``.
+Run: ``python -m bench.bench_evaluate [--data DIR] [--n 128] [--batch-size 32] [--repeats 2] [--quick]``.
+``--quick`` (about 10 s): the three example photos with boxes in ``assets/examples`` (unless ``--data``), batch 8,
+5 repeats.
 
 Both loops decode the same JPEG files, stretch them to the input size and run the default model
 (tf_efficientnet_lite0, bundled weights) in batches:
@@ -30,6 +32,7 @@ from cam_core.evaluate import Sample, evaluate, read_boxes_csv
 from cam_core.models import LoadedModel, load_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette_val"
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -52,11 +55,15 @@ def bare_loop(loaded: LoadedModel, samples: list[Sample], batch_size: int) -> No
 def main() -> int:
     """Run the benchmark and print both throughputs and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with boxes.csv and the images")
+    parser.add_argument("--data", type=Path, default=None, help=f"folder with boxes.csv and the images ({DATA})")
     parser.add_argument("--n", type=int, default=128, help="number of images")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32 (8 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="default 2 (3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="assets/examples (3 photos): about 10 s")
     args = parser.parse_args()
+    args.data = args.data or (EXAMPLES if args.quick else DATA)
+    args.batch_size = args.batch_size or (8 if args.quick else 32)
+    args.repeats = args.repeats or (5 if args.quick else 2)
     if not (args.data / "boxes.csv").is_file():
         print(f"skipped: no data set at {args.data} (needs boxes.csv and the images)")
         return 0

@@ -1,7 +1,9 @@
 """Fairness on loopback: how long a visitor's upload waits behind another client's long job or flood.
 
 Run: ``python -m bench.bench_lanes [--quick] [--json F]``. The app runs in its own process (no
-``HF_HUB_OFFLINE``: a hub model's load is as slow as this server's network makes it). The attacker's client is
+``HF_HUB_OFFLINE``: a hub model's load is as slow as this server's network makes it; with ``--quick``, about a
+minute, the hub is a loopback one that answers one byte per second, :class:`~bench.hostile_probes.SlowHub`, so
+nothing leaves the machine and the load stays slow). The attacker's client is
 bound to 127.0.0.2, the victim's to 127.0.0.1, so per-address rules apply as they would to two visitors. Each
 scenario starts the attacker's work, waits until it runs, then times the victim's upload + first analysis
 (``on_image`` through ``queue/join`` and the event stream, as the page does):
@@ -15,7 +17,7 @@ scenario starts the attacker's work, waits until it runs, then times the victim'
 * ``unqueued_flood``: the victim's slider p50 / p95 idle, then while the attacker turns TAP on in fresh
   sessions and moves a slider with the export tab open, as fast as ``--flood-threads`` threads can.
 
-Every loop is bounded in count and time; traffic stays on loopback. Prints one line per scenario and, with
+Every loop is bounded in count and time; the clients' traffic stays on loopback. Prints one line per scenario and, with
 ``--json``, writes them (seconds) for the closing note of issue #22.
 """
 
@@ -39,6 +41,7 @@ import httpx
 from PIL import Image
 
 from bench.bench_app import CAT, percentiles
+from bench.hostile_probes import SlowHub
 
 SERVER = """
 import os, sys
@@ -347,12 +350,20 @@ class Rss:
             time.sleep(0.2)
 
 
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: Path, hub: str | None) -> tuple[subprocess.Popen[bytes], str]:
+    """The app in its own process on a free loopback port, its output in ``folder/server.log``, its temporary files
+    in ``folder``; with ``hub`` (a URL) its model downloads go there, into an empty hub cache in ``folder`` (else to
+    the real hub, as configured)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.DEVNULL, env=env)
+    (folder / "server-tmp").mkdir()
+    env["TMPDIR"] = str(folder / "server-tmp")  # its pictures: removed with ``folder`` even if it must be killed
+    if hub is not None:
+        env |= {"HF_ENDPOINT": hub, "HF_HOME": str(folder / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    with (folder / "server.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=log, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -361,13 +372,56 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             time.sleep(0.5)
     server.kill()
-    raise RuntimeError("the app did not start within 2 minutes")
+    tail = (folder / "server.log").read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"the app did not start within 2 minutes: {tail}")
+
+
+def stop_server(server: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s (a model download still retrying keeps the process alive)."""
+    server.terminate()
+    try:
+        server.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(30)
+
+
+def run_scenarios(args: argparse.Namespace, url: str, folder: Path, rss: Rss, eval_photos: int) -> dict[str, Any]:
+    """The victim idle, then every scenario (or those named); one line printed each; the figures."""
+    config = httpx.get(f"{url}/config").json()
+    indices = {dep["api_name"]: i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
+    results: dict[str, Any] = {"idle_rss_mb": round(rss.now())}
+    attacker, victim_client = Client(url, ATTACKER, indices), Client(url, VICTIM, indices)
+    victim = Victim(victim_client, folder)
+    victim.upload_and_analyse()  # warm-up
+    results["victim_idle"] = victim.upload_and_analyse()
+    cat = attacker.upload(CAT)
+    square = attacker.upload(photo(folder, "square", (2048, 2048)))  # a 512 x 512 display copy: CRF's most
+    scenarios: dict[str, Callable[[], dict[str, Any]]] = {
+        "evaluate": lambda: scenario_evaluate(attacker, victim, folder, eval_photos, args.eval_side),
+        "crf": lambda: scenario_crf(attacker, victim, square, 1 if args.quick else 3),
+        "model_load": lambda: scenario_model_load(attacker, victim, cat),
+        "join_flood": lambda: scenario_join_flood(attacker, victim, square, 64),
+        "unqueued_flood": lambda: scenario_unqueued_flood(
+            attacker, victim_client, folder, 4 if args.quick else 16, args.flood_threads, 8.0 if args.quick else 20.0
+        ),
+    }
+    for name, scenario in scenarios.items():
+        if args.only is None or name in args.only:
+            results[name] = scenario()
+            print(name, json.dumps(results[name]), flush=True)
+            time.sleep(1.0)
+    return results
 
 
 def main() -> None:
     """Run every scenario (or those named) and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="16 photos in Evaluate, 1 CRF, a short flood")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="16 photos in Evaluate, 1 CRF, a short flood, a loopback hub: about a minute",
+    )
     parser.add_argument("--eval-photos", type=int, default=None)
     parser.add_argument("--eval-side", type=int, default=4000)
     parser.add_argument("--flood-threads", type=int, default=16)
@@ -380,43 +434,21 @@ def main() -> None:
             print(json.dumps(calibrate(Path(tmp), 8 if args.quick else 24), indent=1))
         return
     eval_photos = args.eval_photos or (16 if args.quick else 64)
-    server, url = start_server()
-    rss = Rss(server.pid)
-    config = httpx.get(f"{url}/config").json()
-    indices = {dep["api_name"]: i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
-    results: dict[str, Any] = {"idle_rss_mb": round(rss.now())}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            attacker, victim_client = Client(url, ATTACKER, indices), Client(url, VICTIM, indices)
-            victim = Victim(victim_client, folder)
-            victim.upload_and_analyse()  # warm-up
-            results["victim_idle"] = victim.upload_and_analyse()
-            cat = attacker.upload(CAT)
-            square = attacker.upload(photo(folder, "square", (2048, 2048)))  # a 512 x 512 display copy: CRF's most
-            scenarios: dict[str, Callable[[], dict[str, Any]]] = {
-                "evaluate": lambda: scenario_evaluate(attacker, victim, folder, eval_photos, args.eval_side),
-                "crf": lambda: scenario_crf(attacker, victim, square, 1 if args.quick else 3),
-                "model_load": lambda: scenario_model_load(attacker, victim, cat),
-                "join_flood": lambda: scenario_join_flood(attacker, victim, square, 64),
-                "unqueued_flood": lambda: scenario_unqueued_flood(
-                    attacker,
-                    victim_client,
-                    folder,
-                    4 if args.quick else 16,
-                    args.flood_threads,
-                    8.0 if args.quick else 20.0,
-                ),
-            }
-            for name, scenario in scenarios.items():
-                if args.only is None or name in args.only:
-                    results[name] = scenario()
-                    print(name, json.dumps(results[name]), flush=True)
-                    time.sleep(1.0)
-    finally:
-        rss.running = False
-        server.terminate()
-        server.wait(30)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        hub = SlowHub() if args.quick else None  # --quick: the model load trickles from a loopback hub
+        server, url = start_server(folder, hub.url if hub else None)
+        rss = Rss(server.pid)
+        try:
+            results = run_scenarios(args, url, folder, rss, eval_photos)
+        finally:
+            rss.running = False
+            if hub is not None:
+                hub.close()
+            stop_server(server, 30.0)
+    if hub is not None:
+        results["hub_requests"] = hub.requests[:3]
+        print("loopback hub, first requests:", hub.requests[:3])
     results["peak_rss_mb"] = round(rss.peak)
     print("victim idle:", results["victim_idle"], " server RSS idle / peak MB:", results["idle_rss_mb"], rss.peak)
     if args.json is not None:

@@ -1,6 +1,7 @@
 """Load test on loopback: slider latency idle and under 16 concurrent sessions, and fresh-analysis latency.
 
-Run: ``python -m bench.bench_load [--sessions 16] [--moves 5] [--rounds 2]`` for the app as configured, or
+Run: ``python -m bench.bench_load [--sessions 16] [--moves 5] [--rounds 2] [--quick]`` for the app as configured
+(``--quick``: 4 sessions x 1 round x 3 moves, about 20 s), or
 ``python -m bench.bench_load --sweep`` for each analysis-queue concurrency x torch intra-op thread count
 (``CAM_ANALYSIS_CONCURRENCY``, ``CAM_TORCH_THREADS``), one table, measured in that one run.
 
@@ -165,11 +166,15 @@ def sweep(args: argparse.Namespace) -> None:
 def main() -> None:
     """Run the load test (or the sweep) and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=16)
-    parser.add_argument("--moves", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sessions", type=int, default=None, help="default 16 (4 with --quick)")
+    parser.add_argument("--moves", type=int, default=None, help="default 5 (3 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 2 (1 with --quick)")
     parser.add_argument("--sweep", action="store_true", help="every concurrency x threads setting, one table")
+    parser.add_argument("--quick", action="store_true", help="4 sessions, 1 round, 3 moves: about 20 s")
     args = parser.parse_args()
+    for name, full, quick in (("sessions", 16, 4), ("moves", 5, 3), ("rounds", 2, 1)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     if args.sweep:
         sweep(args)
     else:

@@ -1,6 +1,7 @@
 """First-analysis time per analysis resolution (input size x output stride), default model, batch 1.
 
 Run: ``python -m bench.bench_resolution [--settings 224/32 448/16 ...] [--rounds 5] [--threads 2] [--out r.json]``
+(``--quick``: 224/32, 448/16 and 512/8, 3 rounds, about 15 s)
 
 For each setting, on one photo (scikit-image's CC0 ``coffee``, 600 x 400, or ``--photo``):
 
@@ -33,6 +34,9 @@ import cam_core
 from cam_core.boxes import mask_to_boxes
 from cam_core.localize import CONFIGS, heatmap
 from cam_core.threshold import threshold_mask
+
+QUICK = ["224/32", "448/16", "512/8"]
+"""``--quick``'s settings: the baseline, the app's default, the finest."""
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -107,12 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, print a table, optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default = [f"{s}/{o}" for o in (32, 16, 8) for s in (224, 336, 448, 512)]
-    parser.add_argument("--settings", nargs="+", default=default, help="input_size/output_stride")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--settings", nargs="+", default=None, help="input_size/output_stride (default: all 12)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 5 (3 with --quick)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the app's CAM_TORCH_THREADS)")
     parser.add_argument("--photo", type=Path)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--quick", action="store_true", help="224/32, 448/16 and 512/8, 3 rounds: about 15 s")
     args = parser.parse_args(argv)
+    args.settings = args.settings or (QUICK if args.quick else default)
+    args.rounds = args.rounds or (3 if args.quick else 5)
     torch.set_num_threads(args.threads)
     settings = [(int(a), int(b)) for a, _, b in (s.partition("/") for s in args.settings)]
     image = photo(args.photo)

@@ -1,6 +1,8 @@
 """Segmentation cost, and mIoU on box-level mosaics built from the ImageNet dev photos.
 
-Run: ``python -m bench.bench_segment [--repeats 30] [--miou] [--data DIR]``. Prints, measured in this run:
+Run: ``python -m bench.bench_segment [--repeats 30] [--miou] [--data DIR] [--quick]``. Prints, measured in this run
+(``--quick``: 5 runs, and ``--miou`` on the example photos with boxes in ``assets/examples`` unless ``--data``: about
+20 s):
 
 * the slider path: :func:`cam_core.segment.segment` for 5 classes at display size (512 x 512, the app's
   ``DISPLAY_SIDE``), no CRF, per configuration (median / p95 ms; goal <= 30 ms), with its parts and
@@ -40,6 +42,7 @@ from cam_core.segment.cli import main as segment_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "imagenet_val_fullres_dev"
+EXAMPLES = ROOT / "assets" / "examples"
 TILE = 256
 
 
@@ -156,7 +159,10 @@ def bench_miou(data: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         count = build_mosaics(data, Path(tmp))
         crf = ["--crf"] if crf_available() else []
-        for label, extra in [("ground-truth classes (--known-classes)", ["--known-classes"]), ("top-5 >= 0.05", [])]:
+        protocols = [("ground-truth classes (--known-classes)", ["--known-classes"]), ("top-5 >= 0.05", [])]
+        if count == 0:  # assets/examples (--quick): three photos
+            print(f"\nno mosaic: {data} has fewer than four one-class photos of distinct classes")
+        for label, extra in protocols if count else []:
             print(f"\nmIoU on {count} box-level 2x2 mosaics, {label}:")
             args = ["--images", f"{tmp}/photos", "--masks", f"{tmp}/masks", "--out", f"{tmp}/out{len(extra)}"]
             segment_cli([*args, *crf, *extra])
@@ -170,10 +176,13 @@ def bench_miou(data: Path) -> None:
 def main() -> int:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=None, help="default 30 (5 with --quick)")
     parser.add_argument("--miou", action="store_true", help="also build the box-level mosaics and report mIoU")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=None, help=f"photos with boxes.csv for --miou (default {DATA})")
+    parser.add_argument("--quick", action="store_true", help="5 runs; --miou on assets/examples: about 20 s")
     args = parser.parse_args()
+    args.repeats = args.repeats or (5 if args.quick else 30)
+    args.data = args.data or (EXAMPLES if args.quick else DATA)
     bench_speed(args.repeats)
     if args.miou:
         bench_miou(args.data)

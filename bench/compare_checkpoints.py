@@ -10,12 +10,16 @@ PATH --evaluation FILE`` stores it in a card) and ``.npz`` holds the hits and pe
 pair of a TAP run and a GAP run at the same setting (names ``tap*`` / ``gap*`` with the same suffix, e.g.
 ``tap448`` / ``gap448``) gets paired bootstrap intervals of ``TAP - GAP`` (:mod:`cam_core.evaluate.bootstrap`) for
 top-1, GT-known and MaxBoxAccV2 of plain CAM and of NWC+PaS. Writes ``summary.json`` and ``summary.md``.
+
+``--quick`` (about 15 s) fills what is not given: the example photos with boxes in ``assets/examples``, the bundled
+GAP and TAP heads (``assets/checkpoints``) at 224/32, a temporary ``--out``, 1000 resamples.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,8 @@ from cam_core.evaluate import default_configs, evaluate
 from cam_core.evaluate.bootstrap import hits_array, paired_difference, resample_counts
 from cam_core.models import load_model, with_input_size
 
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES, CHECKPOINTS = ROOT / "assets" / "examples", ROOT / "assets" / "checkpoints"
 STATISTICS = ("gt_known_loc", "maxboxacc_v2")
 CONFIGS = ("cam", "nwc+pas")
 
@@ -88,18 +94,42 @@ def row(results: dict[str, Any]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run, compare, write ``summary.json`` / ``summary.md``."""
+    """Parse the arguments (``--quick``: :func:`quick_defaults` where not given), then :func:`compare`."""
     parser = argparse.ArgumentParser(prog="python -m bench.compare_checkpoints", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--boxes", type=Path, required=True)
-    parser.add_argument("--runs", nargs="+", required=True, help="NAME=CHECKPOINT@SIZE/STRIDE or original@SIZE/STRIDE")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the per-run files and the summary")
+    parser.add_argument("--images", type=Path, help="required (or --quick)")
+    parser.add_argument("--boxes", type=Path, help="required (or --quick)")
+    parser.add_argument("--runs", nargs="+", help="NAME=CHECKPOINT@SIZE/STRIDE or original@SIZE/STRIDE (or --quick)")
+    parser.add_argument("--out", type=Path, help="folder for the per-run files and the summary (or --quick)")
     parser.add_argument("--resume", action="store_true", help="reuse runs already in --out")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--resamples", type=int, default=10_000)
+    parser.add_argument("--resamples", type=int, default=None, help="default 10000 (1000 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="assets/examples, the bundled heads at 224/32: ~15 s")
     args = parser.parse_args(argv)
+    if args.quick:
+        with tempfile.TemporaryDirectory(prefix="compare-checkpoints-") as tmp:
+            for name, value in quick_defaults(Path(tmp)).items():
+                if getattr(args, name) is None:
+                    setattr(args, name, value)
+            return compare(args)
+    missing = [f"--{name}" for name in ("images", "boxes", "runs", "out") if getattr(args, name) is None]
+    if missing:
+        parser.error(f"the following arguments are required (unless --quick): {', '.join(missing)}")
+    args.resamples = args.resamples or 10_000
+    return compare(args)
+
+
+def quick_defaults(out: Path) -> dict[str, Any]:
+    """``--quick``'s arguments: the example photos, the bundled GAP and TAP heads at 224/32, ``out``, 1000 resamples."""
+    return {
+        "images": EXAMPLES, "boxes": EXAMPLES / "boxes.csv", "out": out, "resamples": 1000,
+        "runs": [f"{name}={CHECKPOINTS / f'lite0_{name}_head.safetensors'}@224/32" for name in ("gap", "tap")],
+    }  # fmt: skip
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Evaluate every run, pair TAP with GAP, write and print the summary."""
     runs: dict[str, dict[str, Any]] = {}
     for text in args.runs:
         name, path, size, stride = parse_run(text)

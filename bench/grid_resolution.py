@@ -11,12 +11,16 @@ stops the run between settings and the rest are listed as skipped. Results are c
 ``--cache`` (``--resume`` reuses them), and the summary is written as ``<out>.json`` and ``<out>.md``.
 Forward times come from ``bench.bench_resolution``'s JSON (``--forward-json``), measured on their own,
 interleaved, so that their ratios are comparable.
+
+``--quick`` (about 15 s) fills what is not given: the example photos with boxes in ``assets/examples``, the settings
+224/32 and 448/16, ``--out`` and ``--cache`` in a temporary folder (never ``docs/``), 1000 resamples.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,9 @@ from cam_core.resolution import resolution_label
 CONFIG_NAMES = ("cam", "pas", "nwc", "nwc+pas")
 STATISTICS = ("maxboxacc_v2", "maxboxacc_v1", "gt_known_loc", "top1_loc")
 BASELINE = (224, 32)
+QUICK = ("224/32", "448/16")
+"""``--quick``'s settings: the baseline and the app's default."""
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
 def parse_setting(text: str) -> tuple[int, int]:
@@ -123,26 +130,48 @@ def markdown(report: dict[str, Any]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.grid_resolution", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--boxes", type=Path, required=True)
-    default = [f"{s}/{o}" for o in (32, 16, 8) for s in (224, 336, 448, 512)]
-    parser.add_argument("--settings", nargs="+", default=default,
-                        help="input_size/output_stride, run in this order")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("docs/resolution_grid"), help="writes <out>.json and <out>.md")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/grid_resolution"))
+    parser.add_argument("--images", type=Path, help="required (or --quick)")
+    parser.add_argument("--boxes", type=Path, help="required (or --quick)")
+    parser.add_argument("--settings", nargs="+", help="input_size/output_stride, run in this order (default: all 12)")
+    parser.add_argument("--out", type=Path, help="writes <out>.json and <out>.md (default docs/resolution_grid)")
+    parser.add_argument("--cache", type=Path, help="default .cache/grid_resolution")
     parser.add_argument("--resume", action="store_true", help="reuse cached settings")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no new setting after this")
-    parser.add_argument("--resamples", type=int, default=10_000)
+    parser.add_argument("--resamples", type=int, help="default 10000 (1000 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="assets/examples at 224/32 and 448/16, out in /tmp: ~15 s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--forward-json", type=Path, help="bench.bench_resolution output (forward ms per setting)")
     return parser
 
 
+def defaults(quick: bool, tmp: Path) -> dict[str, Any]:
+    """The arguments left out: the full grid into ``docs/``, or ``--quick``'s small one into ``tmp``."""
+    if quick:
+        return {"images": EXAMPLES, "boxes": EXAMPLES / "boxes.csv", "settings": list(QUICK), "out": tmp / "grid",
+                "cache": tmp / "cache", "resamples": 1000}  # fmt: skip
+    every = [f"{s}/{o}" for o in (32, 16, 8) for s in (224, 336, 448, 512)]
+    return {"settings": every, "out": Path("docs/resolution_grid"), "cache": Path(".cache/grid_resolution"),
+            "resamples": 10_000}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments (:func:`defaults` where not given), then :func:`run_grid`."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="grid-resolution-") as tmp:
+        for name, value in defaults(args.quick, Path(tmp)).items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        missing = [f"--{name}" for name in ("images", "boxes") if getattr(args, name) is None]
+        if missing:
+            parser.error(f"the following arguments are required (unless --quick): {', '.join(missing)}")
+        return run_grid(args)
+
+
+def run_grid(args: argparse.Namespace) -> int:
     """Run the grid (or what fits the budget), then write the JSON and Markdown summaries."""
-    args = _parser().parse_args(argv)
     records: dict[tuple[int, int], dict] = {}
     skipped: list[dict[str, str]] = []
     for text in args.settings:
