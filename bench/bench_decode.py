@@ -15,8 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tests.bad_inputs import very_large
-from tests.test_image_memory import BIG_FILES, measure
+from tests.bad_inputs import BIG_FILES, measure, very_large
 
 QUICK = ("gray16.png", "large.jpg")
 """The files ``--quick`` decodes: one PNG through the streaming decoder, the JPEG through draft mode."""

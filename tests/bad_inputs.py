@@ -5,7 +5,11 @@ the compressed bytes repeated)."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -174,3 +178,46 @@ def bilevel_png(path: Path, width: int = 15000, height: int = 10000) -> Path:
     block[:, ::2] = 0
     block[32:] ^= 0xFF
     return write_png(path, height, block, 1, 0)
+
+
+# ---------------------------------------------------------------- decoding cost, in a fresh interpreter
+
+MEASURE = """
+import json, resource, sys, time
+import cam_core
+
+def rss_mb(field):
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith(field)).split()[1]) / 1024
+
+idle = rss_mb("VmRSS")
+try:  # reset the high-water mark so the import's own peak does not count
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+except OSError:
+    pass
+start, cpu = time.perf_counter(), time.process_time()
+try:
+    shape, error = list(cam_core.load_image(sys.argv[1]).shape), None
+except cam_core.InvalidImageError as exc:
+    shape, error = None, str(exc)
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+peak = min(rss_mb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps({"peak_mb": peak - idle, "seconds": seconds, "cpu_seconds": cpu, "shape": shape, "error": error}))
+"""
+
+
+BIG_FILES = {"gray16.png": gray16_png, "rgb.png": rgb_png, "bilevel.png": bilevel_png}
+
+
+def measure(path: Path, root: Path | None = None) -> dict:
+    """Decode ``path`` with ``load_image`` in a fresh interpreter: peak MB above idle, seconds, shape or error.
+
+    ``root`` is the source tree whose ``cam_core`` is imported (default: this one).
+    """
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    root = root or Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, env=env, cwd=root, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
