@@ -141,29 +141,37 @@ def pair_note(model: Any, resolution: Resolution) -> str:
     return f"{words}: the nearest trained to {resolution.input_size} px, stride {resolution.output_stride}"
 
 
-def _metric(card: dict[str, Any], key: str) -> float | None:
-    """GT-known Loc (plain CAM config, MaS) or top-1 from a card's measured evaluation, or ``None``."""
+def _metric(card: dict[str, Any], key: str, config: str = "cam") -> float | None:
+    """From a card's measured evaluation: ``"top1"``, or ``"v2"`` (MaxBoxAccV2, the threshold-free metric) of
+    ``config`` (``"cam"``: plain CAM, MaS; ``"nwc+pas"``), read under its TAP name for a TAP card; or ``None``."""
     evaluation = card.get("evaluation") or {}
     if key == "top1":
         return evaluation.get("top1")
     configs = evaluation.get("configs") or {}
-    plain = configs.get("tap") or configs.get("cam") or {}
-    return plain.get("gt_known_loc")
+    tap_name = "tap" if config == "cam" else f"tap+{config}"
+    return (configs.get(tap_name) or configs.get(config) or {}).get("maxboxacc_v2")
 
 
 def _short(resolution: Resolution) -> str:
     return f"{resolution.input_size} px / {resolution.output_stride}"
 
 
+TAP_VERDICT = "no localisation gain measured"
+"""The one-line verdict on the shipped TAP heads, as the menu, the captions, the README and docs/tap_training.md say
+it: against their GAP controls, no threshold-free localisation gain at either resolution (docs/tap_training.md)."""
+
+
 def _card_label(name: str) -> str:
-    """Menu label of a family: its kind, then per trained resolution the measured numbers (a TAP family against
-    its GAP control trained at the same resolution) and the set they were measured on, e.g. ``"Experiment: TAP,
-    head-only fine-tune on 993 photos; at 224 px / 32: GT-known +1.2 / top-1 +5.2 vs its GAP control on
-    imagenette_val (497)"``."""
+    """Menu label of a family: its kind, the verdict on TAP, then per trained resolution the measured threshold-free
+    numbers (MaxBoxAccV2, plain CAM / NWC+PaS; a TAP family against its GAP control trained at the same resolution)
+    and the set they were measured on, e.g. ``"Experiment: TAP, head-only fine-tune on 993 photos, no localisation
+    gain measured; at 224 px / 32: MaxBoxAccV2 -0.2 (CAM) / -0.1 (NWC+PaS), top-1 +5.2 vs its GAP control on
+    imagenette_val (497); ..."``."""
     cards = checkpoint_cards()
     kind = "TAP" if cards[name].get("pooling") == "tap" else "GAP control"
     photos = (cards[name].get("data") or {}).get("photos")
     label = f"Experiment: {kind}, head-only fine-tune" + (f" on {photos} photos" if photos else "")
+    label += f", {TAP_VERDICT}" if kind == "TAP" else ""
     for n in sorted(family(name), key=lambda n: trained_at(n)):  # type: ignore[arg-type, return-value]
         label += f"; at {_short(trained_at(n))}: {_numbers(n, kind)}"  # type: ignore[arg-type]
     return label
@@ -172,15 +180,20 @@ def _card_label(name: str) -> str:
 def _numbers(name: str, kind: str) -> str:
     """One checkpoint's card numbers (TAP: against the GAP control trained at its resolution), or "not evaluated"."""
     cards = checkpoint_cards()
-    gt, top1 = _metric(cards[name], "gt_known"), _metric(cards[name], "top1")
+    ours = [_metric(cards[name], "v2", c) for c in ("cam", "nwc+pas")] + [_metric(cards[name], "top1")]
     control = next((c for c in _controls(name) if trained_at(c) == trained_at(name)), None)
-    if kind == "TAP" and control is not None and None not in (gt, top1, _metric(cards[control], "gt_known")):
-        d_gt = gt - _metric(cards[control], "gt_known")  # type: ignore[operator]
-        d_top1 = top1 - _metric(cards[control], "top1")  # type: ignore[operator]
-        return f"GT-known {d_gt:+.1f} / top-1 {d_top1:+.1f} vs its GAP control{_on_data(cards[name])}"
-    if gt is not None and top1 is not None:
-        return f"GT-known {gt:.1f}, top-1 {top1:.1f}{_on_data(cards[name])}"
-    return "not evaluated"
+    if None in ours:
+        return "not evaluated"
+    if kind == "TAP" and control is not None:
+        theirs = [_metric(cards[control], "v2", c) for c in ("cam", "nwc+pas")] + [_metric(cards[control], "top1")]
+        if None not in theirs:
+            d_cam, d_ours, d_top1 = (a - b for a, b in zip(ours, theirs, strict=True))  # type: ignore[operator]
+            return (
+                f"MaxBoxAccV2 {d_cam:+.1f} (CAM) / {d_ours:+.1f} (NWC+PaS), top-1 {d_top1:+.1f} vs its GAP control"
+                f"{_on_data(cards[name])}"
+            )
+    cam, nwc_pas, top1 = ours
+    return f"MaxBoxAccV2 {cam:.1f} (CAM) / {nwc_pas:.1f} (NWC+PaS), top-1 {top1:.1f}{_on_data(cards[name])}"
 
 
 def _on_data(card: dict[str, Any]) -> str:
@@ -235,6 +248,17 @@ def _trained_short(model: Any, resolution: Resolution) -> str:
     if chosen is None:
         return ""
     return f", {chosen.value}" + ("" if chosen == resolution else " (nearest)")
+
+
+def gap_control(model: Any) -> str | None:
+    """The GAP-control checkpoint (family) paired with ``model``'s TAP head: same base, same recipe, GAP pooling;
+    ``model`` itself for a GAP control, ``None`` where no TAP head or no control is shipped. With
+    :func:`tap_partner` it gives the two heads of the "TAP alone" comparison (only the pooling differs)."""
+    partner = tap_partner(model) if isinstance(model, str) else None
+    if partner is None:
+        return None
+    controls = [n for n in _controls(partner) if family(n)[:1] == [n]]
+    return controls[0] if controls else None
 
 
 def tap_partner(model: str) -> str | None:

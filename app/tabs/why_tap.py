@@ -1,8 +1,10 @@
-"""Why TAP (P1): per channel, active area against class weight and GAP against TAP pooled values, and one channel's
+"""Why TAP (P1): TAP alone (the GAP-trained head against the TAP-trained head, one rule: :mod:`app.tap_alone`); per
+channel, active area against class weight and GAP against TAP pooled values, and one channel's
 map; with a shipped TAP-trained partner, what TAP training did to the weights (:func:`tap_ratio_reading`).
 
-Redrawn after every new photo or class (:meth:`app.events.Events.redraw_after_class`) and when τ or the channel
-changes.
+The P1 view is redrawn after every new photo or class (:meth:`app.events.Events.redraw_after_class`) and when τ or
+the channel changes; TAP alone when the tab opens, after a new photo or class while it is open, and on its button
+(it follows the controls of that moment).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import numpy as np
 from gradio.components import Component
 
 import cam_core
-from app import files, inputs, plots, render
+from app import files, inputs, plots, render, tap_alone
 from app.errors import user_errors
-from app.events import Events
+from app.events import Events, event
 from app.explanation import resolve_class
+from app.inputs import VIEW, ViewRequest
 from app.models import tap_partner
 from app.state import ModelLoading, Session, get_analysis
 from cam_core.tap import channel_stats
@@ -28,8 +31,13 @@ ID, LABEL = "why-tap", "Why TAP (P1)"
 
 @dataclass(frozen=True)
 class WhyTapTab:
-    """The P1 statistics behind TAP, and one channel's map."""
+    """TAP alone, the P1 statistics behind TAP, and one channel's map."""
 
+    tab: gr.Tab
+    alone_gap: gr.Image
+    alone_tap: gr.Image
+    alone_caption: gr.Markdown
+    alone_button: gr.Button
     channel: gr.Dropdown
     plot: gr.Image
     channel_map: gr.Image
@@ -44,10 +52,24 @@ class WhyTapTab:
         """The components :func:`render_p1` fills, in its result's order."""
         return [self.plot, self.channel_map, self.channel, self.caption]
 
+    @property
+    def alone_outputs(self) -> list[Any]:
+        """The components :func:`render_tap_alone` fills, in its result's order."""
+        return [self.alone_gap, self.alone_tap, self.alone_caption]
+
 
 def build() -> WhyTapTab:
-    """Per-channel active area vs weight, GAP vs TAP."""
-    with gr.Tab(LABEL, id=ID):
+    """TAP alone, then per-channel active area vs weight, GAP vs TAP."""
+    with gr.Tab(LABEL, id=ID) as tab:
+        gr.Markdown("### TAP alone: the GAP-trained head against the TAP-trained head, under the same rule")
+        with gr.Row():
+            alone_gap = gr.Image(label="GAP-trained head (control)", format="png", interactive=False,
+                                 elem_id="tap-alone-gap", elem_classes="cam-panel")  # fmt: skip
+            alone_tap = gr.Image(label="TAP-trained head", format="png", interactive=False,
+                                 elem_id="tap-alone-tap", elem_classes="cam-panel")  # fmt: skip
+        alone_caption = gr.Markdown(elem_classes="caption", elem_id="tap-alone-caption", latex_delimiters=[])
+        alone_button = gr.Button("Redraw with the current controls", size="sm")
+        gr.Markdown("### Why TAP: each channel's active area, weight and pooled values (the current model)")
         channel = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
         # no label badge, no toolbar: they sat over the two plot titles (issue #14 item 12)
         plot = gr.Image(
@@ -61,7 +83,21 @@ def build() -> WhyTapTab:
         with gr.Row():
             channel_map = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
             caption = gr.Markdown(elem_classes="caption", elem_id="p1-caption")
-    return WhyTapTab(channel, plot, channel_map, caption)
+    return WhyTapTab(tab, alone_gap, alone_tap, alone_caption, alone_button, channel, plot, channel_map, caption)
+
+
+@user_errors
+def render_tap_alone(request: ViewRequest, open_tab: Any = ID) -> tuple[Any, ...]:
+    """TAP alone (:func:`app.tap_alone.compare_heads`) for the controls of the moment; untouched while another tab is
+    open (``open_tab``), emptied without a photo, the reason given for a model without a shipped pair."""
+    if open_tab != ID:
+        return gr.skip(), gr.skip(), gr.skip()
+    if request.session is None:
+        return None, None, ""
+    shown = tap_alone.compare_heads(request.session, request.class_ref, request.controls, request.gt)
+    if shown is None:
+        return None, None, tap_alone.NO_PAIR
+    return files.save_jpeg(shown.gap), files.save_jpeg(shown.tap), shown.caption
 
 
 @user_errors
@@ -158,3 +194,8 @@ def wire(events: Events, tab: WhyTapTab) -> None:
     events.redraw_after_class(render_p1, inputs, tab.outputs)
     events.named["tau"].change(render_p1, inputs, tab.outputs, **events.quiet)
     tab.channel.input(render_p1, inputs, tab.outputs, **events.quiet)
+    alone = event(render_tap_alone, VIEW)
+    view = events.inputs(VIEW)
+    events.redraw_after_class(alone, [*view, events.named["open_tab"]], tab.alone_outputs)
+    tab.tab.select(alone, view, tab.alone_outputs, **events.quiet)
+    tab.alone_button.click(alone, view, tab.alone_outputs, **events.quiet)
