@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import cam_core
-from app import files, histogram, html_views, render
+from app import files, histogram, html_views, render, verdict
 from app.explanation import Explanation, explanation_json, percent, short_name
 from app.state import SmallLRU, analysis_key
 from cam_core.cam import Analysis
@@ -81,9 +81,12 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         )
     else:
         rule = f"MaS: threshold θ·max = {ex.ours.threshold:.3f}"
+    short = f"PaS: θ·P{c.percentile:g} = {c.theta_pas:.2f} × {ex.percentile_value:.3f}" if c.pas else (
+        f"MaS: θ·max = {c.theta_mas:.2f}")  # fmt: skip
     box_iou = float(cam_core.box_iou(plain["box"], ours["box"])[0, 0])
     lines = [
-        *filter(None, [coincidence_line(ex, box_iou)]),  # first: right under the panels
+        *verdict.verdict_lines(name, payload, ex.ours.threshold, short),  # first: right under the panels
+        *filter(None, [coincidence_line(ex, box_iou)]),
         resolution_line(ex),
         f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
         f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
