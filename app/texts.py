@@ -64,14 +64,18 @@ Classification still uses the unclamped weights.
 **TAP** (thresholded average pooling), a training-time change: per channel keep pixels with
 $F_k > \tau \max F_k$ and average only those. Under GAP, a channel active on a small area has a small pooled
 value, so training gives it a large weight, and at the CAM peak it dominates. TAP needs a model **trained**
-with it; the "Why TAP" tab shows the per-channel statistics behind this argument for the current model.
+with it. Bae et al. trained the whole network with TAP (CUB-200-2011, ImageNet); the TAP heads shipped here
+are a head-only fine-tune on 993 photos, and against their GAP controls they show no localisation gain
+(120 full-resolution photos, the pair trained at 448 px / stride 16: MaxBoxAccV2 +2.2 [−2.5, +5.6] with plain
+CAM, −5.8 [−8.9, −1.4] with NWC+PaS; docs/tap_training.md). The "Why TAP" tab shows both heads side by side
+under one rule, and the per-channel statistics behind the argument for the current model.
 
-**Honesty notes.** CAM is exact only for GAP + linear heads. On this app's default model NWC and PaS
-change little: this project measured GT-known Loc 60.4 (CAM) → 62.0 (NWC+PaS) and MaxBoxAccV2 60.2 → 60.5
-on its 497-photo imagenette evaluation set (README, self-check table). The paper reports large gains with
-TAP-trained, WSOL-fine-tuned backbones; this project's head-only TAP fine-tune on 1k photos did not
-reproduce them (README, TAP table). A heatmap shows what the classifier's evidence correlates
-with, not a causal proof.
+**Honesty notes.** CAM is exact only for GAP + linear heads. Measured on this app's default model at its
+default resolution (448 px, stride 16: a 28 × 28 map), on 120 full-resolution ImageNet photos: MaxBoxAccV2
+55.6 plain CAM vs 60.0 NWC+PaS (+4.4, 95 % interval [−0.3, +8.3]), GT-known Loc 51.7 vs 46.7 at the paper
+code's fixed thresholds (docs/resolution.md); at 224 px / stride 32 the two rules are level (MaxBoxAccV2 48.3 vs
+48.6). The paper reports large gains with backbones trained with TAP for localisation. A heatmap shows what
+the classifier's evidence correlates with, not a causal proof.
 """
 
 CRF_INTRO = (
@@ -101,15 +105,17 @@ EVALUATE_PAS = (
 )
 
 
-def evaluate_intro(max_images: int, max_total_mb: int) -> str:
-    """The Evaluate tab's explanation, with the in-app limits."""
+def evaluate_intro(max_images: int, max_total_mb: int, boxed: tuple[str, ...] = (), examples: int = 0) -> str:
+    """The Evaluate tab's explanation, with the in-app limits; ``boxed``: the bundled examples that have boxes (of
+    ``examples`` in the sidebar)."""
+    bundled = "the bundled examples"
+    if boxed:
+        bundled = f"the {len(boxed)} bundled examples that have hand-drawn boxes ({', '.join(boxed)}"
+        bundled += f"; {examples} in the sidebar)" if examples > len(boxed) else ")"
     return (
         "The paper's ablation on real boxes, with the field's metrics (GT-known Loc, Top-1 Loc, "
         "MaxBoxAcc, MaxBoxAccV2), same code as `python -m cam_core.evaluate`. Upload up to "
         f"{max_images} photos ({max_total_mb} MB) and a CSV "
         "`filename,class_index,x0,y0,x1,y1`"
-        " (one row per box, pixels of each file), or run the three bundled examples.\n\n"
-        + EVALUATE_PROTOCOL
-        + "\n\n"
-        + EVALUATE_PAS
+        f" (one row per box, pixels of each file), or run {bundled}.\n\n" + EVALUATE_PROTOCOL + "\n\n" + EVALUATE_PAS
     )

@@ -18,6 +18,7 @@ import numpy as np
 import cam_core
 from app import files, histogram, html_views, render, verdict
 from app.explanation import Explanation, explanation_json, percent, short_name
+from app.models import TAP_VERDICT
 from app.state import SmallLRU, analysis_key
 from cam_core.cam import Analysis
 
@@ -187,9 +188,12 @@ def _tap_story(ex: Explanation) -> list[str]:
     plain, ours = ex.trained_with
     if plain == "TAP":
         return ["The picked model was trained with TAP, so **both panels use its TAP-trained head** (TAP is locked "
-                "on); pick its GAP control or the base model to see TAP against GAP."]  # fmt: skip
+                f"on; a head-only fine-tune, {TAP_VERDICT} against its GAP control); the Why TAP tab shows the two "
+                "heads under one rule."]  # fmt: skip
     if ours == "TAP":
-        return ["TAP on: the green panel uses the shipped TAP-trained head, the blue one the GAP-trained model."]
+        return ["TAP on: the green panel uses the shipped TAP-trained head, the blue one the GAP-trained model. That "
+                f"head is a head-only fine-tune: {TAP_VERDICT} against its GAP control (the Why TAP tab shows the two "
+                "heads under one rule)."]  # fmt: skip
     return []
 
 

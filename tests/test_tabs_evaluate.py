@@ -46,6 +46,12 @@ def test_gallery_captions_and_the_evaluate_tab_say_what_they_measure(config: dic
     assert "PaS rows: MaxBoxAcc and PxAP sweep the map min(1, CAM / P_p), this project's extension" in (
         ev.texts.evaluate_intro(ev.MAX_IMAGES, ev.MAX_TOTAL_MB)
     )
+    # issue #23: not "three bundled examples" beside a sidebar of five; the ones with boxes, named (boxes.csv)
+    intro = next(c["props"]["value"] for c in config["components"]
+                 if "bundled examples that have hand-drawn boxes" in str(c["props"].get("value")))  # fmt: skip
+    assert (
+        "the 3 bundled examples that have hand-drawn boxes (cat.jpg, coffee.jpg, rocket.jpg; 5 in the sidebar)" in intro
+    )
     (gallery,) = [c for c in config["components"] if c["props"].get("elem_id") == "eval-gallery"]
     assert gallery["props"]["object_fit"] == "contain"
 

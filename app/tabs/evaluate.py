@@ -39,6 +39,14 @@ EVAL_BATCH = 1
 (``bench/bench_hostile.py``, the bundled examples) and was slower on the slow lane's one torch thread: 2.8 to 3.1 s
 against 1.4 s for the same 8 photos one at a time (random 512 x 512 photos, lite0, this machine)."""
 GALLERY_SIZE = 6
+
+
+def boxed_examples() -> tuple[str, ...]:
+    """The bundled examples that ``assets/examples/boxes.csv`` gives boxes for (what "Evaluate the bundled examples"
+    runs), sorted."""
+    return tuple(sorted({sample.path.name for sample in read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES)}))
+
+
 CAPTION_PX = 40
 """White strip under each gallery picture: the gallery draws its caption over the picture's bottom edge."""
 
@@ -69,7 +77,7 @@ class EvaluateTab:
 def build() -> EvaluateTab:
     """Upload photos and a boxes CSV, or run the examples."""
     with gr.Tab(LABEL, id=ID):
-        gr.Markdown(texts.evaluate_intro(MAX_IMAGES, MAX_TOTAL_MB))
+        gr.Markdown(texts.evaluate_intro(MAX_IMAGES, MAX_TOTAL_MB, boxed_examples(), len(inputs.EXAMPLE_FILES)))
         with gr.Row():
             images = gr.File(label="Photos", file_count="multiple", file_types=["image"])
             boxes_csv = gr.File(label="Boxes CSV", file_types=[".csv"])
