@@ -114,8 +114,8 @@ def caption(head: tuple[str, str, Resolution | None], gap: Localization, tap: Lo
     box_iou = float(cam_core.box_iou(gap.box, tap.box)[0, 0])
     lines = [
         f"**TAP alone, on this photo** (“{name}”): the same rule, **{rule}** (the controls' improved rule without "
-        "TAP), on two heads that differ only in the pooling they were trained with: left the GAP-trained control, "
-        "right the TAP-trained head (same backbone, recipe and photos). Box IoU GAP vs TAP head "
+        "TAP), on two heads that differ only in the pooling they were trained with: the GAP-trained control (blue "
+        "box) and the TAP-trained head (green box), with the same backbone, recipe and photos. Box IoU GAP vs TAP head "
         f"**{box_iou:.2f}**; foreground {100 * gap.foreground_fraction:.1f} % vs "
         f"{100 * tap.foreground_fraction:.1f} % of the photo." + _gt_words(ious)
     ]

@@ -79,3 +79,27 @@ def test_the_tab_handler(cat_session: Any) -> None:
     assert RAW(None, "", *controls, "") == (None, None, "")
     other = dataclasses.replace(cat_session, model="resnet50")  # no shipped pair: said, no forward pass
     assert RAW(other, "", *controls, "") == (None, None, tap_alone.NO_PAIR)
+
+
+def test_in_the_browser_tap_alone_and_the_verdict_line(page: Any) -> None:
+    """Issue #23 items 3 and 4 on screen: the cat with a typed ground-truth box heads the caption with which rule
+    wins; opening Why TAP draws both heads with the caption naming the paper's setting."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import CAT
+
+    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    expect(page.locator("#histogram line.threshold").first).to_be_attached()
+    expect(page.locator("#caption").first).to_contain_text("mask covers more than half the photo")  # no GT: coverage
+    field = page.locator("#gt-box textarea, #gt-box input").first
+    field.fill("50, 40, 400, 290")
+    field.press("Enter")
+    expect(page.locator("#caption p").first).to_contain_text("plain CAM on this photo: IoU with the ground truth")
+    page.get_by_role("tab", name="Why TAP (P1)").click()
+    caption = page.locator("#tap-alone-caption")
+    expect(caption).to_contain_text("TAP alone, on this photo")
+    expect(caption).to_contain_text("whole network")
+    expect(caption).to_contain_text("head-only")
+    expect(caption).to_contain_text("With the ground truth: IoU GAP head")
+    for panel in ("#tap-alone-gap img", "#tap-alone-tap img"):
+        expect(page.locator(panel)).to_be_visible()

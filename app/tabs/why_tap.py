@@ -63,10 +63,11 @@ def build() -> WhyTapTab:
     with gr.Tab(LABEL, id=ID) as tab:
         gr.Markdown("### TAP alone: the GAP-trained head against the TAP-trained head, under the same rule")
         with gr.Row():
-            alone_gap = gr.Image(label="GAP-trained head (control)", format="png", interactive=False,
-                                 elem_id="tap-alone-gap", elem_classes="cam-panel")  # fmt: skip
-            alone_tap = gr.Image(label="TAP-trained head", format="png", interactive=False,
-                                 elem_id="tap-alone-tap", elem_classes="cam-panel")  # fmt: skip
+            # no label badge, no toolbar: they sat over the pictures' top box labels; the boxes are labelled
+            alone_gap = gr.Image(label="GAP-trained head (control)", show_label=False, buttons=[], format="png",
+                                 interactive=False, elem_id="tap-alone-gap", elem_classes="cam-panel")  # fmt: skip
+            alone_tap = gr.Image(label="TAP-trained head", show_label=False, buttons=[], format="png",
+                                 interactive=False, elem_id="tap-alone-tap", elem_classes="cam-panel")  # fmt: skip
         alone_caption = gr.Markdown(elem_classes="caption", elem_id="tap-alone-caption", latex_delimiters=[])
         alone_button = gr.Button("Redraw with the current controls", size="sm")
         gr.Markdown("### Why TAP: each channel's active area, weight and pooled values (the current model)")
