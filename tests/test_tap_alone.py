@@ -103,3 +103,16 @@ def test_in_the_browser_tap_alone_and_the_verdict_line(page: Any) -> None:
     expect(caption).to_contain_text("With the ground truth: IoU GAP head")
     for panel in ("#tap-alone-gap img", "#tap-alone-tap img"):
         expect(page.locator(panel)).to_be_visible()
+
+
+def test_a_head_still_loading_is_said_not_raised(cat_session: Any, monkeypatch: Any) -> None:
+    """An error here would stop the redraws chained after this one (:meth:`app.events.Events.render_rest`)."""
+    from app.state import ModelLoading
+
+    def loading(session: Any, model: str) -> Any:
+        raise ModelLoading(model, 16, 3.0, "local file")
+
+    monkeypatch.setattr(tap_alone, "get_analysis", loading)
+    gap, tap, caption = RAW(cat_session, "", 0.2, 0.35, 90, False, True, True, "")
+    assert (gap, tap) == (None, None)
+    assert caption.startswith("**TAP alone**: Loading lite0_gap_head (local file): about 3 s.")

@@ -95,7 +95,10 @@ def render_tap_alone(request: ViewRequest, open_tab: Any = ID) -> tuple[Any, ...
         return gr.skip(), gr.skip(), gr.skip()
     if request.session is None:
         return None, None, ""
-    shown = tap_alone.compare_heads(request.session, request.class_ref, request.controls, request.gt)
+    try:
+        shown = tap_alone.compare_heads(request.session, request.class_ref, request.controls, request.gt)
+    except ModelLoading as loading:  # said here, not as an error: the redraws chained after this one still run
+        return None, None, f"**TAP alone**: {loading} Press the button below when it is loaded."
     if shown is None:
         return None, None, tap_alone.NO_PAIR
     return files.save_jpeg(shown.gap), files.save_jpeg(shown.tap), shown.caption
