@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -116,8 +117,12 @@ CLIS = {"cam-evaluate": "evaluate", "cam-segment": "segment", "cam-train": "trai
 def test_wheel_ships_cam_core_alone_with_working_commands(tmp_path: Path) -> None:
     """``pip wheel .`` holds ``cam_core`` (no ``app``) and each console command answers ``--help`` from the wheel
     alone (unzipped on a path of its own, run from another folder, no checkout on ``sys.path``)."""
+    src = tmp_path / "src"  # a clean copy: setuptools' in-tree build/ could hold stale files from older builds
+    shutil.copytree(ROOT / "cam_core", src / "cam_core", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     out = tmp_path / "dist"
-    cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(out), "-q"]
+    cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(out), "-q"]
     subprocess.run(cmd, check=True, timeout=240, cwd=tmp_path)
     (wheel,) = out.glob("cam_explainer-*.whl")
     site = tmp_path / "site"
