@@ -61,3 +61,21 @@ def test_crf_unavailable_message(cat_session: Session, monkeypatch: pytest.Monke
     monkeypatch.setattr(crf_tab.crf, "crf_available", lambda: False)
     with pytest.raises(gr.Error, match="pydensecrf2"):
         crf_tab.render_crf(view_request(cat_session, "285"), crf_params(3, 3, 80, 13, 10, 5))
+
+
+def test_tab_without_pydensecrf_says_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``pydensecrf`` not importable the tab builds, says why, and disables its button (issue #24)."""
+    import sys
+
+    from app import texts
+
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)  # makes the import raise ImportError
+    cam_core.crf_available.cache_clear()
+    try:
+        with gr.Blocks():
+            tab = crf_tab.build()
+        notes = [block for block in tab.button.parent.children if isinstance(block, gr.Markdown)]
+    finally:
+        cam_core.crf_available.cache_clear()
+    assert notes[0].value == texts.CRF_UNAVAILABLE and "pydensecrf2" in texts.CRF_UNAVAILABLE
+    assert tab.button.interactive is False
