@@ -191,6 +191,16 @@ def analyze_batch(
 ) -> list[Analysis]:
     """Run the network once over a batch and keep what every CAM needs.
 
+    The batch's way to :func:`analyze`: photos of any sizes are each stretched to the same input, then go
+    through **one** forward pass (faster per photo than one :func:`analyze` call each; memory grows with
+    ``len(images) · H_in · W_in``, so chunk long lists, e.g. 32 at a time as :mod:`cam_core.evaluate` does).
+    Every later map (any class, any variant, any threshold) is array work on the returned analyses::
+
+        analyses = cam_core.analyze_batch(loaded, [cam_core.load_image(p) for p in paths], input_size=448)
+        for a in analyses:
+            top = a.top_k(1)[0][0]
+            heat = cam_core.normalize(cam_core.upsample(a.cam(top, "nwc"), a.image_size))  # (H, W) in [0, 1]
+
     Args:
         loaded: model from :func:`cam_core.models.load_model`.
         images: uint8 (H, W, 3) RGB arrays (sizes may differ).

@@ -79,7 +79,10 @@ def two_sets(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_calibrate_library_and_errors(tiny_model: cam_core.LoadedModel, two_sets: tuple[Path, Path]) -> None:
     samples = cam_core.datasets.read_boxes_csv(two_sets[0] / "boxes.csv", two_sets[0])
-    chosen = calibrate(tiny_model, samples, default_configs(crf=False), percentiles=[90, 100])
+    counted: list[tuple[int, int]] = []
+    chosen = calibrate(tiny_model, samples, default_configs(crf=False), percentiles=[90, 100],
+                       batch_size=2, progress=lambda done, total: counted.append((done, total)))  # fmt: skip
+    assert counted == [(2, len(samples)), (len(samples), len(samples))]
     assert set(chosen) == {"cam", "pas", "nwc", "nwc+pas"} and chosen["cam"].percentile is None
     assert chosen["pas"].percentile in (90.0, 100.0) and 0.0 <= chosen["pas"].theta < 1.0
     with pytest.raises(ParameterError, match="metric"):
@@ -92,8 +95,10 @@ def test_cli_calibrate_on(two_sets: tuple[Path, Path], tmp_path: Path, capsys: p
     cal, test = two_sets
     out = tmp_path / "r.json"
     args = ["--images", str(test), "--boxes", str(test / "boxes.csv"), "--calibrate-on", str(cal / "boxes.csv"),
-            "--calibrate-percentiles", "90,98", "--out", str(out), "--no-progress"]  # fmt: skip
-    assert main(args) == 0, capsys.readouterr().err
+            "--calibrate-percentiles", "90,98", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    progress = capsys.readouterr().err  # the counted bars on stderr: calibration, then the test set
+    assert "calibrating: 100%" in progress and "3/3" in progress
     result = json.loads(out.read_text())
     assert set(result["calibration"]) == {"cam", "pas", "nwc", "nwc+pas"}
     pas = result["calibration"]["pas"]

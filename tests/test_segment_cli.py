@@ -42,7 +42,7 @@ def test_mean_iou_is_hand_computed() -> None:
     assert meter.compute()[1][5] == pytest.approx(50.0)
 
 
-def test_cli_writes_label_maps_and_miou(tmp_path: Path) -> None:
+def test_cli_writes_label_maps_and_miou(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     photos, masks, out = tmp_path / "photos", tmp_path / "masks", tmp_path / "out"
     photos.mkdir(), masks.mkdir()
     Image.open(EXAMPLES / "coffee.jpg").resize((160, 120)).save(photos / "coffee.png")
@@ -53,6 +53,8 @@ def test_cli_writes_label_maps_and_miou(tmp_path: Path) -> None:
         json.dumps({"slots": [{"slot": 0, "class_index": None}, {"slot": 1, "class_index": 968}]})
     )
     assert main(["--images", str(photos), "--out", str(out), "--masks", str(masks), "--known-classes"]) == 0
+    progress = capsys.readouterr().err  # the counted bar on stderr
+    assert "segmenting: 100%" in progress and "1/1" in progress
     record = json.loads((out / "coffee.json").read_text())
     assert record["size"] == [120, 160] and record["slots"][1]["class_index"] == 968
     labels = read_label_png(out / "coffee.png")

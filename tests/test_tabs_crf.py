@@ -46,9 +46,13 @@ def svg_boxes(html: str) -> list[list[int]]:
 
 def test_crf_view(cat_session: Session) -> None:
     pytest.importorskip("pydensecrf.densecrf")
+    steps: list[tuple[object, str]] = []
     html, caption = crf_tab.render_crf(
-        view_request(cat_session, "285", gt="0, 0, 450, 299"), crf_params(3, 3, 80, 13, 10, 5)
+        view_request(cat_session, "285", gt="0, 0, 450, 299"),
+        crf_params(3, 3, 80, 13, 10, 5),
+        lambda done, desc, unit: steps.append((done, desc)),  # type: ignore[arg-type]  (records gr.Progress calls)
     )
+    assert steps == [((0, 2), "CRF 1/2: plain CAM, MaS"), ((1, 2), "CRF 2/2: NWC+PaS")], steps
     assert html.count("data:image/png;base64") == 4 and html.count('class="box"') == 4
     assert "CRF box" in caption and "IoU with GT" in caption
     mas = cam_core.localize(get_analysis(cat_session, cat_session.model), 285, cam_core.CONFIGS["cam"]).threshold

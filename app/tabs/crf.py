@@ -69,16 +69,20 @@ def build() -> CrfTab:
 
 
 @user_errors
-def render_crf(request: ViewRequest, params: CrfParams) -> tuple[str, str]:
-    """Both rules' masks before and after dense-CRF refinement, with the refined masks' boxes."""
+def render_crf(request: ViewRequest, params: CrfParams, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+    """Both rules' masks before and after dense-CRF refinement, with the refined masks' boxes.
+
+    ``progress`` (Gradio's tracker, injected by the queue; a no-op outside an event) counts the two refinements,
+    so the page shows "CRF 1/2 ..." with Gradio's own time-left estimate while the worker runs.
+    """
     if not crf.crf_available():
         raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
     ex = explain_request(request)
     rows, lines = [], []
-    for label, loc, colour in (
-        ("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR),
-        (ex.controls.name, ex.ours, render.OURS_COLOUR),
+    for step, (label, loc, colour) in enumerate(
+        (("plain CAM, MaS", ex.plain, render.PLAIN_COLOUR), (ex.controls.name, ex.ours, render.OURS_COLOUR))
     ):
+        progress((step, 2), desc=f"CRF {step + 1}/2: {label}", unit="masks")
         refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params, runner=mean_field_in_worker)
         rows += [(loc.mask, colour, label), (refined, colour, f"{label} + CRF")]
         before, after = ex.to_original(loc.box), ex.to_original(cam_core.largest_box(refined))

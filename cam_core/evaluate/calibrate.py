@@ -26,7 +26,7 @@ from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv, read_wsol_metadata
 from cam_core.errors import DatasetError, ParameterError
 from cam_core.evaluate.metrics import DEFAULT_IOU_THRESHOLDS
-from cam_core.evaluate.run import ConfigSpec, Protocol, evaluate
+from cam_core.evaluate.run import ConfigSpec, Progress, Protocol, evaluate
 from cam_core.evaluate.sweep import ious_from_levels, sweep_thresholds
 from cam_core.localize import LocalizationConfig, heatmap
 from cam_core.models import LoadedModel
@@ -132,6 +132,7 @@ def calibrate(
     step: float = 0.01,
     protocol: Protocol = "stretch",
     batch_size: int = 32,
+    progress: Progress | None = None,
 ) -> dict[str, Calibration]:
     """Choose theta (and p for PaS) of every non-CRF configuration on ``samples``.
 
@@ -142,7 +143,8 @@ def calibrate(
         metric: ``"gt_known"`` or ``"v2"`` (see the module docstring).
         percentiles: candidate p for PaS configurations, each in ``(0, 100]``.
         step: theta grid step.
-        protocol, batch_size: as :func:`cam_core.evaluate.run.evaluate`.
+        protocol, batch_size, progress: as :func:`cam_core.evaluate.run.evaluate` (``progress(done, total)``
+            after each batch of calibration photos).
 
     Returns:
         Configuration name -> :class:`Calibration`.
@@ -156,7 +158,7 @@ def calibrate(
     if not percentiles or not all(0.0 < float(p) <= 100.0 for p in percentiles):
         raise ParameterError(f"`percentiles` must be numbers in (0, 100], got {list(percentiles)!r}")
     scores = _Scores(configs, [float(p) for p in percentiles], step)
-    evaluate(loaded, samples, {}, protocol=protocol, batch_size=batch_size, step=step,
+    evaluate(loaded, samples, {}, protocol=protocol, batch_size=batch_size, step=step, progress=progress,
              on_image=lambda sample, analysis, gt: scores.add(analysis, sample.class_index, gt))  # fmt: skip
     return {name: scores.best(name, metric) for name in scores.candidates}
 

@@ -77,8 +77,12 @@ def run_calibration(
     if overlap:
         print(f"warning: {overlap} calibration photos are also test photos", file=sys.stderr)
     percentiles = [float(p) for p in str(args.calibrate_percentiles).split(",") if p.strip()]
-    chosen = calibrate(loaded, samples, specs, metric=args.calibrate_metric, percentiles=percentiles,
-                       step=args.step, protocol=args.protocol, batch_size=args.batch_size)  # fmt: skip
+    from tqdm import tqdm
+
+    with tqdm(total=len(samples), desc="calibrating", unit="img", disable=args.no_progress, file=sys.stderr) as bar:
+        chosen = calibrate(loaded, samples, specs, metric=args.calibrate_metric, percentiles=percentiles,
+                           step=args.step, protocol=args.protocol, batch_size=args.batch_size,
+                           progress=lambda done, _total: bar.update(done - bar.n))  # fmt: skip
     info = {n: c.to_dict() | {"set": Path(args.calibrate_on).name, "overlap_with_test": overlap}
             for n, c in chosen.items()}  # fmt: skip
     return dict(specs) | calibrated_specs(specs, chosen), info

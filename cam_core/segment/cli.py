@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from cam_core.cam import Analysis, analyze
 from cam_core.errors import CamError, DatasetError
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--masks", type=Path, help="ground-truth <stem>.png + <stem>.json: prints and writes mIoU")
     parser.add_argument("--known-classes", action="store_true", help="with --masks: segment each photo's GT classes")
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (on stderr)")
     return parser
 
 
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     loaded = load_model(args.model)
     meters = {f"{n}{s}": MeanIoU() for n in _evaluated(config.localization) for s in ["", "+crf"][: 1 + args.crf]}
-    for photo in photos:
+    for photo in tqdm(photos, desc="segmenting", unit="photo", disable=args.no_progress, file=sys.stderr):
         print(photo.name)
         image, size = load_image_with_size(photo)  # as the app: analysed at <= 4 megapixels, labels at `size`
         analysis = analyze(loaded, image)
