@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import cam_core
-from cam_core.errors import DatasetError
+from cam_core.errors import DatasetError, ParameterError
 from cam_core.evaluate import (
     ConfigSpec,
     Sample,
@@ -112,6 +112,24 @@ def test_default_configs_names() -> None:
         "tap+nwc+pas+crf",
     ]
     assert default_configs("tap")["tap+nwc"].localization == CONFIGS["nwc"]
+
+
+def test_family_configs_names_and_refusal() -> None:
+    names = list(default_configs(methods=("cam", "gradcam", "layercam")))
+    assert names == ["cam", "pas", "nwc", "nwc+pas", "gradcam", "gradcam+pas", "gradcam+nwc", "gradcam+nwc+pas",
+                     "layercam", "layercam+pas"]  # fmt: skip
+    assert default_configs(methods=("gradcam",))["gradcam+nwc+pas"].localization == CONFIGS["nwc+pas"]
+    with pytest.raises(ParameterError, match="unknown methods"):
+        default_configs(methods=("gradcampp",))
+
+
+def test_gradcam_nwc_scores_as_nwc_on_a_gap_head(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:
+    """ReLU features, GAP head: Grad-CAM+NWC = NWC CAM / (h w), so after min-max every hit is the same."""
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)
+    specs = {n: s for n, s in default_configs(methods=("gradcam",)).items() if n in ("nwc", "gradcam+nwc")}
+    result = evaluate(tiny_model, samples, specs, per_image=True)
+    assert result.configs["gradcam+nwc"] == result.configs["nwc"]
+    assert result.to_dict()["configs"]["gradcam+nwc"]["settings"]["method"] == "gradcam"
 
 
 def test_evaluate_library_with_progress_and_skips(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:

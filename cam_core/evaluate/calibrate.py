@@ -95,7 +95,7 @@ class _Scores:
         self.candidates = {
             name: [s.localization] if s.localization.rule == "mas" else
             [replace(s.localization, percentile=p) for p in sorted(percentiles)]
-            for name, s in specs.items() if not s.crf
+            for name, s in specs.items() if not s.crf and s.method == "cam"  # family maps: not calibrated
         }  # fmt: skip
         size = self.thresholds.size
         self.v1 = {n: np.zeros((len(c), size)) for n, c in self.candidates.items()}  # (P, T)
@@ -165,7 +165,11 @@ def calibrate(
 
 def calibrated_specs(specs: Mapping[str, ConfigSpec], chosen: Mapping[str, Calibration]) -> dict[str, ConfigSpec]:
     """The calibrated configurations, named ``<name>@cal``, to evaluate next to the defaults."""
-    return {f"{n}@cal": ConfigSpec(chosen[n].apply(s.localization), s.crf) for n, s in specs.items() if n in chosen}
+    return {
+        f"{n}@cal": ConfigSpec(chosen[n].apply(s.localization), s.crf, s.method)
+        for n, s in specs.items()
+        if n in chosen
+    }
 
 
 def read_calibration_set(path: str | Path, images: str | Path | None = None) -> list[Sample]:

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int, help="analysis square in px (default: the model's own, 224)")
     parser.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
                         help="32 as trained; 16 / 8 dilate the last stages (finer map, slower)")  # fmt: skip
+    parser.add_argument("--methods", default="cam", help="comma list of cam,gradcam,xgradcam,layercam: each adds "
+                        "m, m+pas, m+nwc, m+nwc+pas (one backward pass per image and method)")  # fmt: skip
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
     parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png, or the mask root of wsolevaluation's "
                         "OpenImages metadata (path,mask,ignore): adds PxAP and mask IoU")  # fmt: skip
@@ -139,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         read = read_boxes_csv if args.boxes is not None else read_wsol_metadata
         samples = read(args.boxes or args.metadata, args.images)[: args.limit]
         loaded = _load_model(args)
-        specs = default_configs(loaded.pooling, crf=args.crf, thresholding=args.thresholding)
+        specs = default_configs(
+            loaded.pooling, crf=args.crf, thresholding=args.thresholding, methods=tuple(args.methods.split(","))
+        )
         calibration: dict[str, dict[str, Any]] = {}
         if args.calibrate_on is not None:
             specs, calibration = run_calibration(args, loaded, specs, samples)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from cam_core.boxes import scale_boxes
 from cam_core.errors import ParameterError
+from cam_core.family import METHODS, NWC_DEFINED
 from cam_core.localize import CONFIGS, LocalizationConfig
 from cam_core.models import DataConfig
 from cam_core.threshold import Thresholding
@@ -40,6 +41,7 @@ class ConfigSpec:
 
     localization: LocalizationConfig
     crf: bool = False
+    method: str = "cam"  # "cam" (exact, from the cached forward) or a cam_core.family method
 
 
 def describe_config(spec: ConfigSpec) -> dict[str, Any]:
@@ -57,23 +59,44 @@ def describe_config(spec: ConfigSpec) -> dict[str, Any]:
                      f"covers thresholds below P{cfg.percentile:g} only")  # fmt: skip
     else:
         sweep_map = "min-max normalised CAM (wsolevaluation)"
-    return {"nwc": cfg.nwc, "rule": cfg.rule, "theta": cfg.theta, "percentile": cfg.percentile if pas else None,
+    return {"method": spec.method, "nwc": cfg.nwc, "rule": cfg.rule,
+            "theta": cfg.theta, "percentile": cfg.percentile if pas else None,
             "thresholding": cfg.thresholding, "crf": spec.crf, "sweep_map": sweep_map}  # fmt: skip
 
 
 def default_configs(
-    pooling: str = "gap", crf: bool = False, thresholding: Thresholding = "8bit"
+    pooling: str = "gap", crf: bool = False, thresholding: Thresholding = "8bit", methods: tuple[str, ...] = ("cam",)
 ) -> dict[str, ConfigSpec]:
     """The four configurations of the ablation, named ``cam, pas, nwc, nwc+pas`` (``tap, tap+pas,
     tap+nwc, tap+nwc+pas`` for a TAP-trained head), plus ``cam+crf`` and ``nwc+pas+crf`` with ``crf``;
-    every one thresholds by ``thresholding`` (``"8bit"``: wsolevaluation's rule)."""
+    every one thresholds by ``thresholding`` (``"8bit"``: wsolevaluation's rule). Each other method of
+    ``methods`` (:data:`cam_core.family.METHODS`) adds ``m, m+pas`` and, where NWC is defined, ``m+nwc,
+    m+nwc+pas``: the same rules on that method's map."""
     specs = {name: ConfigSpec(replace(cfg, thresholding=thresholding)) for name, cfg in CONFIGS.items()}
     if crf:
         specs |= {"cam+crf": ConfigSpec(specs["cam"].localization, True)}
         specs |= {"nwc+pas+crf": ConfigSpec(specs["nwc+pas"].localization, True)}
+    family = _family_configs(methods, thresholding)
     if pooling != "tap":
-        return specs
-    return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()}
+        return specs | family
+    return {("tap" if n == "cam" else "tap+" + n.removeprefix("cam+")): s for n, s in specs.items()} | family
+
+
+def _family_configs(methods: tuple[str, ...], thresholding: Thresholding) -> dict[str, ConfigSpec]:
+    """``m, m+pas, m+nwc, m+nwc+pas`` per family method (no ``+nwc`` where NWC is undefined)."""
+    unknown = [m for m in methods if m != "cam" and m not in METHODS]
+    if unknown:
+        raise ParameterError(f"unknown methods {unknown}; choose from cam, {', '.join(METHODS)}")
+    specs = {}
+    for method in (m for m in methods if m != "cam"):
+        for name, cfg in CONFIGS.items():
+            if cfg.nwc and method not in NWC_DEFINED:
+                continue
+            suffix = name.removeprefix("cam")
+            specs[method + ("" if not suffix else suffix if suffix.startswith("+") else "+" + suffix)] = ConfigSpec(
+                replace(cfg, thresholding=thresholding), method=method
+            )
+    return specs
 
 
 def prepare(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cam_core.boxes import mask_to_boxes
-from cam_core.cam import Analysis, analyze_batch
+from cam_core.cam import Analysis, analyze_batch, normalize, upsample
 from cam_core.datasets import (  # read_boxes_csv, read_wsol_metadata: re-exported for callers
     Sample,
     fit_boxes,
@@ -47,6 +47,7 @@ from cam_core.evaluate.protocol import (
     prepare,
     prepare_mask,
 )
+from cam_core.family import family_map
 from cam_core.localize import heatmap
 from cam_core.models import LoadedModel
 from cam_core.resolution import resolution_label
@@ -150,6 +151,7 @@ def _crf_refiner() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
 
 
 def _score(
+    loaded: LoadedModel,
     analysis: Analysis,
     label: int,
     gt: np.ndarray,
@@ -160,12 +162,13 @@ def _score(
 ) -> None:
     """Accumulate one analysed image into every configuration's evaluator."""
     correct = int(np.argmax(analysis.logits)) == label
-    maps: dict[bool, np.ndarray] = {}
+    maps: dict[tuple[str, bool], np.ndarray] = {}
     for name, spec in specs.items():
         cfg = spec.localization
-        if cfg.nwc not in maps:  # one upsampled heatmap per weight choice, shared by MaS / PaS / CRF
-            maps[cfg.nwc] = heatmap(analysis, label, cfg.nwc, size=analysis.image_size)
-        cam = maps[cfg.nwc]
+        key = (spec.method, cfg.nwc)
+        if key not in maps:  # one upsampled heatmap per method and weight choice, shared by MaS / PaS / CRF
+            maps[key] = _method_heatmap(loaded, analysis, label, spec.method, cfg.nwc)
+        cam = maps[key]
         value, mask = threshold_mask(cam, cfg.rule, cfg.theta, cfg.percentile, cfg.thresholding)
         if spec.crf:
             mask = _crf_refiner()(analysis.image, cam, value)
@@ -176,6 +179,15 @@ def _score(
         largest = mask_to_boxes(mask, largest_only=True)[0]
         sweep_map = cam if cfg.rule == "mas" else pas_normalize(cam, cfg.percentile)
         evaluators[name].accumulate(sweep_map, gt, largest, correct, gt_mask, None, mask, gt_ignore)
+
+
+def _method_heatmap(loaded: LoadedModel, analysis: Analysis, label: int, method: str, nwc: bool) -> np.ndarray:
+    """float32 (H_in, W_in) in [0, 1]: plain CAM from the cached forward, or a family map (its own
+    forward and backward), through the same bicubic upsampling and min-max as plain CAM."""
+    if method == "cam":
+        return heatmap(analysis, label, nwc, size=analysis.image_size)
+    raw = family_map(loaded, analysis.image, label, method, nwc=nwc)  # (h, w); the view is network-sized
+    return normalize(upsample(raw, analysis.image_size))
 
 
 def _load_batch(
@@ -279,7 +291,7 @@ def evaluate(
                 correct += int(np.argmax(analysis.logits)) == sample.class_index
                 evaluated.append(str(sample.path))
                 feature_size = analysis.feature_size
-                _score(analysis, sample.class_index, gt, specs, evaluators, gt_mask, gt_ignore)
+                _score(loaded, analysis, sample.class_index, gt, specs, evaluators, gt_mask, gt_ignore)
                 if on_image is not None:
                     on_image(sample, analysis, gt)
         if progress is not None:
