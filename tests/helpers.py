@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -130,3 +131,40 @@ def hand_analysis(features: np.ndarray, weights: np.ndarray, image_size: tuple[i
         logits.astype(np.float32), probabilities.astype(np.float32), tuple(f"class{k}" for k in range(len(weights))),
         image_size,
     )  # fmt: skip
+
+
+def svg_boxes(html: str) -> list[list[int]]:
+    """The boxes drawn over a panel, in display pixels."""
+    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
+
+
+def panel_picture(html: str) -> Any:
+    """The (static, served) picture behind a panel's SVG overlay, as a PIL image."""
+    from PIL import Image
+
+    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
+    assert match, html[:200]
+    return Image.open(match.group(1))
+
+
+def config_component(config: dict[str, Any], elem_id: str) -> dict[str, Any]:
+    """The component of a page's Gradio config with this ``elem_id``."""
+    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def check_labels_apart(boxes: list[np.ndarray], rects: list[Any], picture: tuple[int, int], stroke: float) -> None:
+    """Box labels (``rects``, x0 y0 x1 y1) lie inside the ``picture`` (H, W), never overlap one another, and no box
+    edge (``stroke`` wide) cuts one."""
+    from itertools import combinations
+
+    from app import render
+
+    height, width = picture
+    for rect in rects:
+        assert min(rect[0], rect[1]) >= 0 and rect[2] <= width and rect[3] <= height, rect
+    for a, b in combinations(rects, 2):
+        assert not render._overlap(a, b), (a, b)  # labels never overlap
+    for rect in rects:
+        for box in boxes:
+            for edge in render._edges(box, stroke):
+                assert not render._overlap(rect, edge), (rect, box)  # no edge cuts a label

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import re
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
-from PIL import Image
 
 import cam_core
 from app import (
     api,
 )
-from app.events import event
-from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_RESOLUTION, VIEW, Controls
-from app.tabs import compare
-from app.tabs import crf as crf_tab
+from app.inputs import CONTROL_FIELDS, DEFAULT_RESOLUTION, Controls
 
 FROZEN = ("image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
           "input_size", "output_stride")  # fmt: skip
@@ -72,24 +67,6 @@ CAT = str(EXAMPLES / "cat.jpg")
 
 
 CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
-
-
-RAW_RENDER = event(compare.render_localization, VIEW)
-
-
-RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
-
-
-def panel_picture(html: str) -> Image.Image:
-    """The (static, served) picture behind a panel's SVG overlay."""
-    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
-    assert match, html[:200]
-    return Image.open(match.group(1))
-
-
-def svg_boxes(html: str) -> list[list[int]]:
-    """The boxes drawn over a panel, in display pixels."""
-    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
 
 
 def test_explain_api_function() -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,12 +22,11 @@ from app import (
 )
 from app.errors import with_notice
 from app.events import event
-from app.inputs import CRF, MAX_GT_BOXES, VIEW, parse_boxes
+from app.inputs import MAX_GT_BOXES, parse_boxes
 from app.state import Session
 from app.tabs import compare, export
-from app.tabs import crf as crf_tab
 from cam_core.evaluate.metrics import Evaluator
-from tests.helpers import ROOT
+from tests.helpers import ROOT, svg_boxes
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 
@@ -40,14 +37,7 @@ SIZE = (300, 451)  # (H, W) of the cat
 CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
 
 
-RAW_RENDER = event(compare.render_localization, VIEW)
-
-
 TWO = "10, 20, 100, 150; 200, 50, 440, 290"
-
-
-def svg_boxes(html: str) -> list[list[int]]:
-    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
 
 
 def test_parse_boxes_takes_one_or_several_boxes() -> None:
@@ -207,19 +197,6 @@ def test_hostile_ground_truth_over_raw_http_gets_a_readable_notice(http: httpx.C
     body = {"data": [None, "285", *CONTROLS, TWO, "Plain vs improved"], "fn_index": submit, "session_hash": session}
     good = client.post("/gradio_api/run/predict", json=body).json()["data"]
     assert good[-1] == "" and "best of 2 boxes" in json.dumps(good)
-
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-
-
-RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
-
-
-def panel_picture(html: str) -> Image.Image:
-    """The (static, served) picture behind a panel's SVG overlay."""
-    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
-    assert match, html[:200]
-    return Image.open(match.group(1))
 
 
 def test_box_from_fractions_hand_computed() -> None:

@@ -6,12 +6,6 @@ import numpy as np
 
 from app import histogram
 
-WHY = "Why the two boxes nearly coincide"
-
-
-def _component(config: dict, elem_id: str) -> dict:
-    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
-
 
 def test_histogram_text_is_legible_on_a_phone() -> None:
     """Item 13: the histogram's axis text stays >= 10 CSS px when the 640 px picture is shown ~300 px wide."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from html import unescape
-from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,32 +13,7 @@ from app import html_views, inputs, render
 from app.inputs import Controls
 from app.state import Session
 from app.tabs import compare
-
-CAT = str(Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg")
-
-
-def _check(boxes: list[np.ndarray], rects: list[render.Rect], picture: tuple[int, int], stroke: float) -> None:
-    height, width = picture
-    for rect in rects:
-        assert min(rect[0], rect[1]) >= 0 and rect[2] <= width and rect[3] <= height, rect
-    for a, b in combinations(rects, 2):
-        assert not render._overlap(a, b), (a, b)  # labels never overlap
-    for rect in rects:
-        for box in boxes:
-            for edge in render._edges(box, stroke):
-                assert not render._overlap(rect, edge), (rect, box)  # no edge cuts a label
-
-
-def _placed(picture: np.ndarray, boxes: list[tuple[np.ndarray, render.Colour, str]]) -> list[render.Rect]:
-    """The rectangles :func:`render.draw_labelled_boxes` uses (same sizes, same placement)."""
-    import cv2
-
-    scale = max(0.55, max(picture.shape[:2]) / 800)
-    sizes = []
-    for _, _, label in boxes:
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-        sizes.append((tw + 8.0, th + base + 6.0))
-    return render.place_labels([b for b, _, _ in boxes], sizes, picture.shape[:2], render.box_thickness(picture) + 2)
+from tests.helpers import check_labels_apart
 
 
 def test_the_browser_filter_tables_are_the_colour_tables() -> None:
@@ -74,4 +47,4 @@ def test_the_panels_draw_labels_where_placed(cat_session: Session) -> None:
     rects = [tuple(float(v) for v in r.split(",")) for r in re.findall(r'data-rect="([0-9.,-]+)"', out.plain)]
     boxes = [np.array([int(v) for v in b.split(",")]) for b in re.findall(r'data-box="([0-9,]+)"', out.plain)]
     assert len(rects) == len(boxes) == 2 and ">GT</text>" in out.plain
-    _check(boxes, rects, (300, 451), max(3.0, 451 / 150) + 2)
+    check_labels_apart(boxes, rects, (300, 451), max(3.0, 451 / 150) + 2)

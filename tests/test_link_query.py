@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gradio as gr
 import pytest
 
 import cam_core
@@ -14,11 +13,6 @@ from app.link import deeplink
 from app.link.query import LINK_KEYS, parse_query
 from app.page import TAB_IDS
 from app.tabs import swipe
-
-SKIP = gr.skip()
-
-
-CONTROL = {key: i for i, key in enumerate(deeplink.CONTROL_KEYS)}
 
 
 def pairs(query: str) -> list[tuple[str, str]]:
@@ -30,14 +24,6 @@ def pairs(query: str) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def cat() -> Any:
     return analyses.on_image({"path": str(EXAMPLES / "cat.jpg")}, cam_core.DEFAULT_MODEL)[0]
-
-
-HOSTILE = [
-    "theta_mas=abc&nwc=maybe&example=..%2F..%2Fetc%2Fpasswd",
-    "model=%00&class=%3Cscript%3Ealert(1)%3C%2Fscript%3E&tab=%F0%9F%92%A3",
-    "percentile=1e999&theta_pas=-0&" + "&".join(f"k{i}=v" for i in range(200)),
-    "example=" + "a" * 20_000,
-]
 
 
 def test_good_keys_are_read_with_their_types() -> None:

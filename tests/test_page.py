@@ -11,36 +11,7 @@ import cam_core
 from app.inputs import CONTROL_FIELDS, CRF, DEFAULT_PRESET, DEFAULT_RESOLUTION, DRAG, RESOLUTIONS, VIEW, Controls
 from app.tabs import crf as crf_tab
 from cam_core.crf import CrfParams
-from tests.helpers import ROOT
-
-WHY = "Why the two boxes nearly coincide"
-
-
-def _component(config: dict, elem_id: str) -> dict:
-    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
-
-
-MAX_FUNCTION_LINES = 60
-
-
-IMPORT_EVERYTHING = """
-import glob, sys, tempfile
-import matplotlib
-backend = dict.__getitem__(matplotlib.rcParams, "backend")
-folders = set(glob.glob(tempfile.gettempdir() + "/cam-explainer-*"))
-import app.ui, app.files
-assert app.files._render_dir is None, "a render folder was created at import"
-assert set(glob.glob(tempfile.gettempdir() + "/cam-explainer-*")) == folders, "a folder was created at import"
-assert dict.__getitem__(matplotlib.rcParams, "backend") == backend, "the matplotlib backend was set at import"
-assert "matplotlib.pyplot" not in sys.modules, "pyplot (global figure state) was imported"
-"""
-
-
-GRADIO_FREE = """
-import sys
-import app.explanation, app.views, app.inputs, app.checks, app.gt_boxes, app.resolutions
-assert "gradio" not in sys.modules, "a Gradio-free module imported gradio"
-"""
+from tests.helpers import config_component
 
 
 def _field(component: dict[str, Any]) -> str:
@@ -53,12 +24,9 @@ def _field(component: dict[str, Any]) -> str:
     return by_id.get(props.get("elem_id") or "", by_label.get(props.get("label") or "", "?"))
 
 
-CAT = ROOT / "assets" / "examples" / "cat.jpg"
-
-
 def test_controls_sit_in_a_sticky_bar_above_the_tabs(config: dict[str, Any], app_module: Any) -> None:
     """Item 14: the preset, toggles and sliders are laid out before the tabs, inside ``#control-bar``."""
-    bar = _component(config, "control-bar")["id"]
+    bar = config_component(config, "control-bar")["id"]
     tabs = next(c["id"] for c in config["components"] if c["type"] == "tabs")
 
     def path(node: dict, target: int, trail: tuple[int, ...] = ()) -> tuple[int, ...] | None:
@@ -77,7 +45,7 @@ def test_controls_sit_in_a_sticky_bar_above_the_tabs(config: dict[str, Any], app
         order.append(node["id"])
         stack.extend(reversed(node.get("children", [])))
     for elem_id in ("preset", "tap", "nwc", "pas", "theta-mas", "theta-pas", "percentile", "tau", "notice"):
-        component = _component(config, elem_id)["id"]
+        component = config_component(config, elem_id)["id"]
         assert bar in (path(config["layout"], component) or ()), elem_id
     assert order.index(bar) < order.index(tabs)
     assert re.search(r"#control-bar\s*\{[^}]*position:\s*sticky", app_module.demo.css)
@@ -87,7 +55,7 @@ def test_the_views_redrawn_on_every_slider_move_skip_the_latex_scan(config: dict
     """The caption and the notice are Markdown redrawn on every move; neither holds LaTeX, so the page is not
     asked to look for it (that cost ~7 ms per move in bench/bench_browser.py)."""
     for elem_id in ("caption", "notice"):
-        assert _component(config, elem_id)["props"]["latex_delimiters"] == [], elem_id
+        assert config_component(config, elem_id)["props"]["latex_delimiters"] == [], elem_id
 
 
 def test_view_events_send_their_inputs_in_the_entrance_order(config: dict[str, Any]) -> None:

@@ -6,12 +6,9 @@ import ast
 import shutil
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
-from app.inputs import CONTROL_FIELDS
-from app.tabs import crf as crf_tab
 from tests.helpers import ROOT
 
 
@@ -39,36 +36,6 @@ def test_library_never_imports_the_app_or_gradio() -> None:
 
 
 MAX_FUNCTION_LINES = 60
-
-
-IMPORT_EVERYTHING = """
-import glob, sys, tempfile
-import matplotlib
-backend = dict.__getitem__(matplotlib.rcParams, "backend")
-folders = set(glob.glob(tempfile.gettempdir() + "/cam-explainer-*"))
-import app.ui, app.files
-assert app.files._render_dir is None, "a render folder was created at import"
-assert set(glob.glob(tempfile.gettempdir() + "/cam-explainer-*")) == folders, "a folder was created at import"
-assert dict.__getitem__(matplotlib.rcParams, "backend") == backend, "the matplotlib backend was set at import"
-assert "matplotlib.pyplot" not in sys.modules, "pyplot (global figure state) was imported"
-"""
-
-
-GRADIO_FREE = """
-import sys
-import app.explanation, app.views, app.inputs, app.checks, app.gt_boxes, app.resolutions
-assert "gradio" not in sys.modules, "a Gradio-free module imported gradio"
-"""
-
-
-def _field(component: dict[str, Any]) -> str:
-    """The entrance field a component feeds, from its elem_id (or the CRF slider's label)."""
-    props = component["props"]
-    if component["type"] == "state":
-        return "session" if props.get("value") is None else f"state:{props.get('value')}"
-    by_id = {"class-pick": "class_choice", "gt-box": "gt_text", **{n.replace("_", "-"): n for n in CONTROL_FIELDS}}
-    by_label = {spec[3]: name for name, spec in crf_tab.CRF_SLIDERS.items()}
-    return by_id.get(props.get("elem_id") or "", by_label.get(props.get("label") or "", "?"))
 
 
 def test_no_function_in_the_app_is_long() -> None:

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from itertools import combinations
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from app import render
-
-CAT = str(Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg")
-
-
-def _check(boxes: list[np.ndarray], rects: list[render.Rect], picture: tuple[int, int], stroke: float) -> None:
-    height, width = picture
-    for rect in rects:
-        assert min(rect[0], rect[1]) >= 0 and rect[2] <= width and rect[3] <= height, rect
-    for a, b in combinations(rects, 2):
-        assert not render._overlap(a, b), (a, b)  # labels never overlap
-    for rect in rects:
-        for box in boxes:
-            for edge in render._edges(box, stroke):
-                assert not render._overlap(rect, edge), (rect, box)  # no edge cuts a label
+from tests.helpers import check_labels_apart
 
 
 def _placed(picture: np.ndarray, boxes: list[tuple[np.ndarray, render.Colour, str]]) -> list[render.Rect]:
@@ -79,7 +63,7 @@ def test_signed_overlay_is_the_photo_at_zero_and_hand_computed_elsewhere() -> No
 def test_labels_of_overlapping_boxes_stay_apart_and_off_the_edges() -> None:
     boxes = [np.array([40, 60, 300, 280]), np.array([42, 58, 310, 290]), np.array([30, 50, 250, 270])]
     rects = render.place_labels(boxes, [(30, 20), (90, 20), (70, 20)], (300, 451), 5)
-    _check(boxes, rects, (300, 451), 5)
+    check_labels_apart(boxes, rects, (300, 451), 5)
 
 
 def test_a_small_box_has_its_label_outside() -> None:
@@ -87,7 +71,7 @@ def test_a_small_box_has_its_label_outside() -> None:
     rects = render.place_labels([tiny], [(60, 20)], (300, 451), 5)
     _, y0, _, y1 = rects[0]
     assert y1 <= tiny[1] or y0 >= tiny[3] + 1  # above or below the box: the object stays visible
-    _check([tiny], rects, (300, 451), 5)
+    check_labels_apart([tiny], rects, (300, 451), 5)
 
 
 def test_a_box_at_the_top_edge_has_its_label_below_or_inside() -> None:
@@ -97,7 +81,7 @@ def test_a_box_at_the_top_edge_has_its_label_below_or_inside() -> None:
     whole = np.array([0, 0, 450, 299])  # fills the photo: inside, off its edges
     gt = np.array([60, 40, 300, 280])
     rects = render.place_labels([whole, gt], [(80, 20), (30, 20)], (300, 451), 5)
-    _check([whole, gt], rects, (300, 451), 5)
+    check_labels_apart([whole, gt], rects, (300, 451), 5)
 
 
 def test_burnt_in_labels_sit_where_placed() -> None:

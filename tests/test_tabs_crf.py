@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import gradio as gr
 import pytest
-from PIL import Image
 
 import cam_core
 from app.events import event
 from app.inputs import CRF, VIEW, crf_params
 from app.state import Session, get_analysis
-from app.tabs import compare
 from app.tabs import crf as crf_tab
 from tests.helpers import view_request
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-
-
-CAT = str(EXAMPLES / "cat.jpg")
-
 
 CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
 
 
-RAW_RENDER = event(compare.render_localization, VIEW)
-
-
 RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
-
-
-def panel_picture(html: str) -> Image.Image:
-    """The (static, served) picture behind a panel's SVG overlay."""
-    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
-    assert match, html[:200]
-    return Image.open(match.group(1))
-
-
-def svg_boxes(html: str) -> list[list[int]]:
-    """The boxes drawn over a panel, in display pixels."""
-    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
 
 
 def test_crf_view(cat_session: Session) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,37 +13,8 @@ from app import (
     render,
     weights_view,
 )
-from app.events import event
-from app.inputs import CRF, VIEW
 from app.state import ANALYSES, Session
-from app.tabs import compare, weights
-from app.tabs import crf as crf_tab
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-
-
-CAT = str(EXAMPLES / "cat.jpg")
-
-
-CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
-
-
-RAW_RENDER = event(compare.render_localization, VIEW)
-
-
-RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
-
-
-def panel_picture(html: str) -> Image.Image:
-    """The (static, served) picture behind a panel's SVG overlay."""
-    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
-    assert match, html[:200]
-    return Image.open(match.group(1))
-
-
-def svg_boxes(html: str) -> list[list[int]]:
-    """The boxes drawn over a panel, in display pixels."""
-    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
+from app.tabs import weights
 
 
 def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
@@ -57,30 +26,6 @@ def test_weights_view_counts_negative_weights(cat_session: Session) -> None:
     for entry in (render.SEQUENTIAL[40], render.SEQUENTIAL[128], render.SEQUENTIAL[250]):  # issue #14 item 10
         assert (np.abs(bar - entry).sum(axis=1) <= 6).sum() > 50, entry  # the colours themselves are shown
     assert Image.open(pos).size == Image.open(neg).size
-
-
-def _check(boxes: list[np.ndarray], rects: list[render.Rect], picture: tuple[int, int], stroke: float) -> None:
-    height, width = picture
-    for rect in rects:
-        assert min(rect[0], rect[1]) >= 0 and rect[2] <= width and rect[3] <= height, rect
-    for a, b in combinations(rects, 2):
-        assert not render._overlap(a, b), (a, b)  # labels never overlap
-    for rect in rects:
-        for box in boxes:
-            for edge in render._edges(box, stroke):
-                assert not render._overlap(rect, edge), (rect, box)  # no edge cuts a label
-
-
-def _placed(picture: np.ndarray, boxes: list[tuple[np.ndarray, render.Colour, str]]) -> list[render.Rect]:
-    """The rectangles :func:`render.draw_labelled_boxes` uses (same sizes, same placement)."""
-    import cv2
-
-    scale = max(0.55, max(picture.shape[:2]) / 800)
-    sizes = []
-    for _, _, label in boxes:
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-        sizes.append((tw + 8.0, th + base + 6.0))
-    return render.place_labels([b for b, _, _ in boxes], sizes, picture.shape[:2], render.box_thickness(picture) + 2)
 
 
 def test_signed_view_prints_the_logit_and_one_scale_per_photo(cat_session: Session) -> None:

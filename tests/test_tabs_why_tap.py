@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from app.events import event
-from app.inputs import CRF, VIEW
 from app.models import tap_partner
 from app.state import Session, get_analysis
-from app.tabs import compare, why_tap
-from app.tabs import crf as crf_tab
+from app.tabs import why_tap
 from cam_core.tap import channel_stats
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-
-
-CAT = str(EXAMPLES / "cat.jpg")
-
-
-CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
-
-
-RAW_RENDER = event(compare.render_localization, VIEW)
-
-
-RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)
-
-
-def panel_picture(html: str) -> Image.Image:
-    """The (static, served) picture behind a panel's SVG overlay."""
-    match = re.search(r'<img src="gradio_api/file=([^"]+)"', html)
-    assert match, html[:200]
-    return Image.open(match.group(1))
-
-
-def svg_boxes(html: str) -> list[list[int]]:
-    """The boxes drawn over a panel, in display pixels."""
-    return [[int(v) for v in box.split(",")] for box in re.findall(r'data-box="([0-9,]+)"', html)]
+from tests.helpers import config_component
 
 
 def test_p1_view(cat_session: Session) -> None:
@@ -51,13 +21,6 @@ def test_p1_view(cat_session: Session) -> None:
     assert top == update["choices"][0][1] and f"Channel **{top}**" in caption
     _, _, update2, _ = why_tap.render_p1(cat_session, "285", 0.1, update["choices"][3][1])
     assert update2["value"] == update["choices"][3][1]
-
-
-WHY = "Why the two boxes nearly coincide"
-
-
-def _component(config: dict, elem_id: str) -> dict:
-    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
 
 
 @pytest.mark.parametrize(
@@ -99,5 +62,5 @@ def test_p1_caption_reads_its_own_ratio(cat_session) -> None:
 
 def test_why_tap_plot_has_no_badge_or_toolbar_over_its_titles(config: dict[str, Any]) -> None:
     """Item 12: the label badge and the toolbar covered the two plot titles."""
-    props = _component(config, "p1-plot")["props"]
+    props = config_component(config, "p1-plot")["props"]
     assert props["show_label"] is False and not props.get("buttons")

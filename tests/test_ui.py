@@ -6,14 +6,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from app.inputs import CONTROL_FIELDS
-from app.tabs import crf as crf_tab
 from tests.helpers import ROOT
-
-MAX_FUNCTION_LINES = 60
-
 
 IMPORT_EVERYTHING = """
 import glob, sys, tempfile
@@ -33,16 +27,6 @@ import sys
 import app.explanation, app.views, app.inputs, app.checks, app.gt_boxes, app.resolutions
 assert "gradio" not in sys.modules, "a Gradio-free module imported gradio"
 """
-
-
-def _field(component: dict[str, Any]) -> str:
-    """The entrance field a component feeds, from its elem_id (or the CRF slider's label)."""
-    props = component["props"]
-    if component["type"] == "state":
-        return "session" if props.get("value") is None else f"state:{props.get('value')}"
-    by_id = {"class-pick": "class_choice", "gt-box": "gt_text", **{n.replace("_", "-"): n for n in CONTROL_FIELDS}}
-    by_label = {spec[3]: name for name, spec in crf_tab.CRF_SLIDERS.items()}
-    return by_id.get(props.get("elem_id") or "", by_label.get(props.get("label") or "", "?"))
 
 
 def test_importing_the_app_has_no_side_effects(tmp_path: Path) -> None:

@@ -17,10 +17,6 @@ from tests.helpers import view_request
 WHY = "Why the two boxes nearly coincide"
 
 
-def _component(config: dict, elem_id: str) -> dict:
-    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
-
-
 def _after_verdicts(caption: str) -> list[str]:
     """The caption's lines after issue #23's verdict lines (which rule wins, a mask over half the photo)."""
     lines = caption.split("\n\n")
