@@ -111,6 +111,5 @@ def wire(events: Events, controls: ControlsPanel) -> None:
         apply_preset,
         [controls.preset],
         [*controls.sliders, events.named["resolution"]],
-        api_visibility="private",
-        **events.fast,
+        **events.quiet,  # UI only: no loading overlay on the sliders and the menu (it ran after every hand move)
     )
