@@ -108,7 +108,10 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
     when failed, say why and put the Model field back to the model the panels show."""
     skip = gr.skip()
     if not isinstance(pending, PendingLoad):
-        return PollResult(None, gr.Timer(active=False), skip, skip, skip, skip, skip)
+        # a tick queued behind the one that finished the load: the timer is no longer its to set (a load started
+        # since may have just restarted it, and this answer can land after that one's); a dropped session stops it
+        timer = gr.Timer(active=False) if session is None else skip
+        return PollResult(skip, timer, skip, skip, skip, skip, skip)
     status = model_cache.MODELS.status(pending.model, pending.output_stride)
     if status.state == "loading":
         source = model_cache.weights_source(pending.model)

@@ -144,3 +144,13 @@ def test_the_app_waits_for_its_default_model_at_start(monkeypatch: pytest.Monkey
     monkeypatch.setattr(model_cache, "LOAD_WAIT_S", 0.001)
     build_demo()
     assert fresh.status(MODEL, 16).state == "ready"
+
+
+def test_a_tick_behind_the_finished_load_leaves_the_timer_to_a_new_load(cat_session: Any) -> None:
+    """Ticks run one after another (the last of a burst): the tick queued behind the one that found the load ready
+    sees nothing pending. Its answer may reach the page after a new load's event restarted the timer, so it must
+    not stop it (it did: the resolution's load then never finished by itself on a loaded machine)."""
+    stale = poll_load(None, cat_session)
+    assert stale.pending == gr.skip() and stale.timer == gr.skip()  # not Timer(active=False), not pending None
+    dropped = poll_load(None, None)  # the server dropped the session: nothing will ever be pending again
+    assert isinstance(dropped.timer, gr.Timer) and dropped.timer.active is False
