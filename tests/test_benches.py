@@ -36,6 +36,10 @@ QUICK: dict[str, list[str]] = {
         r"^victim idle: \{'wait_s': [\d.]+, 'ok': True",
     ],
     "bench_load": [r"^errors: 0  mixed-up responses: 0$", r"^slider load / idle\s+\d+\.\dx"],
+    "bench_methods": [
+        r"^\| gradcam \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d\d \|$",
+        r"^\| layercam - nwc \| [+-]\d+\.\d \[",
+    ],
     "bench_resolution": [r"^512/8\s+\d+ \(x\s*\d+\.\d\)"],
     "bench_segment": [
         r"with_theta .*: median\s+\d+\.\d ms",
