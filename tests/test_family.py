@@ -14,6 +14,7 @@ from torchcam.methods import GradCAMpp
 import cam_core
 from cam_core.errors import ParameterError
 from cam_core.family import METHODS, GradCAMppFixed, _Net, family_map, identity_gap
+from cam_core.train.checkpoint import load_checkpoint
 from tests.helpers import ROOT
 
 
@@ -164,3 +165,20 @@ def test_the_published_family_tables_are_the_measured_json() -> None:
         assert {("gradcam", "xgradcam"), ("nwc+pas", "gradcam+nwc+pas"), ("nwc+pas", "xgradcam+nwc+pas")} <= same
         for a, b in (("nwc", "layercam"), ("nwc", "gradcam+nwc"), ("nwc+pas", "layercam+pas")):
             assert run["configs"][a] == run["configs"][b]
+
+
+@pytest.mark.parametrize(
+    "checkpoint", ["lite0_gap_head", "lite0_gap_head_448s16", "lite0_tap_head", "lite0_tap_head_448s16"]
+)
+def test_identity_holds_on_every_offline_cam_exact_checkpoint(checkpoint: str, photos) -> None:
+    """Grad-CAM = ReLU(CAM)/(h w) on the shipped heads, TAP included: TAP's gradient is W/|S_k| on the |S_k|
+    pixels above its threshold and 0 elsewhere, so its mean over the map is still W/(h w). Per pixel it is
+    not constant, so XGrad-CAM (a gradient-times-feature average) leaves Grad-CAM on the TAP heads only."""
+    loaded = load_checkpoint(ROOT / "assets" / "checkpoints" / f"{checkpoint}.safetensors")
+    analysis = cam_core.analyze(loaded, photos["chelsea"])
+    top = analysis.top_k(1)[0][0]
+    gradcam = family_map(loaded, photos["chelsea"], top, "gradcam")
+    assert identity_gap(analysis, gradcam, top) < 1e-5
+    xgradcam = family_map(loaded, photos["chelsea"], top, "xgradcam")
+    same = np.allclose(xgradcam, gradcam, rtol=1e-3, atol=1e-6 * float(gradcam.max()))
+    assert same == (loaded.pooling == "gap")
