@@ -1,4 +1,4 @@
-"""Gradient CAM-family maps (Grad-CAM, XGrad-CAM, LayerCAM) from torchcam, combined in cam_core.
+"""Gradient CAM-family maps (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM) from torchcam, combined in cam_core.
 
 torchcam (``torchcam==0.5.0``) computes each method's weights (``_get_weights``); cam_core combines them
 with the hooked final features ``F`` (C, h, w) itself so that NWC (clamping negative channel weights,
