@@ -1,4 +1,4 @@
-"""Gradient CAM-family maps (Grad-CAM, XGrad-CAM, LayerCAM) from torchcam, combined in cam_core.
+"""Gradient CAM-family maps (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM) from torchcam, combined in cam_core.
 
 torchcam (``torchcam==0.5.0``) computes each method's weights (``_get_weights``); cam_core combines them
 with the hooked final features ``F`` (C, h, w) itself so that NWC (clamping negative channel weights,
@@ -6,6 +6,9 @@ Bae et al. module M2) applies the same way as for plain CAM: ``M = ReLU(sum_k w_
 ``w_k -> max(w_k, 0)`` under NWC. LayerCAM's weights are per pixel and already ``ReLU(dY/dF)``, so NWC
 is undefined there (:class:`ParameterError`). The map returned is at feature resolution, unnormalised,
 so upsampling, 8-bit thresholds, MaS/PaS, boxes, masks and CRF run on it exactly as on plain CAM.
+
+Grad-CAM++ uses :class:`GradCAMppFixed`, torchcam's class with only its alpha step corrected (torchcam 0.5.0
+divides a boolean-indexed copy, so its alpha stays ``g^2``).
 
 Identity: for a GAP + linear head, ``dY_c/dF_k(i, j) = W[c, k] / (h w)``, so Grad-CAM's weights are
 ``W[c, k] / (h w)`` and Grad-CAM ``= ReLU(CAM) / (h w)``; :func:`identity_gap` measures it.
@@ -24,9 +27,36 @@ from cam_core.cam import Analysis, preprocess
 from cam_core.errors import NonFiniteMapError, ParameterError
 from cam_core.models import LoadedModel, eval_mode, with_input_size
 
-Method = Literal["gradcam", "xgradcam", "layercam"]
+Method = Literal["gradcam", "gradcampp", "xgradcam", "layercam"]
+
+
+class GradCAMppFixed(GradCAMpp):
+    """torchcam's Grad-CAM++ with the paper's alpha (Chattopadhay et al. 2018, eq. 19); all else is torchcam's.
+
+    torchcam 0.5.0 runs ``alpha[idx][mask].div_(...)`` on a boolean-indexed *copy*, so its alpha stays ``g^2``
+    (tests/test_family.py pins the bug). Here ``alpha_kij = g^2 / (2 g^2 + g^3 sum_ab A_kab)`` where ``g > 0``
+    would make it finite (``g = dY_c/dA_kij``; 0 where ``g = 0``), and ``w_k = sum_ij alpha_kij ReLU(g_kij)``.
+    The paper's denominator multiplies the pixel's own ``g^3`` by the channel sum of ``A``; torchcam's sums
+    ``A g^3`` over pixels, which only agrees for a constant gradient (a GAP + linear head).
+    """
+
+    def _get_weights(
+        self, class_idx: int | list[int], scores: torch.Tensor, eps: float = 1e-8, **kwargs: Any
+    ) -> list[torch.Tensor]:
+        """Weights ``(B, C)`` per hooked layer, from torchcam's backward pass and the paper's alpha."""
+        self._backprop(scores, class_idx, **kwargs)
+        weights = []
+        for act, grad in zip(self.hook_a, self.hook_g, strict=True):  # each (B, C, h, w)
+            grad_2 = grad.pow(2)
+            sums = act.flatten(2).sum(-1)[..., None, None]  # (B, C, 1, 1): sum_ab A_kab
+            alpha = torch.where(grad_2 > 0, grad_2 / (2 * grad_2 + grad_2 * grad * sums + eps), 0.0)
+            weights.append((alpha * torch.relu(grad)).flatten(2).sum(-1))
+        return weights
+
+
 METHODS: dict[str, type[Any]] = {
     "gradcam": GradCAM,
+    "gradcampp": GradCAMppFixed,
     "xgradcam": XGradCAM,
     "layercam": LayerCAM,
 }
@@ -37,9 +67,10 @@ METHOD_LABELS = {
     "layercam": "LayerCAM",
 }
 NWC_DEFINED = frozenset({"gradcam", "xgradcam"})
-# Grad-CAM++ is withheld: torchcam 0.5.0 divides ``alpha[mask]`` in place, but boolean indexing returns a
-# copy, so alpha stays ``g^2`` and its weights are ``sum g^2 ReLU(g)``, not the paper's (tests/test_family.py).
-WITHHELD = {"gradcampp": GradCAMpp}
+NWC_UNDEFINED_WHY = {
+    "layercam": "its weights are per pixel and already pass through ReLU",
+    "gradcampp": "its weights sum alpha · ReLU(gradient), never negative on ReLU features",
+}
 
 
 class _Features(nn.Module):
@@ -95,7 +126,7 @@ def family_map(
     if method not in METHODS:
         raise ParameterError(f"`method` must be one of {sorted(METHODS)}, got {method!r}")
     if nwc and method not in NWC_DEFINED:
-        raise ParameterError(f"NWC is undefined for {METHOD_LABELS[method]} (its weights are per pixel, >= 0)")
+        raise ParameterError(f"NWC is undefined for {METHOD_LABELS[method]} ({NWC_UNDEFINED_WHY[method]})")
     if input_size is not None:
         loaded = with_input_size(loaded, input_size)
     if not 0 <= int(class_index) < loaded.num_classes:

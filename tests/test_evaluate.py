@@ -120,7 +120,7 @@ def test_family_configs_names_and_refusal() -> None:
                      "layercam", "layercam+pas"]  # fmt: skip
     assert default_configs(methods=("gradcam",))["gradcam+nwc+pas"].localization == CONFIGS["nwc+pas"]
     with pytest.raises(ParameterError, match="unknown methods"):
-        default_configs(methods=("gradcampp",))
+        default_configs(methods=("scorecam",))
 
 
 def test_gradcam_nwc_scores_as_nwc_on_a_gap_head(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:
@@ -130,6 +130,16 @@ def test_gradcam_nwc_scores_as_nwc_on_a_gap_head(tiny_model: cam_core.LoadedMode
     result = evaluate(tiny_model, samples, specs, per_image=True)
     assert result.configs["gradcam+nwc"] == result.configs["nwc"]
     assert result.to_dict()["configs"]["gradcam+nwc"]["settings"]["method"] == "gradcam"
+
+
+def test_gradcampp_is_evaluated_without_nwc(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:
+    """Grad-CAM++ (cam_core's corrected torchcam class) gets ``m`` and ``m+pas``; NWC is undefined for it."""
+    specs = default_configs(methods=("gradcampp",))
+    assert [n for n in specs if n.startswith("gradcampp")] == ["gradcampp", "gradcampp+pas"]
+    samples = read_boxes_csv(dataset / "boxes.csv", dataset)
+    result = evaluate(tiny_model, samples, {n: specs[n] for n in ("gradcampp", "gradcampp+pas")})
+    assert result.to_dict()["configs"]["gradcampp+pas"]["settings"]["method"] == "gradcampp"
+    assert 0.0 <= result.configs["gradcampp"].maxboxacc_v2 <= 100.0
 
 
 def test_evaluate_library_with_progress_and_skips(tiny_model: cam_core.LoadedModel, dataset: Path) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
+import torch
+from torch import nn
+from torchcam.methods import GradCAMpp
 
 import cam_core
 from cam_core.errors import ParameterError
-from cam_core.family import METHODS, WITHHELD, _Net, family_map, identity_gap
+from cam_core.family import METHODS, GradCAMppFixed, _Net, family_map, identity_gap
+from cam_core.train.checkpoint import load_checkpoint
+from tests.helpers import ROOT
 
 
 @pytest.fixture
@@ -37,21 +45,75 @@ def test_nwc_and_layercam_clamp_the_gradient(tiny_model, tiny_case) -> None:
         family_map(tiny_model, image, 1, "layercam", nwc=True)
 
 
-def test_torchcam_gradcampp_misses_the_papers_alpha(tiny_model, tiny_case) -> None:
-    """Why Grad-CAM++ is withheld: the paper's w_k = h w · g^2 ReLU(g) / (2 g^2 + S_k g^3) for a constant
-    gradient g; torchcam 0.5.0 returns h w · g^2 ReLU(g) (its alpha division acts on a copy)."""
-    image, analysis, grad = tiny_case
-    features = analysis.feature_maps.astype(np.float64)
+def _gradcampp_weights(tiny_model, tiny_case) -> tuple[np.ndarray, np.ndarray]:
+    """By hand: the paper's weights ``h w g^2 ReLU(g) / (2 g^2 + S_k g^3 + eps)`` and torchcam's ``h w g^2 ReLU(g)``.
+
+    ``eps = 1e-8`` is torchcam's underflow guard (the tiny model's g^2 is ~1e-5, so it shows at 1e-3).
+    """
+    _, analysis, grad = tiny_case
     height, width = analysis.feature_size
-    sums = features.sum(axis=(1, 2))  # S_k
+    sums = analysis.feature_maps.astype(np.float64).sum(axis=(1, 2))  # S_k
     g = grad.astype(np.float64)
-    weights = height * width * g**2 * np.maximum(g, 0.0) / (2 * g**2 + sums * g**3 + 1e-8)
+    return height * width * g**2 * np.maximum(g, 0.0) / (
+        2 * g**2 + sums * g**3 + 1e-8
+    ), height * width * g**2 * np.maximum(g, 0.0)
+
+
+def test_torchcam_gradcampp_misses_the_papers_alpha(tiny_model, tiny_case) -> None:
+    """Why cam_core corrects torchcam's Grad-CAM++: the paper's w_k = h w g^2 ReLU(g) / (2 g^2 + S_k g^3) for a constant
+    gradient g; torchcam 0.5.0 returns h w · g^2 ReLU(g) (its alpha division acts on a copy)."""
+    image = tiny_case[0]
+    paper, buggy = _gradcampp_weights(tiny_model, tiny_case)
     net = _Net(tiny_model.model)
     batch = cam_core.preprocess(image, tiny_model.data_config)[None].requires_grad_(True)
-    with WITHHELD["gradcampp"](net, "features") as extractor:
+    with GradCAMpp(net, "features") as extractor:
         got = extractor._get_weights(1, net(batch))[0][0].detach().double().numpy()  # (C,)
-    np.testing.assert_allclose(got, height * width * g**2 * np.maximum(g, 0.0), rtol=1e-4, atol=1e-12)
-    assert not np.allclose(got, weights, rtol=1e-2)
+    np.testing.assert_allclose(got, buggy, rtol=1e-4, atol=1e-12)
+    assert not np.allclose(got, paper, rtol=1e-2)
+
+
+def test_corrected_gradcampp_has_the_papers_weights_and_map(tiny_model, tiny_case) -> None:
+    image, analysis, _ = tiny_case
+    paper, buggy = _gradcampp_weights(tiny_model, tiny_case)
+    net = _Net(tiny_model.model)
+    batch = cam_core.preprocess(image, tiny_model.data_config)[None].requires_grad_(True)
+    with GradCAMppFixed(net, "features") as extractor:
+        got = extractor._get_weights(1, net(batch))[0][0].detach().double().numpy()  # (C,)
+    np.testing.assert_allclose(got, paper, rtol=1e-4, atol=1e-12)
+    assert not np.allclose(got, buggy, rtol=1e-2)
+    expected = np.maximum(np.einsum("c,chw->hw", paper, analysis.feature_maps), 0.0)
+    np.testing.assert_allclose(family_map(tiny_model, image, 1, "gradcampp"), expected, rtol=1e-4, atol=1e-9)
+    with pytest.raises(ParameterError, match="undefined for Grad-CAM\\+\\+"):
+        family_map(tiny_model, image, 1, "gradcampp", nwc=True)
+
+
+class _SquareHead(nn.Module):
+    """``Y = (sum_ij A^2, sum_ij A^3)`` of a 1x1 conv: a per-pixel gradient ``g = 2A`` (class 0), unlike GAP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(1, 2, 1)
+        with torch.no_grad():
+            self.features.weight.copy_(torch.tensor([[[[1.0]]], [[[-0.5]]]]))
+            self.features.bias.copy_(torch.tensor([0.3, 0.2]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.features(x)
+        return torch.stack([(a**2).sum((1, 2, 3)), (a**3).sum((1, 2, 3))], 1)  # (B, 2)
+
+
+def test_corrected_gradcampp_alpha_is_per_pixel_as_in_the_paper() -> None:
+    """Eq. 19 with a non-constant gradient: ``alpha_ij = g_ij^2 / (2 g_ij^2 + g_ij^3 sum_ab A_ab)``."""
+    net = _SquareHead().eval()
+    x = torch.tensor(np.random.default_rng(0).normal(size=(1, 1, 3, 4)), dtype=torch.float32, requires_grad=True)
+    with GradCAMppFixed(net, "features") as extractor:
+        got = extractor._get_weights(0, net(x))[0][0].detach().double().numpy()  # (2,)
+        act = extractor.hook_a[0][0].detach().double().numpy()  # (2, 3, 4)
+    g = 2 * act
+    alpha = np.where(g**2 > 0, g**2 / (2 * g**2 + g**3 * act.sum(axis=(1, 2), keepdims=True)), 0.0)
+    np.testing.assert_allclose(got, (alpha * np.maximum(g, 0.0)).sum(axis=(1, 2)), rtol=1e-5)
+    torchcams = (g**2 / (2 * g**2 + (g**3 * act).sum(axis=(1, 2), keepdims=True)) * np.maximum(g, 0.0)).sum((1, 2))
+    assert not np.allclose(got, torchcams, rtol=1e-2)  # torchcam's denominator sums A g^3 over pixels instead
 
 
 def test_identity_gradcam_is_relu_cam_over_hw_on_the_real_model(default_model, photos) -> None:
@@ -65,7 +127,58 @@ def test_identity_gradcam_is_relu_cam_over_hw_on_the_real_model(default_model, p
 def test_unknown_method_and_class_are_refused(tiny_model, tiny_case) -> None:
     image = tiny_case[0]
     with pytest.raises(ParameterError, match="method"):
-        family_map(tiny_model, image, 1, "gradcampp")
+        family_map(tiny_model, image, 1, "scorecam")
     with pytest.raises(ParameterError, match="class_index"):
         family_map(tiny_model, image, 99, "gradcam")
-    assert set(METHODS) == {"gradcam", "xgradcam", "layercam"}
+    assert set(METHODS) == {"gradcam", "gradcampp", "xgradcam", "layercam"}
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_the_published_family_tables_are_the_measured_json() -> None:
+    """Every number of docs/methods.md's 120-photo tables is the committed run's (docs/methods_family.json)."""
+    runs = json.loads((ROOT / "docs" / "methods_family.json").read_text())["runs"]
+    wide, narrow = runs["448/16"], runs["224/32"]
+    assert wide["n_images"] == narrow["n_images"] == 120
+    lines = (ROOT / "docs" / "methods.md").read_text().splitlines()
+    configs = {_cells(x)[0].strip("`"): _cells(x)[1:] for x in lines if re.match(r"\| `[a-z+]+` \| \d", x)}
+    assert set(configs) == set(wide["configs"]) == set(narrow["configs"])
+    for name, cells in configs.items():
+        want = [
+            run["configs"][name][key] for run in (wide, narrow) for key in ("maxboxacc_v2", "gt_known_loc", "top1_loc")
+        ]
+        assert cells == [f"{value:.1f}" for value in want], name
+    pairs = [_cells(x) for x in lines if re.match(r"\| `[a-z+]+` − `[a-z+]+` \|", x)]
+    assert len(pairs) == len(wide["pairs"]) == len(narrow["pairs"])
+    for cells, p, q in zip(pairs, wide["pairs"], narrow["pairs"], strict=True):
+        assert cells[0] == f"`{p['b']}` − `{p['a']}`" and (p["a"], p["b"]) == (q["a"], q["b"])
+        for cell, r in zip(cells[1:], (p, q), strict=True):
+            assert cell == f"{r['estimate']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]", cells[0]
+    rates = {_cells(x)[0]: _cells(x)[1:3] for x in lines if re.match(r"\| [a-z]+ \| \d+\.\d\d \| \d+\.\d\d \|", x)}
+    assert rates == {m: [f"{wide['rates'][m]['images_per_s']:.2f}", f"{narrow['rates'][m]['images_per_s']:.2f}"]
+                     for m in wide["rates"]}  # fmt: skip
+    # the identities the algebra predicts hold on every photo (differences exactly 0)
+    for run in (wide, narrow):
+        same = {(p["a"], p["b"]) for p in run["pairs"] if p["estimate"] == p["low"] == p["high"] == 0.0}
+        assert {("gradcam", "xgradcam"), ("nwc+pas", "gradcam+nwc+pas"), ("nwc+pas", "xgradcam+nwc+pas")} <= same
+        for a, b in (("nwc", "layercam"), ("nwc", "gradcam+nwc"), ("nwc+pas", "layercam+pas")):
+            assert run["configs"][a] == run["configs"][b]
+
+
+@pytest.mark.parametrize(
+    "checkpoint", ["lite0_gap_head", "lite0_gap_head_448s16", "lite0_tap_head", "lite0_tap_head_448s16"]
+)
+def test_identity_holds_on_every_offline_cam_exact_checkpoint(checkpoint: str, photos) -> None:
+    """Grad-CAM = ReLU(CAM)/(h w) on the shipped heads, TAP included: TAP's gradient is W/|S_k| on the |S_k|
+    pixels above its threshold and 0 elsewhere, so its mean over the map is still W/(h w). Per pixel it is
+    not constant, so XGrad-CAM (a gradient-times-feature average) leaves Grad-CAM on the TAP heads only."""
+    loaded = load_checkpoint(ROOT / "assets" / "checkpoints" / f"{checkpoint}.safetensors")
+    analysis = cam_core.analyze(loaded, photos["chelsea"])
+    top = analysis.top_k(1)[0][0]
+    gradcam = family_map(loaded, photos["chelsea"], top, "gradcam")
+    assert identity_gap(analysis, gradcam, top) < 1e-5
+    xgradcam = family_map(loaded, photos["chelsea"], top, "xgradcam")
+    same = np.allclose(xgradcam, gradcam, rtol=1e-3, atol=1e-6 * float(gradcam.max()))
+    assert same == (loaded.pooling == "gap")

@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int, help="analysis square in px (default: the model's own, 224)")
     parser.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
                         help="32 as trained; 16 / 8 dilate the last stages (finer map, slower)")  # fmt: skip
-    parser.add_argument("--methods", default="cam", help="comma list of cam,gradcam,xgradcam,layercam: each adds "
-                        "m, m+pas, m+nwc, m+nwc+pas (one backward pass per image and method)")  # fmt: skip
+    parser.add_argument("--methods", default="cam", help="comma list of cam,gradcam,gradcampp,xgradcam,layercam: "
+                        "each adds m, m+pas, m+nwc, m+nwc+pas (+nwc only where NWC is defined; one backward pass per "
+                        "image, method and NWC setting)")  # fmt: skip
     parser.add_argument("--crf", action="store_true", help="add the dense-CRF configs (needs pydensecrf2)")
     parser.add_argument("--masks", type=Path, help="GT masks <image stem>.png, or the mask root of wsolevaluation's "
                         "OpenImages metadata (path,mask,ignore): adds PxAP and mask IoU")  # fmt: skip
