@@ -5,8 +5,11 @@ most :data:`app.model_cache.LOAD_WAIT_S` (the load goes on in the background, in
 :func:`answering_at_once` turns that into the event's own outputs: the status line says "Loading <model> (...):
 about N s", the panels keep what they show, and a :class:`PendingLoad` starts the page's :class:`LoadWatch`
 timer. Each tick (unqueued, a look at :meth:`~app.model_cache.ModelCache.status`, nothing started) counts down in
-the status line; when the model is ready the tick sets that kind's ``done`` state, whose change runs the same
-event again (queued, fast lane: now a cache hit), with the same chained redraws. A failed load is said in the
+the status line; when the model is ready the tick writes that kind's ``done`` field, whose change runs the same
+event again (queued, fast lane: now a cache hit), with the same chained redraws. ``done`` is a hidden textbox, not
+a ``gr.State``: Gradio's client fires a state's change only from a *queued* event's answer (the queue's messages
+carry ``changed_state_ids``; an unqueued answer does not), so a state set by the tick never ran the event again; a
+component's change fires in the browser whatever answer set its value. A failed load is said in the
 status line and the Model field goes back to the model the panels show.
 """
 
@@ -45,11 +48,12 @@ class PendingLoad:
 
 @dataclass(frozen=True)
 class LoadWatch:
-    """The page's invisible parts: what waits, the timer that looks at it, and one ``done`` state per kind."""
+    """The page's invisible parts: what waits, the timer that looks at it, and one ``done`` field per kind (a hidden
+    textbox whose value :func:`done_token` changes when that kind's load is ready)."""
 
     pending: gr.State
     timer: gr.Timer
-    done: dict[str, gr.State]
+    done: dict[str, gr.Textbox]
 
     @property
     def outputs(self) -> list[Any]:
@@ -58,8 +62,16 @@ class LoadWatch:
 
 
 def build_load_watch() -> LoadWatch:
-    """The states and the (inactive) timer, inside the current ``gr.Blocks``."""
-    return LoadWatch(gr.State(None), gr.Timer(POLL_S, active=False), {kind: gr.State(None) for kind in KINDS})
+    """The state, the (inactive) timer and the hidden ``done`` fields, inside the current ``gr.Blocks``."""
+    done: dict[str, gr.Textbox] = {
+        kind: gr.Textbox("", visible="hidden", elem_id=f"load-done-{kind}", elem_classes="load-done") for kind in KINDS
+    }
+    return LoadWatch(gr.State(None), gr.Timer(POLL_S, active=False), done)
+
+
+def done_token(pending: PendingLoad) -> str:
+    """The ``done`` field's value for ``pending``: new for each load (its ``since``), so each change fires."""
+    return f"{pending.model}@{pending.output_stride}#{pending.since:.6f}"
 
 
 def loading_status(loading: ModelLoading | Any, remaining_s: float | None = None) -> str:
@@ -92,7 +104,7 @@ def answering_at_once(
 
 
 class PollResult(NamedTuple):
-    """A tick's outputs: what still waits, the timer, each kind's ``done`` state, the status line, the Model field."""
+    """A tick's outputs: what still waits, the timer, each kind's ``done`` field, the status line, the Model field."""
 
     pending: Any
     timer: Any
@@ -104,7 +116,7 @@ class PollResult(NamedTuple):
 
 
 def poll_load(pending: Any, session: Session | None) -> PollResult:
-    """One tick: count down while ``pending`` loads; when ready, set its kind's ``done`` (the event runs again);
+    """One tick: count down while ``pending`` loads; when ready, write its kind's ``done`` (the event runs again);
     when failed, say why and put the Model field back to the model the panels show."""
     skip = gr.skip()
     if not isinstance(pending, PendingLoad):
@@ -119,7 +131,7 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
         return PollResult(skip, skip, skip, skip, skip, loading_status(loading), skip)
     stop = gr.Timer(active=False)
     if status.state == "ready":
-        photo, model, resolution = (pending if kind == pending.kind else skip for kind in KINDS)
+        photo, model, resolution = (done_token(pending) if kind == pending.kind else skip for kind in KINDS)
         return PollResult(None, stop, photo, model, resolution, f"**{pending.model}** is loaded: analysing…", skip)
     shown = session.model if session is not None else cam_core.DEFAULT_MODEL
     back = gr.update(value=shown) if pending.kind == "model" else skip

@@ -66,8 +66,9 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
         page.screenshot(path=str(shots(tmp_path) / "app_model_loading.png"))
         time.sleep(1.5)  # a tick or two while it loads
         release.set()
-        page.wait_for_function(f"document.querySelector('#status').innerText.includes('{SLOW}') && "
-                               "!document.querySelector('#status').innerText.includes('Loading')")  # fmt: skip
+        finished = (f"document.querySelector('#status').innerText.includes('{SLOW}') && "
+                    "!/Loading|analysing/.test(document.querySelector('#status').innerText)")  # fmt: skip
+        page.wait_for_function(finished)  # the switch itself, not the tick's "is loaded: analysing…"
         page.wait_for_function("document.querySelector('#plain-panel figcaption').innerText.includes('GAP-trained')")
         toasts = [page.locator(".toast-body").nth(i).inner_text() for i in range(page.locator(".toast-body").count())]
         assert toasts == []
@@ -76,6 +77,7 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
         page.wait_for_function(
             "document.querySelector('#caption').innerText.includes('224 px, stride 32 -> 7x7 map')", timeout=60_000
         )
+        assert SLOW.removesuffix("_448s16") in status(page) and "Loading" not in status(page)
         assert "GAP-trained" in page.locator("#plain-panel figcaption").inner_text()
     finally:
         release.set()
