@@ -74,12 +74,22 @@ def done_token(pending: PendingLoad) -> str:
     return f"{pending.model}@{pending.output_stride}#{pending.since:.6f}"
 
 
-def loading_status(loading: ModelLoading | Any, remaining_s: float | None = None) -> str:
-    """The status line while ``loading`` goes on: what loads, from where, about how long."""
-    seconds = loading.remaining_s if remaining_s is None else remaining_s
+def loading_status(loading: ModelLoading | Any, elapsed_s: float = 0.0, expected_s: float | None = None) -> str:
+    """The status line while ``loading`` goes on: what loads, from where, a progress bar of the time spent
+    (``elapsed_s``) against the expected time (``expected_s``, default elapsed + ``loading.remaining_s``), and about
+    how long is left; past the estimate, the time so far (the remaining time is clamped at 1 s)."""
+    expected = elapsed_s + loading.remaining_s if expected_s is None else expected_s
+    over = elapsed_s > expected
+    left = f"{elapsed_s:.0f} s so far, longer than the estimate" if over else f"about {loading.remaining_s:.0f} s left"
+    top = max(expected, elapsed_s + loading.remaining_s)  # past the estimate the bar stays short of full
+    verb = "downloading" if "download" in loading.source else "loading"
+    bar = (
+        f'<progress class="load-progress" value="{elapsed_s:.1f}" max="{top:.1f}" '
+        f'aria-label="{verb} {loading.name}: {elapsed_s:.0f} of about {expected:.0f} s"></progress>'
+    )
     return (
-        f"⏳ Loading **{loading.name}** ({loading.source}): about {seconds:.0f} s. The panels keep what they show; "
-        "the page switches by itself when it is ready."
+        f"⏳ Loading **{loading.name}** ({loading.source}): {left}.\n\n{bar} {elapsed_s:.0f} s / about "
+        f"{expected:.0f} s\n\nThe panels keep what they show; the page switches by itself when it is ready."
     )
 
 
@@ -96,7 +106,9 @@ def answering_at_once(
         except LoadingNotice as exc:
             loading = exc.loading
             names: tuple[str, ...] = result._fields  # type: ignore[attr-defined]  # a NamedTuple of the outputs
-            said = tuple(loading_status(loading) if name == "status" else gr.skip() for name in names)
+            started = model_cache.MODELS.status(loading.name, loading.output_stride)  # a look at the dicts, no I/O
+            line = loading_status(loading, started.elapsed_s, started.expected_s or None)
+            said = tuple(line if name == "status" else gr.skip() for name in names)
             pending = PendingLoad(kind, loading.name, loading.output_stride, time.monotonic())
             return (*said, pending, gr.Timer(active=True))
 
@@ -128,7 +140,9 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
     if status.state == "loading":
         source = model_cache.weights_source(pending.model)
         loading = ModelLoading(pending.model, pending.output_stride, status.remaining_s, source)
-        return PollResult(skip, skip, skip, skip, skip, loading_status(loading), skip)
+        return PollResult(
+            skip, skip, skip, skip, skip, loading_status(loading, status.elapsed_s, status.expected_s), skip
+        )
     stop = gr.Timer(active=False)
     if status.state == "ready":
         photo, model, resolution = (done_token(pending) if kind == pending.kind else skip for kind in KINDS)

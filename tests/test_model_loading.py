@@ -15,7 +15,7 @@ import pytest
 import cam_core
 from app import analyses, inputs, model_cache
 from app.explanation import start_session
-from app.model_loading import PendingLoad, answering_at_once, done_token, poll_load
+from app.model_loading import PendingLoad, answering_at_once, done_token, loading_status, poll_load
 from app.state import Session
 from tests.helpers import CAT
 
@@ -174,3 +174,27 @@ def test_a_state_change_is_never_left_to_an_unqueued_event(config: dict[str, Any
     assert unqueued_writers == []
     done = [c for c in config["components"] if c.get("props", {}).get("elem_id", "").startswith("load-done-")]
     assert len(done) == 3 and all(c["type"] == "textbox" and c["props"]["visible"] == "hidden" for c in done)
+
+
+def test_the_loading_line_shows_the_time_spent_against_the_expected_time() -> None:
+    """Issue #24 item 4: a progress bar (elapsed of elapsed + remaining), the time left, and past the estimate
+    (remaining clamped at 1 s) the time so far instead of a countdown that never ends; a download says so."""
+    local = model_cache.ModelLoading(SLOW, 32, 3.0, "local weights")
+    line = loading_status(local, elapsed_s=4.0)
+    assert f"Loading **{SLOW}** (local weights): about 3 s left" in line
+    assert '<progress class="load-progress" value="4.0" max="7.0"' in line and "4 s / about 7 s" in line
+    late = loading_status(model_cache.ModelLoading(SLOW, 32, 1.0, "local weights"), elapsed_s=12.0, expected_s=7.0)
+    assert "12 s so far, longer than the estimate" in late and 'value="12.0" max="13.0"' in late
+    assert "about 1 s left" in loading_status(model_cache.ModelLoading(SLOW, 32, 1.0, "local weights"), 6.4, 7.0)
+    hub = model_cache.ModelLoading("resnet50", 32, 5.0, "weights download from the Hugging Face Hub, 98 MB")
+    assert 'aria-label="downloading resnet50: 0 of about 5 s"' in loading_status(hub)
+
+
+def test_a_tick_moves_the_bar_from_the_loads_own_start(session: Session, cache: Any) -> None:
+    """The elapsed time is the load's own (from its start in the cache), so the bar moves from tick to tick."""
+    *_, pending, _ = _switch(session)
+    first = poll_load(pending, session).status
+    time.sleep(1.1)
+    second = poll_load(pending, session).status
+    value = [float(line.split('value="')[1].split('"')[0]) for line in (first, second)]
+    assert value[0] >= model_cache.LOAD_WAIT_S - 0.05 and value[1] >= value[0] + 1.0
