@@ -94,6 +94,8 @@ class LoadStatus:
     state: str
     error: str = ""
     remaining_s: float = 0.0
+    elapsed_s: float = 0.0  # since the load started (``loading`` only)
+    expected_s: float = 0.0  # the estimate of the whole load: the last load's time, else estimate_load_s
 
 
 class ModelCache:
@@ -195,8 +197,8 @@ class ModelCache:
         if future is not None and future.done():
             error = future.exception()
             return LoadStatus("ready") if error is None else LoadStatus("failed", str(error))
-        estimate = took if took is not None else estimate_load_s(name)
-        return LoadStatus("loading", remaining_s=max(1.0, started + estimate - time.monotonic()))
+        estimate, elapsed = (took if took is not None else estimate_load_s(name)), time.monotonic() - started
+        return LoadStatus("loading", remaining_s=max(1.0, estimate - elapsed), elapsed_s=elapsed, expected_s=estimate)
 
     def _finished(self, key: ModelKey, future: Future[cam_core.LoadedModel]) -> None:
         with self._lock:

@@ -3,11 +3,14 @@
 A photo, model or resolution event whose model is not loaded yet gets :class:`~app.errors.LoadingNotice` after at
 most :data:`app.model_cache.LOAD_WAIT_S` (the load goes on in the background, in no worker of the queue).
 :func:`answering_at_once` turns that into the event's own outputs: the status line says "Loading <model> (...):
-about N s", the panels keep what they show, and a :class:`PendingLoad` starts the page's :class:`LoadWatch`
-timer. Each tick (unqueued, a look at :meth:`~app.model_cache.ModelCache.status`, nothing started) counts down in
-the status line; when the model is ready the tick sets that kind's ``done`` state, whose change runs the same
-event again (queued, fast lane: now a cache hit), with the same chained redraws. A failed load is said in the
-status line and the Model field goes back to the model the panels show.
+about N s left" with a progress bar, the panels keep what they show, and a :class:`PendingLoad` starts the page's
+:class:`LoadWatch` timer. Each tick (unqueued, a look at :meth:`~app.model_cache.ModelCache.status`, nothing
+started, no network, no file write) moves the bar (time spent against the expected time); when the model is ready the tick writes that
+kind's ``done`` field, whose change runs the same event again (queued, fast lane: now a cache hit), with the same
+chained redraws. ``done`` is a hidden textbox, not a ``gr.State``: Gradio's client fires a state's change only from
+a *queued* event's answer (the queue's messages carry ``changed_state_ids``; an unqueued answer does not), so a
+state set by the tick never ran the event again; a component's change fires in the browser whatever answer set its
+value. A failed load is said in the status line and the Model field goes back to the model the panels show.
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ class PendingLoad:
 
 @dataclass(frozen=True)
 class LoadWatch:
-    """The page's invisible parts: what waits, the timer that looks at it, and one ``done`` state per kind."""
+    """The page's invisible parts: what waits, the timer that looks at it, and one ``done`` field per kind (a hidden
+    textbox whose value :func:`done_token` changes when that kind's load is ready)."""
 
     pending: gr.State
     timer: gr.Timer
-    done: dict[str, gr.State]
+    done: dict[str, gr.Textbox]
 
     @property
     def outputs(self) -> list[Any]:
@@ -58,16 +62,34 @@ class LoadWatch:
 
 
 def build_load_watch() -> LoadWatch:
-    """The states and the (inactive) timer, inside the current ``gr.Blocks``."""
-    return LoadWatch(gr.State(None), gr.Timer(POLL_S, active=False), {kind: gr.State(None) for kind in KINDS})
+    """The state, the (inactive) timer and the hidden ``done`` fields, inside the current ``gr.Blocks``."""
+    done: dict[str, gr.Textbox] = {
+        kind: gr.Textbox("", visible="hidden", elem_id=f"load-done-{kind}", elem_classes="load-done") for kind in KINDS
+    }
+    return LoadWatch(gr.State(None), gr.Timer(POLL_S, active=False), done)
 
 
-def loading_status(loading: ModelLoading | Any, remaining_s: float | None = None) -> str:
-    """The status line while ``loading`` goes on: what loads, from where, about how long."""
-    seconds = loading.remaining_s if remaining_s is None else remaining_s
+def done_token(pending: PendingLoad) -> str:
+    """The ``done`` field's value for ``pending``: new for each load (its ``since``), so each change fires."""
+    return f"{pending.model}@{pending.output_stride}#{pending.since:.6f}"
+
+
+def loading_status(loading: ModelLoading | Any, elapsed_s: float = 0.0, expected_s: float | None = None) -> str:
+    """The status line while ``loading`` goes on: what loads, from where, a progress bar of the time spent
+    (``elapsed_s``) against the expected time (``expected_s``, default elapsed + ``loading.remaining_s``), and about
+    how long is left; past the estimate, the time so far (the remaining time is clamped at 1 s)."""
+    expected = elapsed_s + loading.remaining_s if expected_s is None else expected_s
+    over = elapsed_s > expected
+    left = f"{elapsed_s:.0f} s so far, longer than the estimate" if over else f"about {loading.remaining_s:.0f} s left"
+    top = max(expected, elapsed_s + loading.remaining_s)  # past the estimate the bar stays short of full
+    verb = "downloading" if "download" in loading.source else "loading"
+    bar = (
+        f'<progress class="load-progress" value="{elapsed_s:.1f}" max="{top:.1f}" '
+        f'aria-label="{verb} {loading.name}: {elapsed_s:.0f} of about {expected:.0f} s"></progress>'
+    )
     return (
-        f"⏳ Loading **{loading.name}** ({loading.source}): about {seconds:.0f} s. The panels keep what they show; "
-        "the page switches by itself when it is ready."
+        f"⏳ Loading **{loading.name}** ({loading.source}): {left}.\n\n{bar} {elapsed_s:.0f} s / about "
+        f"{expected:.0f} s\n\nThe panels keep what they show; the page switches by itself when it is ready."
     )
 
 
@@ -84,7 +106,9 @@ def answering_at_once(
         except LoadingNotice as exc:
             loading = exc.loading
             names: tuple[str, ...] = result._fields  # type: ignore[attr-defined]  # a NamedTuple of the outputs
-            said = tuple(loading_status(loading) if name == "status" else gr.skip() for name in names)
+            started = model_cache.MODELS.status(loading.name, loading.output_stride)  # a look at the dicts, no I/O
+            line = loading_status(loading, started.elapsed_s, started.expected_s or None)
+            said = tuple(line if name == "status" else gr.skip() for name in names)
             pending = PendingLoad(kind, loading.name, loading.output_stride, time.monotonic())
             return (*said, pending, gr.Timer(active=True))
 
@@ -92,7 +116,7 @@ def answering_at_once(
 
 
 class PollResult(NamedTuple):
-    """A tick's outputs: what still waits, the timer, each kind's ``done`` state, the status line, the Model field."""
+    """A tick's outputs: what still waits, the timer, each kind's ``done`` field, the status line, the Model field."""
 
     pending: Any
     timer: Any
@@ -104,7 +128,7 @@ class PollResult(NamedTuple):
 
 
 def poll_load(pending: Any, session: Session | None) -> PollResult:
-    """One tick: count down while ``pending`` loads; when ready, set its kind's ``done`` (the event runs again);
+    """One tick: count down while ``pending`` loads; when ready, write its kind's ``done`` (the event runs again);
     when failed, say why and put the Model field back to the model the panels show."""
     skip = gr.skip()
     if not isinstance(pending, PendingLoad):
@@ -116,10 +140,12 @@ def poll_load(pending: Any, session: Session | None) -> PollResult:
     if status.state == "loading":
         source = model_cache.weights_source(pending.model)
         loading = ModelLoading(pending.model, pending.output_stride, status.remaining_s, source)
-        return PollResult(skip, skip, skip, skip, skip, loading_status(loading), skip)
+        return PollResult(
+            skip, skip, skip, skip, skip, loading_status(loading, status.elapsed_s, status.expected_s), skip
+        )
     stop = gr.Timer(active=False)
     if status.state == "ready":
-        photo, model, resolution = (pending if kind == pending.kind else skip for kind in KINDS)
+        photo, model, resolution = (done_token(pending) if kind == pending.kind else skip for kind in KINDS)
         return PollResult(None, stop, photo, model, resolution, f"**{pending.model}** is loaded: analysing…", skip)
     shown = session.model if session is not None else cam_core.DEFAULT_MODEL
     back = gr.update(value=shown) if pending.kind == "model" else skip

@@ -64,10 +64,21 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
         page.wait_for_timeout(800)  # the event's own progress overlay gone: the page as the user waits
         page.locator("#status").scroll_into_view_if_needed()
         page.screenshot(path=str(shots(tmp_path) / "app_model_loading.png"))
-        time.sleep(1.5)  # a tick or two while it loads
+        # the timer's ticks move a progress bar of the time spent against the expected time (issue #24 item 4)
+        page.wait_for_function("document.querySelector('#status progress.load-progress')?.value >= 1")
+        bar = page.locator("#status progress.load-progress")
+        assert 1 <= float(bar.get_attribute("value")) < float(bar.get_attribute("max")) and " s / about " in status(
+            page
+        )
+        page.locator("#status").screenshot(path=str(shots(tmp_path) / "app_model_loading_progress.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.locator("#status").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots(tmp_path) / "app_model_loading_progress_phone.png"))
+        page.set_viewport_size(DESKTOP)
         release.set()
-        page.wait_for_function(f"document.querySelector('#status').innerText.includes('{SLOW}') && "
-                               "!document.querySelector('#status').innerText.includes('Loading')")  # fmt: skip
+        finished = (f"document.querySelector('#status').innerText.includes('{SLOW}') && "
+                    "!/Loading|analysing/.test(document.querySelector('#status').innerText)")  # fmt: skip
+        page.wait_for_function(finished)  # the switch itself, not the tick's "is loaded: analysing…"
         page.wait_for_function("document.querySelector('#plain-panel figcaption').innerText.includes('GAP-trained')")
         toasts = [page.locator(".toast-body").nth(i).inner_text() for i in range(page.locator(".toast-body").count())]
         assert toasts == []
@@ -76,6 +87,7 @@ def test_a_loading_model_is_said_at_once_and_the_switch_finishes_by_itself(
         page.wait_for_function(
             "document.querySelector('#caption').innerText.includes('224 px, stride 32 -> 7x7 map')", timeout=60_000
         )
+        assert SLOW.removesuffix("_448s16") in status(page) and "Loading" not in status(page)
         assert "GAP-trained" in page.locator("#plain-panel figcaption").inner_text()
     finally:
         release.set()

@@ -15,7 +15,7 @@ import pytest
 import cam_core
 from app import analyses, inputs, model_cache
 from app.explanation import start_session
-from app.model_loading import PendingLoad, answering_at_once, poll_load
+from app.model_loading import PendingLoad, answering_at_once, done_token, loading_status, poll_load
 from app.state import Session
 from tests.helpers import CAT
 
@@ -68,9 +68,9 @@ def test_a_model_switch_answers_at_once_and_the_page_finishes_it(session: Sessio
         assert time.monotonic() < deadline
         time.sleep(0.05)
     tick = poll_load(pending, session)
-    assert tick.done_model is pending and tick.pending is None and tick.timer.active is False
+    assert tick.done_model == done_token(pending) and tick.pending is None and tick.timer.active is False
     assert tick.done_photo == gr.skip() and tick.done_resolution == gr.skip()
-    finished = _switch(session)  # what the done state's change runs: now a cache hit
+    finished = _switch(session)  # what the done field's change runs: now a cache hit
     assert isinstance(finished[1], Session) and finished[1].model == SLOW and "lite0_gap_head" in finished[3]
 
 
@@ -120,7 +120,7 @@ def test_the_estimate_comes_from_the_weights_size_then_from_the_last_load() -> N
 
 
 def test_a_photo_under_a_loading_model_waits_for_it(session: Session, cache: Any) -> None:
-    """The photo event says the load at once and keeps the panels; its ``done`` state runs it again."""
+    """The photo event says the load at once and keeps the panels; its ``done`` field runs it again."""
     fresh, release = cache
     photo = answering_at_once(analyses.on_photo, "photo", analyses.Photo)
     new_session, class_pick, status, pending, timer = photo({"path": str(CAT)}, SLOW, "224/32")
@@ -130,7 +130,7 @@ def test_a_photo_under_a_loading_model_waits_for_it(session: Session, cache: Any
     while fresh.status(SLOW, 32).state == "loading":
         time.sleep(0.05)
     tick = poll_load(pending, None)
-    assert tick.done_photo is pending and tick.done_model == tick.done_resolution == gr.skip()
+    assert tick.done_photo == done_token(pending) and tick.done_model == tick.done_resolution == gr.skip()
     done = photo({"path": str(CAT)}, SLOW, "224/32")
     assert isinstance(done[0], Session) and done[0].model == SLOW and done[3] == done[4] == gr.skip()
 
@@ -154,3 +154,47 @@ def test_a_tick_behind_the_finished_load_leaves_the_timer_to_a_new_load(cat_sess
     assert stale.pending == gr.skip() and stale.timer == gr.skip()  # not Timer(active=False), not pending None
     dropped = poll_load(None, None)  # the server dropped the session: nothing will ever be pending again
     assert isinstance(dropped.timer, gr.Timer) and dropped.timer.active is False
+
+
+def test_a_state_change_is_never_left_to_an_unqueued_event(config: dict[str, Any]) -> None:
+    """Gradio's client fires a ``gr.State``'s change only from a queued event's answer (the queue's messages carry
+    ``changed_state_ids``; the answer of an unqueued ``/run`` request has none). The load timer's tick is unqueued:
+    while it set ``done`` *states*, their change never fired, so a switch that waited for a load never finished by
+    itself (seen on a loaded machine, where a load takes more than ``LOAD_WAIT_S``). No state whose change runs an
+    event may be written by an unqueued event."""
+    states = {c["id"] for c in config["components"] if c.get("type") == "state"}
+    watched = {target for dep in config["dependencies"] for target, event in dep["targets"] if event == "change"}
+    unqueued_writers = [
+        (dep.get("api_name"), output)
+        for dep in config["dependencies"]
+        if dep.get("queue") is False
+        for output in dep["outputs"]
+        if output in states & watched
+    ]
+    assert unqueued_writers == []
+    done = [c for c in config["components"] if c.get("props", {}).get("elem_id", "").startswith("load-done-")]
+    assert len(done) == 3 and all(c["type"] == "textbox" and c["props"]["visible"] == "hidden" for c in done)
+
+
+def test_the_loading_line_shows_the_time_spent_against_the_expected_time() -> None:
+    """Issue #24 item 4: a progress bar (elapsed of elapsed + remaining), the time left, and past the estimate
+    (remaining clamped at 1 s) the time so far instead of a countdown that never ends; a download says so."""
+    local = model_cache.ModelLoading(SLOW, 32, 3.0, "local weights")
+    line = loading_status(local, elapsed_s=4.0)
+    assert f"Loading **{SLOW}** (local weights): about 3 s left" in line
+    assert '<progress class="load-progress" value="4.0" max="7.0"' in line and "4 s / about 7 s" in line
+    late = loading_status(model_cache.ModelLoading(SLOW, 32, 1.0, "local weights"), elapsed_s=12.0, expected_s=7.0)
+    assert "12 s so far, longer than the estimate" in late and 'value="12.0" max="13.0"' in late
+    assert "about 1 s left" in loading_status(model_cache.ModelLoading(SLOW, 32, 1.0, "local weights"), 6.4, 7.0)
+    hub = model_cache.ModelLoading("resnet50", 32, 5.0, "weights download from the Hugging Face Hub, 98 MB")
+    assert 'aria-label="downloading resnet50: 0 of about 5 s"' in loading_status(hub)
+
+
+def test_a_tick_moves_the_bar_from_the_loads_own_start(session: Session, cache: Any) -> None:
+    """The elapsed time is the load's own (from its start in the cache), so the bar moves from tick to tick."""
+    *_, pending, _ = _switch(session)
+    first = poll_load(pending, session).status
+    time.sleep(1.1)
+    second = poll_load(pending, session).status
+    value = [float(line.split('value="')[1].split('"')[0]) for line in (first, second)]
+    assert value[0] >= model_cache.LOAD_WAIT_S - 0.05 and value[1] >= value[0] + 1.0
