@@ -48,6 +48,7 @@ from cam_core.segment import (
     write_label_png,
 )
 from cam_core.segment import standards as map_standards
+from cam_core.segment.labels import OVERCLAIM_MIN_AREA, OVERCLAIM_RATIO
 from cam_core.threshold import quantize
 
 TOP_K_MAX = 10
@@ -260,8 +261,17 @@ def _percent(value: Any) -> str:
     return "" if value is None else f"{100 * float(value):.1f} %"
 
 
+OVERCLAIM = "⚠ area far above its probability"
+"""The legend's mark on a class that overclaims (:func:`cam_core.segment.overclaims`) under either rule."""
+OVERCLAIM_TIP = (
+    f"It covers at least {100 * OVERCLAIM_MIN_AREA:.0f} % of the photo and more than {OVERCLAIM_RATIO:g} times its "
+    "probability: each class's CAM is normalised on its own, so an unlikely class can paint a large area"
+)
+
+
 def legend_html(pair: SegPair, refined: bool) -> str:
-    """One row per slot: colour, class, probability, area under each rule (and after the CRF when refined)."""
+    """One row per slot: colour, class, probability, area under each rule (and after the CRF when refined); a class
+    whose area is far above its probability carries :data:`OVERCLAIM` (and ``data-overclaims="1"`` on its row)."""
     plain, ours = pair.plain.legend(), pair.ours.legend()
     heads = ["", "class", "probability", "area: plain CAM", f"area: {pair.controls.name}"]
     heads += ["plain + CRF", f"{pair.controls.name} + CRF"] if refined else []
@@ -271,9 +281,14 @@ def legend_html(pair: SegPair, refined: bool) -> str:
         swatch = f'<span style="display:inline-block;width:14px;height:14px;background:rgb({r},{g},{b});'
         swatch += 'border:1px solid #888;vertical-align:middle"></span>'
         name = p["name"] if p["class_index"] is None else f"{p['class_index']}: {short_name(str(p['name']))}"
-        cells = [swatch, html.escape(str(name)), _percent(p["probability"]), _percent(p["area"]), _percent(o["area"])]
+        flagged = bool(p["overclaims"] or o["overclaims"])
+        label = html.escape(str(name)) + (
+            f' <span class="overclaim" title="{OVERCLAIM_TIP}">{OVERCLAIM}</span>' if flagged else ""
+        )
+        cells = [swatch, label, _percent(p["probability"]), _percent(p["area"]), _percent(o["area"])]
         cells += [_percent(p["area_crf"]), _percent(o["area_crf"])] if refined else []
         data = f'data-slot="{p["slot"]}" data-area-plain="{p["area"]:.4f}" data-area-ours="{o["area"]:.4f}"'
+        data += ' data-overclaims="1"' if flagged else ""
         rows.append(f"<tr {data}>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     return f'<table class="seg-legend"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -291,6 +306,8 @@ def caption(pair: SegPair, refined: bool) -> str:
         "A pixel takes the class whose normalised map, divided by its standard (max or P_p), is largest among "
         "the classes over their own threshold (the main tab's mask of that class); else background (dark).",
     ]
+    if any(row["overclaims"] for seg in (pair.plain, pair.ours) for row in seg.legend()):
+        lines.append(f"**{OVERCLAIM}**: {OVERCLAIM_TIP}; read its region as the map's guess, not the model's.")
     if refined:
         lines.append("**Dense CRF** for the controls as they were at the click; after moving them, refine again."
                      + _crf_grid_note(pair))  # fmt: skip
