@@ -261,7 +261,7 @@ def _percent(value: Any) -> str:
     return "" if value is None else f"{100 * float(value):.1f} %"
 
 
-OVERCLAIM = "⚠ area far above its probability"
+OVERCLAIM = "⚠ area ≫ probability"
 """The legend's mark on a class that overclaims (:func:`cam_core.segment.overclaims`) under either rule."""
 OVERCLAIM_TIP = (
     f"It covers at least {100 * OVERCLAIM_MIN_AREA:.0f} % of the photo and more than {OVERCLAIM_RATIO:g} times its "

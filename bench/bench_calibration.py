@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from cam_core.calibration import (
     nll_per_photo,
     softmax,
 )
-from cam_core.datasets import read_boxes_csv
+from cam_core.cam import Analysis, analyze
+from cam_core.datasets import load_stored_image, read_boxes_csv
 from cam_core.evaluate.bootstrap import resample_counts
 from cam_core.models import DEFAULT_MODEL, load_model
 
@@ -110,17 +112,59 @@ def _logits(name: str, samples: list, size: int, stride: int, cache: Path | None
     return logits
 
 
+def segmentation(samples: list, size: int = 448, stride: int = 16) -> None:
+    """The Segmentation tab at the defaults: how many photos get a label map (a class over the 5 % floor), with the
+    raw and the calibrated softmax, and how many legend rows :func:`cam_core.segment.overclaims` flags."""
+    from cam_core.errors import ParameterError
+    from cam_core.localize import CONFIGS
+    from cam_core.segment import SegmentConfig, segment, select_classes
+
+    loaded = load_model(DEFAULT_MODEL, output_stride=stride)
+    shown = {"raw softmax": 0, "calibrated": 0}
+    rows = flagged = flagged_photos = 0
+    for sample in samples:
+        a = collect_analysis(loaded, sample.path, size)
+        raw = replace(a, probabilities=softmax(a.logits).astype(np.float32), temperature=None)
+        for name, analysis in (("raw softmax", raw), ("calibrated", a)):
+            try:
+                select_classes(analysis, SegmentConfig())
+                shown[name] += 1
+            except ParameterError:
+                continue
+        try:
+            classes = select_classes(a, SegmentConfig())
+        except ParameterError:
+            continue
+        legends = [segment(a, SegmentConfig(CONFIGS[c], classes)).legend() for c in ("cam", "nwc+pas")]
+        marks = [p["overclaims"] or o["overclaims"] for p, o in zip(*legends, strict=True)][1:]
+        rows, flagged, flagged_photos = rows + len(marks), flagged + sum(marks), flagged_photos + any(marks)
+    n = len(samples)
+    for name, count in shown.items():
+        print(f"label map shown at {size}/{stride}, {name}: {count}/{n} = {100 * count / n:.1f} %")
+    print(f"legend rows flagged (area far above probability): {flagged}/{rows}, on {flagged_photos}/{n} photos")
+
+
+def collect_analysis(loaded: object, path: Path, size: int) -> Analysis:
+    """One photo analysed as the app does (stored file, stretched to ``size``)."""
+    return analyze(loaded, load_stored_image(path), input_size=size)  # type: ignore[arg-type]
+
+
 def main() -> None:
     """Print the calibration table (one row per test set and resolution)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the 3 example photos with boxes at 224/32, 200 resamples")
     parser.add_argument("--limit", type=int, default=None, help="the first N photos of each test set")
     parser.add_argument("--resamples", type=int, default=10_000)
+    parser.add_argument("--segmentation", action="store_true", help="only the Segmentation tab's coverage at 448/16")
     parser.add_argument("--cache", type=Path, default=None, help="a folder to keep (and reuse) the logits in")
     args = parser.parse_args()
     resolutions = RESOLUTIONS[1:2] if args.quick else RESOLUTIONS
     n_resamples = 200 if args.quick else args.resamples
     sets = _sets(args.quick, args.limit)
+    if args.segmentation or args.quick:
+        segmentation(next(iter(sets.values())))
+        if args.segmentation:
+            return
     print("| resolution | T | photos | NLL before -> after | ΔNLL [95 %] | ECE before -> after | ΔECE [95 %] "
           "| top-1 acc | mean top-1 p before -> after |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

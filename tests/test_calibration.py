@@ -113,3 +113,35 @@ def test_refit_command_writes_a_merged_fit(tmp_path: Path) -> None:
     entry = fits[f"{cam_core.DEFAULT_MODEL}@224/32"]
     n = len(read_boxes_csv(folder / "boxes.csv", folder))
     assert entry["fit_on"] == "examples" and entry["n_photos"] == n and entry["nll_after"] <= entry["nll_before"]
+
+
+FULLRES = Path("/work/shared/data/imagenet_val_fullres_dev")
+EVERY = 6
+"""The coverage test's fixed subset: every 6th development photo (20 of 120; all 120 take minutes on 2 cores:
+``python -m bench.bench_calibration --segmentation`` measures them, docs/calibration.md keeps the number)."""
+
+
+@pytest.mark.skipif(not FULLRES.exists(), reason="the development photos are not on this machine")
+def test_segmentation_shows_a_label_map_on_most_development_photos() -> None:
+    """Issue #23 item 2: at the defaults (448 px / 16, the tab's 5 % floor) a class passes the floor, so the tab
+    shows a label map, on >= 90 % of the photos; with the raw softmax it is far fewer."""
+    from cam_core.segment import SegmentConfig, select_classes
+
+    samples = read_boxes_csv(FULLRES / "boxes.csv", FULLRES)[::EVERY]
+    loaded = cam_core.load_model(output_stride=16)
+    shown = raw_shown = 0
+    for sample in samples:
+        a = cam_core.analyze(loaded, cam_core.load_image(sample.path), input_size=448)
+        raw = dataclasses.replace(a, probabilities=softmax(a.logits).astype(np.float32), temperature=None)
+        shown += _passes(select_classes, a, SegmentConfig())
+        raw_shown += _passes(select_classes, raw, SegmentConfig())
+    assert len(samples) == 20 and shown >= 0.9 * len(samples), (shown, raw_shown)
+    assert raw_shown < shown
+
+
+def _passes(select: object, analysis: cam_core.Analysis, config: object) -> bool:
+    try:
+        select(analysis, config)  # type: ignore[operator]
+    except ParameterError:
+        return False
+    return True
