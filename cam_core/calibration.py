@@ -204,7 +204,7 @@ def collect_logits(
     from cam_core.cam import analyze_batch
     from cam_core.datasets import load_stored_image
 
-    out = []
+    out: list[np.ndarray] = []
     for start in range(0, len(paths), batch):
         images = [load_stored_image(p) for p in paths[start : start + batch]]
         out.extend(a.logits for a in analyze_batch(loaded, images, input_size=input_size))

@@ -121,6 +121,7 @@ EVERY = 6
 ``python -m bench.bench_calibration --segmentation`` measures them, docs/calibration.md keeps the number)."""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FULLRES.exists(), reason="the development photos are not on this machine")
 def test_segmentation_shows_a_label_map_on_most_development_photos() -> None:
     """Issue #23 item 2: at the defaults (448 px / 16, the tab's 5 % floor) a class passes the floor, so the tab
