@@ -1,7 +1,7 @@
 """Temperature scaling, measured on photos the fit never saw: NLL, ECE, mean top-1 probability vs top-1 accuracy.
 
 For each resolution of the app's Resolution menu, the default model's logits on the test photos, scored with
-``T = 1`` (the raw softmax) and with the stored ``T`` (``cam_core/calibration.json``). Differences (after - before)
+``T = 1`` (the raw softmax) and with the stored ``T`` (``cam_core.calibration``). Differences (after - before)
 come with paired bootstrap 95 % intervals over the photos (:func:`cam_core.evaluate.bootstrap.resample_counts`:
 the same resamples for both). Top-1 is checked unchanged (dividing by ``T > 0`` keeps the ranking). Photos of
 the fit set are dropped from the test sets (``imagenet_val_1k`` and ``imagenette_val`` share 7)::
@@ -19,13 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cam_core.calibration import (
-    calibration_entry,
-    collect_logits,
-    ece_terms,
-    nll_per_photo,
-    softmax,
-)
+from cam_core.calibration import calibration_entry, ece_terms, nll_per_photo, softmax
+from cam_core.calibration.cli import collect_logits
 from cam_core.cam import Analysis, analyze
 from cam_core.datasets import load_stored_image, read_boxes_csv
 from cam_core.evaluate.bootstrap import resample_counts

@@ -1,5 +1,6 @@
-"""Temperature scaling (cam_core/calibration.py, issue #23 item 1): the formulas against hand-computed values, the
-stored temperatures, and calibration changing the probabilities only (logits, ranking, CAMs, boxes untouched)."""
+"""Temperature scaling (cam_core/calibration/, issue #23 items 1-2): the formulas against hand-computed values, the
+stored temperatures, the refit command, calibration changing the probabilities only (logits, ranking, CAMs, boxes
+untouched), and the Segmentation tab's coverage on the development photos."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 import cam_core
 from cam_core import calibration
+from cam_core.calibration import cli as calibration_cli
 from cam_core.calibration import (
     describe,
     expected_calibration_error,
@@ -79,8 +81,8 @@ def test_every_offered_resolution_of_the_default_model_has_a_stored_fit() -> Non
 
 def test_stored_file_is_the_package_data_the_wheel_ships() -> None:
     """The JSON sits inside cam_core and pyproject ships it (tests/test_shipping.py reads it from a built wheel)."""
-    assert calibration.CALIBRATION_FILE.parent == ROOT / "cam_core"
-    assert '"calibration.json"' in (ROOT / "pyproject.toml").read_text()
+    assert calibration.CALIBRATION_FILE.parent == ROOT / "cam_core" / "calibration"
+    assert '"cam_core.calibration" = ["temperatures.json"]' in (ROOT / "pyproject.toml").read_text()
     assert json.loads(calibration.CALIBRATION_FILE.read_text())["temperatures"]
 
 
@@ -107,7 +109,7 @@ def test_refit_command_writes_a_merged_fit(tmp_path: Path) -> None:
     out = tmp_path / "t.json"
     out.write_text(json.dumps({"temperatures": {"other@1/1": {"temperature": 2.0}}}))
     folder = ROOT / "assets/examples"
-    assert calibration.main(["--fit-on", str(folder), "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert calibration_cli.main(["--fit-on", str(folder), "--quick", "--out", str(out), "--no-progress"]) == 0
     fits = json.loads(out.read_text())["temperatures"]
     assert fits["other@1/1"] == {"temperature": 2.0}
     entry = fits[f"{cam_core.DEFAULT_MODEL}@224/32"]

@@ -156,4 +156,4 @@ def test_wheel_ships_cam_core_alone_with_working_commands(tmp_path: Path) -> Non
     code = "from cam_core.calibration import temperature; print(temperature('tf_efficientnet_lite0', 448, 16))"
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert run.returncode == 0 and 0 < float(run.stdout) < 1, run.stderr[-2000:]  # calibration.json is package data
+    assert run.returncode == 0 and 0 < float(run.stdout) < 1, run.stderr[-2000:]  # temperatures.json is package data
