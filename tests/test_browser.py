@@ -186,6 +186,8 @@ def test_calibrated_probabilities_and_the_overclaim_flag_in_the_legend(page, tmp
         page.set_viewport_size({"width": width, "height": height})
         flagged.scroll_into_view_if_needed()
         page.screenshot(path=str(shots(tmp_path) / f"seg_overclaim_{width}.png"), full_page=False)
+        page.locator("#status").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots(tmp_path) / f"status_calibrated_{width}.png"), full_page=False)
 
 
 def test_a_refused_upload_is_said_once_and_empties_the_views(page, tmp_path: Path) -> None:
