@@ -29,7 +29,7 @@ from PIL import Image
 import cam_core
 from app import files, html_views, inputs
 from app.crf_worker import mean_field_in_worker
-from app.explanation import resolve_class, short_name
+from app.explanation import percent, resolve_class, short_name
 from app.inputs import Controls, Entrance, need_session
 from app.models import tap_partner
 from app.state import Session, SmallLRU, analysis_key, get_analysis
@@ -222,13 +222,13 @@ def refine_pair(pair: SegPair, params: CrfParams) -> SegPair:
 
 def class_choices(analysis: Analysis, extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """The class picker's choices: the top :data:`TOP_K_MAX` with probabilities, plus the picked extras."""
-    top = [(f"{short_name(name)} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(TOP_K_MAX)]
+    top = [(f"{short_name(name)} ({percent(p)})", str(i)) for i, name, p in analysis.top_k(TOP_K_MAX)]
     known = {value for _, value in top}
     for value in extra:
         if value not in known and value.isdigit() and int(value) < analysis.num_classes:
             index = int(value)
             p = float(analysis.probabilities[index])
-            top.append((f"{index}: {short_name(analysis.class_names[index])} ({100 * p:.2f} %)", value))
+            top.append((f"{index}: {short_name(analysis.class_names[index])} ({percent(p)})", value))
     return top
 
 
@@ -285,7 +285,8 @@ def legend_html(pair: SegPair, refined: bool) -> str:
         label = html.escape(str(name)) + (
             f' <span class="overclaim" title="{OVERCLAIM_TIP}">{OVERCLAIM}</span>' if flagged else ""
         )
-        cells = [swatch, label, _percent(p["probability"]), _percent(p["area"]), _percent(o["area"])]
+        probability = "" if p["probability"] is None else html.escape(percent(float(p["probability"])))
+        cells = [swatch, label, probability, _percent(p["area"]), _percent(o["area"])]
         cells += [_percent(p["area_crf"]), _percent(o["area_crf"])] if refined else []
         data = f'data-slot="{p["slot"]}" data-area-plain="{p["area"]:.4f}" data-area-ours="{o["area"]:.4f}"'
         data += ' data-overclaims="1"' if flagged else ""
