@@ -17,7 +17,7 @@ import gradio as gr
 import cam_core
 from app import inputs, views
 from app.errors import LoadingNotice, user_errors
-from app.explanation import percent, resolve_class, short_name, start_session
+from app.explanation import calibration_note, percent, resolve_class, short_name, start_session
 from app.inputs import DEFAULT_RESOLUTION
 from app.models import member, pair_note, tap_partner, tap_toggle, trained_with
 from app.state import Session, analysis_model, get_analysis, get_model
@@ -61,7 +61,7 @@ def _analysed_photo(session: Session) -> Photo:
     """The session, the class picker (top-1 chosen) and the status line of a photo under ``session.model``."""
     analysis = get_analysis(session, session.model)
     top = analysis.top_k(1)[0]
-    status = f"{_analysed(session)}: top-1 **{short_name(top[1])}** ({percent(top[2])})."
+    status = f"{_analysed(session)}: top-1 **{short_name(top[1])}** ({percent(top[2])}); {calibration_note(analysis)}."
     return Photo(session, gr.update(choices=views.class_choices(analysis), value=str(top[0]), visible=True), status)
 
 
@@ -175,7 +175,7 @@ def _switch_resolution(choice: Any, class_choice: Any, model: Any, session: Sess
     reference = inputs.class_reference(class_choice)
     index = analysis.top_k(1)[0][0] if reference is None else resolve_class(reference, analysis)
     name, p = short_name(analysis.class_names[index]), float(analysis.probabilities[index])
-    status = f"{_analysed(moved)}: **{name}** ({percent(p)}){_tap_note(moved)}."
+    status = f"{_analysed(moved)}: **{name}** ({percent(p)}); {calibration_note(analysis)}{_tap_note(moved)}."
     picker = gr.update(choices=views.class_choices(analysis, extra=index), value=str(index), visible=True)
     return ResolutionSwitch(gr.update(), moved, picker, status, tap_update)
 

@@ -66,6 +66,24 @@ def percent(probability: float) -> str:
     return f"{value:.2f} %" if value >= 0.01 else "< 0.01 %"
 
 
+def calibration_note(analysis: Analysis) -> str:
+    """How the shown probabilities are scaled: ``"probabilities calibrated at this resolution (T = 0.31)"``, or
+    that they are not (no temperature fitted for this model at this resolution: :mod:`cam_core.calibration`)."""
+    t = analysis.temperature
+    if t is None:
+        return "probabilities uncalibrated (no temperature fitted for this model at this resolution)"
+    return f"probabilities calibrated at this resolution (temperature scaling, T = {t:.2f})"
+
+
+def calibration_json(analysis: Analysis) -> dict[str, Any]:
+    """``/explain``'s ``"calibration"``: the temperature every probability of the payload was divided by."""
+    return {
+        "calibrated": analysis.temperature is not None,
+        "temperature": analysis.temperature,
+        "method": "softmax(logits / T), T fitted by NLL per model and resolution (temperature scaling)",
+    }
+
+
 def short_name(description: str) -> str:
     """The first synonym of an ImageNet class description (``"tabby, tabby cat"`` -> ``"tabby"``)."""
     return description.split(",")[0].strip()
@@ -258,6 +276,7 @@ def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
         "resolution": {**ex.resolution.as_dict(), "feature_size": list(a.feature_size), "label": a.resolution},
         "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
         "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
+        "calibration": calibration_json(a),
         "plain": _panel_json(ex, "plain"),
         "ours": _panel_json(ex, "ours"),
         "box_convention": BOX_CONVENTION,

@@ -21,7 +21,7 @@ import json
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -29,7 +29,7 @@ from PIL import Image
 import cam_core
 from app import files, html_views, inputs
 from app.crf_worker import mean_field_in_worker
-from app.explanation import resolve_class, short_name
+from app.explanation import percent, resolve_class, short_name
 from app.inputs import Controls, Entrance, need_session
 from app.models import tap_partner
 from app.state import Session, SmallLRU, analysis_key, get_analysis
@@ -48,6 +48,7 @@ from cam_core.segment import (
     write_label_png,
 )
 from cam_core.segment import standards as map_standards
+from cam_core.segment.labels import OVERCLAIM_MIN_AREA, OVERCLAIM_RATIO
 from cam_core.threshold import quantize
 
 TOP_K_MAX = 10
@@ -221,13 +222,13 @@ def refine_pair(pair: SegPair, params: CrfParams) -> SegPair:
 
 def class_choices(analysis: Analysis, extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """The class picker's choices: the top :data:`TOP_K_MAX` with probabilities, plus the picked extras."""
-    top = [(f"{short_name(name)} ({100 * p:.1f} %)", str(i)) for i, name, p in analysis.top_k(TOP_K_MAX)]
+    top = [(f"{short_name(name)} ({percent(p)})", str(i)) for i, name, p in analysis.top_k(TOP_K_MAX)]
     known = {value for _, value in top}
     for value in extra:
         if value not in known and value.isdigit() and int(value) < analysis.num_classes:
             index = int(value)
             p = float(analysis.probabilities[index])
-            top.append((f"{index}: {short_name(analysis.class_names[index])} ({100 * p:.2f} %)", value))
+            top.append((f"{index}: {short_name(analysis.class_names[index])} ({percent(p)})", value))
     return top
 
 
@@ -260,8 +261,17 @@ def _percent(value: Any) -> str:
     return "" if value is None else f"{100 * float(value):.1f} %"
 
 
+OVERCLAIM = "⚠ area ≫ probability"
+"""The legend's mark on a class that overclaims (:func:`cam_core.segment.overclaims`) under either rule."""
+OVERCLAIM_TIP = (
+    f"It covers at least {100 * OVERCLAIM_MIN_AREA:.0f} % of the photo and more than {OVERCLAIM_RATIO:g} times its "
+    "probability: each class's CAM is normalised on its own, so an unlikely class can paint a large area"
+)
+
+
 def legend_html(pair: SegPair, refined: bool) -> str:
-    """One row per slot: colour, class, probability, area under each rule (and after the CRF when refined)."""
+    """One row per slot: colour, class, probability, area under each rule (and after the CRF when refined); a class
+    whose area is far above its probability carries :data:`OVERCLAIM` (and ``data-overclaims="1"`` on its row)."""
     plain, ours = pair.plain.legend(), pair.ours.legend()
     heads = ["", "class", "probability", "area: plain CAM", f"area: {pair.controls.name}"]
     heads += ["plain + CRF", f"{pair.controls.name} + CRF"] if refined else []
@@ -271,9 +281,15 @@ def legend_html(pair: SegPair, refined: bool) -> str:
         swatch = f'<span style="display:inline-block;width:14px;height:14px;background:rgb({r},{g},{b});'
         swatch += 'border:1px solid #888;vertical-align:middle"></span>'
         name = p["name"] if p["class_index"] is None else f"{p['class_index']}: {short_name(str(p['name']))}"
-        cells = [swatch, html.escape(str(name)), _percent(p["probability"]), _percent(p["area"]), _percent(o["area"])]
+        flagged = bool(p["overclaims"] or o["overclaims"])
+        label = html.escape(str(name)) + (
+            f' <span class="overclaim" title="{OVERCLAIM_TIP}">{OVERCLAIM}</span>' if flagged else ""
+        )
+        probability = "" if p["probability"] is None else html.escape(percent(cast(float, p["probability"])))
+        cells = [swatch, label, probability, _percent(p["area"]), _percent(o["area"])]
         cells += [_percent(p["area_crf"]), _percent(o["area_crf"])] if refined else []
         data = f'data-slot="{p["slot"]}" data-area-plain="{p["area"]:.4f}" data-area-ours="{o["area"]:.4f}"'
+        data += ' data-overclaims="1"' if flagged else ""
         rows.append(f"<tr {data}>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     return f'<table class="seg-legend"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -291,6 +307,8 @@ def caption(pair: SegPair, refined: bool) -> str:
         "A pixel takes the class whose normalised map, divided by its standard (max or P_p), is largest among "
         "the classes over their own threshold (the main tab's mask of that class); else background (dark).",
     ]
+    if any(row["overclaims"] for seg in (pair.plain, pair.ours) for row in seg.legend()):
+        lines.append(f"**{OVERCLAIM}**: {OVERCLAIM_TIP}; read its region as the map's guess, not the model's.")
     if refined:
         lines.append("**Dense CRF** for the controls as they were at the click; after moving them, refine again."
                      + _crf_grid_note(pair))  # fmt: skip

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from cam_core.boxes import scale_boxes
+from cam_core.calibration import softmax, temperature
 from cam_core.errors import ClassIndexError, InvalidImageError, NonFiniteMapError, ParameterError
 from cam_core.models import DataConfig, LoadedModel, classifier_weights, eval_mode, with_input_size
 from cam_core.resolution import resolution_label
@@ -49,13 +50,16 @@ class Analysis:
         class_weights: float32 (K, C) classifier ``W`` (read-only view of the model's weights).
         bias: float32 (K,) classifier ``b``.
         logits: float32 (K,).
-        probabilities: float32 (K,) softmax of ``logits``, sums to 1.
+        probabilities: float32 (K,) ``softmax(logits / temperature)``, sums to 1: calibrated when
+            :attr:`temperature` is set (:mod:`cam_core.calibration`), the raw softmax when it is ``None``.
         class_names: K names.
         input_size: network input ``(H_in, W_in)``: the analysis resolution the image was stretched to.
         pooling: ``"gap"`` or ``"tap"``; tap_tau: TAP threshold when ``pooling == "tap"``.
         output_stride: input pixels per feature cell of the model (32 as trained, 16 / 8 dilated).
         original_size: ``(H, W)`` of the photo the user gave when :attr:`image` is a downscaled copy of
             it, else ``None`` (the image *is* the photo). Boxes map back with :meth:`to_original`.
+        temperature: the calibration's ``T`` for this model at this resolution, or ``None`` (uncalibrated: no
+            fit stored). Only :attr:`probabilities` depend on it: logits, ranking and every CAM do not.
     """
 
     model_name: str
@@ -71,6 +75,7 @@ class Analysis:
     tap_tau: float | None = None
     output_stride: int = 32
     original_size: tuple[int, int] | None = None
+    temperature: float | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -233,7 +238,8 @@ def analyze_batch(
     logits_np = logits.float().cpu().numpy()
     if not (np.isfinite(features_np).all() and np.isfinite(logits_np).all()):
         raise NonFiniteMapError(f"{loaded.name} produced non-finite features or logits.")
-    probabilities = torch.softmax(torch.from_numpy(logits_np), dim=1).numpy()
+    t = temperature(loaded.name, loaded.data_config.input_size, loaded.output_stride)
+    probabilities = softmax(logits_np, t).astype(np.float32)  # (B, K), calibrated when a fit is stored
     return [
         Analysis(
             model_name=loaded.name,
@@ -248,6 +254,7 @@ def analyze_batch(
             pooling=loaded.pooling,
             tap_tau=loaded.tap_tau,
             output_stride=loaded.output_stride,
+            temperature=t,
         )
         for i, image in enumerate(images)
     ]

@@ -24,6 +24,10 @@ QUICK: dict[str, list[str]] = {
     # name: patterns (multi-line regexes) that each must be found in the output of ``--quick``
     "bench_app": [r"^tf_efficientnet_lite0\s+analysis\s+\d+\.\d", r"^resnet50\s+slider / no-op p50 ratio: \d+\.\d\d"],
     "bench_browser": [r"^  page clock:\s+input -> moved box drawn:\s+p50 \d+\.\d ms"],
+    "bench_calibration": [
+        r"^\| 224/32 \| \d+\.\d{3} \| \d+ \| \d+\.\d{3} -> \d+\.\d{3} \| [+-]\d+\.\d{3} \[",
+        r"^label map shown at 448/16, calibrated: \d+/\d+ = \d+\.\d %$",
+    ],
     "bench_crf": [r"^1024x768, no cap / cap \d+: \d+\.\dx"],
     "bench_decode": [
         r"^gray16\.png\s+\d+ kB\s+\d+\s+[\d.]+\s+[\d.]+\s+\[\d+, \d+, 3\]$",

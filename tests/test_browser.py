@@ -140,7 +140,7 @@ def _pick_resolution(page, label: str, exact: bool = True) -> None:
 
 
 def test_segmentation_tab_follows_the_sliders(page, tmp_path: Path) -> None:
-    # 224 px / stride 32: the astronaut's top-3 pass the tab's 5 % floor there (at 448 / 16 none does)
+    # 224 px / stride 32: the astronaut's top-3 pass the tab's 5 % floor there (calibrated, T = 0.84)
     _pick_resolution(page, "224 px, stride 32 -> 7x7 map")
     expect(page.locator("#status")).to_contain_text("224 px, stride 32")
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "astronaut.jpg"))
@@ -168,6 +168,26 @@ def test_segmentation_tab_follows_the_sliders(page, tmp_path: Path) -> None:
     shot = shots(tmp_path) / "segtab.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+
+
+def test_calibrated_probabilities_and_the_overclaim_flag_in_the_legend(page, tmp_path: Path) -> None:
+    """Issue #23: at the defaults (448 px / 16) the status line says the probabilities are calibrated and gives T;
+    the cat's Segmentation legend flags "tiger cat" (p 9.5 % calibrated, 49 % of the photo under plain CAM)."""
+    _upload_cat(page)
+    expect(page.locator("#status")).to_contain_text("probabilities calibrated at this resolution")
+    expect(page.locator("#status")).to_contain_text("T = 0.34")
+    page.get_by_role("tab", name="Segmentation").click()
+    flagged = page.locator('#seg-legend tr[data-overclaims="1"]')
+    expect(flagged).to_have_count(1)
+    expect(flagged).to_contain_text("tiger cat")
+    expect(flagged).to_contain_text("⚠ area ≫ probability")
+    expect(page.locator('#seg-legend tr[data-slot="1"]')).not_to_have_attribute("data-overclaims", "1")
+    for width, height in ((1440, 1000), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        flagged.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots(tmp_path) / f"seg_overclaim_{width}.png"), full_page=False)
+        page.locator("#status").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots(tmp_path) / f"status_calibrated_{width}.png"), full_page=False)
 
 
 def test_a_refused_upload_is_said_once_and_empties_the_views(page, tmp_path: Path) -> None:

@@ -344,3 +344,16 @@ def test_with_theta_equals_a_fresh_segment(colour_analysis: Analysis, name: str)
     assert not np.array_equal(result.with_theta(0.0).labels, result.with_theta(0.7).labels)
     with pytest.raises(ParameterError, match="`theta`"):
         result.with_theta(1.5)
+
+
+def test_overclaims_by_hand() -> None:
+    """Issue #23 item 2: flagged when the share is >= 5 % and more than 5x the probability (the lifeboat photo's
+    "speedboat": p 0.7 %, 62.6 % of the photo); a likely class, a tiny claim or the background never is."""
+    from cam_core.segment import overclaims
+
+    assert overclaims(0.007, 0.626)
+    assert overclaims(0.05, 0.30)  # 0.30 > 5 x 0.05 = 0.25
+    assert not overclaims(0.07, 0.30)  # 0.30 < 0.35
+    assert not overclaims(0.01, 0.05)  # 0.05 is not > 5 x 0.01
+    assert not overclaims(0.001, 0.04)  # under 5 % of the photo
+    assert not overclaims(0.6, 0.6) and not overclaims(None, 0.9) and not overclaims(0.01, None)

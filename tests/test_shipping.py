@@ -115,7 +115,13 @@ def test_requirements_and_pyproject_agree() -> None:
         assert test_ranges[name].specifier.contains(version), name
 
 
-CLIS = {"cam-evaluate": "evaluate", "cam-segment": "segment", "cam-train": "train", "cam-checkpoint": "checkpoint"}
+CLIS = {
+    "cam-evaluate": "evaluate",
+    "cam-segment": "segment",
+    "cam-train": "train",
+    "cam-checkpoint": "checkpoint",
+    "cam-calibrate": "calibration",
+}
 
 
 @pytest.mark.slow
@@ -151,6 +157,10 @@ def test_wheel_ships_cam_core_alone_with_working_commands(tmp_path: Path) -> Non
         run = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
         assert run.returncode == 0, run.stderr[-2000:]
         assert "usage:" in run.stdout
+    code = "from cam_core.calibration import temperature; print(temperature('tf_efficientnet_lite0', 448, 16))"
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and 0 < float(run.stdout) < 1, run.stderr[-2000:]  # temperatures.json is package data
 
 
 NETWORK_ERRORS = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution",

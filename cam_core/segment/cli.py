@@ -51,8 +51,9 @@ def _photos(folder: Path) -> list[Path]:
     return photos
 
 
-def _save(seg: Segmentation, out: Path, photo: Path) -> dict[str, Any]:
-    """Write ``<stem>.png`` (+ ``.crf.png``) and ``<stem>.json``; return the JSON record."""
+def _save(seg: Segmentation, out: Path, photo: Path, temperature: float | None = None) -> dict[str, Any]:
+    """Write ``<stem>.png`` (+ ``.crf.png``) and ``<stem>.json``; return the JSON record (``"temperature"``: the
+    calibration's T the slots' probabilities were divided by, ``None`` when uncalibrated)."""
     write_label_png(out / f"{photo.stem}.png", seg.labels, len(seg.classes))
     if seg.refined is not None:
         write_label_png(out / f"{photo.stem}.crf.png", seg.refined, len(seg.classes))
@@ -62,6 +63,7 @@ def _save(seg: Segmentation, out: Path, photo: Path) -> dict[str, Any]:
         "config": {**asdict(seg.config.localization), "classes": list(seg.classes)},
         "crf": seg.refined is not None,
         "slots": seg.legend(),
+        "temperature": temperature,
     }
     (out / f"{photo.stem}.json").write_text(json.dumps(record, indent=1))
     return record
@@ -142,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 analysis, replace(config, localization=localization, classes=classes), args.crf, size
             )
             if localization == config.localization and seg is not None:
-                record = _save(seg, args.out, photo)
+                record = _save(seg, args.out, photo, analysis.temperature)
                 print("  " + ", ".join(f"{r['name'].split(',')[0]} {r['area']:.1%}" for r in record["slots"]))
             if truth is not None:
                 meters[name].accumulate(truth, before)

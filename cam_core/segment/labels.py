@@ -177,3 +177,25 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (height, width) == labels.shape:
         return labels
     return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+OVERCLAIM_RATIO = 5.0
+"""A class *overclaims* when its pixel share exceeds this many times its probability (see :func:`overclaims`)."""
+OVERCLAIM_MIN_AREA = 0.05
+"""...and its share is at least this (a few pixels of an unlikely class are not worth a warning)."""
+
+
+def overclaims(probability: float | None, area: float | None) -> bool:
+    """Whether a class claims far more of the photo than its probability supports: the legend's warning.
+
+    ``area >= OVERCLAIM_MIN_AREA and area > OVERCLAIM_RATIO · probability``. A CAM is normalised per class, so
+    an unlikely class's map spreads as wide as a likely one's: "speedboat" at p = 0.7 % claimed 62 % of a
+    lifeboat photo (ratio 89). The rule and its rate on the development photos are in ``docs/calibration.md``.
+
+    Args:
+        probability: the class's (calibrated) probability in ``[0, 1]``; ``None`` (background): never flagged.
+        area: its share of the photo's pixels in ``[0, 1]``, or ``None`` (not computed): never flagged.
+    """
+    if probability is None or area is None:
+        return False
+    return area >= OVERCLAIM_MIN_AREA and area > OVERCLAIM_RATIO * probability

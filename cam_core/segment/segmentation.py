@@ -53,6 +53,7 @@ from cam_core.segment.labels import (
     label_map,
     label_probabilities,
     levels_8bit,
+    overclaims,
     resize_labels,
     running_labels,
     slot_shares,
@@ -270,7 +271,8 @@ class Segmentation:
         return self.maps
 
     def legend(self) -> list[dict[str, object]]:
-        """One entry per slot (background first): slot, class index (None), name, colour, probability, areas."""
+        """One entry per slot (background first): slot, class index (None), name, colour, probability, areas, and
+        ``overclaims``: its area (or area after the CRF) far above its probability (:func:`overclaims`)."""
         colours = palette(len(self.classes))
         refined = self.refined_areas
         rows: list[dict[str, object]] = []
@@ -285,6 +287,8 @@ class Segmentation:
                 "area": float(area),
                 "area_crf": None if refined is None else float(refined[slot]),
             })  # fmt: skip
+            p, shares = rows[-1]["probability"], (rows[-1]["area"], rows[-1]["area_crf"])
+            rows[-1]["overclaims"] = any(overclaims(p, a) for a in shares)  # type: ignore[arg-type]
         return rows
 
 
