@@ -5,12 +5,13 @@ most :data:`app.model_cache.LOAD_WAIT_S` (the load goes on in the background, in
 :func:`answering_at_once` turns that into the event's own outputs: the status line says "Loading <model> (...):
 about N s left" with a progress bar, the panels keep what they show, and a :class:`PendingLoad` starts the page's
 :class:`LoadWatch` timer. Each tick (unqueued, a look at :meth:`~app.model_cache.ModelCache.status`, nothing
-started, no network, no file write) moves the bar (time spent against the expected time); when the model is ready the tick writes that
-kind's ``done`` field, whose change runs the same event again (queued, fast lane: now a cache hit), with the same
-chained redraws. ``done`` is a hidden textbox, not a ``gr.State``: Gradio's client fires a state's change only from
-a *queued* event's answer (the queue's messages carry ``changed_state_ids``; an unqueued answer does not), so a
-state set by the tick never ran the event again; a component's change fires in the browser whatever answer set its
-value. A failed load is said in the status line and the Model field goes back to the model the panels show.
+started, no network, no file write) moves the bar (time spent against the expected time); when the model is ready
+the tick writes that kind's ``done`` field, whose change runs the same event again (queued, fast lane: now a cache
+hit), with the same chained redraws. ``done`` is a hidden textbox, not a ``gr.State``: Gradio's client fires a
+state's change only from a *queued* event's answer (the queue's messages carry ``changed_state_ids``; an unqueued
+answer does not), so a state set by the tick never ran the event again; a component's change fires in the browser
+whatever answer set its value. A failed load is said in the status line and the Model field goes back to the model
+the panels show.
 """
 
 from __future__ import annotations
