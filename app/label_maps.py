@@ -21,7 +21,7 @@ import json
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -261,6 +261,11 @@ def _percent(value: Any) -> str:
     return "" if value is None else f"{100 * float(value):.1f} %"
 
 
+def _probability(value: Any) -> str:
+    """As the class pickers say it (:func:`app.explanation.percent`: "< 0.01 %", never "0.0 %"), HTML-escaped."""
+    return "" if value is None else html.escape(percent(float(value)))
+
+
 OVERCLAIM = "⚠ area ≫ probability"
 """The legend's mark on a class that overclaims (:func:`cam_core.segment.overclaims`) under either rule."""
 OVERCLAIM_TIP = (
@@ -285,8 +290,7 @@ def legend_html(pair: SegPair, refined: bool) -> str:
         label = html.escape(str(name)) + (
             f' <span class="overclaim" title="{OVERCLAIM_TIP}">{OVERCLAIM}</span>' if flagged else ""
         )
-        probability = "" if p["probability"] is None else html.escape(percent(cast(float, p["probability"])))
-        cells = [swatch, label, probability, _percent(p["area"]), _percent(o["area"])]
+        cells = [swatch, label, _probability(p["probability"]), _percent(p["area"]), _percent(o["area"])]
         cells += [_percent(p["area_crf"]), _percent(o["area_crf"])] if refined else []
         data = f'data-slot="{p["slot"]}" data-area-plain="{p["area"]:.4f}" data-area-ours="{o["area"]:.4f}"'
         data += ' data-overclaims="1"' if flagged else ""
