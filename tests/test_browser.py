@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import CAT, EXAMPLES, THETA_MAS, shots
+from tests.helpers import EXAMPLES, THETA_MAS, shots, show_cat
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -27,7 +27,7 @@ def _attr(page, selector: str, name: str) -> str:
 
 
 def _upload_cat(page) -> None:
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    show_cat(page)  # the page opens on the cat (issue #23): uploaded only where it shows something else
     expect(page.locator("#histogram line.threshold").first).to_be_attached()  # a line per panel
 
 
@@ -65,7 +65,11 @@ def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None
 
 def test_drag_draws_a_ground_truth_box_and_bad_input_is_said(page, tmp_path: Path) -> None:
     notice = page.locator("#notice")
-    _set_theta_mas(page, "0.5")  # no photo yet: an unqueued event, its error must still be visible
+    refused = tmp_path / "refused.png"  # the page opens on a photo (issue #23): a refused file leaves none
+    refused.write_text("not an image")
+    page.locator("input[type=file]").first.set_input_files(str(refused))
+    expect(page.locator("#status")).to_contain_text("not an image format")
+    _set_theta_mas(page, "0.5")  # no photo: an unqueued event, its error must still be visible
     expect(notice).to_contain_text("Upload a photo first")
 
     _upload_cat(page)
@@ -237,3 +241,13 @@ def test_the_resolution_control_reanalyses_and_keeps_the_class(page, tmp_path: P
     expect(caption).to_contain_text("336 px, stride 16 -> 21x21 map", timeout=90_000)
     expect(page.locator("#resolution input").first).to_have_value("336 px, stride 16 -> 21x21 map")
     expect(caption).to_contain_text("θ·P98")
+
+
+def test_a_typed_ground_truth_box_applies_when_the_field_is_left(page) -> None:
+    """Issue #23: a box typed into the field is applied on leaving it (blur), not only on Enter."""
+    _upload_cat(page)
+    field = page.locator("#gt-box textarea, #gt-box input").first
+    field.fill("60, 40, 300, 280")
+    page.locator("#status").click()  # the visitor clicks elsewhere: the field loses the focus
+    expect(page.locator("#plain-panel rect.box")).to_have_count(2)
+    expect(page.locator("#caption").first).to_contain_text("Ground truth (gold): IoU plain")
