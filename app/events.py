@@ -245,7 +245,9 @@ class Events:
         for redraw in self.redraws:
             dependency = dependency.success(redraw.fn, redraw.inputs, redraw.outputs, **self.quiet)
 
-    def render_all(self, dependency: Any) -> None:
-        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo)."""
-        self.render_rest(dependency.success(self.update.after_photo, self.view_inputs, self.view_outputs,
-                                            **self.instant))  # fmt: skip
+    def render_all(self, dependency: Any) -> Any:
+        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo); returns the
+        views' update (the panels drawn), which the slower redraws follow."""
+        views = dependency.success(self.update.after_photo, self.view_inputs, self.view_outputs, **self.instant)
+        self.render_rest(views)
+        return views
