@@ -246,3 +246,18 @@ def test_a_typed_ground_truth_box_applies_when_the_field_is_left(page) -> None:
     page.locator("#status").click()  # the visitor clicks elsewhere: the field loses the focus
     expect(page.locator("#plain-panel rect.box")).to_have_count(2)
     expect(page.locator("#caption").first).to_contain_text("Ground truth (gold): IoU plain")
+
+
+def test_the_downloads_have_readable_names(page) -> None:
+    """Issue #23: the zips download as ``cam-explanation-<photo>.zip`` and ``cam-label-maps-<photo>.zip``, not as
+    the server's unguessable ``000000000012-<32 hex digits>.zip``."""
+    _upload_cat(page)
+    page.get_by_role("tab", name="JSON & export").click()
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    assert download.value.suggested_filename == "cam-explanation-cat.zip"
+    page.get_by_role("tab", name="Segmentation").click()
+    page.wait_for_function("(document.querySelector('#seg-legend')?.innerText ?? '').includes('cat')")
+    with page.expect_download() as download:
+        page.locator("#seg-download").click()
+    assert download.value.suggested_filename == "cam-label-maps-cat.zip"
