@@ -135,3 +135,25 @@ def test_on_a_phone_every_tab_is_reachable_and_an_upload_brings_the_panels_into_
     tabs.nth(7).click()  # the last tab, reached without the overflow menu
     phone.wait_for_function("(document.querySelector('#tabs button[role=tab][aria-selected=true]')?.innerText ?? '')"
                             ".includes('Segmentation')")  # fmt: skip
+
+
+def test_the_two_panels_pictures_start_at_one_height_when_a_title_wraps(open_page) -> None:
+    """Issue #23: side by side, when one panel's title wraps onto more lines than the other's (a long class name,
+    the TAP-trained head's longer title), both pictures still start at the same height."""
+    desktop = open_page(viewport={"width": 1440, "height": 1000})
+    measure = """() => ['#plain-panel', '#ours-panel'].map((id) => {
+        const panel = document.querySelector(id);
+        const text = document.createRange();
+        text.selectNodeContents(panel.querySelector('figcaption'));
+        const lines = new Set([...text.getClientRects()].map((r) => Math.round(r.top))).size;
+        const picture = panel.querySelector('img').getBoundingClientRect();
+        return [picture.top, lines, picture.left];
+    })"""
+    (plain_top, _, plain_left), (ours_top, _, ours_left) = desktop.evaluate(measure)
+    assert ours_left - plain_left > 300 and abs(plain_top - ours_top) <= 1  # side by side, one line each
+    # the plain title made three lines long, as a long class name does (the panels are redrawn on the next move)
+    desktop.evaluate("""() => { const caption = document.querySelector('#plain-panel figcaption');
+        caption.textContent += ' ' + caption.textContent + ' ' + caption.textContent; }""")
+    (plain_top, plain_lines, _), (ours_top, ours_lines, _) = desktop.evaluate(measure)
+    assert plain_lines >= 3 and ours_lines == 1
+    assert abs(plain_top - ours_top) <= 1, (plain_top, ours_top)
