@@ -40,6 +40,16 @@ below the upload). The photo a page opens on, or a deep link's, never scrolls th
 WANT_RESULT_JS = "() => { window.camShowResult = true; }"
 """Browser-only, on an upload or an example's click: the next drawn photo is brought into view."""
 
+GT_APPLIED_JS = "(value) => { window.camGtApplied = value; }"
+"""Browser-only, on Enter in the ground-truth field: the text the views now follow."""
+GT_ON_BLUR_JS = """(value) => {
+  if (value === (window.camGtApplied ?? "")) return;
+  const field = document.querySelector('#gt-box textarea, #gt-box input');
+  if (field) field.dispatchEvent(new KeyboardEvent('keypress', {key: 'Enter', bubbles: true, cancelable: true}));
+}"""
+"""Browser-only, on leaving the ground-truth field: a text typed since the last Enter is applied as Enter applies it
+(Gradio's field submits on an Enter ``keypress``); an unchanged one sends nothing."""
+
 EXAMPLES_LABEL = (  # in EXAMPLE_FILES' order, one label per photo
     "Examples, left to right: cat (fills the photo), espresso (large), rocket (small), "
     "coins (several objects), astronaut (no ImageNet class fits)"
@@ -177,7 +187,9 @@ def wire(events: Events, side: Sidebar) -> None:
     )  # fmt: skip
     events.render_all(searched)
     searched.then(None, None, [side.class_search], js="() => null")  # browser-only: emptied for the next search
-    # Enter, or leaving the field (a typed box applied without Enter: issue #23)
-    events.instant_views([side.gt_box.submit, side.gt_box.blur], update, inputs, outputs)
+    events.instant_views(side.gt_box.submit, update, inputs, outputs)
+    # leaving the field applies a typed box as Enter does (issue #23); only a changed one: no redraw on every blur
+    side.gt_box.submit(None, [side.gt_box], None, js=GT_APPLIED_JS)
+    side.gt_box.blur(None, [side.gt_box], None, js=GT_ON_BLUR_JS)
     cleared = side.gt_clear.click(lambda: "", None, side.gt_box, queue=False, api_visibility="private")
     events.instant_views(cleared.success, update, inputs, outputs)
