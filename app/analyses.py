@@ -18,9 +18,9 @@ import cam_core
 from app import inputs, views
 from app.errors import LoadingNotice, user_errors
 from app.explanation import calibration_note, percent, resolve_class, short_name, start_session
-from app.inputs import DEFAULT_RESOLUTION
+from app.inputs import DEFAULT_RESOLUTION, EXAMPLES, OPENING_EXAMPLE
 from app.models import member, pair_note, tap_partner, tap_toggle, trained_with
-from app.state import Session, analysis_model, get_analysis, get_model
+from app.state import ANALYSES, DISPLAYS, Session, analysis_model, get_analysis, get_model
 
 
 class Photo(NamedTuple):
@@ -71,6 +71,19 @@ def _analysed(session: Session) -> str:
     analysis = get_analysis(session, session.model)
     note = pair_note(session.model, session.resolution)
     return f"**{loaded.name}** ({loaded.weights}{'; ' + note if note else ''}) at {analysis.resolution}"
+
+
+def pin_opening_example() -> Session:
+    """Analyse the page's opening example (:data:`app.inputs.OPENING_EXAMPLE`) with the default model at the default
+    resolution, once, and pin its analysis and display copy in the caches: every page load shows it, and none then
+    costs a forward pass however many photos were uploaded since (the load's photo event decodes the small example
+    and finds its analysis). Called at start-up (:func:`app.ui.build_demo`).
+    """
+    session = start_session({"path": str(EXAMPLES / OPENING_EXAMPLE)}, cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION)
+    analysis = get_analysis(session, session.model)
+    ANALYSES.pin(analysis_model(session, session.model), session.resolution, session.image_hash, analysis)
+    DISPLAYS.pin(session.image_hash, session.display)
+    return session
 
 
 @user_errors

@@ -1,8 +1,10 @@
 """The control bar over the tabs: preset, module toggles (TAP, NWC, PaS) and threshold sliders.
 
 Every value a control starts at is read from where it is defined: the thresholds from :class:`app.inputs.Controls`
-(itself from ``cam_core.PRESETS[DEFAULT_PRESET]``), τ from that preset; the sliders' ranges and labels from
-:data:`app.inputs.THRESHOLD_SLIDERS`. Each control redraws the views (:meth:`app.events.Events.render_now`) with the
+(itself from ``cam_core.PRESETS[DEFAULT_PRESET]``); the sliders' ranges and labels from
+:data:`app.inputs.THRESHOLD_SLIDERS`. A preset also sets τ, whose slider sits in the Why TAP tab where it acts (its
+statistics: :mod:`app.tabs.why_tap`; no localisation view uses τ), and a hand move of τ leaves the preset as the
+other sliders' do. Each control redraws the views (:meth:`app.events.Events.render_now`) with the
 browser steps other areas registered for it (:meth:`app.events.Events.in_browser_with_update`): so the control bar is
 wired last (:func:`app.page.wire_page`).
 """
@@ -28,7 +30,7 @@ def _slider(name: str, value: float) -> gr.Slider:
 
 @dataclass(frozen=True)
 class ControlsPanel:
-    """Preset, module toggles and threshold sliders (``tau`` is the P1 tab's, not a :class:`Controls` field)."""
+    """Preset, module toggles and threshold sliders (τ, which the preset sets too, is the Why TAP tab's)."""
 
     preset: gr.Radio
     tap: gr.Checkbox
@@ -37,26 +39,25 @@ class ControlsPanel:
     theta_mas: gr.Slider
     theta_pas: gr.Slider
     percentile: gr.Slider
-    tau: gr.Slider
 
     def by_field(self) -> dict[str, Any]:
         """The :class:`Controls` components by field name."""
         return {name: getattr(self, name) for name in CONTROL_FIELDS}
 
     def shares(self) -> dict[str, Component]:
-        """The controls by field name, τ and the preset."""
-        return {**self.by_field(), "tau": self.tau, "preset": self.preset}
+        """The controls by field name and the preset."""
+        return {**self.by_field(), "preset": self.preset}
 
     @property
     def sliders(self) -> list[gr.Slider]:
-        """The sliders a preset sets, in :class:`PresetValues` order (the resolution comes after)."""
-        return [self.theta_mas, self.theta_pas, self.percentile, self.tau]
+        """The control bar's sliders a preset sets, in :class:`PresetValues` order (τ and the resolution after)."""
+        return [self.theta_mas, self.theta_pas, self.percentile]
 
 
 def build() -> ControlsPanel:
     """The control bar over the tabs; every value from :class:`Controls` and the default preset.
 
-    Two rows (preset and toggles; the four sliders side by side), short enough to stay on screen with both
+    Two rows (preset and toggles; the three sliders side by side), short enough to stay on screen with both
     panels at 1440 x 1000: the bar is sticky (``#control-bar`` in :data:`app.texts.CSS`).
     """
     start = Controls()
@@ -72,8 +73,7 @@ def build() -> ControlsPanel:
         theta_mas = _slider("theta_mas", start.theta_mas)
         theta_pas = _slider("theta_pas", start.theta_pas)
         percentile = _slider("percentile", start.percentile)
-        tau = _slider("tau", cam_core.PRESETS[DEFAULT_PRESET].tau_tap)
-    return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile, tau)
+    return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile)
 
 
 class PresetValues(NamedTuple):
@@ -97,7 +97,7 @@ def apply_preset(name: str) -> PresetValues:
 
 def wire(events: Events, controls: ControlsPanel) -> None:
     """Every control redraws the views (with its browser steps: :attr:`app.events.Events.with_update`); a hand-moved
-    slider leaves the preset; a preset sets the sliders and the resolution."""
+    slider (τ in the Why TAP tab too) leaves the preset; a preset sets the sliders, τ and the resolution."""
     inputs = events.view_inputs
     for name, component in controls.by_field().items():
         steps = events.with_update.get(name)
@@ -105,11 +105,12 @@ def wire(events: Events, controls: ControlsPanel) -> None:
         events.instant_views(component.change, events.render_now, inputs, events.view_outputs,
                              api_name=f"update_{name}", js=js)  # fmt: skip
         events.wired_controls.add(name)
-    moved = [slider.input for slider in controls.sliders]
+    tau = events.named["tau"]  # the Why TAP tab's (shared by it: the control bar is wired last)
+    moved = [slider.input for slider in (*controls.sliders, tau)]
     gr.on(moved, None, None, controls.preset, js="() => 'custom'")  # by hand: browser-only, no round trip
     controls.preset.change(
         apply_preset,
         [controls.preset],
-        [*controls.sliders, events.named["resolution"]],
+        [*controls.sliders, tau, events.named["resolution"]],
         **events.quiet,  # UI only: no loading overlay on the sliders and the menu (it ran after every hand move)
     )

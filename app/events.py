@@ -31,16 +31,23 @@ from app.inputs import CONTROL_FIELDS, VIEW, Entrance
 from app.lanes import FAST, SLOW, lane_options
 
 R = TypeVar("R")
-DOWNLOAD_JS = """(file) => {
+DOWNLOAD_JS = """async (file) => {
   if (!file || !file.url) return;
+  const name = file.orig_name || "";
+  const response = await fetch(file.url);
+  if (!response.ok) return;
+  const url = URL.createObjectURL(await response.blob());
   const link = document.createElement("a");
-  link.href = file.url;
-  link.download = file.orig_name || "";
+  link.href = url;
+  link.download = name.includes("--") ? name.slice(name.indexOf("--") + 2) : name;
   document.body.append(link);
   link.click();
   link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }"""
-"""Browser-only step: download a file component's new value (see :meth:`Events.prepared_download`)."""
+"""Browser-only step: download a file component's new value (see :meth:`Events.prepared_download`), named without
+the unguessable prefix :func:`app.files.new_path` gives it (up to :data:`app.files.DOWNLOAD_SEPARATOR`). Through a
+``blob:`` URL: the server's ``Content-Disposition`` names a direct download after the file on disk."""
 
 
 def event(handler: Callable[..., R], *entrances: Entrance[Any]) -> Callable[..., R]:
@@ -245,7 +252,9 @@ class Events:
         for redraw in self.redraws:
             dependency = dependency.success(redraw.fn, redraw.inputs, redraw.outputs, **self.quiet)
 
-    def render_all(self, dependency: Any) -> None:
-        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo)."""
-        self.render_rest(dependency.success(self.update.after_photo, self.view_inputs, self.view_outputs,
-                                            **self.instant))  # fmt: skip
+    def render_all(self, dependency: Any) -> Any:
+        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo); returns the
+        views' update (the panels drawn), which the slower redraws follow."""
+        views = dependency.success(self.update.after_photo, self.view_inputs, self.view_outputs, **self.instant)
+        self.render_rest(views)
+        return views

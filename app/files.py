@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -88,11 +89,13 @@ def prune_outputs(keep: int | None = None) -> int:
     return max(0, len(names) - keep)
 
 
-def new_path(suffix: str, keep: bool = False) -> str:
+def new_path(suffix: str, keep: bool = False, name: str = "") -> str:
     """A fresh, unguessable file path with ``suffix``.
 
     In :func:`output_dir` (numbered in order and pruned to the newest :data:`MAX_OUTPUTS` every
-    :data:`_PRUNE_EVERY` files), or in :func:`render_dir` itself with ``keep``.
+    :data:`_PRUNE_EVERY` files), or in :func:`render_dir` itself with ``keep``. ``name``: what a download of the
+    file is called (:func:`readable_name` of it follows the unguessable prefix; the browser drops that prefix:
+    :data:`app.events.DOWNLOAD_JS`).
     """
     global _outputs_written
     if keep:
@@ -102,7 +105,19 @@ def new_path(suffix: str, keep: bool = False) -> str:
         number = _outputs_written
         if number % _PRUNE_EVERY == 0:
             prune_outputs()
-    return os.path.join(output_dir(), f"{number:012d}-{uuid.uuid4().hex}{suffix}")
+    tail = f"{DOWNLOAD_SEPARATOR}{readable_name(name)}" if name else ""
+    return os.path.join(output_dir(), f"{number:012d}-{uuid.uuid4().hex}{tail}{suffix}")
+
+
+DOWNLOAD_SEPARATOR = "--"
+"""Between a file's unguessable prefix and the name its download is given (:func:`new_path`)."""
+
+
+def readable_name(text: str, limit: int = 60) -> str:
+    """``text`` as a safe file-name stem: lower-case ASCII letters, digits and single hyphens (``"file"`` if none
+    is left), at most ``limit`` characters; e.g. ``"cam-explanation-ilsvrc2012-val-00000001"``."""
+    stem = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
+    return stem or "file"
 
 
 def save_png(image: np.ndarray, keep: bool = False) -> str:

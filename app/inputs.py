@@ -68,6 +68,9 @@ T = TypeVar("T")
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_FILES = ("cat.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "astronaut.jpg")
 """The bundled examples, in the order the page shows them (a deep link's ``example`` is one of them)."""
+OPENING_EXAMPLE = "cat.jpg"
+"""The example the page opens on, analysed (a link naming no ``example`` shows it too): its analysis at the default
+model and resolution is made once at start-up and pinned in the caches (:func:`app.analyses.pin_opening_example`)."""
 MAX_UPLOAD_MB = 20
 NOT_A_FILE = "The upload did not arrive as a file; upload it again."
 MAX_CRF_ITERATIONS = 20
@@ -193,12 +196,13 @@ CONTROL_FIELDS = tuple(field.name for field in fields(Controls))
 parameters, append-only: :data:`app.api.API_PARAMETERS`)."""
 
 # name: (minimum, maximum, step, label); the values come from Controls() and the preset. The control bar lays the
-# sliders out from it (app.controls) and a deep link's value is checked against its range (app.link.query).
+# sliders out from it (app.controls; τ: the Why TAP tab, app.tabs.why_tap) and a deep link's value is checked against
+# its range (app.link.query).
 THRESHOLD_SLIDERS: dict[str, tuple[float, float, float, str]] = {
     "theta_mas":  (0.0,  1.0,   0.01, "θ for MaS: threshold = θ · max"),
     "theta_pas":  (0.0,  1.0,   0.01, "θ for PaS: threshold = θ · P_p"),
     "percentile": (50.0, 100.0, 1.0,  "percentile p for PaS"),
-    "tau":        (0.0,  0.5,   0.01, "τ for TAP (statistics in 'Why TAP')"),
+    "tau":        (0.0,  0.5,   0.01, "τ for TAP: a channel is active where F_k > τ · max F_k"),
 }  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import base64
 import html
 import io
 import json
+import os
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -368,7 +369,7 @@ def export_zip(request: SegRequest) -> str:
     plain_analysis, ours_analysis = _analyses(session, request.controls)
     classes = chosen_classes(request, plain_analysis)
     work = label_size(session.size)
-    path = files.new_path(".zip")
+    path = files.new_path(".zip", name=f"cam-label-maps {os.path.splitext(session.name)[0]}")
     with zipfile.ZipFile(path, "w") as archive:
         for stem, analysis, loc in (
             ("plain", plain_analysis, request.controls.plain_config),

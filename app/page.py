@@ -68,7 +68,7 @@ def build_page() -> Page:
             with gr.Column(elem_id="control-bar"):  # sticky over the tabs: a box stays in sight while sliding
                 bar = controls.build()
                 notice = gr.Markdown(elem_id="notice", latex_delimiters=[])  # redrawn on every move: no LaTeX scan
-            with gr.Tabs() as tabs:
+            with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:  # on a phone: rows, never a "..." menu
                 tab_areas = {tab.ID: tab.build() for tab in TABS}
             with gr.Accordion("How it works", open=False):
                 gr.Markdown(texts.HOW_IT_WORKS, latex_delimiters=[{"left": "$", "right": "$", "display": False}])

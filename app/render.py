@@ -126,13 +126,16 @@ def _edges(box: np.ndarray, stroke: float) -> list[Rect]:
     ]
 
 
-def _candidate(box: np.ndarray, size: tuple[float, float], place: str, gap: float, width: int) -> Rect:
+def _candidate(
+    box: np.ndarray, size: tuple[float, float], place: str, gap: float, x_range: tuple[float, float]
+) -> Rect:
     x0, y0, x1, y1 = (float(v) for v in box)
     w, h = size
     left = place.endswith("left")
     inside = place.startswith("inside")
     x = (x0 + gap if left else x1 + 1 - gap - w) if inside else (x0 if left else x1 + 1 - w)
-    x = min(max(x, 0.0), max(0.0, width - w))  # slid along the edge to stay in the picture
+    low, high = x_range
+    x = min(max(x, low), max(low, high - w))  # slid along the edge to stay in the picture (or its part)
     if inside:
         y = y0 + gap if "top" in place else y1 + 1 - gap - h
     else:
@@ -141,7 +144,11 @@ def _candidate(box: np.ndarray, size: tuple[float, float], place: str, gap: floa
 
 
 def place_labels(
-    boxes: list[np.ndarray], sizes: list[tuple[float, float]], picture: tuple[int, int], stroke: float
+    boxes: list[np.ndarray],
+    sizes: list[tuple[float, float]],
+    picture: tuple[int, int],
+    stroke: float,
+    x_range: tuple[float, float] | None = None,
 ) -> list[Rect]:
     """Where each box's label goes: in the picture, off every box edge, apart from the other labels.
 
@@ -154,6 +161,8 @@ def place_labels(
         sizes: ``(width, height)`` of each box's label, in picture pixels.
         picture: ``(H, W)``.
         stroke: the boxes' line width in pixels.
+        x_range: ``(x0, x1)`` the labels must sit between (default: the picture's width); the swipe view keeps
+            each picture's labels in the half of it that is on screen (:func:`app.views.swipe_pictures`).
 
     Returns:
         One :data:`Rect` per box, in the order given.
@@ -168,7 +177,7 @@ def place_labels(
         small = (box[2] - box[0] + 1) < 2 * w or (box[3] - box[1] + 1) < 3 * h
         best: tuple[tuple[float, ...], Rect] | None = None
         for rank, place in enumerate(_PLACES):
-            rect = _candidate(box, (w, h), place, gap, width)
+            rect = _candidate(box, (w, h), place, gap, x_range or (0.0, float(width)))
             if rect[1] < 0 or rect[3] > height:
                 continue
             score = (
@@ -197,8 +206,11 @@ def draw_box(image: np.ndarray, box: np.ndarray, colour: Colour) -> np.ndarray:
     return image
 
 
-def draw_labelled_boxes(image: np.ndarray, boxes: list[tuple[np.ndarray, Colour, str]]) -> np.ndarray:
-    """Draw boxes, then their labels where :func:`place_labels` puts them (never on an edge or each other), in place."""
+def draw_labelled_boxes(
+    image: np.ndarray, boxes: list[tuple[np.ndarray, Colour, str]], x_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Draw boxes, then their labels where :func:`place_labels` puts them (never on an edge or each other, between
+    ``x_range`` when given), in place."""
     scale = max(0.55, max(image.shape[:2]) / 800)
     for box, colour, _ in boxes:
         draw_box(image, box, colour)
@@ -206,7 +218,7 @@ def draw_labelled_boxes(image: np.ndarray, boxes: list[tuple[np.ndarray, Colour,
     for _, _, label in boxes:
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
         sizes.append((tw + 8.0, th + base + 6.0))
-    rects = place_labels([box for box, _, _ in boxes], sizes, image.shape[:2], box_thickness(image) + 2)
+    rects = place_labels([box for box, _, _ in boxes], sizes, image.shape[:2], box_thickness(image) + 2, x_range)
     for (_, colour, label), (x0, y0, x1, y1) in zip(boxes, rects, strict=True):
         if label:
             cv2.rectangle(image, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (0, 0, 0), -1)

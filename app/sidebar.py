@@ -26,6 +26,30 @@ from app.model_loading import answering_at_once, build_load_watch, wire_model_lo
 from app.models import model_choices
 from app.state import Session, get_analysis
 
+SHOW_RESULT_JS = """() => {
+  const wanted = window.camShowResult === true;
+  window.camShowResult = false;
+  const result = document.querySelector('#tabs');
+  if (!wanted || !result) return;
+  const top = result.getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight / 2) result.scrollIntoView({block: 'start'});
+}"""
+"""Browser-only, after a photo's panels are drawn: bring the tabs and their panels into view when the visitor chose
+the photo (upload or example: :data:`WANT_RESULT_JS`) and they are out of sight (on a phone they sit ~2,600 px
+below the upload). The photo a page opens on, or a deep link's, never scrolls the page."""
+WANT_RESULT_JS = "() => { window.camShowResult = true; }"
+"""Browser-only, on an upload or an example's click: the next drawn photo is brought into view."""
+
+GT_APPLIED_JS = "(value) => { window.camGtApplied = value; }"
+"""Browser-only, on Enter in the ground-truth field: the text the views now follow."""
+GT_ON_BLUR_JS = """(value) => {
+  if (value === (window.camGtApplied ?? "")) return;
+  const field = document.querySelector('#gt-box textarea, #gt-box input');
+  if (field) field.dispatchEvent(new KeyboardEvent('keypress', {key: 'Enter', bubbles: true, cancelable: true}));
+}"""
+"""Browser-only, on leaving the ground-truth field: a text typed since the last Enter is applied as Enter applies it
+(Gradio's field submits on an Enter ``keypress``); an unchanged one sends nothing."""
+
 EXAMPLES_LABEL = (  # in EXAMPLE_FILES' order, one label per photo
     "Examples, left to right: cat (fills the photo), espresso (large), rocket (small), "
     "coins (several objects), astronaut (no ImageNet class fits)"
@@ -46,6 +70,7 @@ class Sidebar:
     gt_clear: gr.Button
     gt_add: gr.Checkbox
     link: LinkRow
+    examples: gr.Dataset
 
     def shares(self) -> dict[str, Component]:
         """By the names of the entrances (``class_choice``, ``gt_text``) and of the handlers' results."""
@@ -57,7 +82,7 @@ def build() -> Sidebar:
     """Photo upload with examples, model and resolution menus, class picker and search, ground-truth field,
     deep link."""
     image = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath", height=240)
-    gr.Examples([[str(EXAMPLES / name)] for name in EXAMPLE_FILES], inputs=[image], label=EXAMPLES_LABEL)
+    examples = gr.Examples([[str(EXAMPLES / name)] for name in EXAMPLE_FILES], inputs=[image], label=EXAMPLES_LABEL)
     model = gr.Dropdown(model_choices(), value=cam_core.DEFAULT_MODEL, label="Model")
     resolution = gr.Dropdown(
         resolution_choices(),
@@ -78,7 +103,7 @@ def build() -> Sidebar:
     )
     status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
     gt_box = gr.Textbox(
-        label=f"Ground-truth boxes (optional, up to {MAX_GT_BOXES}): drag on a photo, or type and press Enter",
+        label=f"Ground-truth boxes (optional, up to {MAX_GT_BOXES}): drag on a photo, or type them",
         placeholder="x0, y0, x1, y1; x0, y0, x1, y1 (photo pixels)",
         info="A drag replaces the boxes; Shift+drag (or tick “add boxes”) adds one. IoU: the best-matching box.",
         elem_id="gt-box",
@@ -87,7 +112,9 @@ def build() -> Sidebar:
         gt_add = gr.Checkbox(False, label="add boxes", info="drags add a box (touch screens)", elem_id="gt-add")
         gt_clear = gr.Button("Clear the ground-truth boxes", size="sm", variant="secondary")
     link = deeplink.build()
-    return Sidebar(image, model, resolution, class_pick, class_search, status, gt_box, gt_clear, gt_add, link)
+    return Sidebar(
+        image, model, resolution, class_pick, class_search, status, gt_box, gt_clear, gt_add, link, examples.dataset
+    )
 
 
 @user_errors
@@ -117,7 +144,11 @@ def wire_analyses(events: Events, side: Sidebar) -> None:
         api_name="on_image",  # the name benchmarks and tests call it by
         **events.fast,
     )
-    events.render_all(deeplink.after_photo_step(events, side.link, photo))  # a deep link's class and controls first
+    # a deep link's class and controls first; then the panels into view, when the visitor chose the photo
+    drawn = events.render_all(deeplink.after_photo_step(events, side.link, photo))
+    drawn.success(None, None, None, js=SHOW_RESULT_JS)
+    side.image.upload(None, None, None, js=WANT_RESULT_JS)
+    side.examples.click(None, None, None, js=WANT_RESULT_JS)
     # the user's pick only: a failed load puts the old value back without a new event
     events.render_all(gr.on(
         [side.model.input, loads.done["model"].change],
@@ -157,5 +188,8 @@ def wire(events: Events, side: Sidebar) -> None:
     events.render_all(searched)
     searched.then(None, None, [side.class_search], js="() => null")  # browser-only: emptied for the next search
     events.instant_views(side.gt_box.submit, update, inputs, outputs)
+    # leaving the field applies a typed box as Enter does (issue #23); only a changed one: no redraw on every blur
+    side.gt_box.submit(None, [side.gt_box], None, js=GT_APPLIED_JS)
+    side.gt_box.blur(None, [side.gt_box], None, js=GT_ON_BLUR_JS)
     cleared = side.gt_clear.click(lambda: "", None, side.gt_box, queue=False, api_visibility="private")
     events.instant_views(cleared.success, update, inputs, outputs)

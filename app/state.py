@@ -102,13 +102,23 @@ class DisplayCache:
     def __init__(self, max_bytes: int = DISPLAY_BYTES) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pinned: dict[str, np.ndarray] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+
+    def pin(self, key: str, display: np.ndarray) -> None:
+        """Keep ``display`` under ``key`` for the life of the process, outside the budget (the opening example's:
+        every visitor's first photo, never evicted by uploads)."""
+        display.flags.writeable = False
+        with self._lock:
+            self._pinned[key] = display
 
     def put(self, key: str, display: np.ndarray) -> None:
         """Keep ``display`` (uint8 (h, w, 3), made read-only) under ``key``, evicting the least recently used
         copies beyond the budget; a key already held keeps its copy (same pixels) and is marked recently used."""
         with self._lock:
+            if key in self._pinned:
+                return
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return
@@ -126,6 +136,8 @@ class DisplayCache:
             PhotoExpiredError: not held (evicted, or never put).
         """
         with self._lock:
+            if key in self._pinned:
+                return self._pinned[key]
             display = self._entries.get(key)
             if display is None:
                 raise PhotoExpiredError(PHOTO_EXPIRED)
@@ -163,12 +175,22 @@ class AnalysisCache:
     def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[AnalysisKey, Analysis] = OrderedDict()
+        self._pinned: dict[AnalysisKey, Analysis] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, model: str, resolution: Resolution, key: str) -> Analysis | None:
-        """Return the cached analysis and mark it recently used, or ``None``."""
+    def pin(self, model: str, resolution: Resolution, key: str, analysis: Analysis) -> None:
+        """Keep ``analysis`` for the life of the process, outside the budget: the opening example's, which every
+        visitor's first page load shows (uploads can never evict it, so a page load never costs a forward pass)."""
         with self._lock:
+            self._pinned[(model, resolution, key)] = analysis
+
+    def get(self, model: str, resolution: Resolution, key: str) -> Analysis | None:
+        """Return the cached analysis (a pinned one first) and mark it recently used, or ``None``."""
+        with self._lock:
+            pinned = self._pinned.get((model, resolution, key))
+            if pinned is not None:
+                return pinned
             entry = self._entries.get((model, resolution, key))
             if entry is not None:
                 self._entries.move_to_end((model, resolution, key))

@@ -23,6 +23,15 @@ CSS = """
 /* Gradio's container has overflow: hidden, which makes it the (never scrolling) box a sticky child sticks in;
    clip cuts the same overflow without being a scroll container */
 .gradio-container {overflow: clip !important}
+/* side by side, the two panels' pictures start at one height whatever their titles' lines (issue #23): the panels
+   stretch to the row's height and each title takes the spare height above its picture */
+@media (min-width: 641px) {
+  .row:has(> #plain-panel) {align-items: stretch}
+  #plain-panel, #ours-panel {display: flex; flex-direction: column}
+  #plain-panel > .html-container, #ours-panel > .html-container, #plain-panel .prose, #ours-panel .prose,
+  #plain-panel .cam-figure, #ours-panel .cam-figure {display: flex; flex-direction: column; flex: 1 1 auto}
+  #plain-panel .cam-figure > figcaption, #ours-panel .cam-figure > figcaption {flex: 1 0 auto}
+}
 @media (max-width: 640px) {  /* phones: each panel full width, stacked, instead of ~120 px side by side */
   .cam-panel {min-width: 100% !important; flex: 1 1 100% !important}
   #control-bar {position: static; box-shadow: none}  /* a sticky bar would cover half a phone's screen */

@@ -12,6 +12,7 @@ import gradio as gr
 
 import cam_core
 from app import texts
+from app.analyses import pin_opening_example
 from app.files import render_dir
 from app.hosting import ExplainerBlocks
 from app.inputs import DEFAULT_RESOLUTION
@@ -33,6 +34,7 @@ def build_demo(expose_ui_events: bool = False) -> gr.Blocks:
     gr.set_static_paths([render_dir()])  # the app's own pictures, served without a copy into Gradio's cache
     # loaded before the first request, however long it takes here (events wait for a load at most a second)
     get_model(cam_core.DEFAULT_MODEL, DEFAULT_RESOLUTION.output_stride, wait_s=STARTUP_LOAD_WAIT_S)
+    pin_opening_example()  # the photo every page opens on: analysed once, here, never evicted
     with ExplainerBlocks(title="CAM Explainer") as demo:
         page = build_page()
         wire_page(page, "undocumented" if expose_ui_events else "private")

@@ -205,9 +205,10 @@ def gt_boxes_on_screen(ex: Explanation, gt: np.ndarray | None) -> list[tuple[np.
     return [(box, render.GT_COLOUR, label) for box, label in zip(ex.to_display(gt), gt_labels(gt), strict=True)]
 
 
-def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndarray:
+def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None, swiped: bool = False) -> np.ndarray:
     """One panel (``"plain"`` or ``"ours"``) as RGB uint8 (h, w, 3): heatmap overlay, boxes and labels drawn in
-    (``gt``: int (M, 4) ground-truth boxes in original pixels, or ``None``).
+    (``gt``: int (M, 4) ground-truth boxes in original pixels, or ``None``). ``swiped``: for the swipe view, whose
+    divider starts in the middle: the labels stay in the half of the picture that is on screen (plain: left).
 
     The colour map is the default (:data:`app.render.DEFAULT_COLOUR_MAP`, opacity 0.5) whatever the browser's
     colour controls show: these pictures are for the swipe view, ``/explain`` and the zip export.
@@ -217,7 +218,9 @@ def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None) -> np.ndar
     boxes = gt_boxes_on_screen(ex, gt)
     colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
     boxes.append((loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name))
-    return render.draw_labelled_boxes(picture, boxes)
+    width = float(picture.shape[1])
+    half = ((0.0, width / 2) if which == "plain" else (width / 2, width)) if swiped else None
+    return render.draw_labelled_boxes(picture, boxes, half)
 
 
 def histogram_lines(ex: Explanation) -> list[histogram.Line]:
@@ -251,8 +254,10 @@ def histogram_picture(ex: Explanation) -> np.ndarray:
 
 
 def swipe_pictures(ex: Explanation, gt: np.ndarray | None) -> tuple[str, str]:
-    """The swipe view's two pictures (the panels with boxes burnt in), as JPEG files."""
-    return files.save_jpeg(panel_picture(ex, "plain", gt)), files.save_jpeg(panel_picture(ex, "ours", gt))
+    """The swipe view's two pictures (the panels with boxes burnt in, each one's labels in its own half: the divider
+    starts in the middle and no label hides behind it), as JPEG files."""
+    plain, ours = panel_picture(ex, "plain", gt, swiped=True), panel_picture(ex, "ours", gt, swiped=True)
+    return files.save_jpeg(plain), files.save_jpeg(ours)
 
 
 class ExportPictures(NamedTuple):

@@ -147,20 +147,23 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def open_page(browser: Any, app_url: str) -> Iterator[Any]:
-    """``open_page(url=None, csp_checked=True, **context)``: a page in a browser context of its own (desktop viewport
-    unless ``context`` says otherwise) at ``url`` (default: the app); at the end, no page that is ``csp_checked`` may
-    have violated the Content-Security-Policy."""
-    from tests.helpers import DESKTOP, csp_violations, watch_csp
+    """``open_page(url=None, csp_checked=True, wait_opening=True, **context)``: a page in a browser context of its
+    own (desktop viewport unless ``context`` says otherwise) at ``url`` (default: the app), once its opening photo
+    is analysed and drawn (unless ``wait_opening`` is false: :data:`tests.helpers.OPENED_JS`); at the end, no page
+    that is ``csp_checked`` may have violated the Content-Security-Policy."""
+    from tests.helpers import DESKTOP, OPENED_JS, csp_violations, watch_csp
 
     opened: list[tuple[Any, Any, list[str] | None]] = []
 
-    def open_(url: str | None = None, csp_checked: bool = True, **context: Any) -> Any:
+    def open_(url: str | None = None, csp_checked: bool = True, wait_opening: bool = True, **context: Any) -> Any:
         browser_context = browser.new_context(**{"viewport": DESKTOP, **context})
         page = browser_context.new_page()
         page.set_default_timeout(60_000)
         seen = watch_csp(page)
         opened.append((browser_context, page, seen if csp_checked else None))
         page.goto(url or app_url)
+        if wait_opening:  # the page opens on an analysed photo: wait for it, so the test's own events never race it
+            page.wait_for_function(OPENED_JS)
         return page
 
     try:

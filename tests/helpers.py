@@ -33,6 +33,14 @@ DESKTOP = {"width": 1500, "height": 1150}
 """The viewport of the browser tests (wider than 1440: both panels and the control bar at their desktop size)."""
 THETA_MAS = "number input for θ for MaS: threshold = θ · max"
 """The accessible name of the MaS slider's number field (what a user types into)."""
+OPENED_JS = """(() => {
+  const status = document.querySelector('#status')?.innerText ?? '';
+  if (!(status.includes('top-1') || status.includes('⚠️'))) return false;
+  const histogram = document.querySelector('#histogram');
+  return !histogram || histogram.offsetParent === null || histogram.querySelector('line.threshold') !== null;
+})()"""
+"""True once the page's first photo is analysed (the opening cat, or a link's example: issue #23) and, with the
+first tab open, its views drawn: a test's own upload then never races the opening photo's events."""
 T = TypeVar("T")
 
 
@@ -79,6 +87,16 @@ def watch_csp(page: Any) -> list[str]:
 def csp_violations(page: Any, seen: list[str]) -> list[str]:
     """Every violation :func:`watch_csp` recorded so far."""
     return [*seen, *page.evaluate("window.__csp || []")]
+
+
+def show_cat(page: Any) -> None:
+    """The cat in the panels, analysed and drawn: the page opens on it (issue #23), so it is uploaded only where the
+    page shows something else (another photo, a refused file); waits for the opening photo first."""
+    page.wait_for_function(OPENED_JS)
+    if "Egyptian cat" not in page.locator("#status").inner_text():
+        page.locator("input[type=file]").first.set_input_files(str(CAT))
+        page.wait_for_function("(document.querySelector('#status')?.innerText ?? '').includes('Egyptian cat')")
+    page.wait_for_function(OPENED_JS)
 
 
 def wait_until(condition: Callable[[], T], timeout_s: float = 60.0, every_s: float = 0.05) -> T:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import CAT, EXAMPLES, THETA_MAS, shots
+from tests.helpers import EXAMPLES, THETA_MAS, shots, show_cat
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -27,7 +27,7 @@ def _attr(page, selector: str, name: str) -> str:
 
 
 def _upload_cat(page) -> None:
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    show_cat(page)  # the page opens on the cat (issue #23): uploaded only where it shows something else
     expect(page.locator("#histogram line.threshold").first).to_be_attached()  # a line per panel
 
 
@@ -65,11 +65,8 @@ def test_upload_slider_updates_boxes_and_histogram(page, tmp_path: Path) -> None
 
 def test_drag_draws_a_ground_truth_box_and_bad_input_is_said(page, tmp_path: Path) -> None:
     notice = page.locator("#notice")
-    _set_theta_mas(page, "0.5")  # no photo yet: an unqueued event, its error must still be visible
-    expect(notice).to_contain_text("Upload a photo first")
-
-    _upload_cat(page)
-    expect(notice).to_have_text("")  # the first good update clears the notice
+    _upload_cat(page)  # the page opens on it (issue #23): "Upload a photo first" is checked after a refused file
+    expect(notice).to_have_text("")
     field = page.locator("#gt-box textarea, #gt-box input").first
     stack = page.locator("#ours-panel .cam-stack").first.bounding_box()
     assert stack is not None
@@ -208,6 +205,8 @@ def test_a_refused_upload_is_said_once_and_empties_the_views(page, tmp_path: Pat
     assert status.inner_text().count("not an image format") == 1
     assert page.locator(".toast-body").count() == 0 and page.locator("#notice").inner_text().strip() == ""
     page.screenshot(path=str(shots(tmp_path) / "app_refused_upload.png"))
+    _set_theta_mas(page, "0.5")  # no photo now: an unqueued event, its error must still be visible
+    expect(page.locator("#notice")).to_contain_text("Upload a photo first")
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "coffee.jpg"))
     expect(status).to_contain_text("espresso")
     expect(page.locator("#class-pick").first).to_be_visible()  # a good photo brings the picker back
@@ -257,3 +256,28 @@ def test_the_resolution_control_reanalyses_and_keeps_the_class(page, tmp_path: P
     expect(caption).to_contain_text("336 px, stride 16 -> 21x21 map", timeout=90_000)
     expect(page.locator("#resolution input").first).to_have_value("336 px, stride 16 -> 21x21 map")
     expect(caption).to_contain_text("θ·P98")
+
+
+def test_a_typed_ground_truth_box_applies_when_the_field_is_left(page) -> None:
+    """Issue #23: a box typed into the field is applied on leaving it (blur), not only on Enter."""
+    _upload_cat(page)
+    field = page.locator("#gt-box textarea, #gt-box input").first
+    field.fill("60, 40, 300, 280")
+    page.locator("#status").click()  # the visitor clicks elsewhere: the field loses the focus
+    expect(page.locator("#plain-panel rect.box")).to_have_count(2)
+    expect(page.locator("#caption").first).to_contain_text("Ground truth (gold): IoU plain")
+
+
+def test_the_downloads_have_readable_names(page) -> None:
+    """Issue #23: the zips download as ``cam-explanation-<photo>.zip`` and ``cam-label-maps-<photo>.zip``, not as
+    the server's unguessable ``000000000012-<32 hex digits>.zip``."""
+    _upload_cat(page)
+    page.get_by_role("tab", name="JSON & export").click()
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    assert download.value.suggested_filename == "cam-explanation-cat.zip"
+    page.get_by_role("tab", name="Segmentation").click()
+    page.wait_for_function("(document.querySelector('#seg-legend')?.innerText ?? '').includes('cat')")
+    with page.expect_download() as download:
+        page.locator("#seg-download").click()
+    assert download.value.suggested_filename == "cam-label-maps-cat.zip"

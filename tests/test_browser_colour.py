@@ -14,7 +14,7 @@ import cam_core
 from app import analyses, html_views, inputs, render
 from app.explanation import explain_request
 from app.inputs import Controls
-from tests.helpers import CAT, shots
+from tests.helpers import CAT, shots, show_cat
 
 pytestmark = pytest.mark.browser
 
@@ -51,7 +51,7 @@ def _layer(page, selector: str) -> np.ndarray:
 
 def test_colour_map_and_opacity_change_pixels_without_a_request(page, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 1000})
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    show_cat(page)  # the page opens on it (issue #23)
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     field = page.locator("#gt-box textarea, #gt-box input").first
     field.fill("60, 40, 300, 280")
@@ -124,7 +124,7 @@ MASK_FILTERS = """async ([looks, levels]) => {
 def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) -> None:
     """One inline picture of both masks (codes 2 · plain + ours) drawn three ways: each filter gives each
     code the RGBA of ``html_views.MASK_LOOKS``, and the picture decodes to the server's codes."""
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    show_cat(page)  # the page opens on it (issue #23)
     page.wait_for_function("document.querySelector('#masks .cam-masks') !== null")
     found = page.evaluate(MASK_FILTERS, [html_views.MASK_LOOKS, list(html_views.CODE_LEVELS)])
     for name, looks in html_views.MASK_LOOKS.items():
@@ -144,7 +144,7 @@ def test_the_mask_cells_draw_the_servers_masks_through_the_page_filters(page) ->
 
 def test_the_signed_map_tab_shows_the_logit_check(page, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 1000})
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    show_cat(page)  # the page opens on it (issue #23)
     page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
     page.get_by_role("tab", name="M+ / M−").click()
     page.wait_for_function("document.querySelector('#weights-caption').innerText.includes('Logit check')")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from app import histogram
-from tests.helpers import CAT, shots
+from tests.helpers import EXAMPLES, shots, show_cat
 
 pytestmark = pytest.mark.browser
 PANELS = ("#plain-panel img", "#ours-panel img")
-SLIDERS = ("#theta-mas", "#theta-pas", "#percentile", "#tau")
+SLIDERS = ("#theta-mas", "#theta-pas", "#percentile")
 TOGGLES = ("#tap", "#nwc", "#pas")
 # how much of a checkbox's label text is cut: its text's right edge against the nearest clipping ancestor's
 LABEL_CUT = """el => {
@@ -28,8 +28,7 @@ LABEL_CUT = """el => {
 
 
 def _load_cat(page) -> None:
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
-    page.wait_for_function("document.querySelector('#histogram line.threshold') !== null")
+    show_cat(page)  # the page opens on it (issue #23)
     page.wait_for_function("document.querySelector('#plain-panel img').complete")
 
 
@@ -96,3 +95,65 @@ def test_phone_layout(open_page, tmp_path: Path) -> None:
     phone.screenshot(path=str(folder / "phone_390x844.png"))
     phone.locator("#control-bar").first.evaluate("el => el.scrollIntoView({block: 'start'})")
     phone.screenshot(path=str(folder / "phone_controls.png"))
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+DRAWN = "document.querySelector('#plain-panel img') !== null && document.querySelector('#plain-panel img').complete"
+
+
+def test_the_page_opens_on_an_analysed_example_and_a_link_still_wins(open_page, app_url: str, tmp_path: Path) -> None:
+    """Issue #23: the first screen is never blank: a bare URL opens on the bundled cat, analysed (panels, top-5,
+    status); a deep link's example wins over it."""
+    desktop = open_page(viewport={"width": 1440, "height": 1000})
+    desktop.wait_for_function(DRAWN)
+    desktop.wait_for_function("(document.querySelector('#status')?.innerText ?? '').includes('Egyptian cat')")
+    assert desktop.locator("#class-pick input[type=radio]").count() == 5
+    desktop.screenshot(path=str(shots(tmp_path) / "opening_1440x1000.png"))
+    linked = open_page(f"{app_url}?example=coffee.jpg", viewport={"width": 1440, "height": 1000})
+    linked.wait_for_function("(document.querySelector('#status')?.innerText ?? '').includes('espresso')")
+    assert "Egyptian cat" not in linked.locator("#status").inner_text()
+
+
+def test_on_a_phone_every_tab_is_reachable_and_an_upload_brings_the_panels_into_view(open_page, tmp_path: Path) -> None:
+    """Issue #23: at 390 x 844 the eight tabs wrap onto rows (none behind Gradio's "..." menu); the opening example
+    leaves the page at its top, and an upload scrolls its panels (~2,600 px below) into view."""
+    phone = open_page(**PHONE)
+    phone.wait_for_function(DRAWN)
+    tabs = phone.locator("#tabs button[role=tab]")
+    assert tabs.count() == 8
+    for i in range(8):
+        box = tabs.nth(i).bounding_box()
+        assert tabs.nth(i).is_visible() and box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert phone.locator("#tabs .overflow-menu").count() == 0 or not phone.locator("#tabs .overflow-menu").is_visible()
+    assert phone.evaluate("window.scrollY") == 0  # the opening photo is not the visitor's: no scroll
+    phone.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "coffee.jpg"))
+    phone.wait_for_function("(document.querySelector('#status')?.innerText ?? '').includes('espresso')")
+    in_view = "(() => { const r = document.querySelector('#plain-panel').getBoundingClientRect();"
+    phone.wait_for_function(in_view + " return r.top >= 0 && r.top < window.innerHeight / 2; })()")
+    assert phone.evaluate("window.scrollY") > 1500
+    phone.screenshot(path=str(shots(tmp_path) / "phone_after_upload.png"))
+    tabs.nth(7).click()  # the last tab, reached without the overflow menu
+    phone.wait_for_function("(document.querySelector('#tabs button[role=tab][aria-selected=true]')?.innerText ?? '')"
+                            ".includes('Segmentation')")  # fmt: skip
+
+
+def test_the_two_panels_pictures_start_at_one_height_when_a_title_wraps(open_page) -> None:
+    """Issue #23: side by side, when one panel's title wraps onto more lines than the other's (a long class name,
+    the TAP-trained head's longer title), both pictures still start at the same height."""
+    desktop = open_page(viewport={"width": 1440, "height": 1000})
+    measure = """() => ['#plain-panel', '#ours-panel'].map((id) => {
+        const panel = document.querySelector(id);
+        const text = document.createRange();
+        text.selectNodeContents(panel.querySelector('figcaption'));
+        const lines = new Set([...text.getClientRects()].map((r) => Math.round(r.top))).size;
+        const picture = panel.querySelector('img').getBoundingClientRect();
+        return [picture.top, lines, picture.left];
+    })"""
+    (plain_top, _, plain_left), (ours_top, _, ours_left) = desktop.evaluate(measure)
+    assert ours_left - plain_left > 300 and abs(plain_top - ours_top) <= 1  # side by side, one line each
+    # the plain title made three lines long, as a long class name does (the panels are redrawn on the next move)
+    desktop.evaluate("""() => { const caption = document.querySelector('#plain-panel figcaption');
+        caption.textContent += ' ' + caption.textContent + ' ' + caption.textContent; }""")
+    (plain_top, plain_lines, _), (ours_top, ours_lines, _) = desktop.evaluate(measure)
+    assert plain_lines >= 3 and ours_lines == 1
+    assert abs(plain_top - ours_top) <= 1, (plain_top, ours_top)

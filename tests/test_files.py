@@ -26,3 +26,15 @@ def test_one_shot_outputs_are_bounded_and_kept_pictures_are_not(monkeypatch: pyt
     assert Path(paths[-1]) in left and Path(paths[0]) not in left
     assert files.prune_outputs(keep=3) == len(left) - 3 and len(list(Path(files.output_dir()).iterdir())) == 3
     assert Path(kept).is_file()  # pictures that views refer to are not the prune's business
+
+
+def test_a_download_name_is_readable_and_safe() -> None:
+    """Issue #23: the name a zip downloads under follows the unguessable prefix, made safe."""
+    from app.files import DOWNLOAD_SEPARATOR, new_path, readable_name
+
+    assert readable_name("cam-explanation ILSVRC2012_val_00000001") == "cam-explanation-ilsvrc2012-val-00000001"
+    assert readable_name("../../etc/passwd\x00<script>") == "etc-passwd-script"
+    assert readable_name("日本") == "file" and len(readable_name("a" * 500)) == 60
+    path = Path(new_path(".zip", name="cam-explanation cat"))
+    prefix, name = path.name.split(DOWNLOAD_SEPARATOR)
+    assert name == "cam-explanation-cat.zip" and len(prefix) == 12 + 1 + 32

@@ -16,7 +16,7 @@ from PIL import Image
 import cam_core
 from app import analyses, inputs
 from app.events import Events
-from app.inputs import EXAMPLES
+from app.inputs import EXAMPLES, OPENING_EXAMPLE
 from app.link import deeplink
 from app.link.deeplink import PLAIN_KEYS, Pending, after_photo, apply_linked_controls, restore
 from app.link.query import LINK_KEYS, parse_query
@@ -50,7 +50,8 @@ def test_restore_with_an_example_sets_the_photo_now_and_the_rest_after_it() -> N
 
 def test_restore_without_an_example_sets_the_controls_at_once() -> None:
     restored = restore(pairs("theta_mas=0.6&tap=true&class=281"), TAB_IDS, cam_core.DEFAULT_MODEL)
-    assert restored.image == SKIP and restored.link_pending == SKIP and restored.tab_id == SKIP
+    assert restored.link_pending == SKIP and restored.tab_id == SKIP  # the controls at once, on the opening photo
+    assert Path(restored.image).read_bytes() == (EXAMPLES / OPENING_EXAMPLE).read_bytes()
     assert restored.controls[CONTROL["theta_mas"]] == 0.6 and restored.controls[-1] == "custom"
     toggle = deeplink.tap_toggle(cam_core.DEFAULT_MODEL, deeplink.DEFAULT_AT)
     assert restored.controls[CONTROL["tap"]] == gr.update(**{**toggle, "value": True})
@@ -60,7 +61,8 @@ def test_restore_without_an_example_sets_the_controls_at_once() -> None:
         in restored.link_notice["value"]
     )
     empty = restore([], TAB_IDS, cam_core.DEFAULT_MODEL)
-    assert all(value == SKIP for value in (*empty[:-1], *empty.controls))  # a bare URL changes nothing
+    assert Path(empty.image).read_bytes() == (EXAMPLES / OPENING_EXAMPLE).read_bytes()  # never a blank page
+    assert all(value == SKIP for value in (*empty[1:-1], *empty.controls))  # and nothing else
 
 
 def test_the_resolution_is_linked_as_explains_input_size_and_output_stride() -> None:

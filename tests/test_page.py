@@ -44,7 +44,7 @@ def test_controls_sit_in_a_sticky_bar_above_the_tabs(config: dict[str, Any], app
         node = stack.pop()
         order.append(node["id"])
         stack.extend(reversed(node.get("children", [])))
-    for elem_id in ("preset", "tap", "nwc", "pas", "theta-mas", "theta-pas", "percentile", "tau", "notice"):
+    for elem_id in ("preset", "tap", "nwc", "pas", "theta-mas", "theta-pas", "percentile", "notice"):
         component = config_component(config, elem_id)["id"]
         assert bar in (path(config["layout"], component) or ()), elem_id
     assert order.index(bar) < order.index(tabs)

@@ -64,3 +64,28 @@ def test_why_tap_plot_has_no_badge_or_toolbar_over_its_titles(config: dict[str, 
     """Item 12: the label badge and the toolbar covered the two plot titles."""
     props = config_component(config, "p1-plot")["props"]
     assert props["show_label"] is False and not props.get("buttons")
+
+
+def test_tau_sits_where_it_acts_and_the_preset_still_sets_it(config: dict[str, Any]) -> None:
+    """Issue #23: τ changes only the Why TAP statistics, so its slider is in that tab, not in the control bar over
+    every tab (where a move changed nothing in sight but the preset); the preset still sets it."""
+    from tests.helpers import config_component
+
+    def ancestors(node: dict[str, Any], target: int, path: tuple[int, ...] = ()) -> tuple[int, ...] | None:
+        if node["id"] == target:
+            return path
+        for child in node.get("children", []):
+            found = ancestors(child, target, (*path, node["id"]))
+            if found is not None:
+                return found
+        return None
+
+    tau = config_component(config, "tau")
+    assert "Only these statistics use it" in tau["props"]["info"]
+    above = ancestors(config["layout"], tau["id"]) or ()
+    bar = config_component(config, "control-bar")["id"]
+    tab = next(c["id"] for c in config["components"] if c.get("props", {}).get("id") == why_tap.ID)
+    assert tab in above and bar not in above
+    preset = config_component(config, "preset")["id"]
+    sets = [d for d in config["dependencies"] if [t[0] for t in d["targets"]] == [preset] and tau["id"] in d["outputs"]]
+    assert sets, "the preset no longer sets τ"

@@ -86,9 +86,9 @@ def test_in_the_browser_tap_alone_and_the_verdict_line(page: Any) -> None:
     wins; opening Why TAP draws both heads with the caption naming the paper's setting."""
     from playwright.sync_api import expect
 
-    from tests.helpers import CAT
+    from tests.helpers import show_cat
 
-    page.locator("input[type=file]").first.set_input_files(str(CAT))
+    show_cat(page)  # the page opens on it (issue #23)
     expect(page.locator("#histogram line.threshold").first).to_be_attached()
     expect(page.locator("#caption").first).to_contain_text("mask covers more than half the photo")  # no GT: coverage
     field = page.locator("#gt-box textarea, #gt-box input").first

@@ -9,10 +9,10 @@ and the check its text passes.
 **Restore (server).** ``demo.load`` reads ``gr.Request.query_params`` (:func:`~app.link.query.parse_query`): every
 value goes through the checks of :mod:`app.inputs` (hostile-input proof); a bad value, a repeated or an
 unknown key is ignored and said in one notice, never an error page. The model, the resolution (the pair
-``input_size`` / ``output_stride``, one of the menu's) and the tab are set at once; with an example, the
-photo is set too (its upload event runs as for a click on the example) and
-the class and the controls wait in a ``gr.State`` until that photo is analysed (:func:`after_photo`, then
-:func:`apply_linked_controls`).
+``input_size`` / ``output_stride``, one of the menu's) and the tab are set at once; the photo is set too (the linked
+example, else :data:`app.inputs.OPENING_EXAMPLE`: the page never opens blank; its upload event runs as for a click on
+the example); with a linked example, the class and the controls wait in a ``gr.State`` until that photo is analysed
+(:func:`after_photo`, then :func:`apply_linked_controls`).
 
 **Write (browser).** On every change of a linked control (for a slider, a step of its view update, run in the
 browser before the request) a browser-only step (:func:`~app.link.writer.writer_js`) queues its key;
@@ -169,7 +169,7 @@ def restore(pairs: Iterable[tuple[Any, Any]], tabs: Sequence[str], model_now: st
         now["tap"] = tap_update(model or model_now, now.get("tap"), notices, at)
     controls = tuple(now.get(key, skip) for key in CONTROL_KEYS)
     return Restored(
-        example_copy(example) if example is not None else skip,
+        example_copy(example if example is not None else inputs.OPENING_EXAMPLE),  # never a blank first screen
         model if model is not None else skip,
         resolution if resolution is not None else skip,
         tab if tab is not None else skip,

@@ -8,6 +8,7 @@ fast lane, and the browser downloads it (:meth:`app.events.Events.prepared_downl
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,10 @@ def build() -> ExportTab:
     return ExportTab(tab, json, download, zip_file)
 
 
-def zip_file(ex: Explanation, gt: np.ndarray | None) -> str:
-    """Bundle the JSON and the pictures (PNG) of ``ex`` into one zip file; returns its path."""
-    path = files.new_path(".zip")
+def zip_file(ex: Explanation, gt: np.ndarray | None, photo: str = "") -> str:
+    """Bundle the JSON and the pictures (PNG) of ``ex`` into one zip file; returns its path (downloaded as
+    ``cam-explanation-<photo>.zip``, ``photo`` the upload's file name)."""
+    path = files.new_path(".zip", name=f"cam-explanation {os.path.splitext(photo)[0]}")
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("explanation.json", json.dumps(explanation_json(ex, gt), indent=2))
         for name, picture in views.export_pictures(ex, gt)._asdict().items():
@@ -76,7 +78,7 @@ def export_zip(request: ViewRequest) -> str:
     Raises:
         InvalidImageError: no photo yet.
     """
-    return zip_file(explain_request(request), request.gt)
+    return zip_file(explain_request(request), request.gt, request.need_session().name)
 
 
 def wire(events: Events, tab: ExportTab) -> None:

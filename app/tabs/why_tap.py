@@ -21,12 +21,16 @@ from app import files, inputs, plots, render, tap_alone
 from app.errors import user_errors
 from app.events import Events, event
 from app.explanation import resolve_class
-from app.inputs import VIEW, ViewRequest
+from app.inputs import DEFAULT_PRESET, VIEW, ViewRequest
 from app.models import tap_partner
 from app.state import ModelLoading, Session, get_analysis
 from cam_core.tap import channel_stats
 
 ID, LABEL = "why-tap", "Why TAP (P1)"
+TAU_INFO = (
+    "Only these statistics use it (which pixels count as active, what TAP would pool); the TAP panel's head was "
+    "trained with its own τ. Set by the preset too: 0.1 in the paper's code, 0.05 in the LID challenge entry."
+)
 
 
 @dataclass(frozen=True)
@@ -38,14 +42,15 @@ class WhyTapTab:
     alone_tap: gr.Image
     alone_caption: gr.Markdown
     alone_button: gr.Button
+    tau: gr.Slider
     channel: gr.Dropdown
     plot: gr.Image
     channel_map: gr.Image
     caption: gr.Markdown
 
     def shares(self) -> dict[str, Component]:
-        """Nothing: the tab redraws itself (:func:`wire`)."""
-        return {}
+        """τ, which the control bar's preset sets (:mod:`app.controls`); the tab redraws itself (:func:`wire`)."""
+        return {"tau": self.tau}
 
     @property
     def outputs(self) -> list[Any]:
@@ -71,6 +76,9 @@ def build() -> WhyTapTab:
         alone_caption = gr.Markdown(elem_classes="caption", elem_id="tap-alone-caption", latex_delimiters=[])
         alone_button = gr.Button("Redraw with the current controls", size="sm")
         gr.Markdown("### Why TAP: each channel's active area, weight and pooled values (the current model)")
+        low, high, step, label = inputs.THRESHOLD_SLIDERS["tau"]
+        tau = gr.Slider(low, high, cam_core.PRESETS[DEFAULT_PRESET].tau_tap, step=step, label=label,
+                        info=TAU_INFO, elem_id="tau")  # fmt: skip
         channel = gr.Dropdown([], label="Channel (top 20 by contribution to the CAM peak)")
         # no label badge, no toolbar: they sat over the two plot titles (issue #14 item 12)
         plot = gr.Image(
@@ -84,7 +92,7 @@ def build() -> WhyTapTab:
         with gr.Row():
             channel_map = gr.Image(label="Selected channel's feature map", format="png", interactive=False)
             caption = gr.Markdown(elem_classes="caption", elem_id="p1-caption")
-    return WhyTapTab(tab, alone_gap, alone_tap, alone_caption, alone_button, channel, plot, channel_map, caption)
+    return WhyTapTab(tab, alone_gap, alone_tap, alone_caption, alone_button, tau, channel, plot, channel_map, caption)
 
 
 @user_errors
