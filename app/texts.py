@@ -39,6 +39,8 @@ CSS = """
   #preset {min-width: 100% !important; flex: 1 1 100% !important}
   #tap, #nwc, #pas {min-width: 96px !important; flex: 1 1 28% !important}  /* whole labels: no "TAF", "NW" */
   #theta-mas, #theta-pas, #percentile, #tau {min-width: 100% !important; flex: 1 1 100% !important}
+  #seg-legend {overflow-x: auto !important}  /* the legend's area columns scroll sideways instead of being cut off */
+  #seg-legend table.seg-legend {font-size: 0.8rem}
 }
 """
 
