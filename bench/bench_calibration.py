@@ -120,15 +120,15 @@ def segmentation(samples: list, size: int = 448, stride: int = 16) -> None:
     for sample in samples:
         a = collect_analysis(loaded, sample.path, size)
         raw = replace(a, probabilities=softmax(a.logits).astype(np.float32), temperature=None)
+        chosen: dict[str, tuple[int, ...]] = {}
         for name, analysis in (("raw softmax", raw), ("calibrated", a)):
             try:
-                select_classes(analysis, SegmentConfig())
+                chosen[name] = select_classes(analysis, SegmentConfig())
                 shown[name] += 1
             except ParameterError:
                 continue
-        try:
-            classes = select_classes(a, SegmentConfig())
-        except ParameterError:
+        classes = chosen.get("calibrated")
+        if classes is None:
             continue
         legends = [segment(a, SegmentConfig(CONFIGS[c], classes)).legend() for c in ("cam", "nwc+pas")]
         marks = [p["overclaims"] or o["overclaims"] for p, o in zip(*legends, strict=True)][1:]

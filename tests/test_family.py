@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,15 +60,20 @@ def _gradcampp_weights(tiny_model, tiny_case) -> tuple[np.ndarray, np.ndarray]:
     ), height * width * g**2 * np.maximum(g, 0.0)
 
 
+def _class_one_weights(extractor_class: Any, loaded: Any, image: np.ndarray) -> np.ndarray:
+    """float64 (C,) channel weights of class 1 that ``extractor_class`` (a torchcam extractor) computes on the tiny
+    model's ``features``."""
+    net = _Net(loaded.model)
+    batch = cam_core.preprocess(image, loaded.data_config)[None].requires_grad_(True)
+    with extractor_class(net, "features") as extractor:
+        return extractor._get_weights(1, net(batch))[0][0].detach().double().numpy()
+
+
 def test_torchcam_gradcampp_misses_the_papers_alpha(tiny_model, tiny_case) -> None:
     """Why cam_core corrects torchcam's Grad-CAM++: the paper's w_k = h w g^2 ReLU(g) / (2 g^2 + S_k g^3) for a constant
     gradient g; torchcam 0.5.0 returns h w · g^2 ReLU(g) (its alpha division acts on a copy)."""
-    image = tiny_case[0]
     paper, buggy = _gradcampp_weights(tiny_model, tiny_case)
-    net = _Net(tiny_model.model)
-    batch = cam_core.preprocess(image, tiny_model.data_config)[None].requires_grad_(True)
-    with GradCAMpp(net, "features") as extractor:
-        got = extractor._get_weights(1, net(batch))[0][0].detach().double().numpy()  # (C,)
+    got = _class_one_weights(GradCAMpp, tiny_model, tiny_case[0])
     np.testing.assert_allclose(got, buggy, rtol=1e-4, atol=1e-12)
     assert not np.allclose(got, paper, rtol=1e-2)
 
@@ -75,10 +81,7 @@ def test_torchcam_gradcampp_misses_the_papers_alpha(tiny_model, tiny_case) -> No
 def test_corrected_gradcampp_has_the_papers_weights_and_map(tiny_model, tiny_case) -> None:
     image, analysis, _ = tiny_case
     paper, buggy = _gradcampp_weights(tiny_model, tiny_case)
-    net = _Net(tiny_model.model)
-    batch = cam_core.preprocess(image, tiny_model.data_config)[None].requires_grad_(True)
-    with GradCAMppFixed(net, "features") as extractor:
-        got = extractor._get_weights(1, net(batch))[0][0].detach().double().numpy()  # (C,)
+    got = _class_one_weights(GradCAMppFixed, tiny_model, image)
     np.testing.assert_allclose(got, paper, rtol=1e-4, atol=1e-12)
     assert not np.allclose(got, buggy, rtol=1e-2)
     expected = np.maximum(np.einsum("c,chw->hw", paper, analysis.feature_maps), 0.0)
