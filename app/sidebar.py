@@ -78,6 +78,23 @@ class Sidebar:
                 "class_pick": self.class_pick, "class_choice": self.class_pick, "gt_text": self.gt_box}  # fmt: skip
 
 
+class ClassPicker(gr.Radio):
+    """The class picker (a ``gr.Radio``, drawn as one): a value that is not among this session's choices comes from
+    a request made for an earlier photo, such as the opening photo's redraws still in flight when a visitor uploads
+    at once. Gradio's Radio answers that with an error toast ("Value: '285' ... is not in the list of choices") on
+    a page that is fine; here the stale request is dropped without one (the newer photo's own events draw it)."""
+
+    def get_block_name(self) -> str:
+        """The browser draws it with Gradio's own Radio."""
+        return "radio"
+
+    def preprocess(self, payload: str | int | float | None) -> str | int | float | None:
+        """``payload`` as ``gr.Radio`` gives it; a value outside the current choices fails the event quietly."""
+        if payload is not None and payload not in [value for _, value in self.choices]:
+            raise gr.Error(f"stale class {payload!r}: dropped", visible=False, print_exception=False)
+        return super().preprocess(payload)
+
+
 def build() -> Sidebar:
     """Photo upload with examples, model and resolution menus, class picker and search, ground-truth field,
     deep link."""
@@ -91,7 +108,7 @@ def build() -> Sidebar:
         info=resolution_info(),
         elem_id="resolution",
     )
-    class_pick = gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
+    class_pick = ClassPicker([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
     # all 1000 classes: fixed choices, never an event output (Gradio copies every output's props on each
     # status update, so a 1000-choice output would slow every slider move several-fold)
     class_search = gr.Dropdown(
