@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import gradio as gr
+from gradio import component_meta
 from gradio.components import Component
 
 import cam_core
@@ -78,21 +80,29 @@ class Sidebar:
                 "class_pick": self.class_pick, "class_choice": self.class_pick, "gt_text": self.gt_box}  # fmt: skip
 
 
-def drops_stale_classes(picker: gr.Radio) -> gr.Radio:
-    """``picker`` (the class picker) answering a value that is not among this session's choices by failing the event
-    quietly: such a value comes from a request made for an earlier photo, such as the opening photo's redraws still
-    in flight when a visitor uploads at once, and Gradio's Radio answered it with a red toast ("Value: '285' ... is
-    not in the list of choices") on a page that is fine; the newer photo's own events draw it. Set on the instance:
-    a ``gr.Radio`` subclass would make Gradio write a ``.pyi`` stub next to this module at import."""
-    check = picker.preprocess
+with mock.patch.object(component_meta, "create_or_modify_pyi", lambda *_: None):  # no stub written into app/
 
-    def preprocess(payload: str | int | float | None) -> str | int | float | None:
-        if payload is not None and payload not in [value for _, value in picker.choices]:
-            raise gr.Error(f"stale class {payload!r}: dropped", visible=False, print_exception=False)
-        return check(payload)
+    class ClassPicker(gr.Radio):
+        """The class picker, drawn as Gradio's Radio: a value that is not among this session's choices fails the
+        event quietly. Such a value comes from a request made for an earlier photo, such as the opening photo's
+        redraws still in flight when a visitor uploads at once; Gradio's Radio answered it with a red toast
+        ("Value: '285' ... is not in the list of choices") on a page that is fine, and the newer photo's own events
+        draw it anyway.
 
-    picker.preprocess = preprocess  # type: ignore[method-assign]
-    return picker
+        A subclass, not a patched instance: Gradio rebuilds a session's own picker with ``block.__class__(...)``
+        whenever its choices change, so only the class carries the check to every session. Gradio's component
+        metaclass writes a ``.pyi`` stub next to a subclass's module; that step is switched off while the class is
+        made (it only serves editors of custom components)."""
+
+        def get_block_name(self) -> str:
+            """The browser draws it with Gradio's own Radio."""
+            return "radio"
+
+        def preprocess(self, payload: str | int | float | None) -> str | int | float | None:
+            """``payload`` as ``gr.Radio`` gives it; a value outside the current choices fails quietly."""
+            if payload is not None and payload not in [value for _, value in self.choices]:
+                raise gr.Error(f"stale class {payload!r}: dropped", visible=False, print_exception=False)
+            return super().preprocess(payload)
 
 
 def build() -> Sidebar:
@@ -108,7 +118,7 @@ def build() -> Sidebar:
         info=resolution_info(),
         elem_id="resolution",
     )
-    class_pick = drops_stale_classes(gr.Radio([], label="Class: the model's top-5 (probability)", elem_id="class-pick"))
+    class_pick = ClassPicker([], label="Class: the model's top-5 (probability)", elem_id="class-pick")
     # all 1000 classes: fixed choices, never an event output (Gradio copies every output's props on each
     # status update, so a 1000-choice output would slow every slider move several-fold)
     class_search = gr.Dropdown(

@@ -35,13 +35,18 @@ def test_a_class_from_an_earlier_photo_is_dropped_without_a_toast(config: dict) 
     carries a class that is no longer among the choices: Gradio's Radio raised a visible error toast ("Value: '285'
     ... is not in the list of choices", seen on a fresh page); the picker drops it quietly, and keeps Radio's
     drawing and its check of everything else."""
-    from app.sidebar import drops_stale_classes
+    from app.sidebar import ClassPicker
 
-    picker = drops_stale_classes(gr.Radio([("sidewinder (43.5 %)", "68")], value="68"))
+    picker = ClassPicker([("sidewinder (43.5 %)", "68")], value="68")
     assert picker.preprocess("68") == "68" and picker.preprocess(None) is None
     with pytest.raises(gr.Error) as stale:
         picker.preprocess("285")
     assert stale.value.visible is False
+    # a session's own picker, as Gradio rebuilds it when an event changes its choices (blocks.py: block.__class__)
+    session_copy = picker.__class__(**{**picker.constructor_args, "choices": [("Egyptian cat (85.9 %)", "285")]})
+    assert session_copy.preprocess("285") == "285"  # the check reads the session's choices, not the original's
+    with pytest.raises(gr.Error):
+        session_copy.preprocess("68")
     shown = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "class-pick"]
     assert len(shown) == 1 and shown[0]["type"] == "radio"  # the browser draws Gradio's Radio
     assert not list((ROOT / "app").glob("*.pyi"))  # no stub written into the project at import
