@@ -10,20 +10,25 @@ so upsampling, 8-bit thresholds, MaS/PaS, boxes, masks and CRF run on it exactly
 Grad-CAM++ uses :class:`GradCAMppFixed`, torchcam's class with only its alpha step corrected (torchcam 0.5.0
 divides a boolean-indexed copy, so its alpha stays ``g^2``).
 
+Every method needs only ``A = F`` and ``dY_c/dF`` at the final features, so :func:`family_maps` runs the model's
+head alone on features an earlier forward pass gave (an :class:`~cam_core.cam.Analysis`'s): a method costs one
+pass through the head, forward and backward, never a second pass through the backbone.
+
 Identity: for a GAP + linear head, ``dY_c/dF_k(i, j) = W[c, k] / (h w)``, so Grad-CAM's weights are
-``W[c, k] / (h w)`` and Grad-CAM ``= ReLU(CAM) / (h w)``; :func:`identity_gap` measures it.
+``W[c, k] / (h w)`` and Grad-CAM ``= ReLU(CAM) / (h w)`` (LayerCAM ``= ReLU(NWC CAM) / (h w)``: :data:`IDENTITIES`);
+:func:`identity_gap` measures it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM, XGradCAM
 
-from cam_core.cam import Analysis, preprocess
+from cam_core.cam import Analysis, Variant, preprocess
 from cam_core.errors import NonFiniteMapError, ParameterError
 from cam_core.models import LoadedModel, eval_mode, with_input_size
 
@@ -73,28 +78,81 @@ NWC_UNDEFINED_WHY = {
 }
 
 
-class _Features(nn.Module):
-    """The model's ``forward_features`` as one module, so torchcam can hook its output ``F``."""
+class _Given(nn.Module):
+    """The hooked layer: the final features ``F`` passed straight through (computed by an earlier forward pass)."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features  # (B, C, h, w)
+
+
+class _Head(nn.Module):
+    """``forward_head(F)`` of a timm model, with ``F`` given: only the head runs forward and backward.
+
+    Every method here needs just ``A = F`` and ``dY_c/dF`` at the final features; both depend on the head alone
+    once ``F`` is known, so the backbone's forward pass (cached in an :class:`~cam_core.cam.Analysis`) is never
+    repeated and no gradient flows through it.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.features = _Given()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
         net: Any = self.model
-        return net.forward_features(x)  # (B, C, h, w)
+        return net.forward_head(self.features(features))  # (B, K)
 
 
-class _Net(nn.Module):
-    """``forward_head(features(x))``: the timm model with its final features as a named submodule."""
+class FamilyMaps(NamedTuple):
+    """One method's map for one class, with and without NWC, at feature resolution (float32 (h, w) ``>= 0``).
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.features = _Features(model)
+    Attributes:
+        plain: ``ReLU(sum_k w_k F_k)``.
+        nwc: the same with ``w_k -> max(w_k, 0)``; ``None`` where NWC is undefined (:data:`NWC_UNDEFINED_WHY`).
+    """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net: Any = self.features.model
-        return net.forward_head(self.features(x))  # (B, K)
+    plain: np.ndarray
+    nwc: np.ndarray | None
+
+
+def family_maps(loaded: LoadedModel, features: np.ndarray, class_index: int, method: str) -> FamilyMaps:
+    """A method's maps from the final features ``F`` of one image: one pass through the head, forward and backward.
+
+    Args:
+        loaded: the model whose ``forward_features`` gave ``features`` (its head is run here).
+        features: float32 (C, h, w), e.g. :attr:`cam_core.cam.Analysis.feature_maps`.
+        class_index: c in ``[0, K)``.
+        method: a key of :data:`METHODS`.
+
+    Returns:
+        :class:`FamilyMaps`: the map, and the NWC map where NWC is defined.
+
+    Raises:
+        ParameterError: unknown method, or class out of range.
+        NonFiniteMapError: a map has NaN or infinity.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"`method` must be one of {sorted(METHODS)}, got {method!r}")
+    if not 0 <= int(class_index) < loaded.num_classes:
+        raise ParameterError(f"`class_index` {class_index} is out of range [0, {loaded.num_classes})")
+    head = _Head(loaded.model)
+    device = next(loaded.model.parameters()).device
+    given = torch.as_tensor(np.asarray(features, dtype=np.float32))[None].to(device).requires_grad_(True)
+    with eval_mode(loaded.model), torch.enable_grad(), METHODS[method](head, "features") as extractor:
+        scores = head(given)  # (1, K)
+        weights = extractor._get_weights(int(class_index), scores)[0][0].detach()  # (C,) or (C, h, w)
+    combine = lambda w: _combined(w, given[0].detach(), method, class_index)  # noqa: E731
+    return FamilyMaps(combine(weights), combine(weights.clamp(min=0)) if method in NWC_DEFINED else None)
+
+
+def _combined(weights: torch.Tensor, features: torch.Tensor, method: str, class_index: int) -> np.ndarray:
+    """``ReLU(sum_k w_k F_k)`` as float32 (h, w); ``weights`` (C,) or per pixel (C, h, w)."""
+    if weights.ndim == 1:
+        weights = weights[:, None, None]
+    cam = torch.relu((weights * features).sum(0)).float().cpu().numpy()  # (h, w)
+    if not np.isfinite(cam).all():
+        raise NonFiniteMapError(f"The {method} map of class {class_index} has non-finite values.")
+    return cam.astype(np.float32, copy=False)
 
 
 def family_map(
@@ -106,7 +164,9 @@ def family_map(
     nwc: bool = False,
     input_size: int | tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """One gradient CAM-family map at feature resolution (one forward and one backward pass).
+    """One gradient CAM-family map of a photo at feature resolution: the backbone's forward pass, then
+    :func:`family_maps` (head only). With an :class:`~cam_core.cam.Analysis` at hand, call :func:`family_maps` on
+    its ``feature_maps`` instead: no second forward pass.
 
     Args:
         loaded: model from :func:`cam_core.models.load_model` (timm forward_features / forward_head API).
@@ -131,35 +191,46 @@ def family_map(
         loaded = with_input_size(loaded, input_size)
     if not 0 <= int(class_index) < loaded.num_classes:
         raise ParameterError(f"`class_index` {class_index} is out of range [0, {loaded.num_classes})")
-    net = _Net(loaded.model)
     batch = preprocess(image, loaded.data_config)[None]  # (1, 3, H_in, W_in)
-    batch = batch.to(next(loaded.model.parameters()).device).requires_grad_(True)  # frozen weights: grad via input
-    with eval_mode(loaded.model), torch.enable_grad(), METHODS[method](net, "features") as extractor:
-        scores = net(batch)  # (1, K)
-        weights = extractor._get_weights(int(class_index), scores)[0][0].detach()  # (C,) or (C, h, w)
-        features = extractor.hook_a[0][0].detach()  # (C, h, w)
-    if nwc:
-        weights = weights.clamp(min=0)
-    if weights.ndim == 1:
-        weights = weights[:, None, None]
-    cam = torch.relu((weights * features).sum(0)).float().cpu().numpy()  # (h, w)
-    if not np.isfinite(cam).all():
-        raise NonFiniteMapError(f"The {method} map of class {class_index} has non-finite values.")
-    return cam.astype(np.float32, copy=False)
+    net: Any = loaded.model
+    with eval_mode(loaded.model), torch.inference_mode():
+        features = net.forward_features(batch.to(next(loaded.model.parameters()).device))[0]  # (C, h, w)
+    maps = family_maps(loaded, features.float().cpu().numpy(), class_index, method)
+    return maps.nwc if nwc and maps.nwc is not None else maps.plain
 
 
-def identity_gap(analysis: Analysis, gradcam: np.ndarray, class_index: int) -> float:
-    """Largest deviation of ``(h w) · Grad-CAM`` from ``ReLU(CAM)``, relative to ``max |CAM|``.
+IDENTITIES: dict[str, tuple[Variant, str]] = {
+    "gradcam": ("cam", "ReLU(CAM) / (h w)"),
+    "xgradcam": ("cam", "ReLU(CAM) / (h w)"),
+    "layercam": ("nwc", "ReLU(NWC CAM) / (h w)"),
+}
+"""What each method equals on a GAP + linear head, where ``dY_c/dF_k(i, j) = W[c, k] / (h w)`` at every pixel:
+Grad-CAM's weights are ``W[c, k] / (h w)``; XGrad-CAM's feature-weighted mean of a constant gradient is the same;
+LayerCAM's per-pixel ``ReLU(W[c, k] / (h w))`` clamps the negative weights (NWC). Grad-CAM++ has none: its alpha
+rescales channel k by ``1 / (2 + g_k S_k)``, which depends on the channel's total activation ``S_k``. The
+:class:`~cam_core.cam.Analysis` variant of the identity, and its formula."""
+
+
+def identity_gap(analysis: Analysis, method_map: np.ndarray, class_index: int, method: str = "gradcam") -> float:
+    """Largest deviation of ``(h w) · map`` from the method's CAM identity (:data:`IDENTITIES`), relative to the
+    largest value of that CAM.
 
     Args:
         analysis: the plain-CAM analysis of the same image at the same resolution.
-        gradcam: float32 (h, w) from :func:`family_map` with ``method="gradcam"``.
+        method_map: float32 (h, w) from :func:`family_map` / :func:`family_maps` (without NWC).
         class_index: c.
+        method: a key of :data:`IDENTITIES`.
 
     Returns:
-        ``max |h w · G - ReLU(M)| / max |M|`` (0 for an exact GAP + linear head; float32 noise ~1e-6).
+        ``max |h w · G - ReLU(M)| / max |M|`` with ``M`` the plain or NWC CAM: 0 up to float32 noise (~1e-6) on a
+        GAP + linear head; large where the head is not one (a TAP head for XGrad-CAM and LayerCAM).
+
+    Raises:
+        ParameterError: the method has no identity with CAM (Grad-CAM++).
     """
-    cam = analysis.cam(class_index)
+    if method not in IDENTITIES:
+        raise ParameterError(f"{METHOD_LABELS.get(method, method)} has no identity with CAM")
+    cam = analysis.cam(class_index, IDENTITIES[method][0])
     height, width = analysis.feature_size
     scale = max(float(np.abs(cam).max()), 1e-12)
-    return float(np.abs(height * width * gradcam - np.maximum(cam, 0.0)).max() / scale)
+    return float(np.abs(height * width * method_map - np.maximum(cam, 0.0)).max() / scale)

@@ -14,7 +14,7 @@ from torchcam.methods import GradCAMpp
 
 import cam_core
 from cam_core.errors import ParameterError
-from cam_core.family import METHODS, GradCAMppFixed, _Net, family_map, identity_gap
+from cam_core.family import METHODS, GradCAMppFixed, _Head, family_map, family_maps, identity_gap
 from cam_core.train.checkpoint import load_checkpoint
 from tests.helpers import ROOT
 
@@ -63,10 +63,10 @@ def _gradcampp_weights(tiny_model, tiny_case) -> tuple[np.ndarray, np.ndarray]:
 def _class_one_weights(extractor_class: Any, loaded: Any, image: np.ndarray) -> np.ndarray:
     """float64 (C,) channel weights of class 1 that ``extractor_class`` (a torchcam extractor) computes on the tiny
     model's ``features``."""
-    net = _Net(loaded.model)
-    batch = cam_core.preprocess(image, loaded.data_config)[None].requires_grad_(True)
-    with extractor_class(net, "features") as extractor:
-        return extractor._get_weights(1, net(batch))[0][0].detach().double().numpy()
+    head = _Head(loaded.model)
+    given = torch.tensor(cam_core.analyze(loaded, image).feature_maps)[None].requires_grad_(True)  # (1, C, h, w)
+    with extractor_class(head, "features") as extractor:
+        return extractor._get_weights(1, head(given))[0][0].detach().double().numpy()
 
 
 def test_torchcam_gradcampp_misses_the_papers_alpha(tiny_model, tiny_case) -> None:
@@ -185,3 +185,34 @@ def test_identity_holds_on_every_offline_cam_exact_checkpoint(checkpoint: str, p
     xgradcam = family_map(loaded, photos["chelsea"], top, "xgradcam")
     same = np.allclose(xgradcam, gradcam, rtol=1e-3, atol=1e-6 * float(gradcam.max()))
     assert same == (loaded.pooling == "gap")
+
+
+def test_the_head_alone_gives_the_full_networks_gradient_maps(default_model, photos) -> None:
+    """family_maps runs only the head on cached features; the gradient at F is the whole network's (chain rule),
+    checked against autograd through the backbone from the input: Grad-CAM's map, with and without NWC."""
+    analysis = cam_core.analyze(default_model, photos["chelsea"])
+    top = analysis.top_k(1)[0][0]
+    net: Any = default_model.model
+    x = cam_core.preprocess(photos["chelsea"], default_model.data_config)[None].requires_grad_(True)
+    with torch.enable_grad():
+        features = net.forward_features(x)  # (1, C, h, w)
+        (grad,) = torch.autograd.grad(net.forward_head(features)[0, top], features)
+    weights = grad[0].mean((1, 2)).double().numpy()  # (C,): Grad-CAM's alpha_k
+    f = features[0].detach().double().numpy()
+    maps = family_maps(default_model, analysis.feature_maps, top, "gradcam")
+    scale = float(maps.plain.max())
+    for got, w in ((maps.plain, weights), (maps.nwc, np.maximum(weights, 0.0))):
+        expected = np.maximum(np.einsum("c,chw->hw", w, f), 0.0)
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4 * scale)
+    assert family_maps(default_model, analysis.feature_maps, top, "layercam").nwc is None  # NWC undefined there
+
+
+def test_layercam_is_relu_of_nwc_cam_and_gradcampp_has_no_identity(default_model, photos) -> None:
+    analysis = cam_core.analyze(default_model, photos["chelsea"])
+    top = analysis.top_k(1)[0][0]
+    layercam = family_maps(default_model, analysis.feature_maps, top, "layercam").plain
+    assert identity_gap(analysis, layercam, top, "layercam") < 1e-5
+    assert identity_gap(analysis, layercam, top, "gradcam") > 1e-2  # it is NWC CAM, not CAM
+    gradcampp = family_maps(default_model, analysis.feature_maps, top, "gradcampp").plain
+    with pytest.raises(ParameterError, match="no identity"):
+        identity_gap(analysis, gradcampp, top, "gradcampp")

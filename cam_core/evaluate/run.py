@@ -47,7 +47,7 @@ from cam_core.evaluate.protocol import (
     prepare,
     prepare_mask,
 )
-from cam_core.family import family_map
+from cam_core.family import family_maps
 from cam_core.localize import heatmap
 from cam_core.models import LoadedModel
 from cam_core.resolution import resolution_label
@@ -182,12 +182,14 @@ def _score(
 
 
 def _method_heatmap(loaded: LoadedModel, analysis: Analysis, label: int, method: str, nwc: bool) -> np.ndarray:
-    """float32 (H_in, W_in) in [0, 1]: plain CAM from the cached forward, or a family map (its own
-    forward and backward), through the same bicubic upsampling and min-max as plain CAM."""
+    """float32 (H_in, W_in) in [0, 1]: plain CAM from the cached forward, or a family map (the head alone, forward
+    and backward, on the cached features), through the same bicubic upsampling and min-max as plain CAM."""
     if method == "cam":
         return heatmap(analysis, label, nwc, size=analysis.image_size)
-    raw = family_map(loaded, analysis.image, label, method, nwc=nwc)  # (h, w); the view is network-sized
-    return normalize(upsample(raw, analysis.image_size))
+    maps = family_maps(loaded, analysis.feature_maps, label, method)  # (h, w) each
+    if nwc and maps.nwc is None:
+        raise ParameterError(f"NWC is undefined for {method}")
+    return normalize(upsample(maps.nwc if nwc and maps.nwc is not None else maps.plain, analysis.image_size))
 
 
 def _load_batch(
