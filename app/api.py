@@ -33,6 +33,7 @@ API_PARAMETERS: tuple[str, ...] = (
     "pas",
     "input_size",  # appended for issue #13: a 9-value call still works and gets the default
     "output_stride",
+    "method",  # appended for issue #25: an 11-value call still works and gets plain CAM
 )
 """``/explain``'s parameters in the order positional callers send them. Append only: a new parameter goes last,
 with a default (``tests/test_api.py`` holds the frozen list)."""
@@ -93,17 +94,19 @@ def explain(
     pas: bool = _DEFAULT.pas,
     input_size: int = DEFAULT_RESOLUTION.input_size,
     output_stride: int = DEFAULT_RESOLUTION.output_stride,
+    method: str = _DEFAULT.method,
 ) -> ApiResult:
     """Public API: explain one photo. Returns (JSON, plain overlay PNG, improved overlay PNG).
 
     Repeated images reuse their cached forward pass. Boxes are in original-image pixels, inclusive. The parameters
     are :data:`API_PARAMETERS`, in that order: the controls' defaults from :class:`Controls`, then the analysis
-    resolution (one of :data:`app.inputs.RESOLUTIONS`, default :data:`app.inputs.DEFAULT_RESOLUTION`), appended last
-    so that older positional calls keep working.
+    resolution (one of :data:`app.inputs.RESOLUTIONS`, default :data:`app.inputs.DEFAULT_RESOLUTION`), then the
+    ``method`` both panels threshold (a key of :data:`app.inputs.METHODS`; default ``"cam"``), each appended last so
+    that older positional calls keep working.
     """
     resolution = inputs.resolution(input_size, output_stride)
+    controls = Controls.of(theta_mas, theta_pas, percentile, tap, nwc, pas, method)  # checked before any decoding
     session = start_session(image, model or cam_core.DEFAULT_MODEL, resolution)
-    controls = Controls.of(theta_mas=theta_mas, theta_pas=theta_pas, percentile=percentile, tap=tap, nwc=nwc, pas=pas)
     ex = explain_arrays(session, class_name, controls)
     return ApiResult(
         explanation_json(ex, None),

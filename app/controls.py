@@ -1,4 +1,4 @@
-"""The control bar over the tabs: preset, module toggles (TAP, NWC, PaS) and threshold sliders.
+"""The control bar over the tabs: preset, module toggles (TAP, NWC, PaS), the method menu and threshold sliders.
 
 Every value a control starts at is read from where it is defined: the thresholds from :class:`app.inputs.Controls`
 (itself from ``cam_core.PRESETS[DEFAULT_PRESET]``); the sliders' ranges and labels from
@@ -19,7 +19,7 @@ from gradio.components import Component
 
 import cam_core
 from app.events import Events, steps_js
-from app.inputs import CONTROL_FIELDS, DEFAULT_PRESET, DEFAULT_RESOLUTION, THRESHOLD_SLIDERS, Controls
+from app.inputs import CONTROL_FIELDS, DEFAULT_PRESET, DEFAULT_RESOLUTION, METHODS, THRESHOLD_SLIDERS, Controls
 from app.models import Resolution, tap_toggle
 
 
@@ -39,6 +39,7 @@ class ControlsPanel:
     theta_mas: gr.Slider
     theta_pas: gr.Slider
     percentile: gr.Slider
+    method: gr.Dropdown
 
     def by_field(self) -> dict[str, Any]:
         """The :class:`Controls` components by field name."""
@@ -69,11 +70,20 @@ def build() -> ControlsPanel:
         tap = gr.Checkbox(label="TAP", scale=1, elem_id="tap", **toggle)
         nwc = gr.Checkbox(start.nwc, label="NWC", info="clamp negative weights", scale=1, elem_id="nwc")
         pas = gr.Checkbox(start.pas, label="PaS", info="percentile threshold", scale=1, elem_id="pas")
+        method = gr.Dropdown(
+            [(label, value) for value, label in METHODS.items()],
+            value=start.method,
+            label="Method",
+            info="whose map both panels threshold",
+            scale=2,
+            min_width=150,
+            elem_id="method",
+        )
     with gr.Row(elem_id="sliders"):
         theta_mas = _slider("theta_mas", start.theta_mas)
         theta_pas = _slider("theta_pas", start.theta_pas)
         percentile = _slider("percentile", start.percentile)
-    return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile)
+    return ControlsPanel(preset, tap, nwc, pas, theta_mas, theta_pas, percentile, method)
 
 
 class PresetValues(NamedTuple):

@@ -253,8 +253,13 @@ class Events:
             dependency = dependency.success(redraw.fn, redraw.inputs, redraw.outputs, **self.quiet)
 
     def render_all(self, dependency: Any) -> Any:
-        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo); returns the
-        views' update (the panels drawn), which the slower redraws follow."""
+        """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo), unqueued and,
+        after a cache miss, again through the fast lane; returns the unqueued views' update (the panels drawn), which
+        the slower redraws follow."""
         views = dependency.success(self.update.after_photo, self.view_inputs, self.view_outputs, **self.instant)
         self.render_rest(views)
+        # a miss of the caches (a CAM-family method's map of the new photo: app.explanation.method_maps) is run
+        # again through the fast lane, and the other views follow it
+        queued = {**self.quiet, "show_progress": "minimal"}
+        self.render_rest(views.failure(self.update.after_photo, self.view_inputs, self.view_outputs, **queued))
         return views

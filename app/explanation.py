@@ -17,6 +17,7 @@ import numpy as np
 import cam_core
 from app import inputs, render
 from app.inputs import DEFAULT_RESOLUTION, Controls, ViewRequest
+from app.model_cache import CACHE_ONLY_FLAG, NotCached
 from app.models import Resolution, member, tap_partner, trained_at, trained_with
 from app.state import (
     ANALYSES,
@@ -30,7 +31,8 @@ from app.state import (
     keep_display,
 )
 from cam_core.cam import Analysis
-from cam_core.localize import Localization, LocalizationConfig, localize
+from cam_core.family import IDENTITIES, FamilyMaps, family_maps, identity_gap
+from cam_core.localize import Localization, LocalizationConfig, localize, localize_map
 
 BOX_CONVENTION = "x0, y0, x1, y1 in original-image pixels, inclusive corners"
 
@@ -126,6 +128,9 @@ class Explanation:
         photo: uint8 (h, w, 3), the photo at display size.
         trained_with: ``("GAP" | "TAP", "GAP" | "TAP")``: the pooling each panel's weights were trained with.
         trained_at: the resolution each panel's checkpoint was trained at (``None``: a registry model).
+        identity_gap: for a CAM-family method with an identity to CAM on a GAP + linear head
+            (:data:`cam_core.family.IDENTITIES`), the measured ``max |h w · map - ReLU(CAM)| / max |CAM|`` of the
+            plain panel's map on this photo and class (:func:`cam_core.family.identity_gap`); else ``None``.
     """
 
     image_hash: str
@@ -143,6 +148,7 @@ class Explanation:
     photo: np.ndarray
     trained_with: tuple[str, str] = ("GAP", "GAP")
     trained_at: tuple[Resolution | None, Resolution | None] = (None, None)
+    identity_gap: float | None = None
 
     @property
     def resolution(self) -> Resolution:
@@ -173,18 +179,59 @@ one panel's rule, so the other panel is read from here (~1 MB an entry at 512 px
 
 
 def localized(
-    image_hash: str, analysis: Analysis, class_index: int, config: LocalizationConfig, size: tuple[int, int]
+    image_hash: str,
+    analysis: Analysis,
+    class_index: int,
+    config: LocalizationConfig,
+    size: tuple[int, int],
+    family: FamilyMaps | None = None,
+    method: str = "cam",
 ) -> Localization:
     """:func:`~cam_core.localize.localize` through :data:`LOCALIZED`; its arrays are made read-only, as callers share
-    them."""
+    them. With ``family`` (``method``'s maps of this analysis and class, :func:`method_maps`), the map thresholded
+    is that method's (its NWC map under ``config.nwc``) through the same pipeline (:func:`cam_core.localize_map`)."""
 
     def make() -> Localization:
-        result = localize(analysis, class_index, config, size)
+        if family is None:
+            result = localize(analysis, class_index, config, size)
+        else:
+            raw = family.nwc if config.nwc else family.plain
+            if raw is None:
+                raise cam_core.ParameterError(f"NWC is undefined for {method}")
+            result = localize_map(raw, config, size)
         for array in (result.heatmap, result.mask, result.box, result.boxes):
             array.setflags(write=False)
         return result
 
-    return LOCALIZED.get_or_make((image_hash, analysis_key(analysis), class_index, config, size), make)
+    key = (image_hash, analysis_key(analysis), class_index, config, size, method if family is not None else "cam")
+    return LOCALIZED.get_or_make(key, make)
+
+
+FAMILY_MAPS: SmallLRU = SmallLRU(64)
+"""Each CAM-family method's maps per (photo, analysis, class, method), read-only: 2 x (h, w) float32 an entry (6 kB at
+448 / 16). Computed once in the queue (:func:`method_maps`); a slider move only reads them."""
+
+
+def method_maps(session: Session, model: str, analysis: Analysis, class_index: int, method: str) -> FamilyMaps:
+    """``method``'s maps (with and without NWC) of ``analysis`` (the session's photo under menu value ``model``) for
+    one class: the model's head alone, forward and backward, on the analysis's cached final features
+    (:func:`cam_core.family.family_maps`; no backbone pass), then cached in :data:`FAMILY_MAPS`.
+
+    Raises:
+        NotCached: in an unqueued event (:func:`app.state.cache_only`): the queue computes them.
+    """
+
+    def make() -> FamilyMaps:
+        if CACHE_ONLY_FLAG.get():
+            raise NotCached(f"no {method} map of this photo and class yet")
+        loaded = get_model(analysis_model(session, model), session.resolution.output_stride)
+        maps = family_maps(loaded, analysis.feature_maps, class_index, method)
+        for array in (maps.plain, maps.nwc):
+            if array is not None:
+                array.setflags(write=False)
+        return maps
+
+    return FAMILY_MAPS.get_or_make((session.image_hash, analysis_key(analysis), class_index, method), make)
 
 
 def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> Explanation:
@@ -203,8 +250,15 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
     class_index = resolve_class(class_choice, plain_analysis)
     display = session.size_on_screen
     plain_config, ours_config = controls.plain_config, controls.ours_config
-    plain = localized(session.image_hash, plain_analysis, class_index, plain_config, display)
-    ours = localized(session.image_hash, ours_analysis, class_index, ours_config, display)
+    method, gap = controls.method, None
+    plain_maps = ours_maps = None
+    if method != "cam":  # both panels threshold the method's map (one head pass per analysis and class, cached)
+        plain_maps = method_maps(session, session.model, plain_analysis, class_index, method)
+        ours_maps = plain_maps if ours_analysis is plain_analysis else (
+            method_maps(session, ours_model, ours_analysis, class_index, method))  # fmt: skip
+        gap = identity_gap(plain_analysis, plain_maps.plain, class_index, method) if method in IDENTITIES else None
+    plain = localized(session.image_hash, plain_analysis, class_index, plain_config, display, plain_maps, method)
+    ours = localized(session.image_hash, ours_analysis, class_index, ours_config, display, ours_maps, method)
     # PaS: the P_p its threshold used (8-bit map, as the threshold); MaS: the histogram still marks P_p
     percentile_value = (
         ours.reference if ours_config.rule == "pas" else float(np.percentile(ours.heatmap, controls.percentile))
@@ -225,6 +279,7 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
         session.display,
         (trained_with(session.model), trained_with(ours_model)),
         (trained_at(analysis_model(session, session.model)), trained_at(analysis_model(session, ours_model))),
+        gap,
     )
 
 
@@ -236,10 +291,12 @@ def explain_request(request: ViewRequest) -> Explanation:
 def _panel_json(ex: Explanation, which: str) -> dict[str, Any]:
     config, loc = (ex.plain_config, ex.plain) if which == "plain" else (ex.ours_config, ex.ours)
     trained = {"model": ex.plain_analysis.model_name, "trained_with": ex.trained_with[0]}
-    head: dict[str, Any] = {"modules": [], **trained, **_trained_at(ex.trained_at[0]), "rule": config.rule}
+    head: dict[str, Any] = {"method": ex.controls.method, "modules": [], **trained, **_trained_at(ex.trained_at[0])}
+    head["rule"] = config.rule
     head["theta"] = config.theta
     if which == "ours":
         head = {
+            "method": ex.controls.method,
             "modules": ex.controls.modules,
             "model": ex.ours_analysis.model_name,
             "trained_with": ex.trained_with[1],
@@ -277,12 +334,38 @@ def explanation_json(ex: Explanation, gt: np.ndarray | None) -> dict[str, Any]:
         "class": {"index": c, "name": a.class_names[c], "probability": round(float(a.probabilities[c]), 6)},
         "predictions": [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in a.top_k(5)],
         "calibration": calibration_json(a),
+        "method": method_json(ex),
         "plain": _panel_json(ex, "plain"),
         "ours": _panel_json(ex, "ours"),
         "box_convention": BOX_CONVENTION,
     }
     if gt is not None:
         result["ground_truth"] = ground_truth_json(result["plain"]["box"], result["ours"]["box"], gt)
+    return result
+
+
+METHOD_SOURCE = {
+    "cam": "exact: the classifier's weights on the final features of the cached forward pass",
+    "family": "torchcam 0.5.0 channel weights from one backward pass through the head (at the final features), "
+    "combined as ReLU(sum_k w_k F_k); then the same upsampling, thresholds and boxes as plain CAM",
+}
+
+
+def method_json(ex: Explanation) -> dict[str, Any]:
+    """``/explain``'s ``"method"``: which map both panels threshold, whether NWC is defined for it, and its identity
+    with CAM measured on this photo and class (``max_relative_gap``; :func:`cam_core.family.identity_gap`)."""
+    c = ex.controls
+    result: dict[str, Any] = {
+        "name": c.method,
+        "label": c.method_label,
+        "source": METHOD_SOURCE["cam" if c.method == "cam" else "family"],
+        "nwc_defined": c.nwc_defined,
+    }
+    if c.method in IDENTITIES:
+        result["identity"] = {
+            "equals_on_a_gap_linear_head": IDENTITIES[c.method][1],
+            "max_relative_gap": None if ex.identity_gap is None else float(f"{ex.identity_gap:.3g}"),
+        }
     return result
 
 

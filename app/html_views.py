@@ -262,10 +262,15 @@ def _code_layer(name: str, alt: str) -> str:
 
 
 def gain_loss_cell(
-    photo_url: str, size: tuple[int, int], plain: np.ndarray, ours: np.ndarray, boxes: list[tuple[np.ndarray, Colour]]
+    photo_url: str,
+    size: tuple[int, int],
+    plain: np.ndarray,
+    ours: np.ndarray,
+    boxes: list[tuple[np.ndarray, Colour]],
+    baseline: str = "plain CAM",
 ) -> str:
-    """One masks cell: what the improved rule adds to plain CAM's foreground and what it drops, with both boxes
-    (its mask layer is the figure's code picture: see :func:`compare_masks_html`)."""
+    """One masks cell: what the improved rule adds to the blue rule's foreground (``baseline``: plain CAM's) and what
+    it drops, with both boxes (its mask layer is the figure's code picture: see :func:`compare_masks_html`)."""
     height, width = size
     stroke = max(3.0, max(size) / 150)
     svg = "".join(box_svg(box, colour, stroke) for box, colour in boxes)
@@ -276,7 +281,7 @@ def gain_loss_cell(
         f"{_code_layer('cam-gain-loss', 'gained and lost pixels')}"
         f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" {_OVER}>{svg}</svg></div>'
         f'<span style="font-size:0.8rem"><b style="color:{_css(GAINED)}">+{gained:.0f} % gained</b>, '
-        f'<b style="color:{_css(LOST)}">{lost:.0f} % lost</b> vs plain CAM</span></div>'
+        f'<b style="color:{_css(LOST)}">{lost:.0f} % lost</b> vs {html.escape(baseline)}</span></div>'
     )
 
 
@@ -302,7 +307,7 @@ def compare_masks_html(
         f'<span style="font-size:0.8rem">{html.escape(title)}: {100 * mask.mean():.1f} % of pixels</span></div>'
         for mask, title, name in ((plain_mask, plain_title, "cam-mask-plain"), (ours_mask, ours_title, "cam-mask-ours"))
     )
-    cells += gain_loss_cell(photo_url, size, plain_mask, ours_mask, boxes)
+    cells += gain_loss_cell(photo_url, size, plain_mask, ours_mask, boxes, plain_title.removesuffix(", MaS"))
     codes = mask_codes_url(plain_mask, ours_mask)
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
     return (

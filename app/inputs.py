@@ -36,7 +36,7 @@ import inspect
 import os
 import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -61,6 +61,7 @@ from app.resolutions import resolution_choices as resolution_choices
 from app.resolutions import resolution_info as resolution_info
 from app.state import Resolution, Session
 from cam_core.crf import CrfParams
+from cam_core.family import METHOD_LABELS, NWC_DEFINED
 from cam_core.localize import LocalizationConfig
 
 T = TypeVar("T")
@@ -125,6 +126,9 @@ for NWC + PaS (48.6 at 224 / 32; 60.8 at 512 / 16 costs 1.65x more and 1.7 point
 (70.0), for a forward 3.7x the 224 / 32 one (156 vs 42 ms, one thread). The cheaper choice is 336 / 16.
 """
 _START = cam_core.PRESETS[DEFAULT_PRESET]
+METHODS: dict[str, str] = {"cam": "CAM", **METHOD_LABELS}
+"""The method menu (value -> label): plain CAM (exact, the default) and the gradient CAM-family methods of
+:mod:`cam_core.family` (Score-CAM is not offered: minutes per photo here, ``docs/methods.md``)."""
 DEFAULT_RESOLUTION = Resolution(_START.input_size, _START.output_stride)
 """The resolution a page and an ``/explain`` call start from: :data:`DEFAULT_PRESET`'s (448 px, stride 16)."""
 
@@ -143,6 +147,8 @@ class Controls:
         tap: the improved panel uses the TAP-trained partner model.
         nwc: the improved panel clamps negative class weights.
         pas: the improved panel thresholds by PaS (else MaS with ``theta_mas``).
+        method: whose map both panels threshold: ``"cam"`` (exact, from the cached forward pass) or a gradient
+            CAM-family method of :data:`METHODS` (Grad-CAM, ...; :mod:`cam_core.family`).
     """
 
     theta_mas: float = _START.theta_mas
@@ -151,13 +157,17 @@ class Controls:
     tap: bool = False
     nwc: bool = True
     pas: bool = True
+    method: str = "cam"
 
     @classmethod
-    def of(cls, theta_mas: Any, theta_pas: Any, percentile: Any, tap: Any, nwc: Any, pas: Any) -> Controls:
+    def of(
+        cls, theta_mas: Any, theta_pas: Any, percentile: Any, tap: Any, nwc: Any, pas: Any, method: Any = "cam"
+    ) -> Controls:
         """From raw request values, checked strictly (every event is reachable over HTTP).
 
         Raises:
-            ParameterError: naming the parameter: not a number in range, or not exactly true / false.
+            ParameterError: naming the parameter: not a number in range, not exactly true / false, or not a method
+                of the menu (:data:`METHODS`).
         """
         return cls(
             number(theta_mas, "theta_mas", 0.0, 1.0),
@@ -166,34 +176,67 @@ class Controls:
             flag(tap, "tap"),
             flag(nwc, "nwc"),
             flag(pas, "pas"),
+            choice(method, "method", METHODS),
         )
 
     @property
+    def nwc_defined(self) -> bool:
+        """Whether NWC means anything for :attr:`method`: plain CAM, Grad-CAM and XGrad-CAM weigh channels with
+        signed weights; LayerCAM's and Grad-CAM++'s weights are never negative (:data:`cam_core.family.NWC_DEFINED`)."""
+        return self.method == "cam" or self.method in NWC_DEFINED
+
+    @property
+    def nwc_applied(self) -> bool:
+        """NWC as the improved panel applies it: on, and defined for the method (else the toggle does nothing)."""
+        return self.nwc and self.nwc_defined
+
+    @property
     def plain_config(self) -> LocalizationConfig:
-        """The plain panel's rule: plain CAM, MaS at :attr:`theta_mas`."""
+        """The plain panel's rule: the method's map (plain CAM by default), MaS at :attr:`theta_mas`."""
         return LocalizationConfig(nwc=False, rule="mas", theta=self.theta_mas)
 
     @property
     def ours_config(self) -> LocalizationConfig:
-        """The improved panel's rule: NWC if on, PaS at :attr:`theta_pas` if on, else MaS at :attr:`theta_mas`."""
+        """The improved panel's rule: NWC if on (and defined), PaS at :attr:`theta_pas` if on, else MaS at
+        :attr:`theta_mas`."""
         if self.pas:
-            return LocalizationConfig(self.nwc, "pas", self.theta_pas, self.percentile)
-        return LocalizationConfig(self.nwc, "mas", self.theta_mas, self.percentile)
+            return LocalizationConfig(self.nwc_applied, "pas", self.theta_pas, self.percentile)
+        return LocalizationConfig(self.nwc_applied, "mas", self.theta_mas, self.percentile)
 
     @property
     def modules(self) -> list[str]:
-        """The improved panel's active modules, in the paper's order (``["TAP", "NWC", "PaS"]`` at most)."""
-        return [name for name, on in (("TAP", self.tap), ("NWC", self.nwc), ("PaS", self.pas)) if on]
+        """The improved panel's active modules, in the paper's order (``["TAP", "NWC", "PaS"]`` at most; NWC only
+        where the method defines it)."""
+        return [name for name, on in (("TAP", self.tap), ("NWC", self.nwc_applied), ("PaS", self.pas)) if on]
+
+    @property
+    def as_cam(self) -> Controls:
+        """These controls with plain CAM's map: for the views that are CAM's own (Segmentation, Why TAP), whatever
+        the method menu says."""
+        return replace(self, method="cam")
+
+    @property
+    def method_label(self) -> str:
+        """The method as people write it: ``"CAM"``, ``"Grad-CAM"``, ``"LayerCAM"``..."""
+        return METHODS[self.method]
+
+    @property
+    def baseline(self) -> str:
+        """The blue panel's name: ``"plain CAM"``, or the method under MaS (``"Grad-CAM, MaS"``)."""
+        return "plain CAM" if self.method == "cam" else f"{self.method_label}, MaS"
 
     @property
     def name(self) -> str:
-        """``TAP+NWC+PaS``-style name of the improved panel (``CAM`` when no module is on)."""
-        return "+".join(self.modules) or "CAM"
+        """``TAP+NWC+PaS``-style name of the improved panel (``CAM`` when no module is on), the method first when it
+        is not plain CAM (``Grad-CAM+NWC+PaS``)."""
+        if self.method == "cam":
+            return "+".join(self.modules) or "CAM"
+        return "+".join([self.method_label, *self.modules])
 
 
 CONTROL_FIELDS = tuple(field.name for field in fields(Controls))
-"""``theta_mas, theta_pas, percentile, tap, nwc, pas``: the controls every view follows (``/explain`` declares its own
-parameters, append-only: :data:`app.api.API_PARAMETERS`)."""
+"""``theta_mas, theta_pas, percentile, tap, nwc, pas, method``: the controls every view follows (``/explain`` declares
+its own parameters, append-only: :data:`app.api.API_PARAMETERS`)."""
 
 # name: (minimum, maximum, step, label); the values come from Controls() and the preset. The control bar lays the
 # sliders out from it (app.controls; τ: the Why TAP tab, app.tabs.why_tap) and a deep link's value is checked against
@@ -318,7 +361,7 @@ class Entrance(Generic[T]):
 
 
 VIEW: Entrance[ViewRequest] = Entrance(view_request)
-"""Session, class, the six controls, the ground-truth field: every localisation view's inputs."""
+"""Session, class, the controls (:data:`CONTROL_FIELDS`), the ground-truth field: every localisation view's inputs."""
 DRAG: Entrance[ViewRequest] = Entrance(view_request, omit=("gt_text",))
 """:data:`VIEW` without the ground-truth field's conversion (a dragged box replaces it, or joins it: see
 :func:`app.tabs.compare.draw_gt`, which gets the field's raw text after these)."""

@@ -9,7 +9,7 @@ part) per (photo, model, classes, NWC), and each map's standard and 8-bit refere
 percentile, so a θ move only re-runs the per-pixel argmax (:func:`cam_core.segment.label_map`).
 
 Inputs arrive hostile, as in :mod:`app.inputs`: :func:`segment_request` converts one event's raw values
-(session, the six controls, the picked classes, ``top_k``, ``min_probability``); messages name the parameter.
+(session, the controls, the picked classes, ``top_k``, ``min_probability``); messages name the parameter.
 """
 
 from __future__ import annotations
@@ -119,16 +119,17 @@ def segment_request(
     min_probability: Any = _START.min_probability,
 ) -> SegRequest:
     """The one conversion of a Segmentation event's inputs (:data:`SEG`: the raw controls arrive as one checked
-    :class:`Controls`), in the order the tab's events send them.
+    :class:`Controls`), in the order the tab's events send them. The label maps are plain CAM's whatever the
+    method menu says (:attr:`Controls.as_cam`: a CAM-family map per class would be one head pass per class).
 
     Raises:
         ParameterError: naming ``seg_classes``, ``top_k`` or ``min_probability``.
     """
-    return SegRequest(session, controls, class_set(seg_classes, top_k, min_probability))
+    return SegRequest(session, controls.as_cam, class_set(seg_classes, top_k, min_probability))
 
 
 SEG: Entrance[SegRequest] = Entrance(segment_request)
-"""Session, the six controls, then the tab's class picker, top-k and floor."""
+"""Session, the controls, then the tab's class picker, top-k and floor."""
 
 
 # ---------------------------------------------------------------- the two label maps, from the cache

@@ -61,8 +61,9 @@ class TapAlone(NamedTuple):
 
 def rule_without_tap(controls: Controls) -> tuple[LocalizationConfig, str]:
     """The improved panel's rule applied to both heads, and its name (``"NWC+PaS"``, ``"CAM, MaS"``)."""
-    name = "+".join(m for m in controls.modules if m != "TAP") or "CAM, MaS"
-    return controls.ours_config, name
+    cam = controls.as_cam  # the two heads' own CAMs, whatever the method menu says
+    name = "+".join(m for m in cam.modules if m != "TAP") or "CAM, MaS"
+    return cam.ours_config, name
 
 
 def compare_heads(session: Session, class_choice: Any, controls: Controls, gt: np.ndarray | None) -> TapAlone | None:

@@ -18,11 +18,16 @@ import numpy as np
 import cam_core
 from app import files, histogram, html_views, render, verdict
 from app.explanation import Explanation, explanation_json, percent, short_name
+from app.inputs import Controls
 from app.models import TAP_VERDICT
 from app.state import SmallLRU, analysis_key
 from cam_core.cam import Analysis
+from cam_core.family import IDENTITIES, NWC_UNDEFINED_WHY
 
 PLAIN_LABEL = "CAM, MaS"
+"""The blue box's label with plain CAM (another method: :func:`plain_label`)."""
+IDENTITY_TOLERANCE = 1e-4
+"""A measured identity gap (:func:`cam_core.family.identity_gap`) below this is float32 noise: the identity holds."""
 COARSE_CELLS = 14  # a map with fewer cells a side is "coarse" in that line (7 x 7 at 224 px / stride 32)
 COINCIDE_IOU = 0.8  # above this box IoU the caption says first why plain and improved look alike (issue #14 item 4)
 _PERCENTILE_COLOUR = (140, 0, 204)
@@ -67,8 +72,50 @@ def negative_map(ex: Explanation) -> np.ndarray:
     return NEGATIVE_MAPS.get_or_make(key, make)
 
 
+def plain_label(ex: Explanation) -> str:
+    """The blue box's label: ``"CAM, MaS"``, or the method's (``"Grad-CAM, MaS"``)."""
+    return f"{ex.controls.method_label}, MaS"
+
+
+def method_line(ex: Explanation) -> str:
+    """What the method menu's choice is and, where the algebra predicts one, its identity with CAM as measured on this
+    photo and class (:data:`cam_core.family.IDENTITIES`); ``""`` for plain CAM."""
+    c = ex.controls
+    if c.method == "cam":
+        return ""
+    label = c.method_label
+    head = (
+        f"**Method: {label}** on both panels (torchcam's channel weights from the gradient of the class score at the "
+        "final features, one backward pass through the head; combined as ReLU(Σₖ wₖ Fₖ) and then thresholded exactly "
+        "as plain CAM: same upsampling, 8-bit rules, boxes)."
+    )
+    if ex.identity_gap is None:
+        identity = (
+            f" {label} has no identity with CAM: its alpha rescales channel k by 1 / (2 + gₖ Sₖ), which depends on the "
+            "channel's total activation Sₖ, so its map is not a multiple of CAM's even on a GAP + linear head."
+        )
+    else:
+        reference, formula = IDENTITIES[c.method]
+        cam = "NWC CAM" if reference == "nwc" else "CAM"
+        measured = f"max |h·w·{label} − ReLU({cam})| / max |{cam}| = {ex.identity_gap:.1e} on this photo and class"
+        if ex.identity_gap < IDENTITY_TOLERANCE:
+            identity = (
+                f" On a GAP + linear head the gradient of the class score is W[c, k] / (h·w) at every cell, so "
+                f"{label} = {formula}: {measured} (float32 noise). Its boxes differ from {cam}'s only because ReLU "
+                "comes before the min-max normalisation, which moves the level where a fixed θ cuts."
+            )
+        else:
+            identity = (
+                f" The identity {label} = {formula} holds on a GAP + linear head only; this head is not one "
+                f"({ex.trained_with[0]}-trained, its gradient varies over the map): {measured}."
+            )
+    why = NWC_UNDEFINED_WHY.get(c.method, "")
+    nwc = "" if c.nwc_defined else f" NWC is undefined for {label} ({why}): the NWC toggle does nothing here."
+    return head + identity + nwc
+
+
 def caption(ex: Explanation, payload: dict[str, Any]) -> str:
-    """The Markdown under the panels: both rules, their boxes, their overlap, the negative map's share."""
+    """The Markdown under the panels: the method, both rules, their boxes, their overlap, the negative map's share."""
     c, name = ex.controls, ex.controls.name
     plain, ours = payload["plain"], payload["ours"]
     neg_map = negative_map(ex)
@@ -86,16 +133,16 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         f"MaS: θ·max = {c.theta_mas:.2f}")  # fmt: skip
     box_iou = float(cam_core.box_iou(plain["box"], ours["box"])[0, 0])
     lines = [
-        *verdict.verdict_lines(name, payload, ex.ours.threshold, short),  # first: right under the panels
-        *filter(None, [coincidence_line(ex, box_iou)]),
+        *verdict.verdict_lines(name, payload, ex.ours.threshold, short, c.baseline),  # first: under the panels
+        *filter(None, [coincidence_line(ex, box_iou), method_line(ex)]),
         resolution_line(ex),
-        f"**Plain CAM (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold θ·max = {c.theta_mas:.2f} "
-        f"keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
-        f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {'on' if c.nwc else 'off'}; {rule} keeps "
+        f"**{c.baseline[0].upper()}{c.baseline[1:]} (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold "
+        f"θ·max = {c.theta_mas:.2f} keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
+        f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {_nwc_state(c)}; {rule} keeps "
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
         *_tap_story(ex),
         f"Box IoU plain vs {name}: {box_iou:.2f}. "
-        f"Share of M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
+        f"Share of CAM's M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
         "plain CAM subtracts and NWC drops; a high share means it sits on the region the green box keeps, "
         "see the M+ / M− tab).",
     ]
@@ -103,6 +150,13 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     if "ground_truth" in payload:
         lines.append(ground_truth_line(payload["ground_truth"], name))
     return "\n\n".join(lines)
+
+
+def _nwc_state(controls: Controls) -> str:
+    """``on``, ``off``, or ``undefined for LayerCAM`` (the toggle on, but the method has no signed weights)."""
+    if not controls.nwc_defined:
+        return f"undefined for {controls.method_label}"
+    return "on" if controls.nwc else "off"
 
 
 def ground_truth_line(gt: dict[str, Any], name: str) -> str:
@@ -156,8 +210,8 @@ def gain_loss_line(ex: Explanation) -> str:
     """``+12 % of the photo gained, 3 % lost``: the improved rule's foreground against plain CAM's, and their IoU."""
     gained, lost, iou = html_views.gain_loss(ex.plain.mask, ex.ours.mask)
     return (
-        f"**Gain / loss, {ex.controls.name} vs plain CAM** (last mask picture): +{gained:.0f} % of the photo gained "
-        f"(magenta), {lost:.0f} % lost (orange); IoU of the two masks {iou:.2f}."
+        f"**Gain / loss, {ex.controls.name} vs {ex.controls.baseline}** (last mask picture): +{gained:.0f} % of the "
+        f"photo gained (magenta), {lost:.0f} % lost (orange); IoU of the two masks {iou:.2f}."
     )
 
 
@@ -217,7 +271,7 @@ def panel_picture(ex: Explanation, which: str, gt: np.ndarray | None, swiped: bo
     picture = render.overlay(ex.photo, loc.heatmap)
     boxes = gt_boxes_on_screen(ex, gt)
     colour = render.PLAIN_COLOUR if which == "plain" else render.OURS_COLOUR
-    boxes.append((loc.box, colour, PLAIN_LABEL if which == "plain" else ex.controls.name))
+    boxes.append((loc.box, colour, plain_label(ex) if which == "plain" else ex.controls.name))
     width = float(picture.shape[1])
     half = ((0.0, width / 2) if which == "plain" else (width / 2, width)) if swiped else None
     return render.draw_labelled_boxes(picture, boxes, half)
@@ -242,7 +296,7 @@ def histogram_lines(ex: Explanation) -> list[histogram.Line]:
 def histogram_maps(ex: Explanation) -> list[tuple[render.Colour, str]]:
     """The legend of the two histograms: the plain map's outline, the improved map's bars."""
     return [
-        (histogram.PLAIN_STEP, "plain CAM's map (outline)"),
+        (histogram.PLAIN_STEP, f"{ex.controls.baseline.removesuffix(', MaS')}'s map (outline)"),
         (histogram.OURS_BAR, f"{ex.controls.name}'s map (bars)"),
     ]
 
@@ -311,7 +365,8 @@ def statics(ex: Explanation) -> Statics:
         analysis_key(ex.plain_analysis),
         analysis_key(ex.ours_analysis),
         ex.class_index,
-        ex.controls.nwc,
+        ex.controls.nwc_applied,
+        ex.controls.method,
     )
 
     def make() -> Statics:
@@ -346,11 +401,12 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     payload = explanation_json(ex, gt)
     return LocalizationViews(
         html_views.panel_html(
-            f"Plain CAM for “{target}” ({ex.trained_with[0]}-trained weights), MaS box (blue)",
+            f"{'Plain CAM' if ex.controls.method == 'cam' else ex.controls.method_label} for “{target}” "
+            f"({ex.trained_with[0]}-trained weights), MaS box (blue)",
             cached.photo_url,
             cached.plain_url,
             ex.display,
-            [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, PLAIN_LABEL)],
+            [*gt_boxes, (ex.plain.box, render.PLAIN_COLOUR, plain_label(ex))],
         ),
         html_views.panel_html(
             f"{name} for “{target}” ({ex.trained_with[1]}-trained weights), green box",
@@ -364,12 +420,13 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
             cached.histogram,
             histogram_lines(ex),
             histogram_maps(ex),
-            f"Histograms of both maps (log scale): plain CAM outlined, {name} as bars; each threshold on its own map",
+            f"Histograms of both maps (log scale): {ex.controls.baseline.removesuffix(', MaS')} outlined, {name} as "
+            "bars; each threshold on its own map",
         ),
         html_views.compare_masks_html(
             cached.photo_url,
             ex.display,
-            (ex.plain.mask, "plain CAM, MaS"),
+            (ex.plain.mask, f"{ex.controls.baseline.removesuffix(', MaS')}, MaS"),
             (ex.ours.mask, name),
             [(ex.plain.box, render.PLAIN_COLOUR), (ex.ours.box, render.OURS_COLOUR)],
         ),

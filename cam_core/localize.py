@@ -110,7 +110,24 @@ def localize(
         config: modules and threshold rule.
         size: output ``(H, W)``; defaults to the analysed image's size.
     """
-    cam = heatmap(analysis, class_index, config.nwc, size)
+    return localize_heatmap(heatmap(analysis, class_index, config.nwc, size), config)
+
+
+def localize_map(raw: np.ndarray, config: LocalizationConfig, size: tuple[int, int]) -> Localization:
+    """:func:`localize` of any raw map at feature resolution (a CAM-family method's, :mod:`cam_core.family`): the
+    same bicubic upsampling, min-max, threshold rule and boxes as plain CAM. ``config.nwc`` is not read: the map
+    already is the one wanted (with or without NWC).
+
+    Args:
+        raw: float32 (h, w), unnormalised.
+        config: the threshold rule.
+        size: output ``(H, W)``.
+    """
+    return localize_heatmap(normalize(upsample(raw, size)), config)
+
+
+def localize_heatmap(cam: np.ndarray, config: LocalizationConfig) -> Localization:
+    """Threshold, mask and boxes of a normalised heatmap (float32 (H, W) in ``[0, 1]``) under ``config``'s rule."""
     rule = apply_rule(cam, config.rule, config.theta, config.percentile, config.thresholding)
     boxes = mask_to_boxes(rule.mask)
     return Localization(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from app import (
 from app.inputs import CONTROL_FIELDS, DEFAULT_RESOLUTION, Controls
 
 FROZEN = ("image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
-          "input_size", "output_stride")  # fmt: skip
+          "input_size", "output_stride", "method")  # fmt: skip
 """What positional callers (gradio_client, raw HTTP) send, in this order. A new parameter is appended here and in
 ``API_PARAMETERS``; never inserted, never derived from ``Controls``' fields (a seventh control would then land before
 ``input_size`` and shift every later value of an old call)."""
@@ -33,7 +34,7 @@ def test_explain_takes_the_declared_parameters_with_their_defaults() -> None:
     assert tuple(p.name for p in parameters) == api.API_PARAMETERS
     defaults = {p.name: p.default for p in parameters[3:]}
     assert [defaults[name] for name in CONTROL_FIELDS] == list(dataclasses.astuple(Controls()))
-    assert (defaults["input_size"], defaults["output_stride"]) == (448, 16)
+    assert (defaults["input_size"], defaults["output_stride"], defaults["method"]) == (448, 16, "cam")
     assert (DEFAULT_RESOLUTION.input_size, DEFAULT_RESOLUTION.output_stride) == (448, 16)
 
 
@@ -56,8 +57,8 @@ def test_the_endpoint_sends_the_declared_parameters_in_their_order(config: dict[
     components = {c["id"]: c for c in config["components"]}
     (endpoint,) = [dep for dep in config["dependencies"] if dep.get("api_name") == "explain"]
     assert tuple(_parameter(components[i]) for i in endpoint["inputs"]) == FROZEN
-    resolution = [components[i]["props"]["value"] for i in endpoint["inputs"][-2:]]
-    assert resolution == [448, 16]  # the defaults an old 9-value call gets
+    resolution = [components[i]["props"]["value"] for i in endpoint["inputs"][-3:]]
+    assert resolution == [448, 16, "cam"]  # the defaults an old 9-value call gets
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -84,9 +85,9 @@ def test_only_explain_is_public(client: Client) -> None:
     parameters = api["named_endpoints"]["/explain"]["parameters"]
     names = [p["parameter_name"] for p in parameters]
     assert names == ["image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
-                     "input_size", "output_stride"]  # fmt: skip
-    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters[-2:]}
-    assert defaults == {"input_size": 448, "output_stride": 16}  # appended last, with defaults: old calls still work
+                     "input_size", "output_stride", "method"]  # fmt: skip
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters[-3:]}
+    assert defaults == {"input_size": 448, "output_stride": 16, "method": "cam"}  # appended last: old calls work
 
 
 def test_an_old_call_still_works_and_a_new_one_changes_the_map(client: Client) -> None:
@@ -124,3 +125,34 @@ def test_bad_input_gets_the_message_not_a_stack_trace(client: Client, tmp_path: 
     with pytest.raises(Exception, match="percentile"):
         client.predict(handle_file(str(CAT)), "tf_efficientnet_lite0", "", 0.2, 0.35, 0.0, api_name="/explain")
     assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285  # still serving
+
+
+def _raw_explain(http: Any, data: list[Any]) -> tuple[str, Any]:
+    """``/explain`` over raw HTTP (``POST /gradio_api/call/explain``, then its event stream)."""
+    response = http.post("/gradio_api/call/explain", json={"data": data})
+    assert response.status_code == 200, response.text
+    stream = http.get(f"/gradio_api/call/explain/{response.json()['event_id']}").text
+    kind = "error" if "event: error" in stream else "complete"
+    return kind, json.loads(stream.rsplit("data:", 1)[1])
+
+
+def test_method_is_appended_last_and_old_raw_calls_get_plain_cam(http: Any) -> None:
+    """Issue #25: ``method`` is the 12th parameter. An 11-value call (from before it) still gets plain CAM; naming
+    Grad-CAM thresholds its map on both panels and reports its identity with CAM measured on the photo; a method
+    that is not in the menu is refused with a message naming the parameter."""
+    (path,) = http.post("/gradio_api/upload", files={"files": ("cat.jpg", Path(CAT).read_bytes())}).json()
+    photo = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    old = [photo, "tf_efficientnet_lite0", "", 0.2, 0.35, 90, False, True, True, 448, 16]
+    kind, (payload, *_) = _raw_explain(http, old)
+    assert kind == "complete" and payload["method"]["name"] == "cam" and payload["ours"]["method"] == "cam"
+    kind, (grad, *_) = _raw_explain(http, [*old, "gradcam"])
+    assert kind == "complete"
+    assert grad["method"]["label"] == "Grad-CAM" and grad["plain"]["method"] == grad["ours"]["method"] == "gradcam"
+    assert grad["method"]["identity"]["equals_on_a_gap_linear_head"] == "ReLU(CAM) / (h w)"
+    assert grad["method"]["identity"]["max_relative_gap"] < 1e-4  # the default model's head is GAP + linear
+    assert grad["class"] == payload["class"]  # same forward pass, same prediction
+    kind, (layer, *_) = _raw_explain(http, [*old, "layercam"])
+    assert kind == "complete" and layer["method"]["nwc_defined"] is False and layer["ours"]["modules"] == ["PaS"]
+    for hostile in ("scorecam", "../cam", None, 3, {"path": "/etc/passwd"}):
+        kind, message = _raw_explain(http, [*old, hostile])
+        assert kind == "error" and "`method` must be one of" in str(message), hostile

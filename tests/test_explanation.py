@@ -73,3 +73,69 @@ def test_calibrated_probabilities_in_the_status_picker_and_json(cat_session: Ses
     assert "uncalibrated" in explanation.calibration_note(uncalibrated)
     assert explanation.calibration_json(uncalibrated) == {**payload["calibration"], "calibrated": False,
                                                           "temperature": None}  # fmt: skip
+
+
+# ---------------------------------------------------------------- issue #25: the method menu
+
+
+def _relu_heatmap(raw, size: tuple[int, int]):
+    """By hand: a map made non-negative by ReLU, then upsampled and min-max normalised as every panel is."""
+    import numpy as np
+
+    return cam_core.normalize(cam_core.upsample(np.maximum(raw, 0.0), size))
+
+
+def test_a_family_method_drives_both_panels_from_maps_made_once_in_the_queue(cat_session: Session) -> None:
+    """Grad-CAM on both panels: its map is ReLU(CAM) / (h w) on this GAP + linear head, so after min-max the blue panel
+    is the normalised ReLU(CAM) and the green one (NWC) the normalised NWC CAM, both checked against the cached
+    analysis by hand. The maps are made in the queue only: an unqueued event (a slider move) that misses them
+    raises NotCached (the page reruns it through the fast lane) and, once made, reads them."""
+    import numpy as np
+
+    from app.model_cache import NotCached, cache_only
+
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
+    controls = explanation.Controls(method="gradcam")
+    explanation.FAMILY_MAPS.clear()
+    with cache_only(), pytest.raises(NotCached):
+        explanation.explain_arrays(cat_session, "285", controls)
+    ex = explanation.explain_arrays(cat_session, "285", controls)
+    display = cat_session.size_on_screen
+    assert ex.identity_gap is not None and ex.identity_gap < 1e-4
+    np.testing.assert_allclose(ex.plain.heatmap, _relu_heatmap(analysis.cam(285), display), atol=2e-4)
+    np.testing.assert_allclose(ex.ours.heatmap, _relu_heatmap(analysis.cam(285, "nwc"), display), atol=2e-4)
+    with cache_only():  # a slider move: array work on the cached maps
+        moved = explanation.explain_arrays(cat_session, "285", dataclasses.replace(controls, theta_pas=0.6))
+    assert moved.ours.threshold > ex.ours.threshold
+    payload = explanation.explanation_json(ex, None)
+    assert payload["method"]["label"] == "Grad-CAM" and payload["plain"]["method"] == "gradcam"
+    assert payload["ours"]["modules"] == ["NWC", "PaS"]
+
+
+def test_layercam_leaves_nwc_out_and_says_why(cat_session: Session) -> None:
+    """NWC is undefined for LayerCAM: the green panel thresholds LayerCAM's own map (= NWC CAM / (h w) here), the
+    panel's name and modules leave NWC out, and the caption says why the toggle does nothing."""
+    import numpy as np
+
+    from app import views
+
+    analysis = ANALYSES.get(cam_core.DEFAULT_MODEL, cat_session.resolution, cat_session.image_hash)
+    ex = explanation.explain_arrays(cat_session, "285", explanation.Controls(method="layercam"))
+    assert ex.controls.name == "LayerCAM+PaS" and not ex.ours_config.nwc
+    display = cat_session.size_on_screen
+    np.testing.assert_allclose(ex.ours.heatmap, _relu_heatmap(analysis.cam(285, "nwc"), display), atol=2e-4)
+    caption = views.caption(ex, explanation.explanation_json(ex, None))
+    assert "**Method: LayerCAM**" in caption and "NWC is undefined for LayerCAM" in caption
+    assert "ReLU(NWC CAM) / (h w)" in caption and "(float32 noise)" in caption
+    pp = explanation.explain_arrays(cat_session, "285", explanation.Controls(method="gradcampp"))
+    assert pp.identity_gap is None and "no identity with CAM" in views.caption(pp, explanation.explanation_json(pp, None))
+
+
+def test_segmentation_and_why_tap_stay_on_plain_cam(cat_session: Session) -> None:
+    """The label maps and the two heads' comparison are CAM's own views: the method menu does not reach them."""
+    from app import label_maps, tap_alone
+
+    request = label_maps.segment_request(cat_session, explanation.Controls(method="layercam", nwc=True))
+    assert request.controls.method == "cam" and request.controls.ours_config.nwc
+    config, name = tap_alone.rule_without_tap(explanation.Controls(method="layercam"))
+    assert config.nwc and name == "NWC+PaS"

@@ -4,7 +4,8 @@ and the reading of a whole query into checked values and notices.
 Every value goes through the checks of :mod:`app.inputs` (hostile-input proof); :func:`parse_query` never raises
 for what a query holds: a bad value, a repeated or an unknown key becomes a notice and is otherwise ignored. The
 controls' keys are the :class:`~app.inputs.Controls` fields (a slider's value checked against its range in
-:data:`app.inputs.THRESHOLD_SLIDERS`, a toggle's as ``true`` / ``false``); ``tab`` is one of the page's tab ids.
+:data:`app.inputs.THRESHOLD_SLIDERS`, a toggle's as ``true`` / ``false``, the method as a key of
+:data:`app.inputs.METHODS`); ``tab`` is one of the page's tab ids.
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ def _flag(key: str) -> Callable[[str], bool]:
         return inputs.flag(text == "true", key)
 
     return read
+
+
+def _method(raw: str) -> str:
+    """A key of the method menu (:data:`app.inputs.METHODS`: ``cam``, ``gradcam``, ...)."""
+    return inputs.choice(_text(raw, "method"), "method", inputs.METHODS)
+
+
+def _control(name: str) -> Callable[[str], Any]:
+    """A control's reader: a slider's number, the method menu's key, else a toggle's ``true`` / ``false``."""
+    if name in THRESHOLD_SLIDERS:
+        return _number(name)
+    return _method if name == "method" else _flag(name)
 
 
 def _example(raw: str) -> str:
@@ -112,7 +125,7 @@ LINK_KEYS: dict[str, LinkKey] = {
     "example": LinkKey("", _example, after_photo=False),
     "model": LinkKey("model", _model, after_photo=False),
     "class": LinkKey("class_pick", _class),
-    **{name: LinkKey(name, _number(name) if name in THRESHOLD_SLIDERS else _flag(name)) for name in CONTROL_FIELDS},
+    **{name: LinkKey(name, _control(name)) for name in CONTROL_FIELDS},
     "input_size": LinkKey("", _resolution_part("input_size"), after_photo=False),  # the Resolution menu, as a pair
     "output_stride": LinkKey("", _resolution_part("output_stride"), after_photo=False),
     "tab": LinkKey("", _tab, after_photo=False),

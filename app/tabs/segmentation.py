@@ -33,7 +33,8 @@ ID, LABEL = "segmentation", "Segmentation"
 INTRO = (
     "Several classes at once: each pixel takes the class whose CAM, over its own threshold, is strongest, "
     "else background, from the cached forward pass (no new one). Left plain CAM (MaS), right the improved "
-    "rule of the controls below. Pick classes, or leave the picker empty for the top-k over the floor."
+    "rule of the controls below (always plain CAM's maps: the Method menu drives the other tabs). Pick classes, or "
+    "leave the picker empty for the top-k over the floor."
 )
 
 
@@ -183,7 +184,8 @@ def wire(events: Events, tab: SegmentationTab) -> None:
     session, open_tab, visibility = events.named["session"], events.named["open_tab"], events.quiet["api_visibility"]
     live = with_notice(event(render_segmentation, SEG), len(SegViews._fields))
     for name in CONTROL_FIELDS:  # with every control's view update; a request only while the tab is open
-        events.in_browser_with_update(name, FOLLOW_JS)
+        if name != "method":  # the label maps are plain CAM's whatever the method (app.label_maps.segment_request)
+            events.in_browser_with_update(name, FOLLOW_JS)
     listeners = [tab.follow.click, tab.top_k.change, tab.min_probability.change, tab.classes.input]
     events.instant_views(listeners, live, [*inputs, open_tab], outputs, api_name="segmentation_live")
     opened = with_notice(event(open_segmentation, SEG), len(SegViews._fields))
