@@ -3,14 +3,18 @@
     python -m bench.bench_methods --images DIR --boxes DIR/boxes.csv --input-size 448 --output-stride 16 \\
         --out docs/results/methods_448_16.json
 
-One :func:`cam_core.evaluate.evaluate` per method (``cam``, then each of :data:`cam_core.family.METHODS`) on the
-same photos, timed apart (images/s of that method's configs: plain CAM's four rules share one forward; a family
-method adds its own forward and backward). Per-photo hits give paired bootstrap 95 % intervals
-(:mod:`cam_core.evaluate.bootstrap`, the same resamples for every comparison) of MaxBoxAccV2 for each rule minus
-the method's own MaS (``m+pas - m``, ``m+nwc - m``, ``m+nwc+pas - m``) and for each method minus plain CAM under
-the same rule. Pairs whose hits agree on every photo, threshold and IoU are marked ``identical``: on a GAP + linear
-head with non-negative features, Grad-CAM and XGrad-CAM are ReLU(CAM) / (h w) and LayerCAM is NWC CAM / (h w)
+One :func:`cam_core.evaluate.evaluate` per method (``cam``, then each of :data:`cam_core.family.METHODS`) on the same
+photos, timed apart (images/s of that method's configs: each pass runs the forward pass again; a family method adds
+one pass through the model's head, forward and backward, on the cached features). Per-photo hits give paired bootstrap
+95 % intervals (:mod:`cam_core.evaluate.bootstrap`, the same resamples for every comparison) of MaxBoxAccV2 for each
+rule minus the method's own MaS (``m+pas - m``, ``m+nwc - m``, ``m+nwc+pas - m``) and for each method minus plain CAM
+under the same rule. Pairs whose hits agree on every photo, threshold and IoU are marked ``identical``: on a GAP +
+linear head with non-negative features, Grad-CAM and XGrad-CAM are ReLU(CAM) / (h w) and LayerCAM is NWC CAM / (h w)
 (docs/methods.md), so several rows must coincide exactly. Prints a markdown table; ``--out`` keeps the JSON.
+
+The last column times what a method adds to a photo in the app: one family map from an analysis's cached features
+(:func:`cam_core.family.family_maps`, the head alone) against the ``analyze`` that made them, medians over the
+first 10 photos, in the same run.
 
 ``--quick`` (about 20 s): the example photos with boxes in ``assets/examples`` at 224/32, 1000 resamples.
 """
@@ -26,10 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from cam_core.cam import analyze
 from cam_core.datasets import read_boxes_csv
 from cam_core.evaluate import default_configs, evaluate
 from cam_core.evaluate.bootstrap import hits_array, paired_difference, resample_counts
-from cam_core.family import METHODS, NWC_DEFINED
+from cam_core.family import METHODS, NWC_DEFINED, family_maps
+from cam_core.image import load_image
 from cam_core.models import DEFAULT_MODEL, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +77,27 @@ def run_methods(args: argparse.Namespace) -> dict[str, Any]:
     return {"n_images": len(files or []), "accuracy": accuracy, "hits": hits, "speed": speed}
 
 
+def head_cost(args: argparse.Namespace, photos: int = 10, repeats: int = 5) -> dict[str, float]:
+    """Median milliseconds of one plain-CAM ``analyze`` (the backbone's forward) and of one family map from its
+    cached features (:func:`cam_core.family.family_maps`: the head alone, forward and backward), over the first
+    ``photos`` photos, each timed ``repeats`` times in this one run; the ratio is what a method adds to a photo."""
+    loaded = load_model(args.model or DEFAULT_MODEL, output_stride=args.output_stride, input_size=args.input_size)
+    samples = read_boxes_csv(args.boxes, args.images)[:photos]
+    times: dict[str, list[float]] = {"analyze": [], **{m: [] for m in METHODS}}
+    for sample in samples:
+        image = load_image(sample.path)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            analysis = analyze(loaded, image)
+            times["analyze"].append(time.perf_counter() - start)
+        for method in METHODS:
+            for _ in range(repeats):
+                start = time.perf_counter()
+                family_maps(loaded, analysis.feature_maps, sample.class_index, method)
+                times[method].append(time.perf_counter() - start)
+    return {name: round(1000 * float(np.median(values)), 2) for name, values in times.items()}
+
+
 def comparisons(hits: dict[str, np.ndarray], resamples: int, seed: int) -> list[dict[str, Any]]:
     """Paired intervals (percentage points) of rule - MaS per method and method - CAM per rule."""
     pairs = [(config_name(m), config_name(m, r)) for m in ("cam", *METHODS) for r in RULES]
@@ -96,11 +123,14 @@ def comparisons(hits: dict[str, np.ndarray], resamples: int, seed: int) -> list[
 def table(summary: dict[str, Any]) -> str:
     """The markdown tables: accuracy per method and rule, images/s, then every comparison."""
     setting = f"{summary['input_size']}/{summary['output_stride']}, {summary['n_images']} photos"
-    lines = [f"| method ({setting}) | MaS | PaS | NWC | NWC+PaS | images/s |", "|---|---|---|---|---|---|"]
+    head = summary["head_ms"]
+    lines = [f"| method ({setting}) | MaS | PaS | NWC | NWC+PaS | images/s | ms per map on cached features |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for m in ("cam", *METHODS):
         cells = [summary["accuracy"].get(config_name(m, r)) for r in ("", *RULES)]
         text = " | ".join("n/a" if v is None else f"{v:.1f}" for v in cells)
-        lines.append(f"| {m} | {text} | {summary['speed'][m]['images_per_s']:.2f} |")
+        cost = f"analyze {head['analyze']:.1f}" if m == "cam" else f"{head[m]:.2f} ({head[m] / head['analyze']:.3f}x)"
+        lines.append(f"| {m} | {text} | {summary['speed'][m]['images_per_s']:.2f} | {cost} |")
     lines += ["", "| B - A (MaxBoxAccV2, points) | estimate [95 % CI] | |", "|---|---|---|"]
     for p in summary["comparisons"]:
         note = "identical on every photo" if p["identical"] else ""
@@ -136,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "output_stride": args.output_stride, "n_images": run["n_images"], "accuracy": run["accuracy"],
         "speed": run["speed"], "torch_threads": torch.get_num_threads(), "nwc_defined": sorted(NWC_DEFINED),
         "comparisons": comparisons(run["hits"], args.resamples, args.seed), "resamples": args.resamples,
+        "head_ms": head_cost(args, photos=2 if args.quick else 10, repeats=3 if args.quick else 5),
     }  # fmt: skip
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

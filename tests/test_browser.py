@@ -281,3 +281,34 @@ def test_the_downloads_have_readable_names(page) -> None:
     with page.expect_download() as download:
         page.locator("#seg-download").click()
     assert download.value.suggested_filename == "cam-label-maps-cat.zip"
+
+
+def test_the_method_menu_drives_both_panels_and_the_link(open_page, app_url: str, tmp_path: Path) -> None:
+    """Issue #25: picking Grad-CAM redraws both panels with its map (the first time through the queue: its map is made
+    there), the caption names it with its identity to CAM measured on the photo, the blue box is labelled with it,
+    a slider then moves its boxes, and the URL records it; a link naming LayerCAM opens on it and says why NWC does
+    nothing there."""
+    page = open_page()
+    caption, notice = page.locator("#caption"), page.locator("#notice")
+    _upload_cat(page)
+    expect(caption).not_to_contain_text("Method:")
+    page.locator("#method input").first.click()
+    page.get_by_role("option", name="Grad-CAM", exact=True).click()
+    expect(caption).to_contain_text("Method: Grad-CAM")
+    expect(caption).to_contain_text("ReLU(CAM) / (h w)")
+    expect(caption).to_contain_text("(float32 noise)")
+    expect(page.locator("#plain-panel")).to_contain_text("Grad-CAM, MaS")
+    expect(page.locator("#ours-panel")).to_contain_text("Grad-CAM+NWC+PaS")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('method') === 'gradcam'")
+    box = _attr(page, "#plain-panel rect.box", "data-box")
+    _set_theta_mas(page, "0.6")
+    expect(caption).to_contain_text("θ·max = 0.60")
+    expect(page.locator("#plain-panel rect.box").first).not_to_have_attribute("data-box", box)
+    expect(notice).to_have_text("")
+    shot = shots(tmp_path) / "method_gradcam.png"
+    page.screenshot(path=str(shot), full_page=True)
+    linked = open_page(f"{app_url}/?example=cat.jpg&method=layercam")
+    expect(linked.locator("#caption")).to_contain_text("Method: LayerCAM")
+    expect(linked.locator("#caption")).to_contain_text("NWC is undefined for LayerCAM")
+    expect(linked.locator("#ours-panel")).to_contain_text("LayerCAM+PaS")
+    expect(linked.locator("#method input").first).to_have_value("LayerCAM")
