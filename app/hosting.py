@@ -100,9 +100,9 @@ SECURITY_HEADERS: dict[str, str] = {
     "referrer-policy": "same-origin",  # a deep link's query (the view) is never sent to another site
 }
 """Headers set on every HTTP response of the app (a header the route set itself is replaced)."""
-OPTIONAL_TRAILING_INPUTS = {"explain": 2}
-"""Public endpoints whose last N inputs were added after release (``/explain``: ``input_size``,
-``output_stride``): a raw-HTTP call that omits them gets the components' defaults, as gradio_client fills them."""
+OPTIONAL_TRAILING_INPUTS = {"explain": 3}
+"""Public endpoints whose last N inputs were added after release (``/explain``: ``input_size``, ``output_stride``,
+``method``): a raw-HTTP call that omits them gets the components' defaults, as gradio_client fills them."""
 
 
 class _TooLargeError(Exception):

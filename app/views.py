@@ -142,7 +142,7 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
         *_tap_story(ex),
         f"Box IoU plain vs {name}: {box_iou:.2f}. "
-        f"Share of CAM's M- inside the green box: {100 * share:.0f} % (M- is the evidence *against* the class that "
+        f"Share of M- inside the green box: {100 * share:.0f} % (M- is CAM's evidence *against* the class that "
         "plain CAM subtracts and NWC drops; a high share means it sits on the region the green box keeps, "
         "see the M+ / M− tab).",
     ]

@@ -86,7 +86,7 @@ def bench_model(client: Client, model: str, repeats: int, folder: Path) -> dict[
 
     analysis = timed(analyse, repeats)
     thetas = iter(np.linspace(0.05, 0.95, repeats + 1))
-    slider_args = (0.35, 90.0, False, True, True, "")  # theta_pas, p, TAP, NWC, PaS, GT box
+    slider_args = (0.35, 90.0, False, True, True, "cam", "")  # theta_pas, p, TAP, NWC, PaS, method, GT box
     answers: list[tuple[object, ...]] = []
 
     def slide() -> None:

@@ -51,7 +51,7 @@ demo = build_demo(expose_ui_events=True)
 demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), quiet=True)
 """
 MODEL, RESOLUTION, WORST = "tf_efficientnet_lite0", "448/16", "512/16"
-CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = [0.2, 0.35, 90, False, True, True, "cam"]  # theta_mas, theta_pas, percentile, tap, nwc, pas, method
 CRF_WORST = [3.0, 3.0, 80.0, 13.0, 10.0, 20]  # the CRF sliders, 20 iterations
 EXPORT_TAB = "JSON & export"
 VICTIM, ATTACKER = "127.0.0.1", "127.0.0.2"
@@ -273,7 +273,7 @@ def scenario_unqueued_flood(
         n = 0
         while time.perf_counter() < stop and n < 400:
             session, picked = own[(k + n) % len(own)]
-            tap = [None, picked, 0.2 + 0.01 * (n % 30), 0.35, 90, n % 2 == 0, True, True, "", EXPORT_TAB]
+            tap = [None, picked, 0.2 + 0.01 * (n % 30), 0.35, 90, n % 2 == 0, True, True, "cam", "", EXPORT_TAB]
             name = "update_tap" if n % 2 == 0 else "update_theta_mas"
             _, response = attacker.direct(name, tap, session)
             statuses.add(response["status"])

@@ -62,7 +62,7 @@ class Page:
     def slide(self, picked: str, theta: float) -> tuple[int, int]:
         """One unqueued slider event (``run/predict``), as the page sends it; returns the (width, height) the plain
         panel is drawn for (its overlay's viewBox: the photo's own pixels)."""
-        data = [None, picked, theta, 0.35, 90.0, False, True, True, "", None]  # session state is server-side
+        data = [None, picked, theta, 0.35, 90.0, False, True, True, "cam", "", None]  # session state is server-side
         panel = str(self.client.direct(self.indices["update_theta_mas"], data)[0])
         found = VIEW_BOX.search(panel)
         return (int(found[1]), int(found[2])) if found else (0, 0)

@@ -29,7 +29,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 CAT = str(EXAMPLES / "cat.jpg")
 
 
-CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = (0.2, 0.35, 90, False, True, True, "cam")  # theta_mas, theta_pas, percentile, tap, nwc, pas, method
 
 
 def test_on_image_fills_class_picker_with_top5(cat_session: Session) -> None:

@@ -41,7 +41,7 @@ QUICK: dict[str, list[str]] = {
     ],
     "bench_load": [r"^errors: 0  mixed-up responses: 0$", r"^slider load / idle\s+\d+\.\dx"],
     "bench_methods": [
-        r"^\| gradcam \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d\d \|$",
+        r"^\| gradcam \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d\d \| \d+\.\d\d \(\d\.\d{3}x\) \|$",
         r"^\| layercam - nwc \| [+-]\d+\.\d \[",
     ],
     "bench_resolution": [r"^512/8\s+\d+ \(x\s*\d+\.\d\)"],

@@ -128,7 +128,8 @@ def test_layercam_leaves_nwc_out_and_says_why(cat_session: Session) -> None:
     assert "**Method: LayerCAM**" in caption and "NWC is undefined for LayerCAM" in caption
     assert "ReLU(NWC CAM) / (h w)" in caption and "(float32 noise)" in caption
     pp = explanation.explain_arrays(cat_session, "285", explanation.Controls(method="gradcampp"))
-    assert pp.identity_gap is None and "no identity with CAM" in views.caption(pp, explanation.explanation_json(pp, None))
+    assert pp.identity_gap is None
+    assert "no identity with CAM" in views.caption(pp, explanation.explanation_json(pp, None))
 
 
 def test_segmentation_and_why_tap_stay_on_plain_cam(cat_session: Session) -> None:

@@ -34,7 +34,7 @@ CAT = ROOT / "assets" / "examples" / "cat.jpg"
 SIZE = (300, 451)  # (H, W) of the cat
 
 
-CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = (0.2, 0.35, 90, False, True, True, "cam")  # theta_mas, theta_pas, percentile, tap, nwc, pas, method
 
 
 TWO = "10, 20, 100, 150; 200, 50, 440, 290"

@@ -23,7 +23,7 @@ from bench.gradio_raw import RawClient, ServerProcess, file_data
 from bench.hostile_probes import SlowHub
 from tests.helpers import CAT, ROOT
 
-CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = [0.2, 0.35, 90, False, True, True]  # /explain's six controls (method: after the resolution)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ try:
         explain = next(i for i, d in enumerate(dependencies) if d.get("api_name") == "explain")
         client.queued(explain, [cat, cam_core.DEFAULT_MODEL, "", *CONTROLS, 448, 16])
     session = start_session({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-    event(compare.render_localization, VIEW)(session, "285", *CONTROLS, "")  # a slider view, as the page asks
+    event(compare.render_localization, VIEW)(session, "285", *CONTROLS, "cam", "")  # a slider view, as the page asks
     folder = Path(files.render_dir())
     assert len(views.STATICS._entries) > 0  # its pictures' URLs are cached
     files.save_png(np.zeros((4, 4, 3), np.uint8), keep=True)

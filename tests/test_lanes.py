@@ -158,7 +158,7 @@ def test_turning_tap_on_runs_no_forward_pass_unqueued(http: httpx.Client, demo: 
     Image.open(CAT).convert("RGB").resize((420, 310)).save(photo)  # pixels no other test analysed
     session, picked = session_with_photo(http, demo, photo)
     entries = len(ANALYSES)
-    data = [None, picked, 0.2, 0.35, 90, True, True, True, "", "Plain vs improved"]
+    data = [None, picked, 0.2, 0.35, 90, True, True, True, "cam", "", "Plain vs improved"]
     direct = {"data": data, "fn_index": fn_index(demo, "update_tap"), "session_hash": session}
     response = http.post("/gradio_api/run/predict", json=direct)
     assert response.status_code == 500 and response.json().get("visible") is False  # the page's .failure step
@@ -179,7 +179,7 @@ def test_a_slider_move_with_the_export_tab_open_writes_no_file(http: httpx.Clien
     assert http.post("/gradio_api/run/predict", json=opened).status_code == 200  # the page's tab state: export open
     before = set(os.listdir(files.output_dir()))
     for theta in (0.3, 0.4, 0.5):
-        data = [None, picked, theta, 0.35, 90, False, True, True, "", export.ID]
+        data = [None, picked, theta, 0.35, 90, False, True, True, "cam", "", export.ID]
         body = {"data": data, "fn_index": fn_index(demo, "update_theta_mas"), "session_hash": session}
         response = http.post("/gradio_api/run/predict", json=body)
         assert response.status_code == 200 and response.json()["data"][5]["plain"]["theta"] == theta

@@ -108,7 +108,7 @@ def test_after_photo_applies_the_class_then_the_controls(cat_session: Any) -> No
     assert waiting == Pending({"theta_mas": 0.6, "nwc": False})  # the second step's, once the class is on the page
     cleared, *controls, preset = apply_linked_controls(waiting)
     assert cleared is None and dict(zip(PLAIN_KEYS, controls, strict=True)) == {
-        "theta_mas": 0.6, "theta_pas": SKIP, "percentile": SKIP, "nwc": False, "pas": SKIP}  # fmt: skip
+        "theta_mas": 0.6, "theta_pas": SKIP, "percentile": SKIP, "nwc": False, "pas": SKIP, "method": SKIP}  # fmt: skip
     assert preset == "custom" and "tap" not in PLAIN_KEYS
     assert apply_linked_controls(None) == (SKIP,) * (len(PLAIN_KEYS) + 2)  # nothing waited: nothing set
     with_tap = after_photo(Pending({"class": 281, "tap": True}), cat_session)

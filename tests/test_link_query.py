@@ -29,12 +29,12 @@ def cat() -> Any:
 def test_good_keys_are_read_with_their_types() -> None:
     state = parse_query(pairs(
         "example=cat.jpg&model=tf_efficientnet_lite0&class=281&theta_mas=0.6&theta_pas=0.4&percentile=95"
-        "&tap=FALSE&nwc=false&pas=true&tab=swipe"
+        "&tap=FALSE&nwc=false&pas=true&method=xgradcam&tab=swipe"
     ), TAB_IDS)  # fmt: skip
     assert state.notices == ()
     assert state.values == {"example": "cat.jpg", "model": "tf_efficientnet_lite0", "class": 281, "theta_mas": 0.6,
                             "theta_pas": 0.4, "percentile": 95.0, "tap": False, "nwc": False, "pas": True,
-                            "tab": swipe.ID}  # fmt: skip
+                            "method": "xgradcam", "tab": swipe.ID}  # fmt: skip
     assert parse_query(pairs("class=tabby")).values == {"class": "tabby"}  # a name, resolved after the photo
 
 
@@ -49,6 +49,9 @@ def test_good_keys_are_read_with_their_types() -> None:
         ("percentile=" + "9" * 40, "`percentile` must be a number in [50, 100]"),
         ("tap=yes", "`tap` must be true or false, got 'yes'"),
         ("nwc=1", "`nwc` must be true or false, got '1'"),
+        ("method=scorecam", "`method` must be one of ['cam', 'gradcam', 'gradcampp', 'xgradcam', 'layercam']"),
+        ("method=GradCAM", "`method` must be one of"),
+        ("method=../../etc/passwd", "`method` must be one of"),
         ("model=../../etc/passwd", "`model` must be one of"),
         ("model=resnet50.a1_in1k%2F..", "`model` must be one of"),
         ("example=../../etc/passwd", "`example` must be one of ['cat.jpg'"),

@@ -30,7 +30,8 @@ FIXED = {"truncated.jpg", "notes.png"}  # a representative pair through the API 
 @pytest.mark.parametrize("name", sorted(WORKS))
 def test_awkward_uploads_work_in_the_app(name: str, uploads: Path) -> None:
     session, _classes, _status = analyses.on_image({"path": str(WORKS[name](uploads / name))}, cam_core.DEFAULT_MODEL)
-    payload = compare.render_localization(VIEW.convert(session, "", 0.2, 0.35, 90, False, True, True, "")).payload
+    request = VIEW.convert(session, "", 0.2, 0.35, 90, False, True, True, "cam", "")
+    payload = compare.render_localization(request).payload
     h, w = payload["image_size"]["height"], payload["image_size"]["width"]
     for key in ("plain", "ours"):
         x0, y0, x1, y1 = payload[key]["box"]
@@ -87,7 +88,7 @@ def test_file_routes_refuse_path_traversal(target: str, app_url: str) -> None:
 def test_own_pictures_are_served(app_url: str) -> None:
     url = app_url
     session, _, _ = analyses.on_image({"path": str(CAT)}, cam_core.DEFAULT_MODEL)
-    html = compare.render_localization(VIEW.convert(session, "", 0.2, 0.35, 90, False, True, True, "")).plain
+    html = compare.render_localization(VIEW.convert(session, "", 0.2, 0.35, 90, False, True, True, "cam", "")).plain
     picture = re.search(r'src="(gradio_api/file=[^"]+)"', html).group(1)
     assert _status(url + picture) == 200
 
@@ -155,7 +156,7 @@ def test_concurrent_slider_updates_render_safely() -> None:
 
     def update(i: int) -> dict:
         # distinct classes: each needs a fresh histogram plot, so the plotting really runs concurrently
-        request = VIEW.convert(session, str(280 + i), 0.2 + 0.05 * (i % 3), 0.35, 90, False, True, True, "")
+        request = VIEW.convert(session, str(280 + i), 0.2 + 0.05 * (i % 3), 0.35, 90, False, True, True, "cam", "")
         return compare.render_localization(request).payload
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
@@ -182,6 +183,6 @@ def test_a_large_photos_boxes_are_in_its_own_pixels(uploads: Path) -> None:
         assert np.abs(np.asarray(payload[key]["box"]) - expected).max() < 0.03 * 2816
     session = analyses.on_image({"path": str(path)}, cam_core.DEFAULT_MODEL)[0]
     views = compare.render_localization(
-        VIEW.convert(session, "", 0.2, 0.35, 90, False, True, True, "100, 100, 2800, 2100")
+        VIEW.convert(session, "", 0.2, 0.35, 90, False, True, True, "cam", "100, 100, 2800, 2100")
     )
     assert views.payload["ground_truth"]["boxes"] == [[100, 100, 2800, 2100]]  # the real box is not "outside"

@@ -36,7 +36,7 @@ from tests.helpers import ROOT
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 MODEL = cam_core.DEFAULT_MODEL
-CONTROLS = [0.2, 0.35, 90, False, True, True]  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = [0.2, 0.35, 90, False, True, True]  # /explain's six controls (method: after the resolution)
 RESOLUTION = inputs.DEFAULT_RESOLUTION.value  # the Resolution menu's value, "448/16"
 SIZE_STRIDE = [448, 16]  # /explain's input_size, output_stride: raw HTTP sends every input (the clients fill defaults)
 RAW_RENDER = event(compare.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
@@ -218,10 +218,10 @@ def test_hostile_values_in_the_slider_events(http: httpx.Client) -> None:
     session = start_session({"path": str(CAT)}, MODEL)
     for box in ("inf, 0, 10, 10", "1e999, 0, 5, 5", "0,0,5,5\x00", "1, 2, 3"):
         with pytest.raises(gr.Error, match=r"[Gg]round-truth box"):
-            RAW_RENDER(session, "", *CONTROLS, box)
+            RAW_RENDER(session, "", *CONTROLS, "cam", box)
     for choice in ("²", "١٢", [285], {"x": 1}, "9" * 50):
         with pytest.raises(gr.Error) as error:
-            RAW_RENDER(session, choice, *CONTROLS, "")
+            RAW_RENDER(session, choice, *CONTROLS, "cam", "")
         assert "Internal error" not in error.value.message
     assert controls.apply_preset(["not", "hashable"]) == (gr.update(),) * 5
 
@@ -233,21 +233,21 @@ def test_the_analysis_tabs_check_their_inputs() -> None:
     with pytest.raises(gr.Error, match="`scale`"):
         weights.render_weights(session, "", ["shared"])
     with pytest.raises(gr.Error, match="`iterations`"):
-        event(crf_tab.render_crf, VIEW, CRF)(session, "", *CONTROLS, "", 3, 3, 80, 13, 10, 10**9)
+        event(crf_tab.render_crf, VIEW, CRF)(session, "", *CONTROLS, "cam", "", 3, 3, 80, 13, 10, 10**9)
 
 
 def test_the_segmentation_tab_refuses_hostile_values_over_the_pages_route(http: httpx.Client, demo: Any) -> None:
     """Issue #16: the tab's events are reachable with ``queue/join`` too; lists, strings and bools are refused."""
     session = start_session({"path": str(CAT)}, MODEL)
     raw = with_notice(event(segmentation_tab.render_segmentation, SEG), 4)
-    hostile = [(7, "285", "seg_classes"), (7, [[285]], "seg_classes"), (8, "5", "top_k"), (8, [5], "top_k"),
-               (9, True, "min_probability"), (1, ["0.2"], "theta_mas")]  # fmt: skip
+    hostile = [(8, "285", "seg_classes"), (8, [[285]], "seg_classes"), (9, "5", "top_k"), (9, [5], "top_k"),
+               (10, True, "min_probability"), (1, ["0.2"], "theta_mas"), (7, "../cam", "method")]  # fmt: skip
     for position, value, name in hostile:
-        args: list[Any] = [session, *CONTROLS, ["285"], 5, 0.05, SEGMENT_TAB]
+        args: list[Any] = [session, *CONTROLS, "cam", ["285"], 5, 0.05, SEGMENT_TAB]
         args[position] = value
         notice = raw(*args)[-1]
         assert f"`{name}`" in notice and "Internal error" not in notice
-    output = queue_join(http, demo, "segmentation_open", [None, *CONTROLS, "285", 5, 0.05])
+    output = queue_join(http, demo, "segmentation_open", [None, *CONTROLS, "cam", "285", 5, 0.05])
     assert "Internal error" not in json.dumps(output)
 
 
@@ -262,7 +262,7 @@ def test_slider_events_never_decode_even_after_eviction(monkeypatch: pytest.Monk
         raise AssertionError("an instant event decoded a file")
 
     monkeypatch.setattr(cam_core, "load_image", no_decode)
-    payload = RAW_RENDER(session, "285", *CONTROLS, "").payload
+    payload = RAW_RENDER(session, "285", *CONTROLS, "cam", "").payload
     assert payload["image_size"] == {"height": 300, "width": 451}  # boxes stay in the photo's frame
     x0, y0, x1, y1 = payload["plain"]["box"]
     assert 0 <= x0 < x1 < 451 and 0 <= y0 < y1 < 300

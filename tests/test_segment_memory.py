@@ -142,7 +142,7 @@ def mb(field):
 session = start_session({"path": sys.argv[1]}, cam_core.DEFAULT_MODEL)  # the app's default resolution
 top = get_analysis(session, session.model).top_k(int(sys.argv[2]) or 1)
 picked = [str(i) for i, _, _ in top] if sys.argv[2] != "0" else []  # [] = the automatic top-5
-request = seg.SEG.convert(session, 0.2, 0.35, 90, False, True, True, picked, 5, 0.0)
+request = seg.SEG.convert(session, 0.2, 0.35, 90, False, True, True, "cam", picked, 5, 0.0)
 gc.collect()
 idle = mb("VmRSS")
 # at most 3 GB more address space: code that needs gigabytes fails here instead of taking the machine

@@ -40,7 +40,7 @@ CAT = ROOT / "assets" / "examples" / "cat.jpg"
 COFFEE = ROOT / "assets" / "examples" / "coffee.jpg"
 MODEL = cam_core.DEFAULT_MODEL
 RAW_RENDER = event(compare.render_localization, VIEW)
-CONTROLS = [0.2, 0.35, 90, False, True, True]
+CONTROLS = [0.2, 0.35, 90, False, True, True, "cam"]
 
 
 # ------------------------------------------------------------------ item 4: what a session holds
@@ -124,7 +124,7 @@ def _page_event(http: httpx.Client, indices: dict[str, int], session: str, name:
 
 def _slide(http: httpx.Client, indices: dict[str, int], session: str, picked: str | None) -> list[Any]:
     """The MaS slider's unqueued update (``run/predict``): its outputs (the panels first, the notice last)."""
-    body = {"data": [None, picked, 0.3, 0.35, 90.0, False, True, True, "", None],
+    body = {"data": [None, picked, 0.3, 0.35, 90.0, False, True, True, "cam", "", None],
             "fn_index": indices["update_theta_mas"], "session_hash": session}  # fmt: skip
     response = http.post("/gradio_api/run/predict", json=body)
     response.raise_for_status()

@@ -27,7 +27,7 @@ from app.state import ANALYSES, Session
 from app.tabs import compare
 from tests.helpers import panel_picture, svg_boxes, view_request
 
-CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = (0.2, 0.35, 90, False, True, True, "cam")  # theta_mas, theta_pas, percentile, tap, nwc, pas, method
 
 
 RAW_RENDER = event(compare.render_localization, VIEW)

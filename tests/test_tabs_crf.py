@@ -12,7 +12,7 @@ from app.state import Session, get_analysis
 from app.tabs import crf as crf_tab
 from tests.helpers import view_request
 
-CONTROLS = (0.2, 0.35, 90, False, True, True)  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = (0.2, 0.35, 90, False, True, True, "cam")  # theta_mas, theta_pas, percentile, tap, nwc, pas, method
 
 
 RAW_CRF = event(crf_tab.render_crf, VIEW, CRF)

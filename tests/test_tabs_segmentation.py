@@ -31,7 +31,7 @@ from cam_core import crf
 from cam_core.segment import SegmentConfig, segment
 
 ASTRONAUT = str(Path(__file__).resolve().parent.parent / "assets" / "examples" / "astronaut.jpg")
-CONTROLS = astuple(Controls())  # theta_mas, theta_pas, percentile, tap, nwc, pas
+CONTROLS = astuple(Controls())  # theta_mas, theta_pas, percentile, tap, nwc, pas, method
 RAW_LIVE = with_notice(event(tab.render_segmentation, SEG), 4)  # what the page calls: raw values in, notice last
 RAW_CRF = event(tab.refine_segmentation, SEG, CRF)
 
@@ -156,11 +156,11 @@ def test_bad_inputs_give_messages_naming_the_parameter(
 
 @pytest.mark.parametrize(
     ("position", "value", "name"),
-    [(7, "450", "seg_classes"), (7, {"450": 1}, "seg_classes"), (7, [["450"]], "seg_classes"),
-     (7, [True], "seg_classes"), (7, ["1"] * 21, "seg_classes"), (7, ["\x00"], "seg_classes"),
-     (8, "5", "top_k"), (8, [5], "top_k"), (8, True, "top_k"),
-     (9, "0.1", "min_probability"), (9, float("nan"), "min_probability"),
-     (9, None, "min_probability"), (1, "0.2", "theta_mas"), (4, "false", "tap")],
+    [(8, "450", "seg_classes"), (8, {"450": 1}, "seg_classes"), (8, [["450"]], "seg_classes"),
+     (8, [True], "seg_classes"), (8, ["1"] * 21, "seg_classes"), (8, ["\x00"], "seg_classes"),
+     (9, "5", "top_k"), (9, [5], "top_k"), (9, True, "top_k"),
+     (10, "0.1", "min_probability"), (10, float("nan"), "min_probability"),
+     (10, None, "min_probability"), (1, "0.2", "theta_mas"), (4, "false", "tap"), (7, "scorecam", "method")],
 )  # fmt: skip
 def test_hostile_raw_values_are_refused(session: Session, position: int, value: Any, name: str) -> None:
     args: list[Any] = [session, *CONTROLS, ["450"], 5, 0.05]

@@ -71,7 +71,7 @@ def test_both_heads_under_the_same_rule(cat_session: Any) -> None:
 
 
 def test_the_tab_handler(cat_session: Any) -> None:
-    controls = (0.2, 0.35, 90, False, True, True)
+    controls = (0.2, 0.35, 90, False, True, True, "cam")
     gap, tap, caption = RAW(cat_session, "", *controls, "")
     assert Path(gap).is_file() and Path(tap).is_file() and caption.startswith("**TAP alone, on this photo**")
     skipped = RAW(cat_session, "", *controls, "", "compare")  # another tab open: nothing drawn
@@ -113,6 +113,6 @@ def test_a_head_still_loading_is_said_not_raised(cat_session: Any, monkeypatch: 
         raise ModelLoading(model, 16, 3.0, "local file")
 
     monkeypatch.setattr(tap_alone, "get_analysis", loading)
-    gap, tap, caption = RAW(cat_session, "", 0.2, 0.35, 90, False, True, True, "")
+    gap, tap, caption = RAW(cat_session, "", 0.2, 0.35, 90, False, True, True, "cam", "")
     assert (gap, tap) == (None, None)
     assert caption.startswith("**TAP alone**: Loading lite0_gap_head (local file): about 3 s.")
