@@ -1,7 +1,9 @@
 """Evaluate: the library's WSOL evaluation on a small uploaded set or the bundled examples (slow lane).
 
 Same code as ``python -m cam_core.evaluate`` (one forward per image, method.md's protocol); a per-image
-hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a second forward pass.
+hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a second forward pass. The CAM-family
+methods ticked in the tab (issue #25) add their rows as the CLI's ``--methods`` does, each a head pass on the cached
+features; the budget counts their measured cost (:data:`app.eval_budget.METHOD_S_PER_PHOTO`).
 """
 
 from __future__ import annotations
