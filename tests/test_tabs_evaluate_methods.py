@@ -172,4 +172,5 @@ def test_two_methods_ticked_in_the_browser(open_page: Any, size: dict[str, int],
     cell = page.locator("#eval-table td", has_text="gradcam+nwc+pas")  # one line: the phone's table scrolls sideways
     line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#eval-table td')).lineHeight)")
     assert cell.bounding_box()["height"] < 3 * line
+    assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]  # the table scrolls, not the page
     assert page.locator("#eval-gallery img").count() == 3
