@@ -67,6 +67,14 @@ def test_the_identities_are_said_and_hold_in_the_rows(ticked: tuple[str, dict[st
     assert "**Equal rows are expected.**" in table and "Grad-CAM++" not in table
 
 
+def test_on_the_tap_head_the_table_says_which_identity_is_left() -> None:
+    """The shipped TAP checkpoint: plain rows named ``tap...``, XGrad-CAM no longer equal to Grad-CAM (said so)."""
+    table, _, _, payload = ev.run_examples("lite0_tap_head", "224/32", ["gradcam", "xgradcam"], **QUIET)
+    assert list(payload["configs"])[:4] == ["tap", "tap+pas", "tap+nwc", "tap+nwc+pas"]
+    assert "| **CAM** | tap |" in table and "| **XGrad-CAM** | xgradcam |" in table
+    assert "**This head is TAP, not GAP:**" in table and "On a GAP + linear head" not in table
+
+
 def test_no_method_ticked_is_the_old_table() -> None:
     table, _, _, payload = ev.run_examples(MODEL, "224/32", [], **QUIET)
     assert list(payload["configs"]) == PLAIN and "Equal rows" not in table
