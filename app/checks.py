@@ -61,6 +61,24 @@ def choice(value: Any, name: str, options: Iterable[str]) -> str:
     return value
 
 
+def choices(value: Any, name: str, options: Iterable[str]) -> tuple[str, ...]:
+    """A list of distinct values of ``options`` (a checkbox group's; ``None`` -> none), in ``options``' order, else
+    ``ParameterError`` listing them. At most ``len(options)`` items, so the check is bounded by the menu."""
+    allowed = list(options)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > len(allowed):
+        raise cam_core.ParameterError(
+            f"`{name}` must be a list of at most {len(allowed)} of {allowed}, got {_show(value)}."
+        )
+    unknown = [item for item in value if not isinstance(item, str) or item not in allowed]
+    if unknown:
+        raise cam_core.ParameterError(f"`{name}` must hold only values of {allowed}, got {_show(unknown[0])}.")
+    if len(set(value)) != len(value):
+        raise cam_core.ParameterError(f"`{name}` names a value twice: {_show(value)}.")
+    return tuple(option for option in allowed if option in value)
+
+
 def class_reference(value: Any, name: str = "class") -> int | str | None:
     """A class as given: ``None`` (top-1), an ``int`` index, or a name (resolved against the analysis later).
 

@@ -102,19 +102,31 @@ def p1_scatter(
     return _to_array(canvas)
 
 
+CURVE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)))
+"""Line style per method in :func:`curves_plot`, in the table's order (plain CAM solid)."""
+
+
 @plotting
 def curves_plot(result: EvaluationResult) -> np.ndarray:
-    """BoxAcc(delta = 0.5, all contours) against theta for every swept configuration."""
-    figure, canvas = _figure(6.4, 3.2)
+    """BoxAcc(delta = 0.5, all contours) against theta for every swept configuration: one colour per rule (MaS, PaS,
+    NWC, NWC+PaS), one line style per method (plain CAM solid); with CAM-family rows the legend sits beside the
+    axes, so that it covers no curve."""
+    swept = {name: m for name, m in result.configs.items() if m.sweep and m.thresholds}
+    methods = list(dict.fromkeys(result.settings.get(name, {}).get("method", "cam") for name in swept))
+    figure, canvas = _figure(6.4 if len(methods) < 2 else 8.6, 3.2)
     axis = figure.subplots()
-    for name, metrics in result.configs.items():
-        if metrics.sweep and metrics.thresholds:
-            axis.plot(
-                metrics.thresholds, metrics.curves["50"], label=f"{name} (max {metrics.maxboxacc_v2_by_iou['50']:.1f})"
-            )
+    for name, metrics in swept.items():
+        settings = result.settings.get(name, {})
+        rule = 2 * bool(settings.get("nwc")) + (settings.get("rule") == "pas")  # 0 MaS, 1 PaS, 2 NWC, 3 NWC+PaS
+        style = CURVE_STYLES[methods.index(settings.get("method", "cam")) % len(CURVE_STYLES)]
+        label = f"{name} (max {metrics.maxboxacc_v2_by_iou['50']:.1f})"
+        axis.plot(metrics.thresholds, metrics.curves["50"], color=f"C{rule}", linestyle=style, label=label)
     axis.set_xlabel("θ (MaS: of the max; PaS: of the percentile-rescaled map)")
     axis.set_ylabel("BoxAcc at IoU ≥ 0.5 (%)")
     axis.set_ylim(0, 100)
-    axis.legend(fontsize=8)
+    if len(methods) < 2:
+        axis.legend(fontsize=8)
+    else:
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + (len(swept) > 10))
     figure.tight_layout()
     return _to_array(canvas)

@@ -41,6 +41,10 @@ CSS = """
   #theta-mas, #theta-pas, #percentile, #tau {min-width: 100% !important; flex: 1 1 100% !important}
   #seg-legend {overflow-x: auto !important}  /* the legend's area columns scroll sideways instead of being cut off */
   #seg-legend table.seg-legend {font-size: 0.8rem}
+  /* Evaluate's table (up to 18 rows of 6 columns) scrolls sideways, each cell on one line, instead of wrapping
+     every word letter by letter */
+  #eval-table table {display: block; overflow-x: auto; font-size: 0.8rem}
+  #eval-table th, #eval-table td {white-space: nowrap}
 }
 """
 
@@ -114,6 +118,37 @@ EVALUATE_PAS = (
     "wsolevaluation's, so their thresholds never go above P_p; MaS rows sweep the min-max map exactly as "
     "wsolevaluation."
 )
+
+
+EVALUATE_METHODS_INFO = (
+    "Plain CAM's four rows (MaS, PaS, NWC, NWC+PaS) are always scored; each ticked method adds its own rows under "
+    "the same rules (no NWC rows where NWC is undefined: Grad-CAM++, LayerCAM). All four together roughly double "
+    "the time an evaluation takes; the in-app budget counts them."
+)
+
+
+def evaluate_identities(equal: list[tuple[str, str]], none: list[str], gap: bool = True) -> str:
+    """The line under the table when CAM-family rows are in it: which method equals which on a GAP + linear head
+    (``equal``: ``(label, formula)`` from :data:`cam_core.family.IDENTITIES`; ``none``: labels without one), so
+    that identical rows do not look like a bug; ``gap=False`` (a TAP head) says which identity is left."""
+    said = "**Equal rows are expected.** "
+    if equal and gap:
+        said += (
+            "On a GAP + linear head "
+            + ", ".join(f"{label} = {formula}" for label, formula in equal)
+            + " (`cam_core.family.IDENTITIES`), and min-max normalisation removes the 1 / (h w): Grad-CAM and "
+            "XGrad-CAM score alike, and LayerCAM and Grad-CAM / XGrad-CAM + NWC score as plain CAM's NWC rows "
+            "(NWC CAM is already ≥ 0 on ReLU features). Grad-CAM still differs from plain CAM: its ReLU comes "
+            "before min-max. "
+        )
+    elif equal:
+        said = (
+            "**This head is TAP, not GAP:** Grad-CAM = ReLU(CAM) / (h w) still holds (TAP's gradient averages to "
+            "W / (h w) over the map), XGrad-CAM and LayerCAM no longer equal it. "
+        )
+    if none:
+        said += f"{', '.join(none)}: no identity with CAM (its alpha weighs each pixel by its channel's activation)."
+    return said.strip()
 
 
 def evaluate_intro(max_images: int, max_total_mb: int, boxed: tuple[str, ...] = (), examples: int = 0) -> str:

@@ -196,7 +196,7 @@ def scenario_evaluate(attacker: Client, victim: Victim, folder: Path, photos: in
     (folder / "boxes.csv").write_text("\n".join(rows) + "\n")
     csv = attacker.upload(folder / "boxes.csv")
     started = time.perf_counter()
-    job = in_background(lambda: attacker.run("run_evaluation", [files, csv, None, MODEL, WORST]))
+    job = in_background(lambda: attacker.run("run_evaluation", [files, csv, None, MODEL, WORST, []]))
     time.sleep(2.0)  # running by now
     first = victim.upload_and_analyse()
     waits = [first["wait_s"]]
@@ -327,7 +327,35 @@ def calibrate(folder: Path, photos: int) -> dict[str, Any]:
         start = time.perf_counter()
         evaluate(model, samples, batch_size=8, on_image=lambda s, a, g: evaluation._outcome(s, a, g))
         out[f"s_per_photo_{at.value}"] = round((time.perf_counter() - start) / photos, 4)
+        out |= {f"method_s_per_photo_{at.value}_{m}": s for m, s in method_costs(model, samples).items()}
     return out
+
+
+def method_costs(model: Any, samples: list[Any]) -> dict[str, float]:
+    """Seconds per photo that each CAM-family method adds to an evaluation (issue #25): its rules alone
+    (``m, m+pas[, m+nwc, m+nwc+pas]``: the head's forward and backward, upsampling, thresholds, sweeps) scored on
+    analyses made once, through the evaluation's own per-photo step; the forward pass is plain CAM's, not counted."""
+    import numpy as np
+
+    from cam_core.cam import analyze_batch
+    from cam_core.datasets import load_stored_image
+    from cam_core.evaluate import default_configs
+    from cam_core.evaluate.metrics import Evaluator
+    from cam_core.evaluate.protocol import prepare
+    from cam_core.evaluate.run import _score
+    from cam_core.family import METHODS
+
+    views = [prepare(load_stored_image(s.path), s.boxes, model.data_config) for s in samples]
+    analyses = analyze_batch(model, [view for view, _ in views])
+    costs = {}
+    for method in METHODS:
+        specs = {n: c for n, c in default_configs(model.pooling, methods=(method,)).items() if c.method == method}
+        evaluators = {name: Evaluator() for name in specs}
+        start = time.perf_counter()
+        for sample, (_, boxes), analysis in zip(samples, views, analyses, strict=True):
+            _score(model, analysis, sample.class_index, np.asarray(boxes), specs, evaluators)
+        costs[method] = round((time.perf_counter() - start) / len(samples), 4)
+    return costs
 
 
 class Rss:

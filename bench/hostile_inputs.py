@@ -170,6 +170,8 @@ def worst_value(component: Component, arsenal: Arsenal, components: list[Compone
         return props.get("minimum" if low else "maximum")
     if kind == "checkbox":
         return True
+    if kind == "checkboxgroup":  # every box ticked: Evaluate's CAM-family methods each add their own work
+        return choices
     if kind == "dropdown" and props.get("multiselect"):  # only choices the session was offered pass Gradio's check
         return choices[: int(props.get("max_choices") or MULTISELECT_MAX)]
     if kind in ("dropdown", "radio"):

@@ -79,3 +79,54 @@ def test_a_run_over_the_deadline_is_stopped_with_a_message(uploads: Path, monkey
     seen: list[int] = []
     with_deadline(lambda done, total: seen.append(done), deadline_s=60)(8, 10)
     assert seen == [8]
+
+
+def test_ticked_methods_cost_what_was_measured_and_a_set_over_budget_says_what_fits() -> None:
+    """Issue #25: each CAM-family method adds its measured seconds per photo at the resolution."""
+    from app.eval_budget import METHOD_S_PER_PHOTO, SECONDS_PER_PHOTO
+    from app.resolutions import RESOLUTIONS
+    from cam_core.family import METHODS
+
+    for choice in RESOLUTIONS:  # every offered resolution has a measured cost for every method
+        assert set(METHOD_S_PER_PHOTO[choice.resolution.value]) == set(METHODS)
+    photos, at = [PhotoSize(500, 375, "JPEG")] * 64, Resolution(448, 16)
+    per_method = METHOD_S_PER_PHOTO["448/16"]
+    both = cost_s(photos, at, ("gradcam", "layercam"))
+    assert both == pytest.approx(cost_s(photos, at) + 64 * (per_method["gradcam"] + per_method["layercam"]))
+    assert cost_s(photos, at, ("gradcam",)) > cost_s(photos, at) and cost_s(photos, at, ()) == cost_s(photos, at)
+    plain = cost_s(photos, at)
+    all_four = tuple(METHODS)
+    budget = (plain + cost_s(photos, at, all_four)) / 2  # plain CAM fits, all four methods do not
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(eval_budget, "EVAL_BUDGET_S", budget)
+        assert check_budget(photos, at) == pytest.approx(plain)
+        with pytest.raises(cam_core.ParameterError) as refused:
+            check_budget(photos, at, all_four)
+    message = str(refused.value)
+    added = 64 * sum(per_method.values())
+    assert f"at 448 px, stride 16 -> 28x28 map, 4 CAM-family methods: +{added:.0f} s)" in message
+    assert f"no CAM-family method (about {plain:.0f} s)" in message
+    fits = int(64 * budget / cost_s(photos, at, all_four))
+    assert f"at most {fits} of these photos" in message
+    assert SECONDS_PER_PHOTO["448/16"] > 0
+
+
+def test_evaluate_with_methods_is_refused_before_any_work(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: the same set fits without methods and is refused with them, before anything is decoded."""
+    images, csv = _big_photos(uploads, 2)
+    photos = [PhotoSize(4000 - i, 4000, "JPEG") for i in range(2)]
+    at = Resolution(224, 32)
+    monkeypatch.setattr(eval_budget, "EVAL_BUDGET_S", (cost_s(photos, at) + cost_s(photos, at, ("gradcam",))) / 2)
+    decoded: list[Any] = []
+
+    def no_decode(path: Any) -> Any:
+        decoded.append(path)
+        raise cam_core.InvalidImageError("not decoded in this test")
+
+    monkeypatch.setattr("cam_core.evaluate.run.load_stored_image", no_decode)
+    with pytest.raises(gr.Error, match=r"1 CAM-family method: \+0\.\d s\).*no CAM-family method \(about 1 s\)"):
+        evaluation.run_evaluation(images, csv, False, cam_core.DEFAULT_MODEL, "224/32", ["gradcam"])
+    assert decoded == []
+    with pytest.raises(gr.Error, match="No image could be evaluated"):  # without the method it fits: it runs
+        evaluation.run_evaluation(images, csv, False, cam_core.DEFAULT_MODEL, "224/32", [])
+    assert len(decoded) == 2

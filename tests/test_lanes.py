@@ -192,9 +192,9 @@ def test_a_second_long_job_from_one_client_is_refused_at_once(demo: Any) -> None
     transport = httpx.HTTPTransport(local_address="127.0.0.2")
     with httpx.Client(base_url=demo.local_url, timeout=120, transport=transport) as other:
         sessions = [os.urandom(8).hex() for _ in range(2)]
-        first = other.post("/gradio_api/queue/join", json={"data": [MODEL, "224/32"], "fn_index": fn,
+        first = other.post("/gradio_api/queue/join", json={"data": [MODEL, "224/32", []], "fn_index": fn,
                                                             "session_hash": sessions[0]})  # fmt: skip
-        second = other.post("/gradio_api/queue/join", json={"data": [MODEL, "224/32"], "fn_index": fn,
+        second = other.post("/gradio_api/queue/join", json={"data": [MODEL, "224/32", []], "fn_index": fn,
                                                              "session_hash": sessions[1]})  # fmt: skip
         assert first.status_code == 200
         assert second.status_code == 429 and second.json()["detail"] == fair_queue.ONE_LONG_JOB

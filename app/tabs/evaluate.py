@@ -1,7 +1,9 @@
 """Evaluate: the library's WSOL evaluation on a small uploaded set or the bundled examples (slow lane).
 
 Same code as ``python -m cam_core.evaluate`` (one forward per image, method.md's protocol); a per-image
-hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a second forward pass.
+hook collects plain-CAM and NWC+PaS boxes for the win / loss gallery without a second forward pass. The CAM-family
+methods ticked in the tab (issue #25) add their rows as the CLI's ``--methods`` does, each a head pass on the cached
+features; the budget counts their measured cost (:data:`app.eval_budget.METHOD_S_PER_PHOTO`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gradio.components import Component
 
 import cam_core
 from app import files, inputs, models, plots, render, texts
+from app.checks import choices
 from app.errors import user_errors
 from app.eval_budget import check_budget, photo_size, with_deadline
 from app.events import Events
@@ -24,7 +27,8 @@ from app.model_cache import LONG_JOB_LOAD_WAIT_S
 from app.state import get_model
 from cam_core.cam import Analysis
 from cam_core.datasets import Sample, read_boxes_csv, read_boxes_csv_for_uploads
-from cam_core.evaluate import EvaluationResult, evaluate
+from cam_core.evaluate import EvaluationResult, default_configs, evaluate
+from cam_core.family import IDENTITIES, METHOD_LABELS
 from cam_core.localize import CONFIGS, localize
 from cam_core.resolution import resolution_label
 
@@ -59,6 +63,7 @@ class EvaluateTab:
     boxes_csv: gr.File
     run: gr.Button
     run_examples: gr.Button
+    methods: gr.CheckboxGroup
     table: gr.Markdown
     curves: gr.Image
     gallery: gr.Gallery
@@ -81,6 +86,13 @@ def build() -> EvaluateTab:
         with gr.Row():
             images = gr.File(label="Photos", file_count="multiple", file_types=["image"])
             boxes_csv = gr.File(label="Boxes CSV", file_types=[".csv"])
+        methods = gr.CheckboxGroup(
+            [(label, key) for key, label in METHOD_LABELS.items()],
+            value=[],
+            label="CAM-family methods to score too",
+            info=texts.EVALUATE_METHODS_INFO,
+            elem_id="eval-methods",
+        )
         with gr.Row():
             run = gr.Button("Evaluate the uploaded set", variant="primary")
             run_examples = gr.Button("Evaluate the bundled examples")
@@ -88,7 +100,8 @@ def build() -> EvaluateTab:
         curves = gr.Image(label="BoxAcc (IoU ≥ 0.5) against θ", format="png", interactive=False)
         gr.Markdown(  # not the gallery's own label: that one covers the pictures' top edge
             "**Where NWC+PaS wins and loses against plain CAM** (blue: plain, green: NWC+PaS, gold: ground truth); "
-            "each photo as the network sees it, stretched to its input."
+            "each photo as the network sees it, stretched to its input. Plain CAM's rows only, whatever methods are "
+            "ticked: the family's rows are in the table."
         )
         gallery = gr.Gallery(
             label="Wins and losses",
@@ -98,7 +111,7 @@ def build() -> EvaluateTab:
             elem_id="eval-gallery",
         )
         json = gr.JSON(label="Evaluation JSON (same schema as the CLI)")
-    return EvaluateTab(images, boxes_csv, run, run_examples, table, curves, gallery, json)
+    return EvaluateTab(images, boxes_csv, run, run_examples, methods, table, curves, gallery, json)
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the gallery picks each outcome once
@@ -185,8 +198,9 @@ def _outcome(sample: Sample, analysis: Analysis, gt: np.ndarray) -> ImageOutcome
     return ImageOutcome(sample.path.name, analysis.image, gt, plain, ours, best(plain), best(ours))
 
 
-def table_markdown(result: EvaluationResult) -> str:
-    """The ablation table as Markdown, percentages."""
+def table_markdown(result: EvaluationResult, pooling: str = "gap") -> str:
+    """The ablation table as Markdown, percentages: plain CAM's rows, then each ticked method's (grouped, the
+    method named once), and under them which rows are equal by an identity (``pooling``: the model's head)."""
     lines = [
         f"**{result.model}** ({result.weights}), {result.n_images} photos, protocol `{result.protocol}`, "
         f"analysed at {resolution_label(result.input_size, result.output_stride, result.feature_size)}, "
@@ -198,18 +212,32 @@ def table_markdown(result: EvaluationResult) -> str:
             else ""
         ),
         "",
-        "| config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
-        "|---|---|---|---|---|",
+        "| method | config | GT-known Loc | Top-1 Loc | MaxBoxAcc v1 | MaxBoxAccV2 (30 / 50 / 70) |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, m in result.configs.items():
+    shown_method = None
+    for name, m in result.configs.items():  # grouped by method: default_configs lists each method's rules together
+        method = result.settings.get(name, {}).get("method", "cam")
+        label = "" if method == shown_method else f"**{method_label(method)}**"
+        shown_method = method
         by = m.maxboxacc_v2_by_iou
         top1 = "–" if m.top1_loc is None else f"{m.top1_loc:.1f}"
         lines.append(
-            f"| {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
+            f"| {label} | {name} | {m.gt_known_loc:.1f} | {top1} | {m.maxboxacc_v1:.1f} | "
             f"{m.maxboxacc_v2:.1f} ({by['30']:.1f} / {by['50']:.1f} / {by['70']:.1f}) |"
         )
+    family = list(dict.fromkeys(s["method"] for s in result.settings.values() if s.get("method", "cam") != "cam"))
+    if family:
+        equal = [(METHOD_LABELS[m], IDENTITIES[m][1]) for m in family if m in IDENTITIES]
+        none = [METHOD_LABELS[m] for m in family if m not in IDENTITIES]
+        lines += ["", texts.evaluate_identities(equal, none, gap=pooling != "tap")]
     lines += ["", texts.EVALUATE_PROTOCOL, "", texts.EVALUATE_PAS]  # said where the numbers are
     return "\n".join(lines)
+
+
+def method_label(method: str) -> str:
+    """``"CAM"`` for plain CAM (the rows of the paper's ablation), else the family method's label."""
+    return "CAM" if method == "cam" else METHOD_LABELS.get(method, method)
 
 
 def gallery(outcomes: list[ImageOutcome]) -> list[tuple[str, str]]:
@@ -242,52 +270,87 @@ def run_evaluation(
     use_examples: bool,
     model: str,
     resolution: Any = inputs.DEFAULT_RESOLUTION.value,
+    methods: Any = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
     """Evaluate the uploaded set (or the bundled examples) and return table, curves, gallery and JSON.
 
     ``resolution`` is the Resolution menu's value (``"448/16"``): the photos are stretched to its input size and
     the model is built at its output stride, as on the main tab (a checkpoint family gives its member trained
-    there, or the nearest: :func:`app.models.member`). A set over the time budget is refused before any photo is
-    decoded or any model loaded, and a run over the deadline is stopped (:mod:`app.eval_budget`).
+    there, or the nearest: :func:`app.models.member`). ``methods``: the ticked CAM-family methods (keys of
+    :data:`cam_core.family.METHOD_LABELS`, checked by :func:`checked_methods`), scored under the same rules as
+    plain CAM, whose four rows always come first (``default_configs(..., methods=...)``, as the CLI's
+    ``--methods``). A set over the time budget (methods included) is refused before any photo is decoded or any
+    model loaded, and a run over the deadline is stopped (:mod:`app.eval_budget`).
     """
     at = inputs.resolution_choice(resolution)
+    family = checked_methods(methods)
     outcomes: list[ImageOutcome] = []
     skipped: list[dict[str, str]]
     if use_examples is True:
         samples, skipped = read_boxes_csv(EXAMPLES / "boxes.csv", EXAMPLES), []
     else:
         samples, skipped = uploaded_samples(images, boxes_csv)
-    check_budget([size for sample in samples if (size := photo_size(sample.path)) is not None], at)  # before any work
+    check_budget([size for sample in samples if (size := photo_size(sample.path)) is not None], at, family)  # first
     network = get_model(models.member(model, at), at.output_stride, wait_s=LONG_JOB_LOAD_WAIT_S)
     loaded = cam_core.with_input_size(network, at.input_size)
     result = evaluate(
         loaded,
         samples,
+        default_configs(loaded.pooling, methods=("cam", *family)),
         batch_size=EVAL_BATCH,
         progress=with_deadline(lambda done, total: progress(done / total, desc=f"{done}/{total} photos")),
         on_image=lambda sample, analysis, gt: outcomes.append(_outcome(sample, analysis, gt)),
     )
     # file names only: the server's folders are nobody's business
     result.skipped[:] = skipped + [{**s, "file": inputs.shown(Path(s["file"]).name)} for s in result.skipped]
-    return table_markdown(result), files.save_png(plots.curves_plot(result)), gallery(outcomes), result.to_dict()
+    return (
+        table_markdown(result, loaded.pooling),
+        files.save_png(plots.curves_plot(result)),
+        gallery(outcomes),
+        result.to_dict(),
+    )
 
 
 def run_examples(
-    model: str, resolution: Any = inputs.DEFAULT_RESOLUTION.value, progress: gr.Progress = gr.Progress()
+    model: str,
+    resolution: Any = inputs.DEFAULT_RESOLUTION.value,
+    methods: Any = None,
+    progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, list[tuple[str, str]], dict[str, Any]]:
-    """The bundled examples with their hand-drawn boxes, at ``resolution`` (see :func:`run_evaluation`)."""
-    return run_evaluation(None, None, True, model, resolution, progress)
+    """The bundled examples with their hand-drawn boxes, at ``resolution``, with ``methods`` (see
+    :func:`run_evaluation`)."""
+    return run_evaluation(None, None, True, model, resolution, methods, progress)
+
+
+def checked_methods(methods: Any) -> tuple[str, ...]:
+    """The ticked methods as sent over HTTP: a list of distinct keys of :data:`~cam_core.family.METHOD_LABELS`
+    (``None``: none), in the menu's order.
+
+    Raises:
+        ParameterError: anything else (not a list, an unknown or non-text item, a duplicate, more than four).
+    """
+    return choices(methods, "methods", METHOD_LABELS)
 
 
 def wire(events: Events, tab: EvaluateTab) -> None:
     """The uploaded set or the bundled examples, evaluated with the current model at the current resolution."""
     model, resolution = events.named["model"], events.named["resolution"]
+    # raw values (preprocess=False): every input is checked here, as over raw HTTP (Gradio's own checks would
+    # answer a hostile checkbox value with a bare TypeError before the handler's message)
     tab.run.click(
         run_evaluation,
-        [tab.images, tab.boxes_csv, gr.State(False), model, resolution],
+        [tab.images, tab.boxes_csv, gr.State(False), model, resolution, tab.methods],
         tab.outputs,
         api_visibility="private",
+        preprocess=False,
         **events.slow,
     )
-    tab.run_examples.click(run_examples, [model, resolution], tab.outputs, api_visibility="private", **events.slow)
+    tab.run_examples.click(
+        run_examples,
+        [model, resolution, tab.methods],
+        tab.outputs,
+        api_visibility="private",
+        preprocess=False,
+        **events.slow,
+    )
