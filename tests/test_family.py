@@ -185,6 +185,8 @@ def test_identity_holds_on_every_offline_cam_exact_checkpoint(checkpoint: str, p
     xgradcam = family_map(loaded, photos["chelsea"], top, "xgradcam")
     same = np.allclose(xgradcam, gradcam, rtol=1e-3, atol=1e-6 * float(gradcam.max()))
     assert same == (loaded.pooling == "gap")
+    layercam = family_maps(loaded, analysis.feature_maps, top, "layercam").plain  # = NWC CAM / (h w) on GAP only
+    assert (identity_gap(analysis, layercam, top, "layercam") < 1e-5) == (loaded.pooling == "gap")
 
 
 def test_the_head_alone_gives_the_full_networks_gradient_maps(default_model, photos) -> None:
