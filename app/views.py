@@ -101,8 +101,7 @@ def method_line(ex: Explanation) -> str:
         if ex.identity_gap < IDENTITY_TOLERANCE:
             identity = (
                 f" On a GAP + linear head the gradient of the class score is W[c, k] / (h·w) at every cell, so "
-                f"{label} = {formula}: {measured} (float32 noise). Its boxes differ from {cam}'s only because ReLU "
-                "comes before the min-max normalisation, which moves the level where a fixed θ cuts."
+                f"{label} = {formula}: {measured} (float32 noise). {_after_min_max(label, reference)}"
             )
         else:
             identity = (
@@ -112,6 +111,19 @@ def method_line(ex: Explanation) -> str:
     why = NWC_UNDEFINED_WHY.get(c.method, "")
     nwc = "" if c.nwc_defined else f" NWC is undefined for {label} ({why}): the NWC toggle does nothing here."
     return head + identity + nwc
+
+
+def _after_min_max(label: str, reference: str) -> str:
+    """What the identity means for the boxes, once min-max normalisation has removed the factor 1 / (h w)."""
+    if reference == "nwc":
+        return (
+            f"After min-max normalisation {label}'s boxes are NWC CAM's (the NWC toggle under plain CAM) wherever NWC "
+            "CAM ≥ 0, as on non-negative (ReLU) features, where its ReLU changes nothing."
+        )
+    return (
+        "Its boxes differ from plain CAM's only because ReLU comes before the min-max normalisation, which moves "
+        "the level where a fixed θ cuts."
+    )
 
 
 def caption(ex: Explanation, payload: dict[str, Any]) -> str:
@@ -134,10 +146,11 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     box_iou = float(cam_core.box_iou(plain["box"], ours["box"])[0, 0])
     lines = [
         *verdict.verdict_lines(name, payload, ex.ours.threshold, short, c.baseline),  # first: under the panels
-        *filter(None, [coincidence_line(ex, box_iou), method_line(ex)]),
+        *filter(None, [method_line(ex), coincidence_line(ex, box_iou)]),
         resolution_line(ex),
-        f"**{c.baseline[0].upper()}{c.baseline[1:]} (blue box)**, {weights_note(ex, 'plain')}: no NWC; MaS threshold "
-        f"θ·max = {c.theta_mas:.2f} keeps {100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
+        f"**{c.baseline[0].upper()}{c.baseline[1:]} (blue box)**, {weights_note(ex, 'plain')}: "
+        f"{'no NWC' if c.nwc_defined else 'NWC undefined'}; MaS threshold θ·max = {c.theta_mas:.2f} keeps "
+        f"{100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
         f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {_nwc_state(c)}; {rule} keeps "
         f"{100 * ours['foreground_fraction']:.1f} % of pixels; box {ours['box']}.",
         *_tap_story(ex),
