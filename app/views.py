@@ -104,10 +104,14 @@ def method_line(ex: Explanation) -> str:
                 f"{label} = {formula}: {measured} (float32 noise). {_after_min_max(label, reference)}"
             )
         else:
-            identity = (
-                f" The identity {label} = {formula} holds on a GAP + linear head only; this head is not one "
-                f"({ex.trained_with[0]}-trained, its gradient varies over the map): {measured}."
-            )
+            identity = f" The identity {label} = {formula} of a GAP + linear head does not hold here: {measured}. "
+            if ex.trained_with[0] == "TAP":
+                identity += "This head pools with TAP: its gradient is W[c, k] / |Sₖ| on a channel's active cells only."
+            elif c.method == "xgradcam":
+                identity += (
+                    "XGrad-CAM divides by Σᵢⱼ Fₖ + ε (torchcam's ε = 1e-8), which departs from Grad-CAM where a "
+                    "channel's total activation is near zero: this model's final features can be negative."
+                )
     why = NWC_UNDEFINED_WHY.get(c.method, "")
     nwc = "" if c.nwc_defined else f" NWC is undefined for {label} ({why}): the NWC toggle does nothing here."
     return head + identity + nwc

@@ -140,3 +140,20 @@ def test_segmentation_and_why_tap_stay_on_plain_cam(cat_session: Session) -> Non
     assert request.controls.method == "cam" and request.controls.ours_config.nwc
     config, name = tap_alone.rule_without_tap(explanation.Controls(method="layercam"))
     assert config.nwc and name == "NWC+PaS"
+
+
+def test_on_a_tap_head_the_caption_says_the_identity_fails_with_the_measured_gap(cat_session: Session) -> None:
+    """LayerCAM on the TAP-trained head (picked as the model): its gradient is not constant over the map, so the
+    identity with NWC CAM fails by far more than float32 noise, and the caption says so and why; Grad-CAM's holds."""
+    from app import views
+
+    partner = tap_partner(cam_core.DEFAULT_MODEL)
+    if partner is None:
+        pytest.skip("no TAP checkpoint in assets/checkpoints")
+    tap_session = dataclasses.replace(cat_session, model=partner)
+    layer = explanation.explain_arrays(tap_session, "285", explanation.Controls(method="layercam"))
+    assert layer.trained_with[0] == "TAP" and layer.identity_gap is not None and layer.identity_gap > 1.0
+    caption = views.caption(layer, explanation.explanation_json(layer, None))
+    assert "does not hold here" in caption and "This head pools with TAP" in caption
+    grad = explanation.explain_arrays(tap_session, "285", explanation.Controls(method="gradcam"))
+    assert grad.identity_gap is not None and grad.identity_gap < 1e-4

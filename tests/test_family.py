@@ -218,3 +218,26 @@ def test_layercam_is_relu_of_nwc_cam_and_gradcampp_has_no_identity(default_model
     gradcampp = family_maps(default_model, analysis.feature_maps, top, "gradcampp").plain
     with pytest.raises(ParameterError, match="no identity"):
         identity_gap(analysis, gradcampp, top, "gradcampp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in cam_core.models.MODELS if cam_core.models.MODELS[n].weights == "hub"])
+def test_identities_hold_on_every_hub_architecture_of_the_menu(name: str, photos) -> None:
+    """The menu's hub models need a download, so their trained weights are not here; the identities are algebra of the
+    head (GAP + linear), so each architecture is checked with timm's random initialisation, CAM-exactness proven by
+    ``wrap_model`` as at load: Grad-CAM = ReLU(CAM) / (h w), LayerCAM = ReLU(NWC CAM) / (h w), and XGrad-CAM = Grad-CAM
+    up to torchcam's epsilon."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(cam_core.models.MODELS[name].arch, pretrained=False)
+    loaded = cam_core.models.wrap_model(model, name, "random initialisation (architecture only)")
+    analysis = cam_core.analyze(loaded, photos["chelsea"], input_size=224)
+    top = analysis.top_k(1)[0][0]
+    gaps = {m: identity_gap(analysis, family_maps(loaded, analysis.feature_maps, top, m).plain, top, m)
+            for m in ("gradcam", "xgradcam", "layercam")}  # fmt: skip
+    assert gaps["gradcam"] < 1e-4 and gaps["layercam"] < 1e-4, gaps
+    # XGrad-CAM divides by sum_ij F_k + eps (torchcam's eps = 1e-8): exact on non-negative (ReLU) features; where
+    # features can be negative (SiLU: EfficientNet-B0) a channel's sum can come near 0 and the eps shows
+    negative = float(analysis.feature_maps.min()) < 0
+    assert gaps["xgradcam"] < (1e-2 if negative else 1e-4), (gaps, negative)
