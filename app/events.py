@@ -252,14 +252,18 @@ class Events:
         for redraw in self.redraws:
             dependency = dependency.success(redraw.fn, redraw.inputs, redraw.outputs, **self.quiet)
 
-    def render_all(self, dependency: Any) -> Any:
+    def render_all(self, dependency: Any, then_js: str | None = None) -> Any:
         """After ``dependency`` succeeds, redraw every view of the photo (or empty them all: no photo), unqueued and,
-        after a cache miss, again through the fast lane; returns the unqueued views' update (the panels drawn), which
-        the slower redraws follow."""
+        after a cache miss, again through the fast lane; ``then_js`` runs in the browser once either has drawn the
+        panels. Returns the unqueued views' update, which the slower redraws follow."""
         views = dependency.success(self.update.after_photo, self.view_inputs, self.view_outputs, **self.instant)
         self.render_rest(views)
         # a miss of the caches (a CAM-family method's map of the new photo: app.explanation.method_maps) is run
         # again through the fast lane, and the other views follow it
         queued = {**self.quiet, "show_progress": "minimal"}
-        self.render_rest(views.failure(self.update.after_photo, self.view_inputs, self.view_outputs, **queued))
+        again = views.failure(self.update.after_photo, self.view_inputs, self.view_outputs, **queued)
+        self.render_rest(again)
+        if then_js is not None:  # a browser step once the panels are drawn, by either route
+            for drawn in (views, again):
+                drawn.success(None, None, None, js=then_js)
         return views

@@ -172,8 +172,7 @@ def wire_analyses(events: Events, side: Sidebar) -> None:
         **events.fast,
     )
     # a deep link's class and controls first; then the panels into view, when the visitor chose the photo
-    drawn = events.render_all(deeplink.after_photo_step(events, side.link, photo))
-    drawn.success(None, None, None, js=SHOW_RESULT_JS)
+    events.render_all(deeplink.after_photo_step(events, side.link, photo), then_js=SHOW_RESULT_JS)
     side.image.upload(None, None, None, js=WANT_RESULT_JS)
     side.examples.click(None, None, None, js=WANT_RESULT_JS)
     # the user's pick only: a failed load puts the old value back without a new event
