@@ -307,7 +307,7 @@ def test_the_method_menu_drives_both_panels_and_the_link(open_page, app_url: str
     expect(notice).to_have_text("")
     shot = shots(tmp_path) / "method_gradcam.png"
     page.screenshot(path=str(shot), full_page=True)
-    linked = open_page(f"{app_url}/?example=cat.jpg&method=layercam")
+    linked = open_page(f"{app_url}?example=cat.jpg&method=layercam")
     expect(linked.locator("#caption")).to_contain_text("Method: LayerCAM")
     expect(linked.locator("#caption")).to_contain_text("NWC is undefined for LayerCAM")
     expect(linked.locator("#ours-panel")).to_contain_text("LayerCAM+PaS")
