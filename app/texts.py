@@ -53,7 +53,8 @@ INTRO = """
 Upload a photo (or pick an example), then move the sliders. **Left:** plain Class Activation Mapping
 with the usual *max as standard* box (blue). **Right:** the fixes of Bae et al., ECCV 2020
 (*Rethinking CAM for WSOL*): **NWC** drops negative class weights, **PaS** thresholds at a percentile
-instead of the peak, **TAP** re-trains the pooling (only with a TAP-trained model). Green box.
+instead of the peak, **TAP** re-trains the pooling (only with a TAP-trained model). Green box. The **Method**
+menu puts Grad-CAM and its kin through the same rules on both panels.
 """
 
 HOW_IT_WORKS = r"""
@@ -84,6 +85,16 @@ are a head-only fine-tune on 993 photos, and against their GAP controls they sho
 (120 full-resolution photos, the pair trained at 448 px / stride 16: MaxBoxAccV2 +2.2 [−2.5, +5.6] with plain
 CAM, −5.8 [−8.9, −1.4] with NWC+PaS; docs/tap_training.md). The "Why TAP" tab shows both heads side by side
 under one rule, and the per-channel statistics behind the argument for the current model.
+
+**The CAM family** (the Method menu). Grad-CAM weighs channel $k$ by the mean gradient of the class score,
+$w_k = \mathrm{mean}_{ij}\, \partial Y_c / \partial F_k(i,j)$, and keeps $\mathrm{ReLU}(\sum_k w_k F_k)$; XGrad-CAM
+weighs the gradient by the features, LayerCAM keeps $\mathrm{ReLU}$ of it per pixel, Grad-CAM++ reweighs it
+(Chattopadhay et al.). On a GAP + linear head the gradient is $W_{c,k} / (h w)$ at every cell, so Grad-CAM
+$=$ XGrad-CAM $= \mathrm{ReLU}(M_c) / (h w)$ and LayerCAM $= \mathrm{ReLU}(M_c^+) / (h w)$, NWC CAM: the caption
+measures the identity on your photo. Both panels then run the same upsampling, rules and boxes as CAM. On 120
+full-resolution photos at 448 px / stride 16, no family method beats CAM by a settled margin (Grad-CAM − CAM
++1.7 [−0.8, +4.2] MaxBoxAccV2 points), and PaS helps Grad-CAM++ as it helps CAM (+3.6 [+0.6, +6.7];
+docs/methods.md).
 
 **Honesty notes.** CAM is exact only for GAP + linear heads. Measured on this app's default model at its
 default resolution (448 px, stride 16: a 28 × 28 map), on 120 full-resolution ImageNet photos: MaxBoxAccV2
