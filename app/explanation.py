@@ -235,11 +235,13 @@ def method_maps(session: Session, model: str, analysis: Analysis, class_index: i
 
 
 def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> Explanation:
-    """Both panels from the cache: plain CAM + MaS vs the active modules (TAP / NWC / PaS).
+    """Both panels from the cache: the method's map (plain CAM by default) + MaS vs the active modules (TAP / NWC /
+    PaS) on the same method's map; a CAM-family method's maps come from :func:`method_maps`.
 
     Raises:
         ParameterError: TAP asked for a model without a TAP-trained partner.
         ClassIndexError: see :func:`resolve_class`.
+        NotCached: a CAM-family method's maps are not made yet and the event is unqueued (the queue makes them).
     """
     plain_analysis = get_analysis(session, session.model)
     partner = tap_partner(session.model)
