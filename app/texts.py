@@ -5,8 +5,9 @@ from __future__ import annotations
 CSS = """
 .caption {font-size: 0.95rem}
 #notice p {color: var(--color-red-600, #dc2626); font-weight: 600}
-/* the controls stay on screen over the panels while the page scrolls (issue #14 item 14) */
-#control-bar {position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
+/* the controls stay on screen over the panels while the page scrolls (issue #14 item 14), above every block that
+   scrolls under them: Gradio draws block titles on its layer 4 (40) and their buttons on layer 5 (50) */
+#control-bar {position: sticky; top: 0; z-index: 60; background: var(--background-fill-primary);
   padding: 4px 0; box-shadow: 0 6px 6px -6px rgba(0, 0, 0, 0.25)}
 #control-bar > * {margin: 0}
 /* compact, so that stuck over a scrolled page it hides little of the panels: the presets on one line, small

@@ -10,6 +10,7 @@ from app import histogram
 from tests.helpers import EXAMPLES, shots, show_cat
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
 PANELS = ("#plain-panel img", "#ours-panel img")
 SLIDERS = ("#theta-mas", "#theta-pas", "#percentile")
 TOGGLES = ("#tap", "#nwc", "#pas")
@@ -157,3 +158,49 @@ def test_the_two_panels_pictures_start_at_one_height_when_a_title_wraps(open_pag
     (plain_top, plain_lines, _), (ours_top, ours_lines, _) = desktop.evaluate(measure)
     assert plain_lines >= 3 and ours_lines == 1
     assert abs(plain_top - ours_top) <= 1, (plain_top, ours_top)
+
+
+# the topmost element at the centre of each block title (outside the bar) that lies under the stuck control bar
+UNDER_THE_BAR = """() => {
+  const bar = document.querySelector('#control-bar').getBoundingClientRect();
+  const hits = [];
+  for (const title of document.querySelectorAll('[data-testid="block-label"]')) {
+    if (title.closest('#control-bar')) continue;
+    const box = title.getBoundingClientRect();
+    if (!box.width || !box.height) continue;
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    if (y <= bar.top || y >= bar.bottom || x <= bar.left || x >= bar.right) continue;
+    const before = title.style.pointerEvents;
+    title.style.pointerEvents = 'auto';  // Gradio's titles take no pointer events: elementFromPoint would look through
+    const top = document.elementFromPoint(x, y);
+    title.style.pointerEvents = before;
+    hits.push({title: title.innerText, covered: !!(top && top.closest('#control-bar'))});
+  }
+  return hits;
+}"""
+# how far to scroll the page for the "Photos" file input's title to sit in the middle of the stuck bar
+PHOTOS_UNDER_THE_BAR = """() => {
+  const titles = [...document.querySelectorAll('[data-testid="block-label"]')];
+  const title = titles.find((t) => t.innerText.trim() === 'Photos');
+  const bar = document.querySelector('#control-bar').getBoundingClientRect();
+  const box = title.getBoundingClientRect();
+  return box.top + box.height / 2 - (bar.top + bar.bottom) / 2;
+}"""
+
+
+def test_the_stuck_control_bar_covers_what_scrolls_under_it(open_page, tmp_path: Path) -> None:
+    """The sticky bar stays above every block that scrolls under it: Gradio draws block titles on layer 4 and their
+    buttons on layer 5, and the Evaluate tab's "Photos" / "Boxes CSV" titles showed through a bar on z-index 20."""
+    page = open_page()
+    page.get_by_role("tab", name="Evaluate").click()
+    expect(page.get_by_text("CAM-family methods to score too").first).to_be_visible()
+    page.mouse.move(700, 600)
+    for _ in range(5):  # a wheel scroll may land a few pixels off: correct it until the title is under the bar
+        if page.evaluate(f"({UNDER_THE_BAR})().some((hit) => hit.title.includes('Photos'))"):
+            break
+        page.mouse.wheel(0, page.evaluate(PHOTOS_UNDER_THE_BAR))
+        page.wait_for_timeout(300)
+    page.wait_for_function(f"({UNDER_THE_BAR})().some((hit) => hit.title.includes('Photos'))")
+    hits = page.evaluate(UNDER_THE_BAR)
+    page.screenshot(path=str(shots(tmp_path) / "bar_over_evaluate.png"))
+    assert all(hit["covered"] for hit in hits), hits
