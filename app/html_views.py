@@ -291,6 +291,7 @@ def compare_masks_html(
     plain: tuple[np.ndarray, str],
     ours: tuple[np.ndarray, str],
     boxes: list[tuple[np.ndarray, Colour]],
+    baseline: str = "plain CAM",
 ) -> str:
     """The main tab's masks: plain CAM's, the improved rule's, and what the second gains and loses over the
     first (with ``boxes``), from **one** inline picture of both masks (:func:`mask_codes_url`, a few kB) that
@@ -298,6 +299,7 @@ def compare_masks_html(
 
     Args:
         plain, ours: each rule's bool (H, W) mask and its title.
+        baseline: the blue map's name, which the gain / loss cell compares against (``"plain CAM"``, ``"Grad-CAM"``).
     """
     height, width = size
     (plain_mask, plain_title), (ours_mask, ours_title) = plain, ours
@@ -307,7 +309,7 @@ def compare_masks_html(
         f'<span style="font-size:0.8rem">{html.escape(title)}: {100 * mask.mean():.1f} % of pixels</span></div>'
         for mask, title, name in ((plain_mask, plain_title, "cam-mask-plain"), (ours_mask, ours_title, "cam-mask-ours"))
     )
-    cells += gain_loss_cell(photo_url, size, plain_mask, ours_mask, boxes, plain_title.removesuffix(", MaS"))
+    cells += gain_loss_cell(photo_url, size, plain_mask, ours_mask, boxes, baseline)
     codes = mask_codes_url(plain_mask, ours_mask)
     title = f"<figcaption {_CAPTION}>Foreground masks (dark: background)</figcaption>"
     return (

@@ -222,8 +222,13 @@ class Controls:
 
     @property
     def baseline(self) -> str:
-        """The blue panel's name: ``"plain CAM"``, or the method under MaS (``"Grad-CAM, MaS"``)."""
-        return "plain CAM" if self.method == "cam" else f"{self.method_label}, MaS"
+        """The blue panel's map: ``"plain CAM"``, or the method's (``"Grad-CAM"``)."""
+        return "plain CAM" if self.method == "cam" else self.method_label
+
+    @property
+    def baseline_rule(self) -> str:
+        """The blue panel's rule: ``"plain CAM, MaS"``, ``"Grad-CAM, MaS"``."""
+        return f"{self.baseline}, MaS"
 
     @property
     def name(self) -> str:

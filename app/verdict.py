@@ -18,7 +18,7 @@ def gt_verdict(name: str, iou_plain: float, iou_ours: float, baseline: str = "pl
     Args:
         name: the improved rule's name (``"NWC+PaS"``).
         iou_plain, iou_ours: each box's best IoU with the ground-truth boxes, in [0, 1].
-        baseline: the blue panel's name (``"plain CAM"``; ``"Grad-CAM, MaS"`` with another method).
+        baseline: the blue panel's map (``"plain CAM"``; ``"Grad-CAM"`` with another method).
 
     Returns:
         Markdown, e.g. ``"**NWC+PaS is worse than plain CAM on this photo:** IoU with the ground truth 0.17 vs 0.38

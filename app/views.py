@@ -24,8 +24,6 @@ from app.state import SmallLRU, analysis_key
 from cam_core.cam import Analysis
 from cam_core.family import IDENTITIES, NWC_UNDEFINED_WHY
 
-PLAIN_LABEL = "CAM, MaS"
-"""The blue box's label with plain CAM (another method: :func:`plain_label`)."""
 IDENTITY_TOLERANCE = 1e-4
 """A measured identity gap (:func:`cam_core.family.identity_gap`) below this is float32 noise: the identity holds."""
 COARSE_CELLS = 14  # a map with fewer cells a side is "coarse" in that line (7 x 7 at 224 px / stride 32)
@@ -152,7 +150,7 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
         *verdict.verdict_lines(name, payload, ex.ours.threshold, short, c.baseline),  # first: under the panels
         *filter(None, [method_line(ex), coincidence_line(ex, box_iou)]),
         resolution_line(ex),
-        f"**{c.baseline[0].upper()}{c.baseline[1:]} (blue box)**, {weights_note(ex, 'plain')}: "
+        f"**{_capital(c.baseline)} (blue box)**, {weights_note(ex, 'plain')}: "
         f"{'no NWC' if c.nwc_defined else 'NWC undefined'}; MaS threshold θ·max = {c.theta_mas:.2f} keeps "
         f"{100 * plain['foreground_fraction']:.1f} % of pixels; box {plain['box']}.",
         f"**{name} (green box)**, {weights_note(ex, 'ours')}: NWC {_nwc_state(c)}; {rule} keeps "
@@ -167,6 +165,11 @@ def caption(ex: Explanation, payload: dict[str, Any]) -> str:
     if "ground_truth" in payload:
         lines.append(ground_truth_line(payload["ground_truth"], name))
     return "\n\n".join(lines)
+
+
+def _capital(text: str) -> str:
+    """``"plain CAM"`` -> ``"Plain CAM"`` (only the first letter; ``"Grad-CAM"`` stays as it is)."""
+    return text[:1].upper() + text[1:]
 
 
 def _nwc_state(controls: Controls) -> str:
@@ -313,7 +316,7 @@ def histogram_lines(ex: Explanation) -> list[histogram.Line]:
 def histogram_maps(ex: Explanation) -> list[tuple[render.Colour, str]]:
     """The legend of the two histograms: the plain map's outline, the improved map's bars."""
     return [
-        (histogram.PLAIN_STEP, f"{ex.controls.baseline.removesuffix(', MaS')}'s map (outline)"),
+        (histogram.PLAIN_STEP, f"{ex.controls.baseline}'s map (outline)"),
         (histogram.OURS_BAR, f"{ex.controls.name}'s map (bars)"),
     ]
 
@@ -418,8 +421,7 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
     payload = explanation_json(ex, gt)
     return LocalizationViews(
         html_views.panel_html(
-            f"{'Plain CAM' if ex.controls.method == 'cam' else ex.controls.method_label} for “{target}” "
-            f"({ex.trained_with[0]}-trained weights), MaS box (blue)",
+            f"{_capital(ex.controls.baseline)} for “{target}” ({ex.trained_with[0]}-trained weights), MaS box (blue)",
             cached.photo_url,
             cached.plain_url,
             ex.display,
@@ -437,15 +439,16 @@ def localization_views(ex: Explanation, gt: np.ndarray | None) -> LocalizationVi
             cached.histogram,
             histogram_lines(ex),
             histogram_maps(ex),
-            f"Histograms of both maps (log scale): {ex.controls.baseline.removesuffix(', MaS')} outlined, {name} as "
-            "bars; each threshold on its own map",
+            f"Histograms of both maps (log scale): {ex.controls.baseline} outlined, {name} as bars; each threshold on "
+            "its own map",
         ),
         html_views.compare_masks_html(
             cached.photo_url,
             ex.display,
-            (ex.plain.mask, f"{ex.controls.baseline.removesuffix(', MaS')}, MaS"),
+            (ex.plain.mask, ex.controls.baseline_rule),
             (ex.ours.mask, name),
             [(ex.plain.box, render.PLAIN_COLOUR), (ex.ours.box, render.OURS_COLOUR)],
+            ex.controls.baseline,
         ),
         caption(ex, payload),
         payload,

@@ -79,9 +79,8 @@ def render_crf(request: ViewRequest, params: CrfParams, progress: gr.Progress = 
         raise cam_core.CrfUnavailableError("Dense CRF is unavailable here: " + crf._INSTALL_HINT)
     ex = explain_request(request)
     rows, lines = [], []
-    blue = "plain CAM, MaS" if ex.controls.method == "cam" else ex.controls.baseline
     for step, (label, loc, colour) in enumerate(
-        ((blue, ex.plain, render.PLAIN_COLOUR), (ex.controls.name, ex.ours, render.OURS_COLOUR))
+        ((ex.controls.baseline_rule, ex.plain, render.PLAIN_COLOUR), (ex.controls.name, ex.ours, render.OURS_COLOUR))
     ):
         progress((step, 2), desc=f"CRF {step + 1}/2: {label}", unit="masks")
         refined = crf.refine_mask(ex.photo, loc.heatmap, loc.threshold, params, runner=mean_field_in_worker)
