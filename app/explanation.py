@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -207,21 +207,30 @@ def localized(
     return LOCALIZED.get_or_make(key, make)
 
 
+class MethodMaps(NamedTuple):
+    """A CAM-family method's maps of one analysis and class, and their identity gap with CAM (``None``: the method
+    has none, :data:`cam_core.family.IDENTITIES`), measured once with them."""
+
+    maps: FamilyMaps
+    identity_gap: float | None
+
+
 FAMILY_MAPS: SmallLRU = SmallLRU(64)
 """Each CAM-family method's maps per (photo, analysis, class, method), read-only: 2 x (h, w) float32 an entry (6 kB at
 448 / 16). Computed once in the queue (:func:`method_maps`); a slider move only reads them."""
 
 
-def method_maps(session: Session, model: str, analysis: Analysis, class_index: int, method: str) -> FamilyMaps:
+def method_maps(session: Session, model: str, analysis: Analysis, class_index: int, method: str) -> MethodMaps:
     """``method``'s maps (with and without NWC) of ``analysis`` (the session's photo under menu value ``model``) for
     one class: the model's head alone, forward and backward, on the analysis's cached final features
-    (:func:`cam_core.family.family_maps`; no backbone pass), then cached in :data:`FAMILY_MAPS`.
+    (:func:`cam_core.family.family_maps`; no backbone pass), and their identity gap with CAM
+    (:func:`cam_core.family.identity_gap`), then cached in :data:`FAMILY_MAPS`.
 
     Raises:
         NotCached: in an unqueued event (:func:`app.state.cache_only`): the queue computes them.
     """
 
-    def make() -> FamilyMaps:
+    def make() -> MethodMaps:
         if CACHE_ONLY_FLAG.get():
             raise NotCached(f"no {method} map of this photo and class yet")
         loaded = get_model(analysis_model(session, model), session.resolution.output_stride)
@@ -229,7 +238,8 @@ def method_maps(session: Session, model: str, analysis: Analysis, class_index: i
         for array in (maps.plain, maps.nwc):
             if array is not None:
                 array.setflags(write=False)
-        return maps
+        gap = identity_gap(analysis, maps.plain, class_index, method) if method in IDENTITIES else None
+        return MethodMaps(maps, gap)
 
     return FAMILY_MAPS.get_or_make((session.image_hash, analysis_key(analysis), class_index, method), make)
 
@@ -255,10 +265,8 @@ def explain_arrays(session: Session, class_choice: Any, controls: Controls) -> E
     method, gap = controls.method, None
     plain_maps = ours_maps = None
     if method != "cam":  # both panels threshold the method's map (one head pass per analysis and class, cached)
-        plain_maps = method_maps(session, session.model, plain_analysis, class_index, method)
-        ours_maps = plain_maps if ours_analysis is plain_analysis else (
-            method_maps(session, ours_model, ours_analysis, class_index, method))  # fmt: skip
-        gap = identity_gap(plain_analysis, plain_maps.plain, class_index, method) if method in IDENTITIES else None
+        plain_maps, gap = method_maps(session, session.model, plain_analysis, class_index, method)
+        ours_maps = method_maps(session, ours_model, ours_analysis, class_index, method).maps
     plain = localized(session.image_hash, plain_analysis, class_index, plain_config, display, plain_maps, method)
     ours = localized(session.image_hash, ours_analysis, class_index, ours_config, display, ours_maps, method)
     # PaS: the P_p its threshold used (8-bit map, as the threshold); MaS: the histogram still marks P_p

@@ -187,9 +187,10 @@ def _method_heatmap(loaded: LoadedModel, analysis: Analysis, label: int, method:
     if method == "cam":
         return heatmap(analysis, label, nwc, size=analysis.image_size)
     maps = family_maps(loaded, analysis.feature_maps, label, method)  # (h, w) each
-    if nwc and maps.nwc is None:
+    raw = maps.nwc if nwc else maps.plain
+    if raw is None:
         raise ParameterError(f"NWC is undefined for {method}")
-    return normalize(upsample(maps.nwc if nwc and maps.nwc is not None else maps.plain, analysis.image_size))
+    return normalize(upsample(raw, analysis.image_size))
 
 
 def _load_batch(
