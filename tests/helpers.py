@@ -8,6 +8,7 @@ Test modules import from here (and from ``tests/bad_inputs.py``), never from one
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -186,3 +187,39 @@ def check_labels_apart(boxes: list[np.ndarray], rects: list[Any], picture: tuple
         for box in boxes:
             for edge in render._edges(box, stroke):
                 assert not render._overlap(rect, edge), (rect, box)  # no edge cuts a label
+
+
+def call(http: Any, name: str, data: list[Any]) -> tuple[str, Any]:
+    """``POST /gradio_api/call/<name>`` then read its event stream: ``("complete" | "error", payload)``."""
+    response = http.post(f"/gradio_api/call/{name}", json={"data": data})
+    assert response.status_code == 200, response.text
+    stream = http.get(f"/gradio_api/call/{name}/{response.json()['event_id']}").text
+    kind = "error" if "event: error" in stream else "complete"
+    payload = json.loads(stream.rsplit("data:", 1)[1])
+    return kind, payload["error"] if kind == "error" and isinstance(payload, dict) else payload
+
+
+def fn_index(demo: Any, api_name: str) -> int:
+    config = demo.get_config_file()
+    return next(i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name") == api_name)
+
+
+def queue_join(http: Any, demo: Any, api_name: str, data: list[Any]) -> dict[str, Any]:
+    """What the page itself does: ``queue/join`` with an ``fn_index``, then the session's event stream; the event's
+    ``output``. A join refused because this address's previous long job is still held (it leaves the queue just
+    after its answer) is sent again, as the refusal asks, for at most 120 s."""
+    from app import fair_queue
+
+    session = os.urandom(8).hex()
+    body = {"data": data, "fn_index": fn_index(demo, api_name), "session_hash": session}
+    deadline = time.monotonic() + 120
+    response = http.post("/gradio_api/queue/join", json=body)
+    while response.status_code == 429 and fair_queue.ONE_LONG_JOB in response.text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        response = http.post("/gradio_api/queue/join", json=body)
+    assert response.status_code == 200, response.text
+    with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and "process_completed" in line:
+                return dict(json.loads(line[5:])["output"])
+    raise AssertionError("no process_completed message")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from app import (
     api,
 )
 from app.inputs import CONTROL_FIELDS, DEFAULT_RESOLUTION, Controls
+from tests.helpers import call
 
 FROZEN = ("image", "model", "class_name", "theta_mas", "theta_pas", "percentile", "tap", "nwc", "pas",
           "input_size", "output_stride", "method")  # fmt: skip
@@ -127,15 +127,6 @@ def test_bad_input_gets_the_message_not_a_stack_trace(client: Client, tmp_path: 
     assert client.predict(handle_file(str(CAT)), api_name="/explain")[0]["class"]["index"] == 285  # still serving
 
 
-def _raw_explain(http: Any, data: list[Any]) -> tuple[str, Any]:
-    """``/explain`` over raw HTTP (``POST /gradio_api/call/explain``, then its event stream)."""
-    response = http.post("/gradio_api/call/explain", json={"data": data})
-    assert response.status_code == 200, response.text
-    stream = http.get(f"/gradio_api/call/explain/{response.json()['event_id']}").text
-    kind = "error" if "event: error" in stream else "complete"
-    return kind, json.loads(stream.rsplit("data:", 1)[1])
-
-
 def test_method_is_appended_last_and_old_raw_calls_get_plain_cam(http: Any) -> None:
     """Issue #25: ``method`` is the 12th parameter. An 11-value call (from before it) still gets plain CAM; naming
     Grad-CAM thresholds its map on both panels and reports its identity with CAM measured on the photo; a method
@@ -143,16 +134,16 @@ def test_method_is_appended_last_and_old_raw_calls_get_plain_cam(http: Any) -> N
     (path,) = http.post("/gradio_api/upload", files={"files": ("cat.jpg", Path(CAT).read_bytes())}).json()
     photo = {"path": path, "meta": {"_type": "gradio.FileData"}}
     old = [photo, "tf_efficientnet_lite0", "", 0.2, 0.35, 90, False, True, True, 448, 16]
-    kind, (payload, *_) = _raw_explain(http, old)
+    kind, (payload, *_) = call(http, "explain", old)
     assert kind == "complete" and payload["method"]["name"] == "cam" and payload["ours"]["method"] == "cam"
-    kind, (grad, *_) = _raw_explain(http, [*old, "gradcam"])
+    kind, (grad, *_) = call(http, "explain", [*old, "gradcam"])
     assert kind == "complete"
     assert grad["method"]["label"] == "Grad-CAM" and grad["plain"]["method"] == grad["ours"]["method"] == "gradcam"
     assert grad["method"]["identity"]["equals_on_a_gap_linear_head"] == "ReLU(CAM) / (h w)"
     assert grad["method"]["identity"]["max_relative_gap"] < 1e-4  # the default model's head is GAP + linear
     assert grad["class"] == payload["class"]  # same forward pass, same prediction
-    kind, (layer, *_) = _raw_explain(http, [*old, "layercam"])
+    kind, (layer, *_) = call(http, "explain", [*old, "layercam"])
     assert kind == "complete" and layer["method"]["nwc_defined"] is False and layer["ours"]["modules"] == ["PaS"]
     for hostile in ("scorecam", "../cam", None, 3, {"path": "/etc/passwd"}):
-        kind, message = _raw_explain(http, [*old, hostile])
+        kind, message = call(http, "explain", [*old, hostile])
         assert kind == "error" and "`method` must be one of" in str(message), hostile

@@ -32,7 +32,7 @@ from app.tabs import crf as crf_tab
 from app.tabs import evaluate as ev
 from app.tabs import segmentation as segmentation_tab
 from app.tabs.segmentation import ID as SEGMENT_TAB
-from tests.helpers import ROOT
+from tests.helpers import ROOT, call, queue_join
 
 CAT = ROOT / "assets" / "examples" / "cat.jpg"
 MODEL = cam_core.DEFAULT_MODEL
@@ -40,33 +40,6 @@ CONTROLS = [0.2, 0.35, 90, False, True, True]  # /explain's six controls (method
 RESOLUTION = inputs.DEFAULT_RESOLUTION.value  # the Resolution menu's value, "448/16"
 SIZE_STRIDE = [448, 16]  # /explain's input_size, output_stride: raw HTTP sends every input (the clients fill defaults)
 RAW_RENDER = event(compare.render_localization, VIEW)  # what Gradio calls: raw values, checked where they enter
-
-
-def call(http: httpx.Client, name: str, data: list[Any]) -> tuple[str, Any]:
-    """``POST /gradio_api/call/<name>`` then read its event stream: ``("complete" | "error", payload)``."""
-    response = http.post(f"/gradio_api/call/{name}", json={"data": data})
-    assert response.status_code == 200, response.text
-    stream = http.get(f"/gradio_api/call/{name}/{response.json()['event_id']}").text
-    kind = "error" if "event: error" in stream else "complete"
-    payload = json.loads(stream.rsplit("data:", 1)[1])
-    return kind, payload["error"] if kind == "error" and isinstance(payload, dict) else payload
-
-
-def fn_index(demo: Any, api_name: str) -> int:
-    config = demo.get_config_file()
-    return next(i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name") == api_name)
-
-
-def queue_join(http: httpx.Client, demo: Any, api_name: str, data: list[Any]) -> dict[str, Any]:
-    """What the page itself does: ``queue/join`` with an ``fn_index``, then the session's event stream."""
-    session = os.urandom(8).hex()
-    body = {"data": data, "fn_index": fn_index(demo, api_name), "session_hash": session}
-    assert http.post("/gradio_api/queue/join", json=body).status_code == 200
-    with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:") and "process_completed" in line:
-                return json.loads(line[5:])["output"]
-    raise AssertionError("no process_completed message")
 
 
 # ------------------------------------------------------------------ item 1: no server file is reachable

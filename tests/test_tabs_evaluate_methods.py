@@ -3,9 +3,6 @@ under the same rules as plain CAM, in the same table and JSON as ``python -m cam
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +12,12 @@ import pytest
 from PIL import Image
 
 import cam_core
-from app import fair_queue
 from app.models import Resolution
 from app.state import get_model
 from app.tabs import evaluate as ev
 from cam_core.datasets import read_boxes_csv
 from cam_core.evaluate import default_configs, evaluate
-from tests.helpers import shots
+from tests.helpers import queue_join, shots
 
 MODEL = cam_core.DEFAULT_MODEL
 QUIET = {"progress": lambda *a, **k: None}
@@ -114,35 +110,16 @@ def test_hostile_methods_are_refused_before_any_work(value: Any, monkeypatch: py
         ev.run_examples(MODEL, "224/32", value, **QUIET)
 
 
-def _queue_join(http: httpx.Client, demo: Any, api_name: str, data: list[Any]) -> dict[str, Any]:
-    """What the page does: ``queue/join`` with the event's ``fn_index``, then the session's event stream."""
-    config = demo.get_config_file()
-    index = next(i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name") == api_name)
-    session = os.urandom(8).hex()
-    body = {"data": data, "fn_index": index, "session_hash": session}
-    deadline = time.monotonic() + 120
-    response = http.post("/gradio_api/queue/join", json=body)
-    while response.status_code == 429 and fair_queue.ONE_LONG_JOB in response.text and time.monotonic() < deadline:
-        time.sleep(0.2)  # this address's previous long job is still held (it leaves the queue after its answer)
-        response = http.post("/gradio_api/queue/join", json=body)
-    assert response.status_code == 200, response.text
-    with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:") and "process_completed" in line:
-                return dict(json.loads(line[5:])["output"])
-    raise AssertionError("no process_completed message")
-
-
 @pytest.mark.slow
 def test_hostile_methods_over_raw_http(demo: Any, http: httpx.Client) -> None:
     """The events are private to the page's API view, not to HTTP: the same refusals reach a raw client, and a
     good value works there too (both Evaluate buttons)."""
     for value in ("gradcam", 5, ["gradcam", "gradcam"], ["cam"], {"a": 1}):
-        said = _queue_join(http, demo, "run_examples", [MODEL, "224/32", value])
+        said = queue_join(http, demo, "run_examples", [MODEL, "224/32", value])
         assert "`methods` " in str(said.get("error")), said
-    said = _queue_join(http, demo, "run_evaluation", [None, None, None, MODEL, "224/32", ["nope"]])
+    said = queue_join(http, demo, "run_evaluation", [None, None, None, MODEL, "224/32", ["nope"]])
     assert "`methods` must hold only values of" in str(said.get("error")), said
-    good = _queue_join(http, demo, "run_examples", [MODEL, "224/32", ["xgradcam"]])
+    good = queue_join(http, demo, "run_examples", [MODEL, "224/32", ["xgradcam"]])
     assert list(good["data"][3]["configs"])[4:] == ["xgradcam", "xgradcam+pas", "xgradcam+nwc", "xgradcam+nwc+pas"]
 
 
@@ -158,7 +135,7 @@ def test_an_uploaded_set_with_a_method_over_raw_http(demo: Any, http: httpx.Clie
     """The uploaded set's event takes raw values (``preprocess=False``): the page's FileData lists still work."""
     photo = _upload(http, "cat.jpg", (ev.EXAMPLES / "cat.jpg").read_bytes())
     csv = _upload(http, "boxes.csv", b"filename,class_index,x0,y0,x1,y1\ncat.jpg,285,20,0,450,299\n")
-    said = _queue_join(http, demo, "run_evaluation", [[photo], csv, None, MODEL, "224/32", ["gradcampp"]])
+    said = queue_join(http, demo, "run_evaluation", [[photo], csv, None, MODEL, "224/32", ["gradcampp"]])
     assert "data" in said, said
     payload = said["data"][3]
     assert payload["n_images"] == 1 and list(payload["configs"]) == [*PLAIN, "gradcampp", "gradcampp+pas"]
