@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 from cam_core.cam import analyze
-from cam_core.datasets import read_boxes_csv
+from cam_core.datasets import Sample, read_boxes_csv
 from cam_core.evaluate import default_configs, evaluate
 from cam_core.evaluate.bootstrap import hits_array, paired_difference, resample_counts
 from cam_core.family import METHODS, NWC_DEFINED, family_maps
 from cam_core.image import load_image
-from cam_core.models import DEFAULT_MODEL, load_model
+from cam_core.models import DEFAULT_MODEL, LoadedModel, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"
@@ -50,10 +50,8 @@ def config_name(method: str, rule: str = "") -> str:
     return f"{method}+{rule}" if rule else method
 
 
-def run_methods(args: argparse.Namespace) -> dict[str, Any]:
+def run_methods(args: argparse.Namespace, loaded: LoadedModel, samples: list[Sample]) -> dict[str, Any]:
     """Evaluate every method on the same photos; return accuracies, hits (bool (N, D, T)) and images/s."""
-    loaded = load_model(args.model or DEFAULT_MODEL, output_stride=args.output_stride, input_size=args.input_size)
-    samples = read_boxes_csv(args.boxes, args.images)[: args.limit]
     accuracy: dict[str, float] = {}
     hits: dict[str, np.ndarray] = {}
     speed: dict[str, dict[str, float]] = {}
@@ -77,12 +75,10 @@ def run_methods(args: argparse.Namespace) -> dict[str, Any]:
     return {"n_images": len(files or []), "accuracy": accuracy, "hits": hits, "speed": speed}
 
 
-def head_cost(args: argparse.Namespace, photos: int = 10, repeats: int = 5) -> dict[str, float]:
+def head_cost(loaded: LoadedModel, samples: list[Sample], repeats: int = 5) -> dict[str, float]:
     """Median milliseconds of one plain-CAM ``analyze`` (the backbone's forward) and of one family map from its
-    cached features (:func:`cam_core.family.family_maps`: the head alone, forward and backward), over the first
-    ``photos`` photos, each timed ``repeats`` times in this one run; the ratio is what a method adds to a photo."""
-    loaded = load_model(args.model or DEFAULT_MODEL, output_stride=args.output_stride, input_size=args.input_size)
-    samples = read_boxes_csv(args.boxes, args.images)[:photos]
+    cached features (:func:`cam_core.family.family_maps`: the head alone, forward and backward), over ``samples``,
+    each timed ``repeats`` times in this one run; the ratio is what a method adds to a photo."""
     times: dict[str, list[float]] = {"analyze": [], **{m: [] for m in METHODS}}
     for sample in samples:
         image = load_image(sample.path)
@@ -160,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images and --boxes are required (unless --quick)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = run_methods(args)
+    loaded = load_model(args.model or DEFAULT_MODEL, output_stride=args.output_stride, input_size=args.input_size)
+    samples = read_boxes_csv(args.boxes, args.images)[: args.limit]
+    run = run_methods(args, loaded, samples)
     summary = {
         "model": args.model or DEFAULT_MODEL, "input_size": args.input_size,
         "output_stride": args.output_stride, "n_images": run["n_images"], "accuracy": run["accuracy"],
         "speed": run["speed"], "torch_threads": torch.get_num_threads(), "nwc_defined": sorted(NWC_DEFINED),
         "comparisons": comparisons(run["hits"], args.resamples, args.seed), "resamples": args.resamples,
-        "head_ms": head_cost(args, photos=2 if args.quick else 10, repeats=3 if args.quick else 5),
+        "head_ms": head_cost(loaded, samples[: 2 if args.quick else 10], repeats=3 if args.quick else 5),
     }  # fmt: skip
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
